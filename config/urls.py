@@ -1,0 +1,21 @@
+"""URL routes: the web pages, the REST API under /api/, /admin/ for superusers and the read-only
+auditor site under /audit/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
+
+from incidents.audit_site import audit_site
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="incidents:incident_list", permanent=False)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("incidents/", include("incidents.urls")),
+    path("api/", include("incidents.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("admin/", admin.site.urls),
+    path("audit/", audit_site.urls),
+]

@@ -1,0 +1,35 @@
+"""API permissions: model permissions for every method, reads included.
+
+A user who may not view a model gets 404 for its objects (they are invisible) and 403 for its
+list; a user who may view but not write gets 403 on writes (DESIGN.md section 6).
+"""
+
+from django.http import Http404
+from rest_framework.permissions import DjangoModelPermissions
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """``DjangoModelPermissions`` that also requires ``view_<model>`` for safe methods."""
+
+    perms_map = {
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "POST": ["%(app_label)s.add_%(model_name)s"],
+        "PUT": ["%(app_label)s.change_%(model_name)s"],
+        "PATCH": ["%(app_label)s.change_%(model_name)s"],
+        "DELETE": ["%(app_label)s.delete_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        queryset = self._queryset(view)
+        view_permission = "%s.view_%s" % (queryset.model._meta.app_label, queryset.model._meta.model_name)
+        if view.kwargs.get(getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")):
+            if not request.user.has_perm(view_permission):
+                raise Http404
+        required = getattr(view, "required_permissions", {}).get(request.method)
+        if required is not None:
+            return request.user.has_perms(required)
+        return super().has_permission(request, view)

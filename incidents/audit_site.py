@@ -1,0 +1,3 @@
+from django.contrib.admin import AdminSite
+
+audit_site = AdminSite(name="audit")

@@ -1,0 +1,490 @@
+"""The incident register: customers and their contacts, products, the sub-processor register, the
+incident with its lifecycle, the customers it affects, and the tamper-evident audit trail.
+
+All instants are timezone-aware and stored in UTC (fields ending in ``_at``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+
+class Customer(models.Model):
+    """A customer of the organisation: the controller whose personal data we process.
+
+    ``notification_window_hours`` is the customer's contractual window for our initial notice
+    after declaration (hours of elapsed time, 1 to 72; our policy commitment is 72).
+    """
+
+    name = models.CharField(max_length=200)
+    account_reference = models.CharField(max_length=64, unique=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code.")
+    preferred_language = models.CharField(max_length=8, default="en")
+    notification_window_hours = models.PositiveSmallIntegerField(
+        default=72, validators=[MinValueValidator(1), MaxValueValidator(72)]
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.account_reference})"
+
+
+class Contact(models.Model):
+    """A person at a customer whom we notify. Customers keep their contacts correct."""
+
+    class Role(models.TextChoices):
+        ADMINISTRATIVE = "administrative", "Administrative"
+        TECHNICAL = "technical", "Technical"
+        PRIVACY = "privacy", "Privacy / data protection officer"
+        OTHER = "other", "Other"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    language = models.CharField(
+        max_length=8, blank=True, help_text="Empty: the customer's preferred language."
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ADMINISTRATIVE)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["customer_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "email"], name="incidents_contact_unique_email_per_customer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+class Product(models.Model):
+    """A product, service or application that may be involved in a breach."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Supplier(models.Model):
+    """An entry of the sub-processor register (GDPR Art. 28(2) and (4))."""
+
+    name = models.CharField(max_length=200, unique=True)
+    services = models.TextField(blank=True, help_text="What the supplier does for us.")
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code.")
+    contact = models.TextField(blank=True, help_text="Who to reach at the supplier, and how.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DataCategory(models.TextChoices):
+    """Categories of personal data involved in a breach (GDPR Art. 9 and 10 name the special ones)."""
+
+    IDENTITY = "identity", "Identity and contact details"
+    GOVERNMENT_IDENTIFIER = "government_identifier", "Government identifiers"
+    FINANCIAL = "financial", "Financial (bank account) data"
+    PAYMENT_CARD = "payment_card", "Payment card data"
+    CREDENTIALS = "credentials", "Credentials"
+    HEALTH = "health", "Health data"
+    SPECIAL_CATEGORY = "special_category", "Other special categories (Art. 9)"
+    CRIMINAL = "criminal", "Criminal convictions and offences (Art. 10)"
+    BEHAVIOURAL = "behavioural", "Behavioural and location data"
+    COMMUNICATIONS = "communications", "Content of communications"
+    EMPLOYMENT = "employment", "Employment data"
+    CUSTOMER_SUPPLIED = "customer_supplied", "Support or consulting data supplied by customers"
+    OTHER = "other", "Other personal data"
+
+
+class IncidentState(models.TextChoices):
+    """Lifecycle states; the values are an API contract (DESIGN.md section 2)."""
+
+    DETECTED = "detected", "Detected"
+    TRIAGED = "triaged", "Triaged"
+    DECLARED = "declared", "Declared"
+    NOTIFIED = "notified", "Notified"
+    POST_MORTEM = "post_mortem", "Post-mortem"
+    CLOSED = "closed", "Closed"
+    OUT_OF_SCOPE = "out_of_scope", "Out of scope"
+    CUSTOMER_EVENT = "customer_event", "Customer-driven event"
+
+
+#: Transition name -> permission codename (app label ``incidents``) that allows it.
+TRANSITION_PERMISSIONS: dict[str, str] = {
+    "triage": "incidents.triage_incident",
+    "rule_out_of_scope": "incidents.rule_incident_out_of_scope",
+    "classify_as_customer_event": "incidents.classify_incident_as_customer_event",
+    "declare": "incidents.declare_incident",
+    "mark_notified": "incidents.mark_incident_notified",
+    "begin_post_mortem": "incidents.begin_incident_post_mortem",
+    "close": "incidents.close_incident",
+}
+
+
+class Incident(ConcurrentTransitionMixin, models.Model):
+    """A suspected or declared personal data breach, from first signal to closed post-mortem.
+
+    ``state`` is protected: it changes only through the transition methods below, which are
+    called by the service functions in ``incidents.services`` (never directly by views).
+    Transition methods only change fields; their guards are ``incidents.lifecycle.missing_for``.
+    ``ConcurrentTransitionMixin`` (which includes ``FSMModelMixin``) refuses to save a state
+    change over a state that changed since the row was read.
+    """
+
+    class DetectionSource(models.TextChoices):
+        AUTOMATED_ALERT = "automated_alert", "Automated alert"
+        CUSTOMER_REPORT = "customer_report", "Customer report"
+        EXTERNAL_REPORT = "external_report", "External report"
+        STAFF_ESCALATION = "staff_escalation", "Staff escalation"
+        VULNERABILITY_REPORT = "vulnerability_report", "Vulnerability report"
+
+    class Scenario(models.TextChoices):
+        MISDIRECTED_COMMUNICATION = "misdirected_communication", "Misdirected communication"
+        LOST_OR_STOLEN_DEVICE = "lost_or_stolen_device", "Lost or stolen device"
+        MALICIOUS_INSIDER = "malicious_insider", "Malicious insider"
+        UNAUTHORISED_ACCESS = "unauthorised_access", "Unauthorised access"
+        MALWARE_OR_RANSOMWARE = "malware_or_ransomware", "Malware or ransomware"
+        ACCIDENTAL_PUBLICATION = "accidental_publication", "Accidental publication"
+        SUPPLIER_BREACH = "supplier_breach", "Supplier breach"
+        CUSTOMER_SUPPLIED_SENSITIVE_DATA = (
+            "customer_supplied_sensitive_data",
+            "Customer-supplied sensitive data",
+        )
+        OTHER = "other", "Other"
+
+    class Severity(models.TextChoices):
+        """Bands of the ENISA severity methodology (2013)."""
+
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+        VERY_HIGH = "very_high", "Very high"
+
+    class Malicious(models.TextChoices):
+        YES = "yes", "Yes"
+        NO = "no", "No"
+        UNKNOWN = "unknown", "Unknown"
+
+    class DatePrecision(models.TextChoices):
+        """How much of a date is known; a missing day or month is approximate, not invented."""
+
+        YEAR = "year", "Year only"
+        MONTH = "month", "Year and month"
+        DAY = "day", "Exact day"
+
+    class OutOfScopeCategory(models.TextChoices):
+        POLICY_QUESTION = "policy_question", "General question about data-protection policies"
+        DATA_SUBJECT_REQUEST = "data_subject_request", "Data subject request"
+        OPT_OUT_REQUEST = "opt_out_request", "Opt-out request"
+        PRODUCT_FEEDBACK = "product_feedback", "Product wish or bug unrelated to data protection"
+        NO_CUSTOMER_DATA = "no_customer_data", "Incident involving no customer data"
+        FRAUD_AGAINST_ORGANISATION = "fraud_against_organisation", "Fraud against the organisation"
+
+    reference = models.CharField(max_length=20, unique=True, null=True, editable=False)
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    detection_source = models.CharField(max_length=32, choices=DetectionSource.choices)
+    detected_at = models.DateTimeField(null=True, blank=True, help_text="Unknown: empty.")
+    occurred_on = models.DateField(null=True, blank=True)
+    occurred_on_precision = models.CharField(
+        max_length=5, choices=DatePrecision.choices, blank=True
+    )
+    reported_by = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_incidents",
+    )
+    state = FSMField(
+        max_length=20, choices=IncidentState.choices, default=IncidentState.DETECTED, protected=True
+    )
+    scenario = models.CharField(max_length=40, choices=Scenario.choices, null=True, blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, null=True, blank=True)
+    malicious = models.CharField(max_length=7, choices=Malicious.choices, null=True, blank=True)
+    is_drill = models.BooleanField(default=False)
+
+    # The breach fields that customer notices are built from.
+    nature_of_breach = models.TextField(blank=True)
+    mitigation_measures = models.TextField(blank=True)
+    products = models.ManyToManyField(Product, blank=True, related_name="incidents")
+    exposure_started_at = models.DateTimeField(null=True, blank=True)
+    exposure_ended_at = models.DateTimeField(null=True, blank=True)
+    records_affected = models.PositiveBigIntegerField(null=True, blank=True)
+    records_affected_is_estimate = models.BooleanField(default=False)
+    data_categories = models.JSONField(
+        null=True, blank=True, help_text="List of DataCategory values; empty: unknown."
+    )
+    sub_processor = models.ForeignKey(
+        Supplier, null=True, blank=True, on_delete=models.PROTECT, related_name="incidents"
+    )
+    sub_processor_details = models.TextField(blank=True)
+
+    # Scope decision (the triage exits).
+    out_of_scope_category = models.CharField(
+        max_length=32, choices=OutOfScopeCategory.choices, blank=True
+    )
+    scope_rationale = models.TextField(blank=True)
+    customer_informed_at = models.DateTimeField(null=True, blank=True)
+
+    triaged_at = models.DateTimeField(null=True, blank=True)
+    declared_at = models.DateTimeField(null=True, blank=True)
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    notified_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    # Imported incidents: the source's identifier (the idempotency key) and the whole record.
+    external_reference = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    source_record = models.JSONField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("triage_incident", "Can triage an incident"),
+            ("rule_incident_out_of_scope", "Can rule an incident out of scope"),
+            ("classify_incident_as_customer_event", "Can classify as a customer-driven event"),
+            ("declare_incident", "Can declare a personal data breach"),
+            ("mark_incident_notified", "Can mark an incident notified (system)"),
+            ("begin_incident_post_mortem", "Can begin an incident's post-mortem"),
+            ("close_incident", "Can close an incident"),
+        ]
+        indexes = [
+            # The incident list: newest first, keyset-paginated.
+            models.Index(fields=["-created_at", "-id"], name="incidents_incident_recent"),
+            models.Index(fields=["state", "-created_at"], name="incidents_incident_state"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(exposure_ended_at__isnull=True)
+                | Q(exposure_started_at__isnull=True)
+                | Q(exposure_ended_at__gte=models.F("exposure_started_at")),
+                name="incidents_incident_exposure_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference or 'new'}: {self.title}"
+
+    @property
+    def exposure_duration(self) -> timedelta | None:
+        """How long personal data was exposed (``timedelta``), or ``None`` when either end is
+        unknown."""
+        if self.exposure_started_at and self.exposure_ended_at:
+            return self.exposure_ended_at - self.exposure_started_at
+        return None
+
+    # Lifecycle (DESIGN.md section 2). Guards live in incidents.lifecycle; services check them
+    # first to name missing fields, and the conditions here make the table self-enforcing.
+
+    @transition(
+        field=state,
+        source=IncidentState.DETECTED,
+        target=IncidentState.TRIAGED,
+        permission=TRANSITION_PERMISSIONS["triage"],
+        conditions=[lambda self: not _missing(self, "triage")],
+    )
+    def triage(self, *, at) -> None:
+        self.triaged_at = at
+
+    @transition(
+        field=state,
+        source=[IncidentState.DETECTED, IncidentState.TRIAGED],
+        target=IncidentState.OUT_OF_SCOPE,
+        permission=TRANSITION_PERMISSIONS["rule_out_of_scope"],
+        conditions=[lambda self: not _missing(self, "rule_out_of_scope")],
+    )
+    def rule_out_of_scope(self, *, at) -> None:
+        self.closed_at = at
+
+    @transition(
+        field=state,
+        source=[IncidentState.DETECTED, IncidentState.TRIAGED],
+        target=IncidentState.CUSTOMER_EVENT,
+        permission=TRANSITION_PERMISSIONS["classify_as_customer_event"],
+        conditions=[lambda self: not _missing(self, "classify_as_customer_event")],
+    )
+    def classify_as_customer_event(self, *, at) -> None:
+        self.closed_at = at
+
+    @transition(
+        field=state,
+        source=IncidentState.TRIAGED,
+        target=IncidentState.DECLARED,
+        permission=TRANSITION_PERMISSIONS["declare"],
+        conditions=[lambda self: not _missing(self, "declare")],
+    )
+    def declare(self, *, at, by) -> None:
+        self.declared_at = at
+        self.declared_by = by
+
+    @transition(
+        field=state,
+        source=IncidentState.DECLARED,
+        target=IncidentState.NOTIFIED,
+        permission=TRANSITION_PERMISSIONS["mark_notified"],
+        conditions=[lambda self: not _missing(self, "mark_notified")],
+    )
+    def mark_notified(self, *, at) -> None:
+        self.notified_at = at
+
+    @transition(
+        field=state,
+        source=IncidentState.NOTIFIED,
+        target=IncidentState.POST_MORTEM,
+        permission=TRANSITION_PERMISSIONS["begin_post_mortem"],
+    )
+    def begin_post_mortem(self, *, at) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=IncidentState.POST_MORTEM,
+        target=IncidentState.CLOSED,
+        permission=TRANSITION_PERMISSIONS["close"],
+        conditions=[lambda self: not _missing(self, "close")],
+    )
+    def close(self, *, at) -> None:
+        self.closed_at = at
+
+
+def _missing(incident: Incident, transition_name: str) -> list[str]:
+    from incidents.lifecycle import missing_for
+
+    return missing_for(incident, transition_name)
+
+
+class AffectedCustomer(models.Model):
+    """A customer whose personal data is involved in an incident.
+
+    ``initial_notice_settled_at`` is set by the notification system when this customer's initial
+    notice has been delivered, or recorded as undeliverable; ``mark_notified`` waits for it.
+    """
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="affected_customers"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="incidents")
+    added_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    records_affected = models.PositiveBigIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    initial_notice_settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident_id", "customer__name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "customer"], name="incidents_affectedcustomer_unique_pair"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} in {self.incident.reference}"
+
+
+class AuditEvent(models.Model):
+    """One entry of an incident's append-only, hash-chained audit trail.
+
+    Written by the service functions in the same transaction as the change they record. Each
+    incident has its own chain: ``sequence`` counts from 1 and ``hash`` is SHA-256 over the
+    previous row's hash and this row's content (see ``compute_hash``), so a row changed, removed
+    or inserted behind the application's back is detected by ``incidents.audit.verify_chain``.
+    Appends are serialised by the row lock the services hold on the incident.
+    """
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="audit_events")
+    sequence = models.PositiveIntegerField()
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150, blank=True, help_text="Empty: the system.")
+    verb = models.CharField(max_length=64)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["incident_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "sequence"], name="incidents_auditevent_unique_sequence"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.verb}"
+
+    GENESIS_HASH = "0" * 64
+
+    def compute_hash(self) -> str:
+        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
+        content: dict[str, Any] = {
+            "incident": self.incident_id,
+            "sequence": self.sequence,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
+            "actor_username": self.actor_username,
+            "verb": self.verb,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "data": self.data,
+        }
+        payload = self.previous_hash + json.dumps(
+            content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any):
+        raise ValueError("Audit events are append-only.")
+
+
+class WorkerHeartbeat(models.Model):
+    """When a Celery worker with beat last ran its periodic heartbeat (UTC), shown on the web
+    pages so a stopped worker, and with it stopped deadline scanning, is visible."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%dT%H:%M:%SZ}"

@@ -1,0 +1,478 @@
+"""Writes to the incident register: one keyword-only, atomic function per business verb.
+
+Every function here that changes an incident, in one transaction: locks the incident row,
+checks the actor's permission, changes it, writes an audit event, and queues outside effects with
+``transaction.on_commit`` so nothing leaves the building for a change that rolled back.
+Errors: ``ActionForbidden`` (the role may not, 403), ``TransitionNotAvailable`` and
+``LifecycleConflict`` (not from this state, 409), ``GuardFailed`` (facts missing, 400),
+``django.core.exceptions.ValidationError`` (a value is invalid, 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, can_proceed
+
+from incidents.audit import audit_append
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.lifecycle import missing_for
+from incidents.models import (
+    TRANSITION_PERMISSIONS,
+    AffectedCustomer,
+    Customer,
+    Incident,
+    IncidentState,
+    Product,
+)
+
+#: Incident fields that intake and editing may set. ``state`` is never among them: it changes
+#: only through the transition services below.
+EDITABLE_FIELDS: frozenset[str] = frozenset(
+    {
+        "title",
+        "summary",
+        "detection_source",
+        "detected_at",
+        "occurred_on",
+        "occurred_on_precision",
+        "reported_by",
+        "owner",
+        "scenario",
+        "severity",
+        "malicious",
+        "is_drill",
+        "nature_of_breach",
+        "mitigation_measures",
+        "products",
+        "exposure_started_at",
+        "exposure_ended_at",
+        "records_affected",
+        "records_affected_is_estimate",
+        "data_categories",
+        "sub_processor",
+        "sub_processor_details",
+    }
+)
+
+#: States after which an incident's facts are frozen except through a new incident.
+FINAL_STATES = frozenset({IncidentState.CLOSED, IncidentState.OUT_OF_SCOPE, IncidentState.CUSTOMER_EVENT})
+
+
+def _require(actor: Any, permission: str) -> None:
+    if actor is None or not actor.has_perm(permission):
+        raise ActionForbidden(f"Your role may not do this (needs {permission}).")
+
+
+def _audit_value(value: Any) -> Any:
+    """A JSON-friendly form of a field value for the audit trail (instants in UTC ISO 8601)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, models.QuerySet | list | tuple | set):
+        return sorted(_audit_value(v) for v in value) if value else []
+    return value
+
+
+def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Set ``changes`` on ``incident`` (saved separately; products applied after save).
+
+    Returns the audit diff ``{field: [old, new]}`` of what actually changed. Raises
+    ``ValidationError`` naming unknown or read-only fields and invalid values.
+    """
+    unknown = sorted(set(changes) - EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({name: "This field cannot be set here." for name in unknown})
+    diff: dict[str, list[Any]] = {}
+    for name, new in changes.items():
+        if name == "products":
+            old_ids = sorted(incident.products.values_list("pk", flat=True)) if incident.pk else []
+            new_ids = sorted(p.pk if isinstance(p, Product) else p for p in new)
+            if old_ids != new_ids:
+                diff[name] = [old_ids, new_ids]
+            continue
+        old = getattr(incident, name)
+        if old != new:
+            diff[name] = [_audit_value(old), _audit_value(new)]
+            setattr(incident, name, new)
+    incident.full_clean(exclude=["products", "reference", "source_record", "state"])
+    return diff
+
+
+def _save_products(incident: Incident, changes: Mapping[str, Any]) -> None:
+    if "products" in changes:
+        incident.products.set(changes["products"])
+
+
+def incident_create(
+    *,
+    actor: Any | None,
+    fields: Mapping[str, Any],
+    external_reference: str | None = None,
+    source_record: dict[str, Any] | None = None,
+    audit_data: dict[str, Any] | None = None,
+) -> Incident:
+    """Record a new signal as an incident in state ``detected`` and return it.
+
+    ``fields``: a mapping of ``EDITABLE_FIELDS`` (``title`` and ``detection_source`` required;
+    instants aware). ``actor``: the user recording it, or ``None`` for a system import.
+    ``external_reference`` and ``source_record``: the identifier and whole record of an imported
+    incident. The reference ``BD-<year>-<number>`` is assigned from the creation year (UTC).
+    Raises ``ActionForbidden`` without ``incidents.add_incident``; ``ValidationError`` for bad
+    values. Writes the incident and its first audit event (``created``).
+    """
+    if actor is not None:
+        _require(actor, "incidents.add_incident")
+    with transaction.atomic():
+        incident = Incident(
+            created_by=actor,
+            external_reference=external_reference,
+            source_record=source_record,
+        )
+        diff = _apply_changes(incident, fields)
+        incident.save()
+        incident.reference = f"BD-{incident.created_at.year}-{incident.pk:05d}"
+        incident.save(update_fields=["reference"])
+        _save_products(incident, fields)
+        audit_append(
+            incident=incident,
+            actor=actor,
+            verb="created",
+            to_state=incident.state,
+            data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
+        )
+    return incident
+
+
+def _locked(incident: Incident) -> Incident:
+    """The incident re-read under a row lock (``SELECT ... FOR UPDATE`` where supported)."""
+    return Incident.objects.select_for_update().get(pk=incident.pk)
+
+
+def incident_update(*, incident: Incident, actor: Any, changes: Mapping[str, Any]) -> Incident:
+    """Change an incident's facts (never its state) and return the updated incident.
+
+    ``changes``: a mapping of ``EDITABLE_FIELDS``. Raises ``ActionForbidden`` without
+    ``incidents.change_incident``; ``LifecycleConflict`` when the incident is closed or ruled
+    out; ``ValidationError`` for unknown fields or bad values. Writes an ``updated`` audit event
+    with ``{field: [old, new]}`` when anything changed.
+    """
+    _require(actor, "incidents.change_incident")
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.state in FINAL_STATES:
+            raise LifecycleConflict(f"A {locked.get_state_display().lower()} incident cannot be edited.")
+        diff = _apply_changes(locked, changes)
+        if diff:
+            locked.save()
+            _save_products(locked, changes)
+            audit_append(incident=locked, actor=actor, verb="updated", data={"changes": diff})
+    return locked
+
+
+def _transition(
+    *,
+    incident: Incident,
+    actor: Any | None,
+    name: str,
+    changes: Mapping[str, Any] | None = None,
+    prepare: Callable[[Incident], dict[str, Any]] | None = None,
+    method_kwargs: Mapping[str, Any] | None = None,
+    after_commit: Callable[[Incident], None] | None = None,
+) -> Incident:
+    """Run lifecycle transition ``name`` as described in the module docstring.
+
+    Order of checks: permission (403), availability from the current state (409), then the guard
+    with the body's ``changes`` applied (400 naming what is missing). ``prepare`` may change
+    related rows after the lock and returns extra audit data. A concurrent transition that
+    slipped past the lock surfaces as ``TransitionNotAvailable``.
+    """
+    if actor is not None or name != "mark_notified":
+        _require(actor, TRANSITION_PERMISSIONS[name])
+    try:
+        with transaction.atomic():
+            locked = _locked(incident)
+            method = getattr(locked, name)
+            if not can_proceed(method, check_conditions=False):
+                raise TransitionNotAvailable(transition_name=name, state=locked.state)
+            from_state = locked.state
+            diff = _apply_changes(locked, changes or {})
+            extra = prepare(locked) if prepare else {}
+            missing = missing_for(locked, name)
+            if missing:
+                raise GuardFailed(transition_name=name, missing=missing)
+            now = timezone.now()
+            method(at=now, **(method_kwargs or {}))
+            locked.save()
+            audit_append(
+                incident=locked,
+                actor=actor,
+                verb=name,
+                from_state=from_state,
+                to_state=locked.state,
+                data={"changes": diff, **extra},
+                at=now,
+            )
+            if after_commit is not None:
+                transaction.on_commit(lambda: after_commit(locked))
+    except ConcurrentTransition:
+        current = Incident.objects.only("state").get(pk=incident.pk).state
+        raise TransitionNotAvailable(transition_name=name, state=current) from None
+    return locked
+
+
+def incident_triage(
+    *,
+    incident: Incident,
+    actor: Any,
+    severity: str | None = None,
+    malicious: str | None = None,
+    scenario: str | None = None,
+) -> Incident:
+    """Record the triage of a ``detected`` incident: it becomes ``triaged``.
+
+    Guard: ``severity`` (an ENISA band) and ``malicious`` (``yes``, ``no`` or ``unknown``)
+    recorded, given here or earlier. The actor becomes the owner if there is none.
+    Permission: ``incidents.triage_incident`` (responders, incident managers).
+    """
+    changes = {
+        key: value
+        for key, value in {"severity": severity, "malicious": malicious, "scenario": scenario}.items()
+        if value is not None
+    }
+
+    def take_ownership(locked: Incident) -> dict[str, Any]:
+        if locked.owner_id is None:
+            locked.owner = actor
+            return {"owner": actor.username}
+        return {}
+
+    return _transition(
+        incident=incident, actor=actor, name="triage", changes=changes, prepare=take_ownership
+    )
+
+
+def _set_scope_fields(**values: Any) -> Callable[[Incident], dict[str, Any]]:
+    """A ``prepare`` step that records the scope decision's fields (not in EDITABLE_FIELDS)."""
+
+    def prepare(locked: Incident) -> dict[str, Any]:
+        recorded = {}
+        for name, value in values.items():
+            if value is not None:
+                setattr(locked, name, value)
+                recorded[name] = _audit_value(value)
+        if locked.out_of_scope_category:
+            locked.full_clean(exclude=["products", "reference", "source_record", "state"])
+        return recorded
+
+    return prepare
+
+
+def incident_rule_out_of_scope(
+    *,
+    incident: Incident,
+    actor: Any,
+    out_of_scope_category: str | None = None,
+    scope_rationale: str | None = None,
+) -> Incident:
+    """Rule a ``detected`` or ``triaged`` incident out of scope (a final state).
+
+    Guard: ``out_of_scope_category`` (an ``Incident.OutOfScopeCategory`` value) and a
+    ``scope_rationale``. Permission: ``incidents.rule_incident_out_of_scope``.
+    """
+    return _transition(
+        incident=incident,
+        actor=actor,
+        name="rule_out_of_scope",
+        prepare=_set_scope_fields(
+            out_of_scope_category=out_of_scope_category, scope_rationale=scope_rationale
+        ),
+    )
+
+
+def incident_classify_as_customer_event(
+    *,
+    incident: Incident,
+    actor: Any,
+    scope_rationale: str | None = None,
+    customer_informed_at: datetime | None = None,
+) -> Incident:
+    """Classify a ``detected`` or ``triaged`` incident as a customer-driven event (final).
+
+    A customer-driven event happened on the customer's side or through the customer's own
+    action; the customer is informed and helped on request. Guard: ``scope_rationale`` and
+    ``customer_informed_at`` (aware instant). Permission:
+    ``incidents.classify_incident_as_customer_event``.
+    """
+    return _transition(
+        incident=incident,
+        actor=actor,
+        name="classify_as_customer_event",
+        prepare=_set_scope_fields(
+            scope_rationale=scope_rationale, customer_informed_at=customer_informed_at
+        ),
+    )
+
+
+def incident_declare(
+    *, incident: Incident, actor: Any, nature_of_breach: str | None = None
+) -> Incident:
+    """Declare a ``triaged`` incident a personal data breach: it becomes ``declared``.
+
+    Declaration starts the 72-hour customer-notification commitment (a policy commitment of
+    the processor; GDPR Art. 33(2) asks a processor to notify its controllers "without undue
+    delay"). Guard: ``nature_of_breach`` and at least one affected customer. Permission:
+    ``incidents.declare_incident`` (incident managers). After commit, the incident managers and
+    the owner are emailed (``incidents.tasks.send_declaration_alert``).
+    """
+    from incidents.tasks import send_declaration_alert
+
+    changes = {"nature_of_breach": nature_of_breach} if nature_of_breach is not None else {}
+    return _transition(
+        incident=incident,
+        actor=actor,
+        name="declare",
+        changes=changes,
+        method_kwargs={"by": actor},
+        after_commit=lambda locked: send_declaration_alert.delay(locked.pk),
+    )
+
+
+def incident_mark_notified(*, incident: Incident, actor: Any | None = None) -> Incident:
+    """Move a ``declared`` incident to ``notified`` once every affected customer's initial
+    notice is delivered or recorded undeliverable.
+
+    Normally called by the system (``actor=None``); a user needs
+    ``incidents.mark_incident_notified``.
+    """
+    return _transition(incident=incident, actor=actor, name="mark_notified")
+
+
+def incident_begin_post_mortem(*, incident: Incident, actor: Any) -> Incident:
+    """Start the post-mortem of a ``notified`` incident; creates its ``PostMortem`` record.
+
+    Permission: ``incidents.begin_incident_post_mortem``.
+    """
+    from postmortems.models import PostMortem
+
+    def create_post_mortem(locked: Incident) -> dict[str, Any]:
+        PostMortem.objects.get_or_create(incident=locked)
+        return {}
+
+    return _transition(
+        incident=incident, actor=actor, name="begin_post_mortem", prepare=create_post_mortem
+    )
+
+
+def incident_close(*, incident: Incident, actor: Any, findings: str | None = None) -> Incident:
+    """Close an incident in ``post_mortem``.
+
+    ``findings`` (optional here if recorded before) completes the post-mortem. Guard: a
+    completed post-mortem and every action item done or accepted. Permission:
+    ``incidents.close_incident`` (incident managers).
+    """
+    from postmortems.models import PostMortem
+
+    def complete_post_mortem(locked: Incident) -> dict[str, Any]:
+        if findings is None or not findings.strip():
+            return {}
+        post_mortem, _ = PostMortem.objects.get_or_create(incident=locked)
+        post_mortem.findings = findings
+        post_mortem.completed_at = timezone.now()
+        post_mortem.save()
+        return {"post_mortem_completed": True}
+
+    return _transition(incident=incident, actor=actor, name="close", prepare=complete_post_mortem)
+
+
+#: Transition name -> its service, for the API's and web's transition routes.
+TRANSITION_SERVICES: dict[str, Callable[..., Incident]] = {
+    "triage": incident_triage,
+    "rule_out_of_scope": incident_rule_out_of_scope,
+    "classify_as_customer_event": incident_classify_as_customer_event,
+    "declare": incident_declare,
+    "mark_notified": incident_mark_notified,
+    "begin_post_mortem": incident_begin_post_mortem,
+    "close": incident_close,
+}
+
+
+def affected_customer_add(
+    *,
+    incident: Incident,
+    customer: Customer,
+    actor: Any,
+    records_affected: int | None = None,
+    notes: str = "",
+) -> AffectedCustomer:
+    """Record that ``customer``'s personal data is involved in ``incident``; return the row.
+
+    Allowed until the incident is closed or ruled out; a customer added after declaration is
+    notified on its own clock from the moment it is added. Raises ``ActionForbidden`` without
+    ``incidents.add_affectedcustomer``; ``LifecycleConflict`` if the incident is final or the
+    customer is already recorded.
+    """
+    _require(actor, "incidents.add_affectedcustomer")
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.state in FINAL_STATES:
+            raise LifecycleConflict(f"A {locked.get_state_display().lower()} incident cannot change.")
+        if AffectedCustomer.objects.filter(incident=locked, customer=customer).exists():
+            raise LifecycleConflict(f"{customer} is already recorded as affected.")
+        affected = AffectedCustomer.objects.create(
+            incident=locked,
+            customer=customer,
+            added_by=actor,
+            records_affected=records_affected,
+            notes=notes,
+        )
+        audit_append(
+            incident=locked,
+            actor=actor,
+            verb="affected_customer_added",
+            data={
+                "customer": customer.account_reference,
+                "records_affected": records_affected,
+                "after_declaration": locked.declared_at is not None,
+            },
+            at=affected.added_at,
+        )
+    return affected
+
+
+def affected_customer_remove(*, incident: Incident, customer: Customer, actor: Any) -> None:
+    """Remove ``customer`` from ``incident``'s affected customers.
+
+    Only before declaration: once declared, the customer's notification commitment stands.
+    Raises ``ActionForbidden`` without ``incidents.delete_affectedcustomer``;
+    ``LifecycleConflict`` after declaration or when the customer is not recorded.
+    """
+    _require(actor, "incidents.delete_affectedcustomer")
+    with transaction.atomic():
+        locked = _locked(incident)
+        if locked.state not in (IncidentState.DETECTED, IncidentState.TRIAGED):
+            raise LifecycleConflict(
+                "Affected customers can be removed only before declaration."
+            )
+        deleted, _ = AffectedCustomer.objects.filter(incident=locked, customer=customer).delete()
+        if not deleted:
+            raise LifecycleConflict(f"{customer} is not recorded as affected.")
+        audit_append(
+            incident=locked,
+            actor=actor,
+            verb="affected_customer_removed",
+            data={"customer": customer.account_reference},
+        )
+
+
+def products_by_name(names: Iterable[str]) -> list[Product]:
+    """The products with these names, created if new (used by intake that names products)."""
+    return [Product.objects.get_or_create(name=name.strip())[0] for name in names if name.strip()]
