@@ -142,13 +142,25 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Email. Default: one file per message batch under var/mail/. EMAIL_URL switches, for example
-# smtp://user:password@relay:587 or submission://... (django-environ's email URL schemes).
+# Email (Django 6.1 MAILERS). Default: messages written as files under var/mail/. EMAIL_URL
+# switches: smtp://user:password@relay:25, smtp+tls://...:587 (STARTTLS), smtps://...:465,
+# consolemail://, filemail://. EMAIL_TIMEOUT (seconds) bounds every SMTP operation.
+_EMAIL_TIMEOUT_SECONDS = env.int("EMAIL_TIMEOUT", default=30)
 _email = env.email_url("EMAIL_URL", default="filemail://")
-if _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
-    _email["EMAIL_FILE_PATH"] = str(VAR_DIR / "mail")
-globals().update(_email)
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+_email_options: dict = {}
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    _email_options = {
+        "host": _email.get("EMAIL_HOST") or "localhost",
+        "port": _email.get("EMAIL_PORT") or None,
+        "username": _email.get("EMAIL_HOST_USER") or "",
+        "password": _email.get("EMAIL_HOST_PASSWORD") or "",
+        "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+        "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        "timeout": _EMAIL_TIMEOUT_SECONDS,
+    }
+elif _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
+    _email_options = {"file_path": str(VAR_DIR / "mail")}
+MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
@@ -157,12 +169,13 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery" / "broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -173,6 +186,7 @@ else:
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
+# Runs tasks in-process (tests that do not start a worker; never in production).
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540

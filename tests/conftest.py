@@ -13,9 +13,7 @@ import shutil
 import socket
 from urllib.parse import urlparse
 
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
-
-import pytest  # noqa: E402
+import pytest
 
 REQUIRE_ALL = os.environ.get("BREACHDESK_REQUIRE_ALL") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,6 +24,19 @@ def skip_or_fail(reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"BREACHDESK_REQUIRE_ALL=1 but: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_tasks_run_in_process():
+    """Tasks queued on commit run in the test process; tests that need a real worker start one
+    and switch this off themselves."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
 
 
 def _redis_reachable() -> bool:

@@ -1,0 +1,328 @@
+"""Forms of the incident web pages. They validate input only; the views hand the cleaned values
+to one service in ``incidents.services``, which owns every rule.
+
+Instants typed into a form are read in ``settings.DISPLAY_TIME_ZONE`` (the field says so) and
+handed on as aware UTC instants.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import django_filters
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from incidents.models import Customer, DataCategory, Incident, IncidentState
+from incidents.templatetags.breachdesk import display_zone
+
+
+class ZonedDateTimeField(forms.DateTimeField):
+    """A date and time typed in ``settings.DISPLAY_TIME_ZONE``; cleans to an aware UTC instant.
+
+    Input with an explicit offset (ISO 8601, ``2025-03-30T02:30+02:00``) keeps its offset. A
+    wall-clock time that does not exist or is ambiguous in the zone (a DST change) is a form
+    error, not a guess. Initial values are shown in the display zone.
+    """
+
+    widget = forms.DateTimeInput(
+        attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        zone_note = f"Time zone: {settings.DISPLAY_TIME_ZONE}."
+        help_text = kwargs.get("help_text") or ""
+        kwargs["help_text"] = f"{help_text} {zone_note}".strip()
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> datetime | None:
+        with timezone.override(display_zone()):
+            result = super().to_python(value)
+        return result.astimezone(UTC) if result is not None else None
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, datetime) and timezone.is_aware(value):
+            return value.astimezone(display_zone()).replace(tzinfo=None, microsecond=0)
+        return value
+
+
+class IncidentFilter(django_filters.FilterSet):
+    """The incident list's filters: ``state``, ``severity``, ``detection_source`` (exact
+    values) and ``q``, a case-insensitive search over reference, title and summary."""
+
+    q = django_filters.CharFilter(method="search", label="Search")
+    state = django_filters.ChoiceFilter(choices=IncidentState.choices, empty_label="any state")
+    severity = django_filters.ChoiceFilter(
+        choices=Incident.Severity.choices, empty_label="any severity"
+    )
+    detection_source = django_filters.ChoiceFilter(
+        choices=Incident.DetectionSource.choices, empty_label="any source"
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["q", "state", "severity", "detection_source"]
+
+    def search(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(reference__icontains=value) | Q(title__icontains=value) | Q(summary__icontains=value)
+        )
+
+
+def _incident_handlers() -> QuerySet:
+    """Active users who may own an incident: responders, incident managers, superusers."""
+    return (
+        get_user_model()
+        .objects.filter(
+            Q(groups__name__in=["responder", "incident_manager"]) | Q(is_superuser=True),
+            is_active=True,
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
+class IncidentCreateForm(forms.ModelForm):
+    """Intake of a new signal; cleaned data goes to ``services.incident_create``."""
+
+    class Meta:
+        model = Incident
+        fields = ["title", "summary", "detection_source", "detected_at", "reported_by", "scenario"]
+        field_classes = {"detected_at": ZonedDateTimeField}
+        widgets = {"summary": forms.Textarea(attrs={"rows": 4})}
+
+    def service_fields(self) -> dict[str, Any]:
+        """The ``fields`` mapping for ``incident_create`` (only what was filled in)."""
+        return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+
+
+class IncidentEditForm(forms.ModelForm):
+    """The facts of an incident (never its state); changed fields go to
+    ``services.incident_update``."""
+
+    data_categories = forms.MultipleChoiceField(
+        choices=DataCategory.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: not yet known.",
+    )
+
+    class Meta:
+        model = Incident
+        fields = [
+            "title",
+            "summary",
+            "detection_source",
+            "detected_at",
+            "occurred_on",
+            "occurred_on_precision",
+            "reported_by",
+            "owner",
+            "scenario",
+            "severity",
+            "malicious",
+            "is_drill",
+            "nature_of_breach",
+            "mitigation_measures",
+            "products",
+            "exposure_started_at",
+            "exposure_ended_at",
+            "records_affected",
+            "records_affected_is_estimate",
+            "data_categories",
+            "sub_processor",
+            "sub_processor_details",
+        ]
+        field_classes = {
+            "detected_at": ZonedDateTimeField,
+            "exposure_started_at": ZonedDateTimeField,
+            "exposure_ended_at": ZonedDateTimeField,
+        }
+        widgets = {
+            "summary": forms.Textarea(attrs={"rows": 4}),
+            "nature_of_breach": forms.Textarea(attrs={"rows": 4}),
+            "mitigation_measures": forms.Textarea(attrs={"rows": 4}),
+            "sub_processor_details": forms.Textarea(attrs={"rows": 3}),
+            "occurred_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "products": forms.CheckboxSelectMultiple,
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = _incident_handlers()
+
+    def service_changes(self) -> dict[str, Any]:
+        """The ``changes`` mapping for ``incident_update``: only the fields that changed;
+        an empty data category list means unknown (``None``)."""
+        changes = {name: self.cleaned_data[name] for name in self.changed_data}
+        if "data_categories" in changes:
+            changes["data_categories"] = changes["data_categories"] or None
+        if "products" in changes:
+            changes["products"] = list(changes["products"])
+        return changes
+
+
+class AffectedCustomerAddForm(forms.Form):
+    """Record a customer as affected, by its account reference."""
+
+    account_reference = forms.CharField(max_length=64, label="Customer account reference")
+    records_affected = forms.IntegerField(
+        min_value=0, required=False, label="Records affected (this customer)"
+    )
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_account_reference(self) -> Customer:
+        reference = self.cleaned_data["account_reference"].strip()
+        try:
+            return Customer.objects.get(account_reference=reference)
+        except Customer.DoesNotExist:
+            raise forms.ValidationError(
+                f"No customer has the account reference “{reference}”."
+            ) from None
+
+
+#: Guard fact name -> how a page names it when it is missing.
+MISSING_FACT_LABELS: dict[str, str] = {
+    "severity": "a severity",
+    "malicious": "whether it was malicious (yes, no or unknown)",
+    "out_of_scope_category": "an out-of-scope category",
+    "scope_rationale": "a rationale",
+    "customer_informed_at": "when the customer was informed",
+    "nature_of_breach": "the nature of the breach",
+    "affected_customers": "at least one affected customer (every one notified, for "
+    "mark notified)",
+    "post_mortem.findings": "the post-mortem findings",
+    "post_mortem.action_items": "every post-mortem action item done or risk-accepted",
+}
+
+
+def describe_missing(fact: str) -> str:
+    """How a page names a missing guard fact (``lifecycle.missing_for`` names)."""
+    return MISSING_FACT_LABELS.get(fact, fact.replace("_", " "))
+
+
+def _choices(choices: list[tuple[str, str]], empty: str = "—") -> list[tuple[str, str]]:
+    return [("", empty), *choices]
+
+
+class TransitionForm(forms.Form):
+    """Inputs of one lifecycle transition; an empty field means "keep what is recorded".
+
+    ``guard_fields`` maps guard fact names (``lifecycle.missing_for``) to this form's fields so
+    a guard failure is shown on the field that can fix it.
+    """
+
+    button_label: str = ""
+    guard_fields: dict[str, str] = {}
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        self.incident = incident
+        super().__init__(*args, **kwargs)
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the transition's service (without incident and actor)."""
+        return {
+            name: value.strip() if isinstance(value, str) else value
+            for name, value in self.cleaned_data.items()
+            if value not in (None, "") and not (isinstance(value, str) and not value.strip())
+        }
+
+    def field_for_fact(self, fact: str) -> str | None:
+        """The field of this form that supplies guard fact ``fact``, or ``None``."""
+        name = self.guard_fields.get(fact, fact)
+        return name if name in self.fields else None
+
+
+class TriageForm(TransitionForm):
+    button_label = "Triage"
+
+    severity = forms.ChoiceField(choices=_choices(Incident.Severity.choices), required=False)
+    malicious = forms.ChoiceField(choices=_choices(Incident.Malicious.choices), required=False)
+    scenario = forms.ChoiceField(choices=_choices(Incident.Scenario.choices), required=False)
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "severity": incident.severity,
+                "malicious": incident.malicious,
+                "scenario": incident.scenario,
+            },
+        )
+        super().__init__(*args, incident=incident, **kwargs)
+
+
+class RuleOutOfScopeForm(TransitionForm):
+    button_label = "Rule out of scope"
+
+    out_of_scope_category = forms.ChoiceField(
+        choices=_choices(Incident.OutOfScopeCategory.choices), required=False, label="Category"
+    )
+    scope_rationale = forms.CharField(
+        required=False, label="Rationale", widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class ClassifyAsCustomerEventForm(TransitionForm):
+    button_label = "Classify as customer-driven event"
+
+    scope_rationale = forms.CharField(
+        required=False, label="Rationale", widget=forms.Textarea(attrs={"rows": 2})
+    )
+    customer_informed_at = ZonedDateTimeField(required=False, label="Customer informed at")
+
+
+class DeclareForm(TransitionForm):
+    button_label = "Declare a personal data breach"
+
+    nature_of_breach = forms.CharField(
+        required=False, label="Nature of the breach", widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"nature_of_breach": incident.nature_of_breach})
+        super().__init__(*args, incident=incident, **kwargs)
+
+
+class MarkNotifiedForm(TransitionForm):
+    button_label = "Mark notified"
+
+
+class BeginPostMortemForm(TransitionForm):
+    button_label = "Begin post-mortem"
+
+
+class CloseForm(TransitionForm):
+    button_label = "Close"
+    guard_fields = {"post_mortem.findings": "findings"}
+
+    findings = forms.CharField(
+        required=False,
+        label="Post-mortem findings",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Was the response sufficient; what must change.",
+    )
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        post_mortem = getattr(incident, "post_mortem", None) if incident.pk else None
+        kwargs.setdefault("initial", {"findings": post_mortem.findings if post_mortem else ""})
+        super().__init__(*args, incident=incident, **kwargs)
+
+
+#: Transition name -> the form carrying its guard's inputs.
+TRANSITION_FORMS: dict[str, type[TransitionForm]] = {
+    "triage": TriageForm,
+    "rule_out_of_scope": RuleOutOfScopeForm,
+    "classify_as_customer_event": ClassifyAsCustomerEventForm,
+    "declare": DeclareForm,
+    "mark_notified": MarkNotifiedForm,
+    "begin_post_mortem": BeginPostMortemForm,
+    "close": CloseForm,
+}

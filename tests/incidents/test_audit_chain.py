@@ -1,0 +1,72 @@
+"""The audit trail is append-only and its hash chain detects changes behind the application."""
+
+import pytest
+from django.db import connection
+
+from incidents.audit import verify_chain
+from incidents.models import AuditEvent
+
+
+def test_the_chain_of_a_full_lifecycle_verifies(make_incident):
+    incident = make_incident(state="closed")
+
+    verbs = list(incident.audit_events.values_list("verb", flat=True))
+    assert verbs == [
+        "created", "triage", "affected_customer_added", "declare", "mark_notified",
+        "begin_post_mortem", "close",
+    ]
+    assert list(incident.audit_events.values_list("sequence", flat=True)) == list(range(1, 8))
+    assert verify_chain() == []
+
+
+def test_it_detects_a_row_changed_behind_the_applications_back(make_incident):
+    incident = make_incident(state="declared")
+    declare = incident.audit_events.get(verb="declare")
+    AuditEvent.objects.filter(pk=declare.pk).update(actor_username="someone.else")
+
+    breaks = verify_chain()
+
+    assert [(b.incident_id, b.sequence, b.reason) for b in breaks] == [
+        (incident.pk, declare.sequence, "content does not match hash")
+    ]
+
+
+def test_it_detects_a_rewritten_row_whose_hash_was_recomputed(make_incident):
+    incident = make_incident(state="declared")
+    triage = incident.audit_events.get(verb="triage")
+    triage.data = {"changes": {"severity": [None, "low"]}}
+    AuditEvent.objects.filter(pk=triage.pk).update(data=triage.data, hash=triage.compute_hash())
+
+    breaks = verify_chain(incident_ids=[incident.pk])
+
+    assert [(b.sequence, b.reason) for b in breaks] == [(triage.sequence + 1, "previous_hash does not match")]
+
+
+def test_it_detects_a_deleted_row(make_incident):
+    incident = make_incident(state="declared")
+    triage = incident.audit_events.get(verb="triage")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM incidents_auditevent WHERE id = %s", [triage.pk])
+
+    reasons = {b.reason for b in verify_chain()}
+
+    assert reasons == {f"expected sequence {triage.sequence}", "previous_hash does not match"}
+
+
+def test_it_refuses_to_change_or_delete_an_event_through_the_orm(make_incident):
+    event = make_incident().audit_events.get()
+
+    event.verb = "forged"
+    with pytest.raises(ValueError):
+        event.save()
+    with pytest.raises(ValueError):
+        event.delete()
+
+
+def test_the_periodic_task_reports_breaks(make_incident):
+    from incidents.tasks import verify_audit_trail
+
+    incident = make_incident()
+    assert verify_audit_trail() == 0
+    AuditEvent.objects.filter(incident=incident).update(verb="forged")
+    assert verify_audit_trail() == 1

@@ -1,0 +1,213 @@
+"""The lifecycle services: order of checks, guards, ownership, audit and on-commit effects."""
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from incidents import services
+from incidents.exceptions import ActionForbidden, GuardFailed, TransitionNotAvailable
+from incidents.models import AuditEvent, Incident
+
+
+def test_it_creates_a_detected_incident_with_a_reference_and_a_created_event(responder):
+    incident = services.incident_create(
+        actor=responder, fields={"title": "Laptop stolen", "detection_source": "staff_escalation"}
+    )
+
+    assert incident.state == "detected"
+    assert incident.reference == f"BD-{incident.created_at.year}-{incident.pk:05d}"
+    event = incident.audit_events.get()
+    assert (event.verb, event.to_state, event.actor_username) == ("created", "detected", responder.username)
+    assert event.data["fields"]["title"] == "Laptop stolen"
+
+
+def test_it_refuses_creation_without_the_add_permission(auditor):
+    with pytest.raises(ActionForbidden):
+        services.incident_create(actor=auditor, fields={"title": "x", "detection_source": "automated_alert"})
+    assert not Incident.objects.exists()
+
+
+def test_it_names_every_missing_fact_when_triage_guard_fails(make_incident, responder):
+    incident = make_incident()
+
+    with pytest.raises(GuardFailed) as failure:
+        services.incident_triage(incident=incident, actor=responder)
+
+    assert failure.value.missing == ["severity", "malicious"]
+    incident.refresh_from_db()
+    assert incident.state == "detected"
+    assert incident.audit_events.count() == 1
+
+
+def test_it_makes_the_triaging_responder_the_owner(make_incident, responder):
+    incident = services.incident_triage(
+        incident=make_incident(), actor=responder, severity="high", malicious="unknown"
+    )
+
+    assert incident.state == "triaged"
+    assert incident.owner == responder
+    assert incident.triaged_at is not None
+    event = incident.audit_events.last()
+    assert (event.verb, event.from_state, event.to_state) == ("triage", "detected", "triaged")
+    assert event.data["changes"]["severity"] == [None, "high"]
+
+
+def test_it_checks_permission_before_state(make_incident, responder):
+    incident = make_incident()  # detected: declare is unavailable, and responders may not declare
+
+    with pytest.raises(ActionForbidden):
+        services.incident_declare(incident=incident, actor=responder, nature_of_breach="x")
+
+
+def test_it_reports_an_unavailable_transition_before_its_guard(make_incident, manager):
+    incident = make_incident()
+
+    with pytest.raises(TransitionNotAvailable) as conflict:
+        services.incident_declare(incident=incident, actor=manager)
+
+    assert conflict.value.state == "detected"
+
+
+def test_declaration_needs_the_nature_of_the_breach_and_an_affected_customer(make_incident, manager):
+    incident = make_incident(state="triaged")
+
+    with pytest.raises(GuardFailed) as failure:
+        services.incident_declare(incident=incident, actor=manager)
+
+    assert failure.value.missing == ["nature_of_breach", "affected_customers"]
+
+
+def test_it_emails_the_managers_once_after_the_declaration_commits(
+    make_incident, manager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        incident = make_incident(state="declared")
+
+    assert len(callbacks) == 1
+    assert [message.subject for message in mail.outbox] == [
+        f"[Breachdesk] Personal data breach declared: {incident.reference}"
+    ]
+    assert manager.email in mail.outbox[0].to
+
+
+def test_a_declaration_rolled_back_queues_nothing(make_incident, manager, customer, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    incident = make_incident(state="triaged")
+    services.affected_customer_add(incident=incident, customer=customer, actor=manager)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                services.incident_declare(incident=incident, actor=manager, nature_of_breach="x")
+                raise RuntimeError("something later in the request failed")
+
+    assert callbacks == []
+    assert mail.outbox == []
+    incident.refresh_from_db()
+    assert incident.state == "triaged"
+    assert not incident.audit_events.filter(verb="declare").exists()
+
+
+def test_a_stale_instance_cannot_repeat_a_transition(make_incident, manager):
+    incident = make_incident(state="declared")
+    stale = Incident.objects.get(pk=incident.pk)
+    Incident.objects.filter(pk=incident.pk).update(state="triaged")  # someone else moved it back
+    services.incident_declare(incident=incident, actor=manager)  # and declared again
+
+    with pytest.raises(TransitionNotAvailable):
+        services.incident_declare(incident=stale, actor=manager)
+    assert AuditEvent.objects.filter(incident=incident, verb="declare").count() == 2
+
+
+def test_the_state_field_cannot_be_assigned_directly(make_incident):
+    incident = make_incident()
+
+    with pytest.raises(AttributeError):
+        incident.state = "declared"
+
+
+def test_closing_needs_findings_and_no_open_action_items(make_incident, manager):
+    from postmortems.models import ActionItem
+
+    incident = make_incident(state="post_mortem")
+    ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add a recipient check")
+
+    with pytest.raises(GuardFailed) as failure:
+        services.incident_close(incident=incident, actor=manager)
+    assert failure.value.missing == ["post_mortem.findings", "post_mortem.action_items"]
+
+    with pytest.raises(GuardFailed) as failure:
+        services.incident_close(incident=incident, actor=manager, findings="Too slow to triage.")
+    assert failure.value.missing == ["post_mortem.action_items"]
+
+    ActionItem.objects.update(status=ActionItem.Status.ACCEPTED, resolution="Accepted by the DPO")
+    closed = services.incident_close(incident=incident, actor=manager, findings="Too slow to triage.")
+    assert closed.state == "closed"
+    assert closed.post_mortem.completed_at is not None
+
+
+def test_mark_notified_waits_for_every_affected_customer(make_incident, customer, responder):
+    from incidents.models import AffectedCustomer
+
+    incident = make_incident(state="declared")
+    services.affected_customer_add(incident=incident, customer=customer, actor=responder)
+    AffectedCustomer.objects.filter(incident=incident).exclude(customer=customer).update(
+        initial_notice_settled_at=timezone.now()
+    )
+
+    with pytest.raises(GuardFailed):
+        services.incident_mark_notified(incident=incident)
+
+    AffectedCustomer.objects.filter(incident=incident).update(initial_notice_settled_at=timezone.now())
+    assert services.incident_mark_notified(incident=incident).state == "notified"
+
+
+def test_affected_customers_cannot_be_removed_after_declaration(make_incident, manager):
+    from incidents.exceptions import LifecycleConflict
+
+    incident = make_incident(state="declared")
+    customer = incident.affected_customers.get().customer
+
+    with pytest.raises(LifecycleConflict):
+        services.affected_customer_remove(incident=incident, customer=customer, actor=manager)
+    assert incident.affected_customers.count() == 1
+
+
+def test_a_customer_added_after_declaration_is_recorded_as_such(make_incident, customer, responder):
+    incident = make_incident(state="declared")
+
+    services.affected_customer_add(incident=incident, customer=customer, actor=responder)
+
+    event = incident.audit_events.last()
+    assert event.verb == "affected_customer_added"
+    assert event.data == {"customer": "ACME-001", "records_affected": None, "after_declaration": True}
+
+
+def test_closed_incidents_cannot_be_edited(make_incident, manager):
+    from incidents.exceptions import LifecycleConflict
+
+    incident = make_incident(state="out_of_scope")
+
+    with pytest.raises(LifecycleConflict):
+        services.incident_update(incident=incident, actor=manager, changes={"title": "changed"})
+    incident.refresh_from_db()
+    assert incident.title != "changed"
+
+
+def test_editing_records_old_and_new_values(make_incident, responder):
+    incident = make_incident()
+
+    services.incident_update(incident=incident, actor=responder, changes={"records_affected": 1200})
+
+    event = incident.audit_events.last()
+    assert (event.verb, event.data) == ("updated", {"changes": {"records_affected": [None, 1200]}})
+
+
+def test_editing_refuses_the_state_field(make_incident, responder):
+    from django.core.exceptions import ValidationError
+
+    incident = make_incident()
+
+    with pytest.raises(ValidationError) as error:
+        services.incident_update(incident=incident, actor=responder, changes={"state": "declared"})
+    assert "state" in error.value.message_dict
