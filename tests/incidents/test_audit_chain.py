@@ -70,3 +70,27 @@ def test_the_periodic_task_reports_breaks(make_incident):
     assert verify_audit_trail() == 0
     AuditEvent.objects.filter(incident=incident).update(verb="forged")
     assert verify_audit_trail() == 1
+
+
+def test_the_command_exits_non_zero_naming_the_tampered_incident(make_incident):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    incident = make_incident(state="triaged")
+    out = StringIO()
+    call_command("verify_audit_trail", stdout=out)
+    assert "every chain is intact" in out.getvalue()
+
+    AuditEvent.objects.filter(incident=incident, verb="triage").update(to_state="declared")
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 break"):
+        call_command("verify_audit_trail", "--incident", incident.reference, stderr=err)
+    assert f"{incident.reference} event 2: content does not match hash" in err.getvalue()
+
+
+def test_the_command_rejects_an_unknown_reference(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="No incident with reference BD-1999-00001"):
+        call_command("verify_audit_trail", "--incident", "BD-1999-00001")

@@ -1,0 +1,111 @@
+"""The demo seed: users per group with stored generated passwords, customers in five languages,
+the VCDB sample; idempotent."""
+
+from __future__ import annotations
+
+import re
+import stat
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from incidents.models import Contact, Customer, Incident
+
+DEMO_GROUPS = {"responder": "responder", "manager": "incident_manager", "auditor": "auditor"}
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    # Real password hashing costs about a second per user; these tests check logins, not hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return tmp_path
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def printed_logins(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s+(\w+)\s+(\S+)\s+\(group \w+\)$", output, flags=re.MULTILINE))
+
+
+def test_it_creates_one_user_per_group_and_prints_their_passwords(db, var_dir):
+    output = seed()
+
+    logins = printed_logins(output)
+    assert set(logins) == set(DEMO_GROUPS)
+    for username, group in DEMO_GROUPS.items():
+        user = get_user_model().objects.get(username=username)
+        assert list(user.groups.values_list("name", flat=True)) == [group]
+        assert user.email == f"{username}@breachdesk.test"
+        assert user.check_password(logins[username])
+    assert len(set(logins.values())) == 3
+
+
+def test_it_keeps_the_generated_logins_in_a_private_file(db, var_dir):
+    logins = printed_logins(seed())
+
+    path = var_dir / "demo-credentials.txt"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text(encoding="utf-8")
+    for username, password in logins.items():
+        assert f"{username} {password}" in text
+
+
+def test_a_user_can_log_in_with_a_printed_password(db, var_dir):
+    logins = printed_logins(seed())
+
+    assert Client().login(username="manager", password=logins["manager"])
+    assert not Client().login(username="manager", password="not-the-password")
+
+
+def test_a_second_run_prints_the_same_logins_and_creates_nothing(db, var_dir):
+    first = seed()
+    counts = (
+        get_user_model().objects.count(),
+        Customer.objects.count(),
+        Contact.objects.count(),
+        Incident.objects.count(),
+    )
+
+    second = seed()
+
+    assert printed_logins(second) == printed_logins(first)
+    assert counts == (
+        get_user_model().objects.count(),
+        Customer.objects.count(),
+        Contact.objects.count(),
+        Incident.objects.count(),
+    )
+    assert "Users: 0 created." in second
+    assert "0 imported, 32 already present, 0 failed" in second
+    user = get_user_model().objects.get(username="responder")
+    assert user.check_password(printed_logins(first)["responder"])
+
+
+def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(db, var_dir):
+    output = seed()
+
+    assert set(Contact.objects.values_list("language", flat=True)) == {"en", "de", "fr", "es", "ja"}
+    assert set(Contact.objects.values_list("role", flat=True)) == {"administrative"}
+    assert Customer.objects.count() == 5
+    assert Incident.objects.filter(state="detected", external_reference__isnull=False).count() == 32
+    assert "32 imported, 0 already present, 0 failed" in output
+
+
+def test_it_never_resets_the_password_of_an_existing_user_it_did_not_seed(
+    db, var_dir, django_user_model
+):
+    django_user_model.objects.create_user(username="auditor", password="chosen by a person")
+
+    output = seed()
+
+    assert "auditor" not in printed_logins(output)
+    assert "(unchanged: not in the credentials file)" in output
+    assert django_user_model.objects.get(username="auditor").check_password("chosen by a person")
