@@ -26,6 +26,12 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Personas are created in most tests; the production hasher would cost ~0.3 s each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_tasks_run_in_process():
     """Tasks queued on commit run in the test process; tests that need a real worker start one
@@ -63,9 +69,22 @@ def _server_requirements(request):
         skip_or_fail(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium; runs in CI)")
 
 
+def ensure_groups() -> None:
+    """Re-create the role groups if a transactional test's flush removed them (the data
+    migration ``incidents.0002_groups`` created them once)."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if not Group.objects.filter(name="auditor").exists():
+        importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
+
+
 def _user_in(django_user_model, username: str, group: str | None, **extra):
     from django.contrib.auth.models import Group
 
+    ensure_groups()
     user = django_user_model.objects.create_user(
         username=username, email=f"{username}@breachdesk.test", password="correct horse battery", **extra
     )

@@ -17,3 +17,10 @@ class IdKeysetPagination(KeysetPagination):
     """Keyset pagination by ``id`` for models without ``created_at``."""
 
     ordering = ("id",)
+
+
+class AddedAtKeysetPagination(KeysetPagination):
+    """Keyset pagination by ``added_at`` then ``id``, oldest first (an incident's affected
+    customers, in the order they were recorded)."""
+
+    ordering = ("added_at", "id")

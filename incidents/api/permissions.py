@@ -9,7 +9,11 @@ from rest_framework.permissions import DjangoModelPermissions
 
 
 class ModelPermissions(DjangoModelPermissions):
-    """``DjangoModelPermissions`` that also requires ``view_<model>`` for safe methods."""
+    """``DjangoModelPermissions`` that also requires ``view_<model>`` for safe methods.
+
+    A view may name other permissions per HTTP method in ``required_permissions``
+    (``{"POST": ["incidents.declare_incident"]}``); a refusal then names them in the 403.
+    """
 
     perms_map = {
         "GET": ["%(app_label)s.view_%(model_name)s"],
@@ -31,5 +35,9 @@ class ModelPermissions(DjangoModelPermissions):
                 raise Http404
         required = getattr(view, "required_permissions", {}).get(request.method)
         if required is not None:
-            return request.user.has_perms(required)
+            if request.user.has_perms(required):
+                return True
+            # Permission instances live for one request; DRF answers 403 with this message.
+            self.message = f"Your role may not do this (needs {', '.join(required)})."
+            return False
         return super().has_permission(request, view)

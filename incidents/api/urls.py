@@ -1,1 +1,15 @@
-urlpatterns: list = []
+"""REST API routes under ``/api/`` (schema at ``/api/schema/``): incidents with their
+transitions and affected customers, customers, contacts."""
+
+from rest_framework.routers import SimpleRouter
+
+from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet
+
+# SimpleRouter: no browsable API root, whose view has no model for ModelPermissions.
+router = SimpleRouter()
+router.register("incidents", IncidentViewSet, basename="incident")
+router.register("customers", CustomerViewSet, basename="customer")
+router.register("contacts", ContactViewSet, basename="contact")
+
+app_name = "api"
+urlpatterns = router.urls

@@ -1,0 +1,477 @@
+"""Serializers of the REST API: they validate input and shape output; they never write.
+
+Every write goes through ``incidents.services`` (incidents, affected customers, transitions);
+customers and contacts, plain register entries without lifecycle or audit chain, are saved by
+their model serializers. Common rules for every input:
+
+- instants need a timezone offset (``AwareDateTimeField``): ``2026-05-01T09:30:00Z`` or
+  ``...+02:00``; a naive one is refused with "timezone offset required". Instants are returned
+  in UTC with a ``Z`` suffix.
+- a key the serializer does not accept is refused with 400 naming it (``StrictFieldsMixin``):
+  unknown keys get "Unknown field.", read-only ones "This field is read-only."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from incidents.lifecycle import TRANSITION_NAMES
+from incidents.models import (
+    AffectedCustomer,
+    Contact,
+    Customer,
+    DataCategory,
+    Incident,
+    Product,
+    Supplier,
+)
+
+# Input rules shared by every serializer ------------------------------------------------------
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 instant that must carry its timezone offset; returned in UTC (``...Z``).
+
+    Input: ``2026-05-01T09:30:00Z`` or ``2026-05-01T11:30:00+02:00`` (converted to UTC).
+    Errors (400): no offset ("timezone offset required"), a bad format, a date instead of an
+    instant, or an instant outside the representable range once converted to UTC.
+    """
+
+    default_error_messages = {
+        "naive": (
+            "timezone offset required: give the instant with Z or an offset, "
+            "for example 2026-05-01T09:30:00Z or 2026-05-01T11:30:00+02:00."
+        ),
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", UTC)
+        super().__init__(**kwargs)
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        # Reading a naive instant in some default zone would silently guess; refuse instead.
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
+class StrictFieldsMixin:
+    """Refuse input keys that the serializer does not accept (400 naming each of them).
+
+    A key that is not a field at all gets "Unknown field."; a read-only field gets
+    ``read_only_messages[name]`` or "This field is read-only.". Non-mapping input is left to
+    the serializer's own "expected a dictionary" error.
+    """
+
+    read_only_messages: Mapping[str, str] = {}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            fields = self.fields  # type: ignore[attr-defined]
+            errors: dict[str, list[str]] = {}
+            for key in data:
+                field = fields.get(key)
+                if field is None:
+                    message = self.read_only_messages.get(key, "Unknown field.")
+                    errors[str(key)] = [message]
+                elif field.read_only:
+                    message = self.read_only_messages.get(key, "This field is read-only.")
+                    errors[str(key)] = [message]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A ``ModelSerializer`` with strict keys and ``AwareDateTimeField`` for every instant."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: AwareDateTimeField,
+    }
+
+
+class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
+    """A plain ``Serializer`` with strict keys (for request bodies that are not a model)."""
+
+
+# Customers and contacts ------------------------------------------------------------------------
+
+
+class CustomerSerializer(StrictModelSerializer):
+    """A customer (the controller). ``notification_window_hours``: 1 to 72 hours."""
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "name",
+            "account_reference",
+            "country",
+            "preferred_language",
+            "notification_window_hours",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+
+class ContactSerializer(StrictModelSerializer):
+    """A person at a customer whom we notify; ``customer`` is the customer's id.
+
+    ``language`` empty: the customer's preferred language. The email is unique per customer.
+    """
+
+    class Meta:
+        model = Contact
+        fields = ["id", "customer", "name", "email", "language", "role", "is_active", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+# Incidents -------------------------------------------------------------------------------------
+
+#: State -> ((transition name, permission), ...) leaving that state, in lifecycle order.
+_TRANSITIONS_FROM: dict[str, list[tuple[str, str | None]]] = {}
+
+
+def _transitions_from(state: str) -> list[tuple[str, str | None]]:
+    if not _TRANSITIONS_FROM:
+        field = Incident._meta.get_field("state")
+        order = {name: index for index, name in enumerate(TRANSITION_NAMES)}
+        for transition in field.get_all_transitions(Incident):  # type: ignore[attr-defined]
+            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append(
+                (transition.name, transition.permission)
+            )
+        for entries in _TRANSITIONS_FROM.values():
+            entries.sort(key=lambda entry: order[entry[0]])
+    return _TRANSITIONS_FROM.get(str(state), [])
+
+
+def available_transitions(incident: Incident, user: Any) -> list[str]:
+    """Names of the transitions leaving ``incident``'s current state that ``user``'s role allows,
+    in lifecycle order. Guards are not checked: the transition's request body may supply what
+    they need. No database query beyond the user's (cached) permissions."""
+    if user is None or not user.is_authenticated:
+        return []
+    return [
+        name
+        for name, permission in _transitions_from(incident.state)
+        if permission is None or user.has_perm(permission)
+    ]
+
+
+class IncidentSerializer(StrictModelSerializer):
+    """An incident as listed, created and edited (``source_record`` only in the detail).
+
+    Writable (create and PATCH, through ``services.incident_create`` / ``incident_update``):
+    ``title`` and ``detection_source`` (required on create), ``summary``, ``detected_at``,
+    ``occurred_on`` with ``occurred_on_precision``, ``reported_by``, ``owner`` (a username),
+    ``scenario``, ``severity``, ``malicious``, ``is_drill``, and the breach fields
+    ``nature_of_breach``, ``mitigation_measures``, ``products`` (existing product names),
+    ``exposure_started_at``, ``exposure_ended_at``, ``records_affected``,
+    ``records_affected_is_estimate``, ``data_categories`` (``DataCategory`` values; null:
+    unknown), ``sub_processor`` (a supplier id) and ``sub_processor_details``.
+    Read-only: everything else. ``state`` changes only through
+    ``POST /api/incidents/{id}/transitions/{name}/``; a body naming it gets 400.
+    ``exposure_duration_hours``: hours (float) between the exposure's start and end, null when
+    either is unknown. ``affected_customers``: the affected customers' account references.
+    ``available_transitions``: transition names the requesting user may take from the current
+    state. Instants are UTC.
+    """
+
+    read_only_messages = {
+        "state": (
+            "State changes only through transitions: POST /api/incidents/{id}/transitions/{name}/."
+        ),
+    }
+
+    owner = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.filter(is_active=True),
+        allow_null=True,
+        required=False,
+    )
+    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    products = serializers.SlugRelatedField(
+        slug_field="name", queryset=Product.objects.all(), many=True, required=False
+    )
+    sub_processor = serializers.PrimaryKeyRelatedField(
+        queryset=Supplier.objects.all(), allow_null=True, required=False
+    )
+    data_categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=DataCategory.choices),
+        allow_null=True,
+        required=False,
+        help_text="DataCategory values; null: unknown.",
+    )
+    exposure_duration_hours = serializers.SerializerMethodField(
+        help_text="Hours between exposure_started_at and exposure_ended_at; null when unknown."
+    )
+    affected_customers = serializers.SerializerMethodField(
+        help_text="Account references of the affected customers."
+    )
+    available_transitions = serializers.SerializerMethodField(
+        help_text="Transition names the requesting user may take from the current state."
+    )
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "reference",
+            "state",
+            "title",
+            "summary",
+            "detection_source",
+            "detected_at",
+            "occurred_on",
+            "occurred_on_precision",
+            "reported_by",
+            "owner",
+            "scenario",
+            "severity",
+            "malicious",
+            "is_drill",
+            "nature_of_breach",
+            "mitigation_measures",
+            "products",
+            "exposure_started_at",
+            "exposure_ended_at",
+            "exposure_duration_hours",
+            "records_affected",
+            "records_affected_is_estimate",
+            "data_categories",
+            "sub_processor",
+            "sub_processor_details",
+            "out_of_scope_category",
+            "scope_rationale",
+            "customer_informed_at",
+            "triaged_at",
+            "declared_at",
+            "declared_by",
+            "notified_at",
+            "closed_at",
+            "external_reference",
+            "affected_customers",
+            "available_transitions",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "reference",
+            "state",
+            "out_of_scope_category",
+            "scope_rationale",
+            "customer_informed_at",
+            "triaged_at",
+            "declared_at",
+            "notified_at",
+            "closed_at",
+            "external_reference",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Refuse an exposure that ends before it starts (with a PATCH, against the stored other
+        end); the model's check constraint backs this up under concurrent edits."""
+
+        def value(name: str) -> datetime | None:
+            return attrs[name] if name in attrs else getattr(self.instance, name, None)
+
+        started, ended = value("exposure_started_at"), value("exposure_ended_at")
+        if started is not None and ended is not None and ended < started:
+            raise serializers.ValidationError(
+                {"exposure_ended_at": ["The exposure cannot end before it started."]}
+            )
+        return attrs
+
+    def get_exposure_duration_hours(self, incident: Incident) -> float | None:
+        duration = incident.exposure_duration
+        return None if duration is None else duration.total_seconds() / 3600
+
+    def get_affected_customers(self, incident: Incident) -> list[str]:
+        # Uses the view's prefetch (ordered by customer name) rather than one query per row.
+        return [
+            affected.customer.account_reference for affected in incident.affected_customers.all()
+        ]
+
+    def get_available_transitions(self, incident: Incident) -> list[str]:
+        request = self.context.get("request")
+        return available_transitions(incident, getattr(request, "user", None))
+
+
+class IncidentDetailSerializer(IncidentSerializer):
+    """An incident with ``source_record``: the whole record an imported incident came from
+    (null for incidents recorded here)."""
+
+    source_record = serializers.JSONField(read_only=True, allow_null=True)
+
+    class Meta(IncidentSerializer.Meta):
+        fields = [*IncidentSerializer.Meta.fields, "source_record"]
+
+
+# Transition bodies -----------------------------------------------------------------------------
+
+
+class TriageBody(StrictSerializer):
+    """``triage``: severity (ENISA band) and malicious (yes/no/unknown) unless already recorded;
+    scenario optional."""
+
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices, required=False)
+    malicious = serializers.ChoiceField(choices=Incident.Malicious.choices, required=False)
+    scenario = serializers.ChoiceField(choices=Incident.Scenario.choices, required=False)
+
+
+class RuleOutOfScopeBody(StrictSerializer):
+    """``rule_out_of_scope``: the out-of-scope category and the rationale."""
+
+    out_of_scope_category = serializers.ChoiceField(
+        choices=Incident.OutOfScopeCategory.choices, required=False
+    )
+    scope_rationale = serializers.CharField(required=False, allow_blank=True)
+
+
+class ClassifyAsCustomerEventBody(StrictSerializer):
+    """``classify_as_customer_event``: the rationale and when the customer was informed (UTC)."""
+
+    scope_rationale = serializers.CharField(required=False, allow_blank=True)
+    customer_informed_at = AwareDateTimeField(required=False)
+
+
+class DeclareBody(StrictSerializer):
+    """``declare``: the nature of the breach unless already recorded (affected customers are
+    added through ``/affected-customers/`` beforehand)."""
+
+    nature_of_breach = serializers.CharField(required=False, allow_blank=True)
+
+
+class EmptyBody(StrictSerializer):
+    """``mark_notified`` and ``begin_post_mortem`` take no body (``{}`` or nothing)."""
+
+
+class CloseBody(StrictSerializer):
+    """``close``: the post-mortem's findings unless already recorded."""
+
+    findings = serializers.CharField(required=False, allow_blank=True)
+
+
+#: Transition name -> the serializer of its request body.
+TRANSITION_BODIES: dict[str, type[StrictSerializer]] = {
+    "triage": TriageBody,
+    "rule_out_of_scope": RuleOutOfScopeBody,
+    "classify_as_customer_event": ClassifyAsCustomerEventBody,
+    "declare": DeclareBody,
+    "mark_notified": EmptyBody,
+    "begin_post_mortem": EmptyBody,
+    "close": CloseBody,
+}
+
+
+class GuardFailedSerializer(serializers.Serializer):
+    """The 400 answer of a transition whose guard is not met."""
+
+    detail = serializers.CharField()
+    missing = serializers.ListField(child=serializers.CharField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    """An error answer: ``detail`` says what is wrong."""
+
+    detail = serializers.CharField()
+
+
+# Affected customers ----------------------------------------------------------------------------
+
+
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string"}]})
+class CustomerReferenceField(serializers.Field):
+    """A customer given by id (a JSON integer) or account reference (a string).
+
+    A string is looked up as an account reference first, then, if it is all digits, as an id
+    (so ``?customer=12`` works). Errors (400): no such customer, or another type.
+    """
+
+    default_error_messages = {
+        "does_not_exist": "No customer with id or account reference {value!r}.",
+        "invalid": "Expected a customer id (integer) or account reference (string).",
+    }
+
+    def to_internal_value(self, data: Any) -> Customer:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        customers = Customer.objects.all()
+        if isinstance(data, int):
+            found = customers.filter(pk=data).first()
+        else:
+            text = data.strip()
+            if not text or "\x00" in text:
+                self.fail("invalid")
+            found = customers.filter(account_reference=text).first()
+            if found is None and text.isdigit() and text.isascii():
+                found = customers.filter(pk=int(text)).first()
+        if found is None:
+            self.fail("does_not_exist", value=data)
+        return found
+
+    def to_representation(self, value: Customer) -> str:
+        return value.account_reference
+
+
+class CustomerSummarySerializer(serializers.ModelSerializer):
+    """A customer's id, account reference and name."""
+
+    class Meta:
+        model = Customer
+        fields = ["id", "account_reference", "name"]
+
+
+class AffectedCustomerSerializer(serializers.ModelSerializer):
+    """A customer affected by an incident, as listed and as returned after adding it.
+
+    ``added_at``: when it was recorded (UTC). ``initial_notice_settled_at``: when its initial
+    notice was delivered or recorded undeliverable (null: not yet).
+    """
+
+    customer = CustomerSummarySerializer(read_only=True)
+    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_at = AwareDateTimeField(read_only=True)
+    initial_notice_settled_at = AwareDateTimeField(read_only=True)
+
+    class Meta:
+        model = AffectedCustomer
+        fields = [
+            "id",
+            "customer",
+            "records_affected",
+            "notes",
+            "added_at",
+            "added_by",
+            "initial_notice_settled_at",
+        ]
+        read_only_fields = fields
+
+
+class AffectedCustomerAddBody(StrictSerializer):
+    """Body of ``POST .../affected-customers/``: ``customer`` (id or account reference),
+    ``records_affected`` (a count or null: unknown), ``notes``."""
+
+    customer = CustomerReferenceField()
+    records_affected = serializers.IntegerField(
+        min_value=0, max_value=2**63 - 1, allow_null=True, required=False
+    )
+    notes = serializers.CharField(allow_blank=True, required=False, default="")
+
+
+class AffectedCustomerRemoveBody(StrictSerializer):
+    """Body (or query string) of ``DELETE .../affected-customers/``: ``customer``."""
+
+    customer = CustomerReferenceField()
