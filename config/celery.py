@@ -5,7 +5,9 @@ Beat runs periodic work only as "what is due now?" queries, so a missed tick or 
 harmless; no task is scheduled with a long ETA or countdown.
 """
 
+import logging
 import os
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
@@ -16,6 +18,11 @@ app = Celery("breachdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = "default"
 app.conf.beat_schedule = {
+    "scan-deadlines": {
+        "task": "notifications.tasks.scan_deadlines",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "record-worker-heartbeat": {
         "task": "incidents.tasks.record_worker_heartbeat",
         "schedule": 30.0,
@@ -25,4 +32,26 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=17),
     },
 }
+app.conf.task_routes = {
+    "notifications.tasks.scan_deadlines": {"queue": "deadlines"},
+    "notifications.tasks.send_due_deliveries": {"queue": "notices"},
+}
 app.autodiscover_tasks()
+
+
+def enqueue(task: Any, *args: Any) -> bool:
+    """Queue ``task`` with ``args`` without ever failing the caller; True if the broker took it.
+
+    The broker only wakes workers: PostgreSQL holds the work, and the deadline scanner (every
+    minute) finds anything whose wake-up message was lost. So a broker that is down must not
+    turn a committed declaration into an error page, or make a request wait: one attempt, no
+    retries, and a log line.
+    """
+    try:
+        task.apply_async(args=args, retry=False)
+    except Exception:  # noqa: BLE001 - any broker failure is survivable by design
+        logging.getLogger("breachdesk.queue").warning(
+            "Could not queue %s; the deadline scanner will pick the work up.", task.name, exc_info=True
+        )
+        return False
+    return True

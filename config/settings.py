@@ -142,11 +142,12 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Email (Django 6.1 MAILERS). Default: messages written as files under var/mail/. EMAIL_URL
+# Email (Django 6.1 MAILERS). Default: the local SMTP sink that scripts/run starts
+# (manage.py run_mail_sink, messages stored under var/mail/). EMAIL_URL
 # switches: smtp://user:password@relay:25, smtp+tls://...:587 (STARTTLS), smtps://...:465,
 # consolemail://, filemail://. EMAIL_TIMEOUT (seconds) bounds every SMTP operation.
 _EMAIL_TIMEOUT_SECONDS = env.int("EMAIL_TIMEOUT", default=30)
-_email = env.email_url("EMAIL_URL", default="filemail://")
+_email = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:8025")
 _email_options: dict = {}
 if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
     _email_options = {
@@ -220,3 +221,23 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Notification clocks (DESIGN.md section 3). Customers must be told within NOTICE_WINDOW_HOURS of
+# elapsed time after declaration (a customer's contract may set a shorter window). The scanner
+# issues the initial notice from the facts known so far NOTICE_AUTO_SEND_LEAD_HOURS before a
+# clock is due if none has gone out (0 disables).
+NOTICE_WINDOW_HOURS = env.int("NOTICE_WINDOW_HOURS", default=72)
+NOTICE_AUTO_SEND_LEAD_HOURS = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
+if not 1 <= NOTICE_WINDOW_HOURS <= 72:
+    raise ImproperlyConfigured("NOTICE_WINDOW_HOURS must be between 1 and 72.")
+if not 0 <= NOTICE_AUTO_SEND_LEAD_HOURS < NOTICE_WINDOW_HOURS:
+    raise ImproperlyConfigured("NOTICE_AUTO_SEND_LEAD_HOURS must be 0 or less than the window.")
+# Shown in every customer notice as the contact point for questions (GDPR Art. 33(3)(b)).
+NOTICE_CONTACT_POINT = env.str(
+    "NOTICE_CONTACT_POINT", default="Data Protection Incident Response Team, privacy@localhost"
+)
+# Deliveries: how many the sender claims at once, and how long a claim lasts before the scanner
+# hands it to another worker (a killed worker delays a notice; it never loses it).
+NOTICE_SEND_CHUNK_SIZE = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
+NOTICE_CLAIM_SECONDS = env.int("NOTICE_CLAIM_SECONDS", default=300)
+NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.db.models import Q
+
 if TYPE_CHECKING:
     from incidents.models import Incident
 
@@ -31,8 +33,8 @@ def missing_for(incident: Incident, transition_name: str) -> list[str]:
     - ``rule_out_of_scope``: ``out_of_scope_category`` and ``scope_rationale``.
     - ``classify_as_customer_event``: ``scope_rationale`` and ``customer_informed_at``.
     - ``declare``: ``nature_of_breach`` and at least one of ``affected_customers``.
-    - ``mark_notified``: every affected customer's initial notice delivered or recorded as
-      undeliverable (``affected_customers`` names the unsettled ones' account references).
+    - ``mark_notified``: every affected customer's notice clock met (its initial notice accepted
+      by the mail relay) or waived by an incident manager (undeliverable): ``affected_customers``.
     - ``begin_post_mortem``: nothing.
     - ``close``: a completed post-mortem (``post_mortem.findings``) and every action item done
       or accepted (``post_mortem.action_items``).
@@ -83,10 +85,14 @@ def _declare(incident: Incident) -> list[str]:
 
 
 def _mark_notified(incident: Incident) -> list[str]:
+    from notifications.models import Clock
+
     if incident.pk is None or not incident.affected_customers.exists():
         return ["affected_customers"]
-    unsettled = incident.affected_customers.filter(initial_notice_settled_at__isnull=True)
-    if unsettled.exists():
+    clocks = Clock.objects.filter(incident=incident, kind=Clock.Kind.CUSTOMER_NOTICE)
+    settled = clocks.filter(Q(met_at__isnull=False) | Q(waived_at__isnull=False))
+    covered = settled.values_list("customer_id", flat=True)
+    if incident.affected_customers.exclude(customer_id__in=covered).exists():
         return ["affected_customers"]
     return []
 

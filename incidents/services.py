@@ -186,13 +186,15 @@ def _transition(
     changes: Mapping[str, Any] | None = None,
     prepare: Callable[[Incident], dict[str, Any]] | None = None,
     method_kwargs: Mapping[str, Any] | None = None,
+    after_save: Callable[[Incident], dict[str, Any]] | None = None,
     after_commit: Callable[[Incident], None] | None = None,
 ) -> Incident:
     """Run lifecycle transition ``name`` as described in the module docstring.
 
     Order of checks: permission (403), availability from the current state (409), then the guard
     with the body's ``changes`` applied (400 naming what is missing). ``prepare`` may change
-    related rows after the lock and returns extra audit data. A concurrent transition that
+    related rows after the lock and returns extra audit data; ``after_save`` does the same once
+    the transition is saved (same transaction). A concurrent transition that
     slipped past the lock surfaces as ``TransitionNotAvailable``.
     """
     if actor is not None or name != "mark_notified":
@@ -212,6 +214,8 @@ def _transition(
             now = timezone.now()
             method(at=now, **(method_kwargs or {}))
             locked.save()
+            if after_save is not None:
+                extra.update(after_save(locked))
             audit_append(
                 incident=locked,
                 actor=actor,
@@ -330,10 +334,18 @@ def incident_declare(
     Declaration starts the 72-hour customer-notification commitment (a policy commitment of
     the processor; GDPR Art. 33(2) asks a processor to notify its controllers "without undue
     delay"). Guard: ``nature_of_breach`` and at least one affected customer. Permission:
-    ``incidents.declare_incident`` (incident managers). After commit, the incident managers and
-    the owner are emailed (``incidents.tasks.send_declaration_alert``).
+    ``incidents.declare_incident`` (incident managers). In the same transaction, one notice
+    clock per affected customer starts at the declaration instant
+    (``notifications.services.clocks_start_for_declaration``). After commit, the incident
+    managers and the owner are emailed (``incidents.tasks.send_declaration_alert``).
     """
+    from config.celery import enqueue
     from incidents.tasks import send_declaration_alert
+    from notifications.services import clocks_start_for_declaration
+
+    def start_clocks(locked: Incident) -> dict[str, Any]:
+        started = clocks_start_for_declaration(incident=locked, at=locked.declared_at)
+        return {"clocks": [{"customer": c.customer.account_reference, "due_at": _audit_value(c.due_at)} for c in started]}
 
     changes = {"nature_of_breach": nature_of_breach} if nature_of_breach is not None else {}
     return _transition(
@@ -342,7 +354,8 @@ def incident_declare(
         name="declare",
         changes=changes,
         method_kwargs={"by": actor},
-        after_commit=lambda locked: send_declaration_alert.delay(locked.pk),
+        after_save=start_clocks,
+        after_commit=lambda locked: enqueue(send_declaration_alert, locked.pk),
     )
 
 
@@ -415,8 +428,8 @@ def affected_customer_add(
 ) -> AffectedCustomer:
     """Record that ``customer``'s personal data is involved in ``incident``; return the row.
 
-    Allowed until the incident is closed or ruled out; a customer added after declaration is
-    notified on its own clock from the moment it is added. Raises ``ActionForbidden`` without
+    Allowed until the incident is closed or ruled out; a customer added after declaration gets
+    its own notice clock from the moment it is added. Raises ``ActionForbidden`` without
     ``incidents.add_affectedcustomer``; ``LifecycleConflict`` if the incident is final or the
     customer is already recorded.
     """
@@ -434,15 +447,21 @@ def affected_customer_add(
             records_affected=records_affected,
             notes=notes,
         )
+        data: dict[str, Any] = {
+            "customer": customer.account_reference,
+            "records_affected": records_affected,
+            "after_declaration": locked.declared_at is not None,
+        }
+        if locked.declared_at is not None:
+            from notifications.services import clock_start_for_customer
+
+            clock = clock_start_for_customer(incident=locked, customer=customer, at=affected.added_at)
+            data["clock_due_at"] = _audit_value(clock.due_at)
         audit_append(
             incident=locked,
             actor=actor,
             verb="affected_customer_added",
-            data={
-                "customer": customer.account_reference,
-                "records_affected": records_affected,
-                "after_declaration": locked.declared_at is not None,
-            },
+            data=data,
             at=affected.added_at,
         )
     return affected

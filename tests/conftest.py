@@ -79,6 +79,7 @@ def ensure_groups() -> None:
 
     if not Group.objects.filter(name="auditor").exists():
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
+        importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
 
 
 def _user_in(django_user_model, username: str, group: str | None, **extra):
@@ -153,7 +154,7 @@ def make_incident(db, responder):
     from django.contrib.auth.models import Group
 
     from incidents import services
-    from incidents.models import AffectedCustomer, Customer
+    from incidents.models import Customer
 
     def build(state: str = "detected", **fields):
         manager = Group.objects.get(name="incident_manager").user_set.first()
@@ -182,9 +183,15 @@ def make_incident(db, responder):
         )
         if state == "triaged":
             return incident
-        affected_customer, _ = Customer.objects.get_or_create(
+        affected_customer, created = Customer.objects.get_or_create(
             account_reference="FIXTURE-001", defaults={"name": "Fixture Customer Ltd"}
         )
+        if created:
+            from incidents.models import Contact
+
+            Contact.objects.create(
+                customer=affected_customer, name="Fiona Fixture", email="fiona@fixture.example"
+            )
         services.affected_customer_add(incident=incident, customer=affected_customer, actor=responder)
         incident = services.incident_declare(
             incident=incident, actor=manager, nature_of_breach="Payroll file emailed to a wrong recipient."
@@ -193,7 +200,9 @@ def make_incident(db, responder):
             return incident
         from django.utils import timezone
 
-        AffectedCustomer.objects.filter(incident=incident).update(initial_notice_settled_at=timezone.now())
+        from notifications.models import Clock
+
+        Clock.objects.filter(incident=incident).update(met_at=timezone.now())
         incident = services.incident_mark_notified(incident=incident)
         if state == "notified":
             return incident

@@ -9,7 +9,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents import services
-from incidents.models import AffectedCustomer, AuditEvent, Customer, Incident
+from notifications.models import Clock
+from incidents.models import AuditEvent, Customer, Incident
 
 STATES = [
     "detected",
@@ -121,9 +122,7 @@ def ready_incident(make_incident, responder):
             )
             services.affected_customer_add(incident=incident, customer=extra, actor=responder)
         # What the notification system does when initial notices are delivered.
-        AffectedCustomer.objects.filter(incident=incident).update(
-            initial_notice_settled_at=timezone.now()
-        )
+        Clock.objects.filter(incident=incident).update(met_at=timezone.now())
         return Incident.objects.get(pk=incident.pk)
 
     return build

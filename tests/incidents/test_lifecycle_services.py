@@ -146,19 +146,17 @@ def test_closing_needs_findings_and_no_open_action_items(make_incident, manager)
     assert closed.post_mortem.completed_at is not None
 
 
-def test_mark_notified_waits_for_every_affected_customer(make_incident, customer, responder):
-    from incidents.models import AffectedCustomer
+def test_mark_notified_waits_for_every_affected_customers_clock(make_incident, customer, responder):
+    from notifications.models import Clock
 
     incident = make_incident(state="declared")
     services.affected_customer_add(incident=incident, customer=customer, actor=responder)
-    AffectedCustomer.objects.filter(incident=incident).exclude(customer=customer).update(
-        initial_notice_settled_at=timezone.now()
-    )
+    Clock.objects.filter(incident=incident).exclude(customer=customer).update(met_at=timezone.now())
 
     with pytest.raises(GuardFailed):
         services.incident_mark_notified(incident=incident)
 
-    AffectedCustomer.objects.filter(incident=incident).update(initial_notice_settled_at=timezone.now())
+    Clock.objects.filter(incident=incident, customer=customer).update(waived_at=timezone.now())
     assert services.incident_mark_notified(incident=incident).state == "notified"
 
 
@@ -173,14 +171,24 @@ def test_affected_customers_cannot_be_removed_after_declaration(make_incident, m
     assert incident.affected_customers.count() == 1
 
 
-def test_a_customer_added_after_declaration_is_recorded_as_such(make_incident, customer, responder):
+def test_a_customer_added_after_declaration_gets_its_own_clock_from_that_moment(
+    make_incident, customer, responder
+):
+    from datetime import timedelta
+
     incident = make_incident(state="declared")
 
-    services.affected_customer_add(incident=incident, customer=customer, actor=responder)
+    affected = services.affected_customer_add(incident=incident, customer=customer, actor=responder)
 
+    clock = incident.clocks.get(customer=customer)
+    assert clock.starts_at == affected.added_at > incident.declared_at
+    assert clock.due_at == affected.added_at + timedelta(hours=72)
     event = incident.audit_events.last()
     assert event.verb == "affected_customer_added"
-    assert event.data == {"customer": "ACME-001", "records_affected": None, "after_declaration": True}
+    assert event.data == {
+        "customer": "ACME-001", "records_affected": None, "after_declaration": True,
+        "clock_due_at": clock.due_at.isoformat(),
+    }
 
 
 def test_closed_incidents_cannot_be_edited(make_incident, manager):

@@ -1,0 +1,85 @@
+"""A local SMTP server (aiosmtpd) that keeps what it receives: the embedded run's mail sink
+(``manage.py run_mail_sink``, messages under ``var/mail/``) and the tests' real SMTP peer.
+
+Refusal rules let tests make the relay answer 451 (try again later) for a while, or 550 for one
+address, over a real SMTP conversation.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class ReceivedMessage:
+    """One message as the relay accepted it: envelope recipients and the parsed message."""
+
+    recipients: list[str]
+    message: EmailMessage
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+    def text(self) -> str:
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+    def html(self) -> str:
+        return self.message.get_body(preferencelist=("html",)).get_content()
+
+
+@dataclass
+class MailSink:
+    """The aiosmtpd handler. ``refuse_permanently``: addresses answered 550;
+    ``refuse_temporarily``: while True, every recipient is answered 451. With ``folder``, each
+    message is also written there as ``<n>.eml``."""
+
+    folder: Path | None = None
+    refuse_permanently: set[str] = field(default_factory=set)
+    refuse_temporarily: bool = False
+    received: list[ReceivedMessage] = field(default_factory=list)
+    refusals: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.refuse_temporarily:
+            self.refusals += 1
+            return "451 4.3.0 Try again later"
+        if address.lower() in self.refuse_permanently:
+            self.refusals += 1
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.received.append(ReceivedMessage(list(envelope.rcpt_tos), message))
+            count = len(self.received)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / f"{count:06d}.eml").write_bytes(envelope.content)
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_mail_sink(sink: MailSink, *, port: int | None = None) -> Controller:
+    """Start an SMTP server for ``sink`` on 127.0.0.1 (``port`` or a free one) in a thread;
+    returns the aiosmtpd ``Controller`` (``.port``; ``.stop()`` to end it)."""
+    controller = Controller(sink, hostname="127.0.0.1", port=port or free_port(), ready_timeout=10)
+    controller.start()
+    return controller

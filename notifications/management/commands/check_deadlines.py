@@ -1,0 +1,24 @@
+"""``python manage.py check_deadlines``: run one pass of the deadline scanner now, then send
+what is due. The same work Celery beat runs every minute; harmless to run at any time."""
+
+from django.core.management.base import BaseCommand
+
+from notifications.scanner import deadlines_scan
+from notifications.sender import deliveries_send_due
+
+
+class Command(BaseCommand):
+    help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-send", action="store_true", help="Do not send due deliveries.")
+
+    def handle(self, *args, no_send=False, **options):
+        report = deadlines_scan()
+        self.stdout.write(
+            f"{report.escalations} escalations, {report.automatic_notices} automatic notices, "
+            f"{report.requeued} deliveries re-queued."
+        )
+        if report.deliveries_due and not no_send:
+            sent = deliveries_send_due()
+            self.stdout.write(f"{sent.sent} sent, {sent.retried} to retry, {sent.failed} failed.")

@@ -1,0 +1,332 @@
+"""Clocks, escalations, notices, withheld details and deliveries (DESIGN.md sections 3 and 4).
+
+A clock is a row saying who must be told, from when, by when, and when it was met. Notices are
+versions of what we tell customers, immutable once approved. A delivery is one notice to one
+contact, the unit the sender claims, sends and records: PostgreSQL is the source of truth and
+Redis only wakes workers. All instants are aware and stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class Clock(models.Model):
+    """A notification deadline: ``party`` must be told by ``due_at`` (UTC).
+
+    Kinds other than the customer notice (a supervisory authority, NIS2, a contract) add rows of
+    their own kind; nothing about "72 hours" lives on the incident. ``due_at`` is computed once
+    as ``starts_at + window`` in UTC (exact elapsed time; see ``notifications.clocks``).
+
+    Status (``status_at``): ``met`` (met on time), ``met_late`` (met after ``due_at``; stays
+    late forever, with ``late_reason`` recorded, GDPR Art. 33(1)), ``waived`` (an incident manager
+    acknowledged that it cannot be met, with a reason), ``overdue`` (not met, past due), ``open``.
+    """
+
+    class Kind(models.TextChoices):
+        CUSTOMER_NOTICE = "customer_notice", "Customer initial notice"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        OVERDUE = "overdue", "Overdue"
+        MET = "met", "Met"
+        MET_LATE = "met_late", "Met late"
+        WAIVED = "waived", "Failure acknowledged"
+
+    incident = models.ForeignKey(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="clocks"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.CUSTOMER_NOTICE)
+    customer = models.ForeignKey(
+        "incidents.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="clocks",
+        help_text="Who must be told, for customer clocks.",
+    )
+    starts_at = models.DateTimeField()
+    window = models.DurationField(help_text="Exact elapsed time from start to due.")
+    due_at = models.DateTimeField()
+    met_at = models.DateTimeField(null=True, blank=True)
+    late_reason = models.TextField(blank=True, help_text="Why it was met late (Art. 33(1)).")
+    waived_at = models.DateTimeField(null=True, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    waiver_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "kind", "customer"], name="notifications_clock_unique_party"
+            ),
+            models.CheckConstraint(
+                condition=Q(due_at__gt=F("starts_at")), name="notifications_clock_due_after_start"
+            ),
+        ]
+        indexes = [
+            # The deadline scanner's "what is due now?" and the dashboard's "due next": only
+            # open clocks, so the index stays small however many clocks were ever met.
+            models.Index(
+                fields=["due_at"],
+                name="notifications_clock_open_due",
+                condition=Q(met_at__isnull=True, waived_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.customer} due {self.due_at:%Y-%m-%dT%H:%MZ}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.met_at is None and self.waived_at is None
+
+    def status_at(self, now: datetime | None = None) -> str:
+        """The clock's ``Status`` value at ``now`` (default: the current instant)."""
+        if self.met_at is not None:
+            return self.Status.MET if self.met_at <= self.due_at else self.Status.MET_LATE
+        if self.waived_at is not None:
+            return self.Status.WAIVED
+        now = now or timezone.now()
+        return self.Status.OVERDUE if now > self.due_at else self.Status.OPEN
+
+    def remaining_at(self, now: datetime | None = None) -> timedelta | None:
+        """Elapsed time left until ``due_at`` (negative when overdue), or ``None`` once the
+        clock is met or waived."""
+        if not self.is_open:
+            return None
+        return self.due_at - (now or timezone.now())
+
+
+class Escalation(models.Model):
+    """A warning raised once per clock and threshold and sent to the incident's owner and the
+    incident managers. Uniqueness makes a second scanner or a repeated tick harmless."""
+
+    class Threshold(models.TextChoices):
+        HOURS_48 = "48h", "48 hours left"
+        HOURS_24 = "24h", "24 hours left"
+        HOURS_12 = "12h", "12 hours left"
+        HOURS_6 = "6h", "6 hours left"
+        HOURS_1 = "1h", "1 hour left"
+        OVERDUE = "overdue", "Overdue"
+        NO_CONTACT = "no_contact", "No deliverable contact"
+        DELIVERY_FAILED = "delivery_failed", "Every delivery failed"
+
+    clock = models.ForeignKey(Clock, on_delete=models.CASCADE, related_name="escalations")
+    threshold = models.CharField(max_length=16, choices=Threshold.choices)
+    raised_at = models.DateTimeField(default=timezone.now)
+    recipients = models.JSONField(default=list, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["raised_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clock", "threshold"], name="notifications_escalation_once_per_threshold"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_threshold_display()}: {self.clock}"
+
+
+#: The breach fields of a customer notice, in the order the notice shows them.
+NOTICE_FIELDS: tuple[str, ...] = (
+    "nature_of_breach",
+    "mitigation_measures",
+    "products_involved",
+    "exposure_duration",
+    "records_affected",
+    "sub_processor",
+    "likely_consequences",
+)
+
+
+class Notice(models.Model):
+    """One version of what we tell the affected customers about an incident.
+
+    ``number`` counts from 1 per incident. A draft holds only what people write (contact point,
+    likely consequences, a post-mortem summary); approving it snapshots the breach fields
+    (``content``) as they stand, records which are withheld and why, and creates the deliveries,
+    all in one transaction. An approved notice never changes.
+
+    ``content``: ``{field: value or None}`` for ``NOTICE_FIELDS`` (None: not yet known);
+    ``withheld``: ``{field: reason label}``; ``changes``: the fields whose value differs from the
+    previous approved notice.
+    """
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial", "Initial notice"
+        UPDATE = "update", "Update"
+        FINAL = "final", "Final notice"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPROVED = "approved", "Approved"
+
+    incident = models.ForeignKey(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="notices"
+    )
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    contact_point = models.TextField(
+        blank=True, help_text="Who customers can ask (GDPR Art. 33(3)(b))."
+    )
+    likely_consequences = models.TextField(blank=True, help_text="GDPR Art. 33(3)(c).")
+    post_mortem_summary = models.TextField(blank=True)
+    content = models.JSONField(default=dict, blank=True)
+    withheld = models.JSONField(default=dict, blank=True)
+    changes = models.JSONField(default=list, blank=True)
+    is_automatic = models.BooleanField(
+        default=False, help_text="Issued by the deadline scanner from the facts known then."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["incident_id", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "number"], name="notifications_notice_unique_number"
+            )
+        ]
+        permissions = [
+            ("approve_notice", "Can approve and send a customer notice"),
+            ("withhold_notice_field", "Can withhold or release a notice field"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident.reference} notice {self.number} ({self.kind})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored == self.Status.APPROVED:
+                raise ValueError("An approved notice is immutable.")
+        super().save(*args, **kwargs)
+
+
+class Withholding(models.Model):
+    """A breach field an incident manager withholds from notices, and why.
+
+    Withheld details stay out of every part of every message until released; the notice says
+    that some details are withheld. Releasing carries the field into the next update.
+    """
+
+    class Reason(models.TextChoices):
+        RISK_TO_OTHERS = "risk_to_others", "Disclosure would raise the risk to other customers"
+        LAW_ENFORCEMENT = "law_enforcement", "A law-enforcement request"
+        OTHER = "other", "Other"
+
+    incident = models.ForeignKey(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="withholdings"
+    )
+    field = models.CharField(max_length=32, choices=[(f, f) for f in NOTICE_FIELDS])
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    explanation = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=200, help_text="Who asked for it to be withheld.")
+    review_at = models.DateTimeField(help_text="When to decide again whether to release it.")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["incident_id", "field", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "field"],
+                condition=Q(released_at__isnull=True),
+                name="notifications_withholding_one_active_per_field",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} withheld ({self.get_reason_display()})"
+
+
+class Delivery(models.Model):
+    """One approved notice to one contact: the unit of sending, claimed and recorded.
+
+    Created with the notice's approval, unique per (notice, contact), with the address,
+    language and rendered message fixed then. ``message_id`` is deterministic, so a message sent
+    twice after a crash carries the same Message-ID. Status: ``pending`` (waiting for
+    ``next_attempt_at``), ``sending`` (claimed until ``claimed_until``), ``sent`` (accepted by
+    the relay at ``sent_at``), ``failed`` (permanently refused, or out of attempts).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="deliveries")
+    contact = models.ForeignKey(
+        "incidents.Contact", on_delete=models.PROTECT, related_name="deliveries"
+    )
+    customer = models.ForeignKey(
+        "incidents.Customer", on_delete=models.PROTECT, related_name="deliveries"
+    )
+    address = models.EmailField()
+    language = models.CharField(max_length=8)
+    subject = models.CharField(max_length=200)
+    body_text = models.TextField()
+    body_html = models.TextField()
+    message_id = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failure_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["notice_id", "id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice", "contact"], name="notifications_delivery_unique_per_contact"
+            )
+        ]
+        indexes = [
+            # The sender's claim: pending rows whose next attempt is due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notifications_delivery_due",
+                condition=Q(status="pending"),
+            ),
+            # The scanner's re-queue of claims that expired (a killed worker).
+            models.Index(
+                fields=["claimed_until"],
+                name="notifications_delivery_claimed",
+                condition=Q(status="sending"),
+            ),
+            models.Index(fields=["claim_token"], name="notifications_delivery_claim"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice} to {self.address} ({self.status})"

@@ -1,0 +1,100 @@
+"""The deadline scanner: one pass answers "what is due now?" and acts on it.
+
+Run every minute by Celery beat (queue ``deadlines``) and by ``manage.py check_deadlines``.
+Everything it does is recorded in rows with unique constraints or conditional updates, so a
+missed tick, a restart or two scanners at once are harmless.
+
+1. Escalations: open clocks due within 48 hours (partial index
+   ``notifications_clock_open_due``); each threshold reached (48, 24, 12, 6, 1 hours before due,
+   and overdue) is recorded once per clock. When several are reached in one pass (the scanner
+   was down), all are recorded and only the most urgent is emailed.
+2. Automatic initial notices: at ``NOTICE_AUTO_SEND_LEAD_HOURS`` before due, any customer whose
+   clock is open and who has nothing on its way gets the initial notice from the facts known so
+   far (0 disables this).
+3. Deliveries whose claim expired (a killed worker) go back to ``pending``.
+4. If deliveries are due, the sender is woken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from notifications import clocks
+from notifications.models import Clock, Delivery
+from notifications.sender import deliveries_requeue_expired
+from notifications.services import escalation_raise, notice_issue_initial_automatically, open_clock_filter
+
+LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
+
+
+@dataclass
+class ScanReport:
+    """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
+    and whether deliveries were due (the sender was woken)."""
+
+    escalations: int = 0
+    automatic_notices: int = 0
+    requeued: int = 0
+    deliveries_due: bool = False
+
+
+def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
+    """One pass of the scanner at ``now`` (aware; default the current instant)."""
+    now = now or timezone.now()
+    report = ScanReport()
+    report.escalations = _raise_escalations(now)
+    report.automatic_notices = _issue_automatic_notices(now)
+    report.requeued = deliveries_requeue_expired(now=now)
+    report.deliveries_due = Delivery.objects.filter(
+        status=Delivery.Status.PENDING, next_attempt_at__lte=now
+    ).exists()
+    return report
+
+
+def _raise_escalations(now: datetime) -> int:
+    raised = 0
+    due_soon = (
+        Clock.objects.filter(open_clock_filter(now, LONGEST_THRESHOLD))
+        .select_related("incident__owner", "customer")
+        .prefetch_related("escalations")
+        .order_by("due_at")
+    )
+    for clock in due_soon.iterator(chunk_size=500):
+        recorded = {escalation.threshold for escalation in clock.escalations.all()}
+        reached = [
+            name for name in clocks.thresholds_passed(starts_at=clock.starts_at, due=clock.due_at, now=now)
+            if name not in recorded
+        ]
+        for name in reached:
+            most_urgent = name == reached[-1]
+            escalation = escalation_raise(
+                clock=clock,
+                threshold=name,
+                notify=most_urgent,
+                now=now,
+                detail="" if most_urgent else f"Superseded by {reached[-1]} in the same pass.",
+            )
+            raised += escalation is not None
+    return raised
+
+
+def _issue_automatic_notices(now: datetime) -> int:
+    lead = settings.NOTICE_AUTO_SEND_LEAD_HOURS
+    if lead <= 0:
+        return 0
+    incident_ids = (
+        Clock.objects.filter(open_clock_filter(now, timedelta(hours=lead)), kind=Clock.Kind.CUSTOMER_NOTICE)
+        .values_list("incident_id", flat=True)
+        .distinct()
+    )
+    issued = 0
+    for incident_id in list(incident_ids):
+        issued += notice_issue_initial_automatically(incident_id=incident_id, now=now) is not None
+    return issued
+
+
+

@@ -1,0 +1,560 @@
+"""Writes for clocks, escalations, withheld details, notices and deliveries.
+
+Same rules as ``incidents.services``: keyword-only, atomic, permission-checked, audited on the
+incident's hash chain, outside effects queued on commit through ``config.celery.enqueue``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, mailers
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.audit import audit_append
+from incidents.exceptions import ActionForbidden, LifecycleConflict
+from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from notifications import clocks
+from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.rendering import (
+    changed_fields,
+    choose_language,
+    notice_content,
+    render_notice,
+)
+
+#: States in which customers are (being) notified: notices can be approved, clocks run.
+NOTIFYING_STATES = frozenset({IncidentState.DECLARED, IncidentState.NOTIFIED, IncidentState.POST_MORTEM})
+
+
+def _require(actor: Any, permission: str) -> None:
+    if actor is None or not actor.has_perm(permission):
+        raise ActionForbidden(f"Your role may not do this (needs {permission}).")
+
+
+def _locked_incident(incident_id: int) -> Incident:
+    return Incident.objects.select_for_update().get(pk=incident_id)
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return instant.astimezone(UTC).isoformat() if instant else None
+
+
+# Clocks ------------------------------------------------------------------------------------
+
+
+def clock_start_for_customer(*, incident: Incident, customer: Customer, at: datetime) -> Clock:
+    """Start ``customer``'s notice clock on ``incident`` at ``at`` (aware) and return it.
+
+    Due after the customer's notification window (``clocks.customer_notice_window``). Idempotent:
+    an existing clock for the pair is returned unchanged. A customer with no active
+    administrative contact raises a ``no_contact`` escalation at once. Must run inside the
+    transaction that holds the incident's row lock (declaration, or adding a customer).
+    """
+    window = clocks.customer_notice_window(customer.notification_window_hours)
+    clock, created = Clock.objects.get_or_create(
+        incident=incident,
+        kind=Clock.Kind.CUSTOMER_NOTICE,
+        customer=customer,
+        defaults={"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)},
+    )
+    if created and not _deliverable_contacts(customer).exists():
+        escalation_raise(
+            clock=clock,
+            threshold=Escalation.Threshold.NO_CONTACT,
+            detail=f"{customer} has no active administrative contact to notify.",
+        )
+    return clock
+
+
+def clocks_start_for_declaration(*, incident: Incident, at: datetime) -> list[Clock]:
+    """Start one notice clock per affected customer of a just-declared ``incident``."""
+    affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
+    return [clock_start_for_customer(incident=incident, customer=a.customer, at=at) for a in affected]
+
+
+def clock_record_late_reason(*, clock: Clock, actor: Any, reason: str) -> Clock:
+    """Record why ``clock`` was met late (GDPR Art. 33(1): "accompanied by reasons for the
+    delay"). Raises ``LifecycleConflict`` unless the clock was met after its due time;
+    ``ValidationError`` for an empty reason. Permission: ``notifications.change_clock``."""
+    _require(actor, "notifications.change_clock")
+    if not reason.strip():
+        raise ValidationError({"reason": "A reason for the delay is required."})
+    with transaction.atomic():
+        incident = _locked_incident(clock.incident_id)
+        clock = Clock.objects.get(pk=clock.pk)
+        if clock.status_at() != Clock.Status.MET_LATE:
+            raise LifecycleConflict("Only a clock met late takes a reason for the delay.")
+        clock.late_reason = reason.strip()
+        clock.save(update_fields=["late_reason"])
+        audit_append(
+            incident=incident, actor=actor, verb="clock_late_reason_recorded",
+            data={"clock": clock.pk, "customer": clock.customer.account_reference, "reason": clock.late_reason},
+        )
+    return clock
+
+
+def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
+    """Acknowledge that ``clock`` cannot be met (for example: every contact refused delivery),
+    with a reason. The clock stops counting; the incident may then move to ``notified``.
+    Permission: ``notifications.change_clock`` (incident managers)."""
+    _require(actor, "notifications.change_clock")
+    if not reason.strip():
+        raise ValidationError({"reason": "A reason is required."})
+    with transaction.atomic():
+        incident = _locked_incident(clock.incident_id)
+        clock = Clock.objects.get(pk=clock.pk)
+        if not clock.is_open:
+            raise LifecycleConflict("This clock is no longer open.")
+        clock.waived_at = timezone.now()
+        clock.waived_by = actor
+        clock.waiver_reason = reason.strip()
+        clock.save(update_fields=["waived_at", "waived_by", "waiver_reason"])
+        audit_append(
+            incident=incident, actor=actor, verb="clock_waived",
+            data={"clock": clock.pk, "customer": clock.customer.account_reference, "reason": clock.waiver_reason},
+        )
+        incident_settle_if_notified(incident_id=incident.pk)
+    return clock
+
+
+def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str) -> Clock:
+    """Move an open clock's start (for example: the customer was found affected later than
+    recorded) and recompute its due time. Needs a reason; audited with old and new instants.
+    Raises ``ValidationError`` for a naive instant or an empty reason, ``LifecycleConflict``
+    for a clock that is met or waived. Permission: ``notifications.change_clock``."""
+    _require(actor, "notifications.change_clock")
+    if not reason.strip():
+        raise ValidationError({"reason": "A reason is required to move a clock's start."})
+    if starts_at.tzinfo is None:
+        raise ValidationError({"starts_at": "timezone offset required"})
+    with transaction.atomic():
+        incident = _locked_incident(clock.incident_id)
+        clock = Clock.objects.get(pk=clock.pk)
+        if not clock.is_open:
+            raise LifecycleConflict("A met or waived clock cannot be moved.")
+        old = (_iso(clock.starts_at), _iso(clock.due_at))
+        clock.starts_at = starts_at.astimezone(UTC)
+        clock.due_at = clocks.due_at(clock.starts_at, clock.window)
+        clock.save(update_fields=["starts_at", "due_at"])
+        audit_append(
+            incident=incident, actor=actor, verb="clock_restarted",
+            data={
+                "clock": clock.pk, "reason": reason.strip(),
+                "starts_at": [old[0], _iso(clock.starts_at)], "due_at": [old[1], _iso(clock.due_at)],
+            },
+        )
+    return clock
+
+
+def incident_settle_if_notified(*, incident_id: int) -> bool:
+    """Move a ``declared`` incident to ``notified`` when every customer clock is met or waived.
+
+    Returns True if it moved. Safe to call any time and twice: a guard that is not met or a
+    state that moved on simply answers False.
+    """
+    from incidents.exceptions import GuardFailed, TransitionNotAvailable
+    from incidents.services import incident_mark_notified
+
+    incident = Incident.objects.filter(pk=incident_id, state=IncidentState.DECLARED).first()
+    if incident is None:
+        return False
+    try:
+        incident_mark_notified(incident=incident, actor=None)
+    except (GuardFailed, TransitionNotAvailable):
+        return False
+    return True
+
+
+# Escalations -------------------------------------------------------------------------------
+
+
+def escalation_recipients(incident: Incident) -> list[str]:
+    """Email addresses of the incident's owner and the active incident managers, sorted."""
+    managers = get_user_model().objects.filter(groups__name="incident_manager", is_active=True)
+    addresses = {user.email for user in managers if user.email}
+    if incident.owner_id and incident.owner.email:
+        addresses.add(incident.owner.email)
+    return sorted(addresses)
+
+
+def escalation_raise(
+    *, clock: Clock, threshold: str, detail: str = "", notify: bool = True, now: datetime | None = None
+) -> Escalation | None:
+    """Record the ``threshold`` escalation of ``clock`` once; return it, or ``None`` if it was
+    already recorded (by this or another scanner: the unique constraint decides).
+
+    With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``).
+    """
+    from config.celery import enqueue
+    from notifications.tasks import send_escalation
+
+    recipients = escalation_recipients(clock.incident) if notify else []
+    try:
+        with transaction.atomic():
+            escalation = Escalation.objects.create(
+                clock=clock, threshold=threshold, raised_at=now or timezone.now(),
+                recipients=recipients, detail=detail,
+            )
+    except IntegrityError:
+        return None
+    if notify and recipients:
+        transaction.on_commit(lambda: enqueue(send_escalation, escalation.pk))
+    return escalation
+
+
+def escalation_email(*, escalation_id: int) -> int:
+    """Send the email of one escalation to its recorded recipients; returns the count sent."""
+    escalation = Escalation.objects.select_related("clock__incident", "clock__customer").get(pk=escalation_id)
+    clock, incident = escalation.clock, escalation.clock.incident
+    if not escalation.recipients:
+        return 0
+    link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
+    message = EmailMessage(
+        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
+        f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}",
+        body=(
+            f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
+            f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
+            f"Due: {clock.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC\n"
+            f"{escalation.detail}\n\n{link}\n"
+        ),
+        to=escalation.recipients,
+        headers={"Message-ID": f"<escalation-{escalation.pk}@{_message_domain()}>"},
+    )
+    return message.send()
+
+
+# Withheld details --------------------------------------------------------------------------
+
+
+def withholding_create(
+    *,
+    incident: Incident,
+    actor: Any,
+    field: str,
+    reason: str,
+    requested_by: str,
+    review_at: datetime,
+    explanation: str = "",
+) -> Withholding:
+    """Withhold ``field`` (one of ``NOTICE_FIELDS``) from every notice approved from now on.
+
+    ``reason``: a ``Withholding.Reason`` value; ``requested_by``: who asked (for example the
+    police force and case number); ``review_at``: aware instant to reconsider. Raises
+    ``ValidationError`` for bad values, ``LifecycleConflict`` if the field is already withheld.
+    Permission: ``notifications.withhold_notice_field`` (incident managers).
+    """
+    _require(actor, "notifications.withhold_notice_field")
+    if field not in NOTICE_FIELDS:
+        raise ValidationError({"field": f"Unknown field; one of {', '.join(NOTICE_FIELDS)}."})
+    if review_at.tzinfo is None:
+        raise ValidationError({"review_at": "timezone offset required"})
+    with transaction.atomic():
+        locked = _locked_incident(incident.pk)
+        if Withholding.objects.filter(incident=locked, field=field, released_at__isnull=True).exists():
+            raise LifecycleConflict(f"{field} is already withheld.")
+        withholding = Withholding(
+            incident=locked, field=field, reason=reason, explanation=explanation,
+            requested_by=requested_by, review_at=review_at, created_by=actor,
+        )
+        withholding.full_clean()
+        withholding.save()
+        audit_append(
+            incident=locked, actor=actor, verb="notice_field_withheld",
+            data={"field": field, "reason": reason, "requested_by": requested_by, "review_at": _iso(review_at)},
+        )
+    return withholding
+
+
+def withholding_release(*, withholding: Withholding, actor: Any) -> Withholding:
+    """Release a withheld field: the next notice carries it (and marks it changed)."""
+    _require(actor, "notifications.withhold_notice_field")
+    with transaction.atomic():
+        locked = _locked_incident(withholding.incident_id)
+        withholding = Withholding.objects.get(pk=withholding.pk)
+        if withholding.released_at is not None:
+            raise LifecycleConflict("Already released.")
+        withholding.released_at = timezone.now()
+        withholding.released_by = actor
+        withholding.save(update_fields=["released_at", "released_by"])
+        audit_append(incident=locked, actor=actor, verb="notice_field_released", data={"field": withholding.field})
+    return withholding
+
+
+def active_withholdings(incident: Incident) -> dict[str, str]:
+    """``{field: reason}`` of the fields currently withheld on ``incident``."""
+    return dict(
+        Withholding.objects.filter(incident=incident, released_at__isnull=True).values_list("field", "reason")
+    )
+
+
+# Notices -----------------------------------------------------------------------------------
+
+
+def notice_draft(
+    *,
+    incident: Incident,
+    actor: Any | None,
+    kind: str,
+    contact_point: str = "",
+    likely_consequences: str = "",
+    post_mortem_summary: str = "",
+) -> Notice:
+    """Draft the next notice of ``incident`` (numbered per incident) and return it.
+
+    ``kind``: ``initial`` until every affected customer has had one, then ``update`` or
+    ``final``. The breach fields are not copied now: approval snapshots them. Raises
+    ``ValidationError`` for an unknown kind or an update before any initial notice.
+    Permission: ``notifications.add_notice`` (responders, incident managers); ``actor=None`` is
+    the deadline scanner.
+    """
+    if actor is not None:
+        _require(actor, "notifications.add_notice")
+    if kind not in Notice.Kind.values:
+        raise ValidationError({"kind": f"One of {', '.join(Notice.Kind.values)}."})
+    with transaction.atomic():
+        locked = _locked_incident(incident.pk)
+        approved = Notice.objects.filter(incident=locked, status=Notice.Status.APPROVED)
+        if kind != Notice.Kind.INITIAL and not approved.filter(kind=Notice.Kind.INITIAL).exists():
+            raise ValidationError({"kind": "The first notice must be an initial notice."})
+        last = Notice.objects.filter(incident=locked).order_by("-number").values_list("number", flat=True).first()
+        notice = Notice.objects.create(
+            incident=locked, number=(last or 0) + 1, kind=kind, contact_point=contact_point,
+            likely_consequences=likely_consequences, post_mortem_summary=post_mortem_summary,
+            created_by=actor, is_automatic=actor is None,
+        )
+        audit_append(
+            incident=locked, actor=actor, verb="notice_drafted", data={"number": notice.number, "kind": kind}
+        )
+    return notice
+
+
+def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) -> Notice:
+    """Change a draft's written parts (``contact_point``, ``likely_consequences``,
+    ``post_mortem_summary``, ``kind``). Raises ``LifecycleConflict`` once approved."""
+    _require(actor, "notifications.change_notice")
+    allowed = {"contact_point", "likely_consequences", "post_mortem_summary", "kind"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({name: "This field cannot be set here." for name in sorted(unknown)})
+    with transaction.atomic():
+        locked = _locked_incident(notice.incident_id)
+        notice = Notice.objects.get(pk=notice.pk)
+        if notice.status != Notice.Status.DRAFT:
+            raise LifecycleConflict("An approved notice is immutable.")
+        for name, value in changes.items():
+            setattr(notice, name, value)
+        notice.full_clean(exclude=["incident", "created_by", "approved_by"])
+        notice.save()
+        audit_append(
+            incident=locked, actor=actor, verb="notice_draft_changed",
+            data={"number": notice.number, "fields": sorted(changes)},
+        )
+    return notice
+
+
+def _previous_content(notice: Notice) -> dict[str, Any] | None:
+    previous = (
+        Notice.objects.filter(incident_id=notice.incident_id, status=Notice.Status.APPROVED, number__lt=notice.number)
+        .order_by("-number")
+        .first()
+    )
+    if previous is None:
+        return None
+    # A field withheld before counts as unknown then, so releasing it shows as a change.
+    return {name: (None if name in previous.withheld else value) for name, value in previous.content.items()}
+
+
+def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None):
+    """Render ``notice`` as the customer would receive it, in ``language``.
+
+    A draft renders from the incident's facts now; an approved notice from its snapshot.
+    ``customer`` defaults to the first affected customer (or a placeholder). Returns a
+    ``notifications.rendering.RenderedMessage``.
+    """
+    incident = notice.incident
+    if notice.status == Notice.Status.APPROVED:
+        content, withheld, changes = notice.content, notice.withheld, notice.changes
+    else:
+        content = notice_content(incident, likely_consequences=notice.likely_consequences)
+        withheld = active_withholdings(incident)
+        changes = changed_fields(_previous_content(notice), content)
+    affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
+    if customer is not None:
+        affected = affected.filter(customer=customer)
+    first = affected.first()
+    shown_customer = first.customer if first else Customer(name="Example Customer", preferred_language=language)
+    return render_notice(
+        notice=notice, content=content, withheld=withheld, changes=changes, customer=shown_customer,
+        records_for_customer=first.records_affected if first else None, language=language,
+    )
+
+
+def _deliverable_contacts(customer: Customer):
+    return Contact.objects.filter(
+        customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE
+    )
+
+
+def _message_domain() -> str:
+    address = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">").strip()
+    return address or "breachdesk.invalid"
+
+
+def _target_customers(notice: Notice) -> list[AffectedCustomer]:
+    """Who this notice goes to: for an initial notice, affected customers whose clock is open
+    and who have no delivery on its way or accepted; otherwise every affected customer."""
+    affected = AffectedCustomer.objects.filter(incident_id=notice.incident_id).select_related("customer")
+    if notice.kind != Notice.Kind.INITIAL:
+        return list(affected)
+    served = Delivery.objects.filter(
+        notice__incident_id=notice.incident_id,
+        status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.SENT],
+    ).values_list("customer_id", flat=True)
+    open_clock_customers = Clock.objects.filter(
+        incident_id=notice.incident_id, kind=Clock.Kind.CUSTOMER_NOTICE,
+        met_at__isnull=True, waived_at__isnull=True,
+    ).values_list("customer_id", flat=True)
+    return list(affected.filter(customer_id__in=open_clock_customers).exclude(customer_id__in=served))
+
+
+def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
+    """Approve a draft: snapshot the breach fields, record what is withheld and what changed,
+    create one delivery per (notice, active administrative contact of each target customer),
+    and wake the sender after commit. Returns the approved, now immutable, notice.
+
+    Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
+    (or later), or there is nobody to send it to. Permission: ``notifications.approve_notice``
+    (incident managers); ``actor=None`` is the deadline scanner's automatic initial notice.
+    Customers without a deliverable contact get a ``no_contact`` escalation.
+    """
+    from config.celery import enqueue
+    from notifications.tasks import send_due_deliveries
+
+    if actor is not None:
+        _require(actor, "notifications.approve_notice")
+    with transaction.atomic():
+        incident = _locked_incident(notice.incident_id)
+        notice = Notice.objects.select_related("incident").get(pk=notice.pk)
+        if notice.status != Notice.Status.DRAFT:
+            raise LifecycleConflict("This notice is already approved.")
+        if incident.state not in NOTIFYING_STATES:
+            raise LifecycleConflict("Notices go out only for a declared personal data breach.")
+        targets = _target_customers(notice)
+        if not targets:
+            raise LifecycleConflict("No affected customer is waiting for this notice.")
+        now = timezone.now()
+        content = notice_content(incident, likely_consequences=notice.likely_consequences)
+        notice.content = content
+        notice.withheld = active_withholdings(incident)
+        notice.changes = changed_fields(_previous_content(notice), content)
+        notice.status = Notice.Status.APPROVED
+        notice.approved_at = now
+        notice.approved_by = actor
+        Notice.objects.filter(pk=notice.pk).update(
+            content=notice.content, withheld=notice.withheld, changes=notice.changes,
+            status=notice.status, approved_at=now, approved_by=actor,
+        )
+        deliveries = _create_deliveries(notice=notice, targets=targets, now=now)
+        audit_append(
+            incident=incident, actor=actor, verb="notice_approved",
+            data={
+                "number": notice.number, "kind": notice.kind, "automatic": actor is None,
+                "customers": len(targets), "deliveries": deliveries,
+                "withheld": sorted(notice.withheld), "changes": notice.changes,
+            },
+            at=now,
+        )
+        transaction.on_commit(lambda: enqueue(send_due_deliveries))
+    return notice
+
+
+def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime) -> int:
+    """Render once per (customer, language) and bulk-create the deliveries; returns how many."""
+    targets = list(targets)
+    contacts_by_customer: dict[int, list[Contact]] = {}
+    for contact in Contact.objects.filter(
+        customer_id__in=[t.customer_id for t in targets], is_active=True, role=Contact.Role.ADMINISTRATIVE
+    ).order_by("id"):
+        contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+    domain = _message_domain()
+    rows = []
+    for affected in targets:
+        contacts = contacts_by_customer.get(affected.customer_id, [])
+        if not contacts:
+            clock = Clock.objects.filter(
+                incident_id=notice.incident_id, customer_id=affected.customer_id, kind=Clock.Kind.CUSTOMER_NOTICE
+            ).first()
+            if clock is not None:
+                escalation_raise(
+                    clock=clock, threshold=Escalation.Threshold.NO_CONTACT,
+                    detail=f"{affected.customer} has no active administrative contact to notify.",
+                )
+            continue
+        rendered_by_language: dict[str, Any] = {}
+        for contact in contacts:
+            language = choose_language(contact, affected.customer)
+            if language not in rendered_by_language:
+                rendered_by_language[language] = render_notice(
+                    notice=notice, content=notice.content, withheld=notice.withheld, changes=notice.changes,
+                    customer=affected.customer, records_for_customer=affected.records_affected, language=language,
+                )
+            message = rendered_by_language[language]
+            rows.append(
+                Delivery(
+                    notice=notice, contact=contact, customer_id=affected.customer_id, address=contact.email,
+                    language=language, subject=message.subject, body_text=message.text, body_html=message.html,
+                    message_id=f"<{notice.incident.reference}.n{notice.number}.c{contact.pk}@{domain}>",
+                    next_attempt_at=now, created_at=now,
+                )
+            )
+    Delivery.objects.bulk_create(rows, batch_size=500)
+    return len(rows)
+
+
+def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None = None) -> Notice | None:
+    """The deadline scanner's fallback: issue an initial notice from the facts known so far to
+    every affected customer whose clock is open and who has nothing on its way yet.
+
+    Unknown fields say "not yet known; a follow-up notice will come". Returns the approved
+    notice, or ``None`` when nobody is waiting (for example another scanner just did it).
+    """
+    with transaction.atomic():
+        incident = _locked_incident(incident_id)
+        if incident.state not in NOTIFYING_STATES:
+            return None
+        probe = Notice(incident=incident, kind=Notice.Kind.INITIAL, number=0)
+        if not _target_customers(probe):
+            return None
+        notice = notice_draft(incident=incident, actor=None, kind=Notice.Kind.INITIAL)
+        return notice_approve(notice=notice, actor=None)
+
+
+def deliveries_acknowledge_failure(*, incident: Incident, customer: Customer, actor: Any, reason: str) -> Clock | None:
+    """An incident manager acknowledges that ``customer`` cannot be reached (every delivery
+    failed): the failed deliveries are marked acknowledged and the customer's clock is waived
+    with ``reason``. Returns the waived clock, or ``None`` if it was no longer open."""
+    _require(actor, "notifications.change_clock")
+    clock = Clock.objects.filter(
+        incident=incident, customer=customer, kind=Clock.Kind.CUSTOMER_NOTICE, met_at__isnull=True, waived_at__isnull=True
+    ).first()
+    Delivery.objects.filter(
+        notice__incident=incident, customer=customer, status=Delivery.Status.FAILED, failure_acknowledged_at__isnull=True
+    ).update(failure_acknowledged_at=timezone.now())
+    if clock is None:
+        return None
+    return clock_waive(clock=clock, actor=actor, reason=reason)
+
+
+def open_clock_filter(now: datetime, horizon: timedelta) -> Q:
+    """Open clocks due before ``now + horizon``: the scanner's index-backed question."""
+    return Q(met_at__isnull=True, waived_at__isnull=True, due_at__lte=now + horizon)

@@ -1,0 +1,41 @@
+"""Celery tasks of the notification system. Thin: take ids, call one service, safe twice.
+
+``scan_deadlines`` runs every minute on queue ``deadlines``; ``send_due_deliveries`` on queue
+``notices``. Both are idempotent, so they acknowledge late and are re-delivered if a worker is
+lost mid-task.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from config.celery import enqueue
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def scan_deadlines() -> dict:
+    """One scanner pass (``notifications.scanner.deadlines_scan``); wakes the sender when
+    deliveries are due. Returns the pass's counts."""
+    from notifications.scanner import deadlines_scan
+
+    report = deadlines_scan()
+    if report.deliveries_due:
+        enqueue(send_due_deliveries)
+    return report.__dict__
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_due_deliveries() -> dict:
+    """Send every due delivery (``notifications.sender.deliveries_send_due``)."""
+    from notifications.sender import deliveries_send_due
+
+    report = deliveries_send_due()
+    return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_escalation(escalation_id: int) -> int:
+    """Email one escalation to its recipients; returns how many received it."""
+    from notifications.services import escalation_email
+
+    return escalation_email(escalation_id=escalation_id)
