@@ -16,9 +16,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 
 from incidents.models import Customer, DataCategory, Incident, IncidentState
 from incidents.templatetags.breachdesk import display_zone
+
+
+_display_zone_name = lazy(lambda: settings.DISPLAY_TIME_ZONE, str)
 
 
 class ZonedDateTimeField(forms.DateTimeField):
@@ -34,15 +39,21 @@ class ZonedDateTimeField(forms.DateTimeField):
     )
 
     def __init__(self, **kwargs: Any) -> None:
-        zone_note = f"Time zone: {settings.DISPLAY_TIME_ZONE}."
+        # Lazy: the setting is read when the form is shown, not when this module is imported.
+        zone_note = format_lazy("Time zone: {}.", _display_zone_name())
         help_text = kwargs.get("help_text") or ""
-        kwargs["help_text"] = f"{help_text} {zone_note}".strip()
+        kwargs["help_text"] = format_lazy("{} {}", help_text, zone_note) if help_text else zone_note
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> datetime | None:
         with timezone.override(display_zone()):
             result = super().to_python(value)
-        return result.astimezone(UTC) if result is not None else None
+        if result is None:
+            return None
+        try:
+            return result.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, datetime) and timezone.is_aware(value):
@@ -97,6 +108,7 @@ class IncidentCreateForm(forms.ModelForm):
         fields = ["title", "summary", "detection_source", "detected_at", "reported_by", "scenario"]
         field_classes = {"detected_at": ZonedDateTimeField}
         widgets = {"summary": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {"detected_at": "Leave empty if not known."}
 
     def service_fields(self) -> dict[str, Any]:
         """The ``fields`` mapping for ``incident_create`` (only what was filled in)."""
@@ -153,10 +165,69 @@ class IncidentEditForm(forms.ModelForm):
             "occurred_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "products": forms.CheckboxSelectMultiple,
         }
+        labels = {
+            "occurred_on_precision": "How precise is that date",
+            "is_drill": "This is a drill",
+            "nature_of_breach": "Nature of the breach",
+            "records_affected_is_estimate": "The number of records is an estimate",
+            "sub_processor": "Sub-processor",
+            "sub_processor_details": "Sub-processor details",
+        }
+        help_texts = {
+            "detected_at": "Leave empty if not known.",
+            "exposure_started_at": "Leave empty if not known.",
+            "exposure_ended_at": "Leave empty if not known.",
+        }
+
+    #: How the page groups the fields: (heading, field names).
+    SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+        (
+            "Facts",
+            (
+                "title",
+                "summary",
+                "detection_source",
+                "detected_at",
+                "occurred_on",
+                "occurred_on_precision",
+                "reported_by",
+                "owner",
+                "is_drill",
+            ),
+        ),
+        ("Assessment", ("scenario", "severity", "malicious")),
+        (
+            "The breach (what customer notices say)",
+            (
+                "nature_of_breach",
+                "mitigation_measures",
+                "products",
+                "exposure_started_at",
+                "exposure_ended_at",
+                "records_affected",
+                "records_affected_is_estimate",
+                "data_categories",
+                "sub_processor",
+                "sub_processor_details",
+            ),
+        ),
+    )
+
+    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """The bound fields grouped under headings, in page order."""
+        return [(title, [self[name] for name in names]) for title, names in self.SECTIONS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = _incident_handlers()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        started, ended = cleaned.get("exposure_started_at"), cleaned.get("exposure_ended_at")
+        if started and ended and ended < started:
+            # Said here on the field; the model's check constraint would name only itself.
+            self.add_error("exposure_ended_at", "The exposure cannot end before it started.")
+        return cleaned
 
     def service_changes(self) -> dict[str, Any]:
         """The ``changes`` mapping for ``incident_update``: only the fields that changed;
@@ -196,15 +267,17 @@ MISSING_FACT_LABELS: dict[str, str] = {
     "scope_rationale": "a rationale",
     "customer_informed_at": "when the customer was informed",
     "nature_of_breach": "the nature of the breach",
-    "affected_customers": "at least one affected customer (every one notified, for "
-    "mark notified)",
+    "affected_customers": "at least one affected customer",
     "post_mortem.findings": "the post-mortem findings",
     "post_mortem.action_items": "every post-mortem action item done or risk-accepted",
 }
 
 
-def describe_missing(fact: str) -> str:
-    """How a page names a missing guard fact (``lifecycle.missing_for`` names)."""
+def describe_missing(fact: str, transition_name: str = "") -> str:
+    """How a page names a missing guard fact (a ``lifecycle.missing_for`` name) of
+    ``transition_name``."""
+    if fact == "affected_customers" and transition_name == "mark_notified":
+        return "every affected customer's initial notice delivered or recorded as undeliverable"
     return MISSING_FACT_LABELS.get(fact, fact.replace("_", " "))
 
 

@@ -86,3 +86,11 @@ def audit_items(data: dict[str, Any] | None) -> list[tuple[str, str]]:
         else:
             items.append((key, _text(value)))
     return items
+
+
+@register.filter
+def may_use_audit_site(user: Any) -> bool:
+    """Whether ``user`` may open the read-only auditor site ``/audit/`` (one query)."""
+    from incidents.audit_site import audit_site
+
+    return audit_site.user_may_audit(user)

@@ -1,0 +1,371 @@
+"""The incident register in Django's admin (``/admin/``, superusers).
+
+The ``*Display`` mixins hold what both admin sites show (columns, filters, search, layout); the
+read-only auditor site (``incidents.audit_site``) reuses them. Here the reference data
+(customers, contacts, products, suppliers) is edited directly; incidents are written through
+``incidents.services`` so every change lands in the audit trail, and their lifecycle ``state``
+is read-only (it is protected: it changes only through the transition services). Affected
+customers, audit events and worker heartbeats are read-only: the incident page and the system
+write them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from incidents import services
+from incidents.exceptions import LifecycleConflict
+from incidents.models import (
+    AffectedCustomer,
+    AuditEvent,
+    Contact,
+    Customer,
+    Incident,
+    Product,
+    Supplier,
+    WorkerHeartbeat,
+)
+
+# --- What both sites show -----------------------------------------------------------------
+
+
+class CustomerDisplay:
+    list_display = (
+        "name",
+        "account_reference",
+        "country",
+        "preferred_language",
+        "notification_window_hours",
+        "created_at",
+    )
+    list_filter = ("country", "preferred_language")
+    search_fields = ("name", "account_reference")
+
+
+class ContactDisplay:
+    list_display = ("name", "email", "customer", "role", "language", "is_active")
+    list_filter = ("role", "is_active", "language")
+    search_fields = ("name", "email", "customer__name", "customer__account_reference")
+    list_select_related = ("customer",)
+
+
+class ProductDisplay:
+    list_display = ("name", "description")
+    search_fields = ("name", "description")
+
+
+class SupplierDisplay:
+    list_display = ("name", "country", "services")
+    list_filter = ("country",)
+    search_fields = ("name", "services", "contact")
+
+
+class IncidentDisplay:
+    list_display = (
+        "reference",
+        "title",
+        "state",
+        "severity",
+        "detection_source",
+        "is_drill",
+        "created_at",
+        "declared_at",
+    )
+    list_filter = ("state", "severity", "detection_source", "malicious", "scenario", "is_drill")
+    search_fields = ("reference", "title", "summary", "external_reference")
+    show_full_result_count = False
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "reference",
+                    "title",
+                    "summary",
+                    "state",
+                    "detection_source",
+                    "detected_at",
+                    ("occurred_on", "occurred_on_precision"),
+                    "reported_by",
+                    "created_by",
+                    "owner",
+                    "is_drill",
+                    "external_reference",
+                )
+            },
+        ),
+        ("Triage", {"fields": ("scenario", "severity", "malicious")}),
+        (
+            "Breach (what customer notices say)",
+            {
+                "fields": (
+                    "nature_of_breach",
+                    "mitigation_measures",
+                    "products",
+                    ("exposure_started_at", "exposure_ended_at"),
+                    ("records_affected", "records_affected_is_estimate"),
+                    "data_categories",
+                    "sub_processor",
+                    "sub_processor_details",
+                )
+            },
+        ),
+        (
+            "Scope decision",
+            {"fields": ("out_of_scope_category", "scope_rationale", "customer_informed_at")},
+        ),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "triaged_at",
+                    ("declared_at", "declared_by"),
+                    "notified_at",
+                    "closed_at",
+                    ("created_at", "updated_at"),
+                )
+            },
+        ),
+        ("Imported record", {"classes": ("collapse",), "fields": ("source_record",)}),
+    )
+
+    def view_on_site(self, obj: Incident) -> str:
+        return reverse("incidents:incident_detail", args=[obj.pk])
+
+
+class AffectedCustomerDisplay:
+    list_display = (
+        "incident",
+        "customer",
+        "added_at",
+        "added_by",
+        "records_affected",
+        "initial_notice_settled_at",
+    )
+    list_filter = ("incident__state",)
+    search_fields = ("incident__reference", "customer__name", "customer__account_reference")
+    list_select_related = ("incident", "customer", "added_by")
+
+
+class AuditEventDisplay:
+    list_display = (
+        "incident",
+        "sequence",
+        "occurred_at",
+        "actor_username",
+        "verb",
+        "from_state",
+        "to_state",
+    )
+    list_filter = ("verb", "to_state")
+    search_fields = ("incident__reference", "actor_username", "verb")
+    list_select_related = ("incident",)
+    show_full_result_count = False
+    fields = (
+        "incident",
+        "sequence",
+        "occurred_at",
+        "actor",
+        "actor_username",
+        "verb",
+        "from_state",
+        "to_state",
+        "data",
+        "previous_hash",
+        "hash",
+    )
+    readonly_fields = fields
+
+
+class WorkerHeartbeatDisplay:
+    list_display = ("name", "beat_at")
+
+
+# --- /admin/ ------------------------------------------------------------------------------
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that lists related rows without letting the admin change them."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ContactInline(admin.TabularInline):
+    model = Contact
+    extra = 0
+    fields = ("name", "email", "role", "language", "is_active")
+
+
+@admin.register(Customer)
+class CustomerAdmin(CustomerDisplay, admin.ModelAdmin):
+    inlines = [ContactInline]
+
+
+@admin.register(Contact)
+class ContactAdmin(ContactDisplay, admin.ModelAdmin):
+    autocomplete_fields = ("customer",)
+
+
+@admin.register(Product)
+class ProductAdmin(ProductDisplay, admin.ModelAdmin):
+    pass
+
+
+@admin.register(Supplier)
+class SupplierAdmin(SupplierDisplay, admin.ModelAdmin):
+    pass
+
+
+class AffectedCustomerInline(ReadOnlyInline):
+    model = AffectedCustomer
+    fields = ("customer", "added_at", "added_by", "records_affected", "initial_notice_settled_at")
+    readonly_fields = fields
+
+
+class AuditEventInline(ReadOnlyInline):
+    model = AuditEvent
+    fields = ("sequence", "occurred_at", "actor_username", "verb", "from_state", "to_state", "data")
+    readonly_fields = fields
+    ordering = ("sequence",)
+
+
+#: Incident fields the admin shows but never writes: the lifecycle (changed only by the
+#: transition services), the scope decision (recorded by those services) and bookkeeping.
+INCIDENT_READONLY_FIELDS: tuple[str, ...] = (
+    "reference",
+    "state",
+    "created_by",
+    "external_reference",
+    "source_record",
+    "out_of_scope_category",
+    "scope_rationale",
+    "customer_informed_at",
+    "triaged_at",
+    "declared_at",
+    "declared_by",
+    "notified_at",
+    "closed_at",
+    "created_at",
+    "updated_at",
+)
+
+
+@admin.register(Incident)
+class IncidentAdmin(IncidentDisplay, admin.ModelAdmin):
+    """Incidents for superusers: facts are saved through ``services.incident_create`` and
+    ``services.incident_update`` (audited); ``state`` and the other lifecycle fields are
+    read-only; final incidents are view-only; nothing is deleted (the audit trail keeps it)."""
+
+    readonly_fields = INCIDENT_READONLY_FIELDS
+    filter_horizontal = ("products",)
+    autocomplete_fields = ("sub_processor",)
+    inlines = [AffectedCustomerInline, AuditEventInline]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # A service refusing the save (the incident became final meanwhile, a bad value) rolls
+        # the admin's transaction back; say why instead of answering 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (LifecycleConflict, ValidationError) as error:
+            message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            self.message_user(request, f"Not saved: {message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def has_change_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
+        if obj is not None and obj.state in services.FINAL_STATES:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Incident, form: Any, change: bool) -> None:
+        if change:
+            changes = {
+                name: form.cleaned_data[name]
+                for name in form.changed_data
+                if name in services.EDITABLE_FIELDS
+            }
+            services.incident_update(incident=obj, actor=request.user, changes=changes)
+            return
+        fields = {
+            name: value
+            for name, value in form.cleaned_data.items()
+            if name in services.EDITABLE_FIELDS and value not in (None, "")
+        }
+        created = services.incident_create(actor=request.user, fields=fields)
+        # The admin goes on with ``obj`` (related rows, the log entry, the redirect).
+        obj.pk = created.pk
+        obj.reference = created.reference
+        obj.created_at = created.created_at
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Products were set by the service (audited), so the form's own m2m save is skipped;
+        # the inlines are read-only and save nothing.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+@admin.register(AffectedCustomer)
+class AffectedCustomerAdmin(AffectedCustomerDisplay, admin.ModelAdmin):
+    """Read-only here: customers are added and removed on the incident page (audited)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditEventDisplay, admin.ModelAdmin):
+    """The audit trail is append-only: no one adds, changes or deletes it here, superusers
+    included."""
+
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, admin.ModelAdmin):
+    """Written by the worker; read-only here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

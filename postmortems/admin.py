@@ -1,0 +1,52 @@
+"""Post-mortems in Django's admin (``/admin/``, superusers). The ``*Display`` mixins are reused
+by the read-only auditor site (``incidents.audit_site``).
+
+A post-mortem is created by ``incidents.services.incident_begin_post_mortem``, never added here,
+and not deleted (auditors check that its follow-up happened).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from postmortems.models import ActionItem, PostMortem
+
+
+class PostMortemDisplay:
+    list_display = ("incident", "started_at", "completed_at")
+    list_filter = ("completed_at",)
+    search_fields = ("incident__reference", "incident__title", "findings")
+    list_select_related = ("incident",)
+
+
+class ActionItemDisplay:
+    list_display = ("description", "post_mortem", "owner", "status", "due_at", "resolved_at")
+    list_filter = ("status",)
+    search_fields = ("description", "resolution", "post_mortem__incident__reference")
+    list_select_related = ("post_mortem__incident", "owner")
+
+
+class ActionItemInline(admin.TabularInline):
+    model = ActionItem
+    extra = 0
+    fields = ("description", "owner", "due_at", "status", "resolution", "resolved_at")
+
+
+@admin.register(PostMortem)
+class PostMortemAdmin(PostMortemDisplay, admin.ModelAdmin):
+    readonly_fields = ("incident", "started_at")
+    inlines = [ActionItemInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ActionItem)
+class ActionItemAdmin(ActionItemDisplay, admin.ModelAdmin):
+    pass

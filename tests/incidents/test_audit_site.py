@@ -1,0 +1,185 @@
+"""The read-only auditor site at /audit/: auditors read every record and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.audit_site import audit_site
+from incidents.models import Product, Supplier, WorkerHeartbeat
+from postmortems.models import ActionItem
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def one_of_each(db, make_incident, customer, manager):
+    """At least one row of every model of the audited apps, built through the services."""
+    Product.objects.create(name="Support Portal")
+    Supplier.objects.create(name="Mailer Ltd", country="IE")
+    WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
+    incident = make_incident(state="closed")  # audit events, an affected customer, a post-mortem
+    ActionItem.objects.create(
+        post_mortem=incident.post_mortem,
+        description="Add recipient checks",
+        status=ActionItem.Status.DONE,
+        resolution="Shipped.",
+        resolved_at=timezone.now(),
+    )
+    return incident
+
+
+def _audited_models():
+    models = [
+        model for label in ("incidents", "postmortems") for model in apps.get_app_config(label).get_models()
+    ]
+    return models + [get_user_model(), Group]
+
+
+def _url(model, view: str, *args) -> str:
+    return reverse(f"audit:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def _client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _snapshot() -> dict[str, list]:
+    return {model._meta.label: list(model.objects.order_by("pk").values()) for model in _audited_models()}
+
+
+def test_it_registers_every_model_of_the_incident_register_and_post_mortems():
+    for model in _audited_models():
+        assert audit_site.is_registered(model), model._meta.label
+
+
+def test_it_renders_every_list_and_record_for_an_auditor(auditor, one_of_each):
+    client = _client_for(auditor)
+
+    assert client.get(reverse("audit:index")).status_code == 200
+    for model in _audited_models():
+        row = model.objects.order_by("pk").first()
+        assert row is not None, f"no {model._meta.label} row to look at"
+        changelist = client.get(_url(model, "changelist"))
+        change_page = client.get(_url(model, "change", row.pk))
+        assert changelist.status_code == 200, model._meta.label
+        assert change_page.status_code == 200, model._meta.label
+        assert change_page.context["has_change_permission"] is False
+        assert 'name="_save"' not in change_page.content.decode(), model._meta.label
+
+
+def test_it_shows_the_incident_with_its_affected_customers_and_audit_trail(auditor, one_of_each):
+    page = _client_for(auditor).get(_url(one_of_each.__class__, "change", one_of_each.pk)).content.decode()
+
+    assert one_of_each.reference in page
+    assert "Fixture Customer Ltd" in page
+    assert "declare" in page and "close" in page
+
+
+def test_it_never_shows_password_hashes(auditor, one_of_each):
+    user_model = get_user_model()
+    client = _client_for(auditor)
+
+    for user in user_model.objects.all():
+        page = client.get(_url(user_model, "change", user.pk)).content.decode()
+        assert user.password not in page
+        assert "pbkdf2" not in page and "argon2" not in page
+
+
+def test_it_offers_no_actions_at_all(auditor, one_of_each):
+    client = _client_for(auditor)
+
+    for model in _audited_models():
+        response = client.get(_url(model, "changelist"))
+        assert response.context["action_form"] is None, model._meta.label
+        assert "delete_selected" not in response.content.decode()
+
+
+def test_it_refuses_every_add_change_and_delete(auditor, one_of_each):
+    client = _client_for(auditor)
+    before = _snapshot()
+
+    for model in _audited_models():
+        row = model.objects.order_by("pk").first()
+        label = model._meta.label
+        assert client.get(_url(model, "add")).status_code == 403, label
+        assert client.post(_url(model, "add"), {"name": "x"}).status_code == 403, label
+        change = client.post(_url(model, "change", row.pk), {"name": "x", "title": "x"})
+        assert change.status_code == 403, label
+        assert client.get(_url(model, "delete", row.pk)).status_code == 403, label
+        assert client.post(_url(model, "delete", row.pk), {"post": "yes"}).status_code == 403, label
+        bulk_delete = client.post(
+            _url(model, "changelist"),
+            {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes", "index": 0},
+        )
+        assert bulk_delete.status_code in (200, 403), label
+
+    assert _snapshot() == before
+
+
+def test_it_lets_a_superuser_in_read_only_too(superuser, one_of_each):
+    client = _client_for(superuser)
+    incident_model = one_of_each.__class__
+
+    assert client.get(_url(incident_model, "change", one_of_each.pk)).status_code == 200
+    assert client.get(_url(incident_model, "add")).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["responder", "incident_manager", "outsider"])
+def test_it_keeps_everyone_else_out(personas, one_of_each, role):
+    client = _client_for(personas[role])
+    incident_model = one_of_each.__class__
+
+    urls = (
+        reverse("audit:index"),
+        _url(incident_model, "changelist"),
+        _url(incident_model, "change", one_of_each.pk),
+    )
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response.url.startswith(reverse("audit:login")), url
+    assert one_of_each.title not in client.get(reverse("audit:index"), follow=True).content.decode()
+
+
+def test_it_sends_anonymous_visitors_to_its_login_page(one_of_each):
+    response = Client().get(reverse("audit:index"))
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("audit:login"))
+
+
+def test_it_lets_an_auditor_log_in_without_staff_status(auditor):
+    client = Client()
+
+    response = client.post(
+        reverse("audit:login"), {"username": auditor.username, "password": PASSWORD, "next": "/audit/"}
+    )
+
+    assert not auditor.is_staff
+    assert response.status_code == 302 and response.url == "/audit/"
+    assert client.get("/audit/").status_code == 200
+
+
+def test_it_refuses_a_responder_at_its_login_page(responder):
+    client = Client()
+
+    response = client.post(reverse("audit:login"), {"username": responder.username, "password": PASSWORD})
+
+    assert response.status_code == 200
+    assert "may not use the audit site" in response.content.decode()
+    assert client.get("/audit/").status_code == 302
+
+
+def test_it_refuses_an_inactive_auditor(auditor):
+    auditor.is_active = False
+    auditor.save()
+
+    assert _client_for(auditor).get(reverse("audit:index")).status_code == 302
