@@ -145,7 +145,6 @@ class AffectedCustomerDisplay:
         "added_at",
         "added_by",
         "records_affected",
-        "initial_notice_settled_at",
     )
     list_filter = ("incident__state",)
     search_fields = ("incident__reference", "customer__name", "customer__account_reference")
@@ -234,7 +233,7 @@ class SupplierAdmin(SupplierDisplay, admin.ModelAdmin):
 
 class AffectedCustomerInline(ReadOnlyInline):
     model = AffectedCustomer
-    fields = ("customer", "added_at", "added_by", "records_affected", "initial_notice_settled_at")
+    fields = ("customer", "added_at", "added_by", "records_affected")
     readonly_fields = fields
 
 

@@ -2,8 +2,8 @@
 auditors read every record of the incident register and the post-mortems, and change nothing.
 
 Who may enter: an active user who is a superuser or in the group ``auditor`` (``is_staff`` is
-not needed; the site's own login page admits them). Every model of the ``incidents`` and
-``postmortems`` apps is registered with a read-only admin: no add, change or delete permission
+not needed; the site's own login page admits them). Every model of the ``incidents``,
+``postmortems`` and ``notifications`` apps is registered read-only: no add, change or delete permission
 and no actions, so those URLs answer 403. Users and groups are shown read-only, without
 password hashes.
 """
@@ -48,7 +48,7 @@ from postmortems.models import ActionItem, PostMortem
 AUDITOR_GROUP = "auditor"
 
 #: Apps every model of which the auditors see.
-AUDITED_APPS = ("incidents", "postmortems")
+AUDITED_APPS = ("incidents", "postmortems", "notifications")
 
 
 def _may_audit(user: Any) -> bool:
@@ -150,7 +150,7 @@ class ContactInline(ReadOnlyInline):
 
 class AffectedCustomerInline(ReadOnlyInline):
     model = AffectedCustomer
-    fields = ("customer", "added_at", "added_by", "records_affected", "initial_notice_settled_at")
+    fields = ("customer", "added_at", "added_by", "records_affected")
 
 
 class AuditEventInline(ReadOnlyInline):

@@ -386,11 +386,8 @@ def _missing(incident: Incident, transition_name: str) -> list[str]:
 
 
 class AffectedCustomer(models.Model):
-    """A customer whose personal data is involved in an incident.
-
-    ``initial_notice_settled_at`` is set by the notification system when this customer's initial
-    notice has been delivered, or recorded as undeliverable; ``mark_notified`` waits for it.
-    """
+    """A customer whose personal data is involved in an incident. Once the incident is
+    declared, the customer has a notice clock (``notifications.Clock``)."""
 
     incident = models.ForeignKey(
         Incident, on_delete=models.CASCADE, related_name="affected_customers"
@@ -402,7 +399,6 @@ class AffectedCustomer(models.Model):
     )
     records_affected = models.PositiveBigIntegerField(null=True, blank=True)
     notes = models.TextField(blank=True)
-    initial_notice_settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["incident_id", "customer__name", "id"]

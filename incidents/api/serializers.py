@@ -437,14 +437,13 @@ class CustomerSummarySerializer(serializers.ModelSerializer):
 class AffectedCustomerSerializer(serializers.ModelSerializer):
     """A customer affected by an incident, as listed and as returned after adding it.
 
-    ``added_at``: when it was recorded (UTC). ``initial_notice_settled_at``: when its initial
-    notice was delivered or recorded undeliverable (null: not yet).
+    ``added_at``: when it was recorded (UTC); its notice clock is under
+    ``/api/incidents/{id}/clocks/``.
     """
 
     customer = CustomerSummarySerializer(read_only=True)
     added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     added_at = AwareDateTimeField(read_only=True)
-    initial_notice_settled_at = AwareDateTimeField(read_only=True)
 
     class Meta:
         model = AffectedCustomer
@@ -455,7 +454,6 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
             "notes",
             "added_at",
             "added_by",
-            "initial_notice_settled_at",
         ]
         read_only_fields = fields
 

@@ -31,13 +31,30 @@ def one_of_each(db, make_incident, customer, manager):
         resolution="Shipped.",
         resolved_at=timezone.now(),
     )
+    _notification_rows(make_incident, manager)
     return incident
 
 
+def _notification_rows(make_incident, manager):
+    """A clock, an escalation, a withheld field, an approved notice and its delivery."""
+    from datetime import timedelta
+
+    from notifications.scanner import deadlines_scan
+    from notifications.services import notice_approve, notice_draft, withholding_create
+
+    declared = make_incident(state="declared")
+    withholding_create(
+        incident=declared, actor=manager, field="sub_processor", reason="law_enforcement",
+        requested_by="Police case 12", review_at=timezone.now() + timedelta(days=7),
+    )
+    notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
+    deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
+
+
 def _audited_models():
-    models = [
-        model for label in ("incidents", "postmortems") for model in apps.get_app_config(label).get_models()
-    ]
+    from incidents.audit_site import AUDITED_APPS
+
+    models = [model for label in AUDITED_APPS for model in apps.get_app_config(label).get_models()]
     return models + [get_user_model(), Group]
 
 
