@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
+
 from triage.notification_assessment import (
     PERMANENT_LOSS,
     BreachFacts,
@@ -275,13 +277,13 @@ CASES = load_cases()
 )
 def test_it_matches_the_edpb_conclusion_for_each_shared_case(case):
     if case is None:
-        pytest.skip(f"{CASES_PATH} is absent: no shared EDPB cases to check")
+        skip_or_fail(f"{CASES_PATH} is absent: no shared EDPB cases to check")
     assert_matches_conclusion(case)
 
 
 def test_it_translates_the_shared_facts_honestly():
     if not CASES:
-        pytest.skip(f"{CASES_PATH} is absent")
+        skip_or_fail(f"{CASES_PATH} is absent")
     by_id = {case["id"]: facts_from_json(case["facts"]) for case in CASES}
     ransomware = by_id.get("EDPB-01-2021-case-01")
     hospital = by_id.get("EDPB-01-2021-case-03")
