@@ -20,6 +20,7 @@ from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
 from incidents.models import Customer, DataCategory, Incident, IncidentState
+from incidents.services import EDITABLE_FIELDS
 from incidents.templatetags.breachdesk import display_zone
 
 
@@ -128,30 +129,7 @@ class IncidentEditForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = [
-            "title",
-            "summary",
-            "detection_source",
-            "detected_at",
-            "occurred_on",
-            "occurred_on_precision",
-            "reported_by",
-            "owner",
-            "scenario",
-            "severity",
-            "malicious",
-            "is_drill",
-            "nature_of_breach",
-            "mitigation_measures",
-            "products",
-            "exposure_started_at",
-            "exposure_ended_at",
-            "records_affected",
-            "records_affected_is_estimate",
-            "data_categories",
-            "sub_processor",
-            "sub_processor_details",
-        ]
+        fields = list(EDITABLE_FIELDS)
         field_classes = {
             "detected_at": ZonedDateTimeField,
             "exposure_started_at": ZonedDateTimeField,

@@ -31,33 +31,31 @@ from incidents.models import (
     Product,
 )
 
-#: Incident fields that intake and editing may set. ``state`` is never among them: it changes
-#: only through the transition services below.
-EDITABLE_FIELDS: frozenset[str] = frozenset(
-    {
-        "title",
-        "summary",
-        "detection_source",
-        "detected_at",
-        "occurred_on",
-        "occurred_on_precision",
-        "reported_by",
-        "owner",
-        "scenario",
-        "severity",
-        "malicious",
-        "is_drill",
-        "nature_of_breach",
-        "mitigation_measures",
-        "products",
-        "exposure_started_at",
-        "exposure_ended_at",
-        "records_affected",
-        "records_affected_is_estimate",
-        "data_categories",
-        "sub_processor",
-        "sub_processor_details",
-    }
+#: Incident fields that intake and editing may set, in the order forms show them. ``state`` is
+#: never among them: it changes only through the transition services below.
+EDITABLE_FIELDS: tuple[str, ...] = (
+    "title",
+    "summary",
+    "detection_source",
+    "detected_at",
+    "occurred_on",
+    "occurred_on_precision",
+    "reported_by",
+    "owner",
+    "scenario",
+    "severity",
+    "malicious",
+    "is_drill",
+    "nature_of_breach",
+    "mitigation_measures",
+    "products",
+    "exposure_started_at",
+    "exposure_ended_at",
+    "records_affected",
+    "records_affected_is_estimate",
+    "data_categories",
+    "sub_processor",
+    "sub_processor_details",
 )
 
 #: States after which an incident's facts are frozen except through a new incident.
@@ -88,7 +86,7 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
     Returns the audit diff ``{field: [old, new]}`` of what actually changed. Raises
     ``ValidationError`` naming unknown or read-only fields and invalid values.
     """
-    unknown = sorted(set(changes) - EDITABLE_FIELDS)
+    unknown = sorted(set(changes).difference(EDITABLE_FIELDS))
     if unknown:
         raise ValidationError({name: "This field cannot be set here." for name in unknown})
     diff: dict[str, list[Any]] = {}
