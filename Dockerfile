@@ -5,6 +5,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# Compiled message catalogues are built, not committed.
+RUN python manage.py compile_translations
 RUN useradd --system breachdesk && mkdir -p /var/lib/breachdesk && chown breachdesk /var/lib/breachdesk
 USER breachdesk
 EXPOSE 8000

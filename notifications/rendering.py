@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import formats, translation
-from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.utils.translation import gettext, gettext_lazy as _, ngettext, pgettext
 
 from incidents.models import Contact, Customer, Incident
 from notifications.models import NOTICE_FIELDS, Notice
@@ -184,6 +184,11 @@ def render_notice(
             "fields": fields,
             "any_withheld": bool(withheld),
             "changed_labels": [f["label"] for f in fields if f["changed"]],
+            # Separator and colon differ by language (French "\u00a0:", Japanese "、" and "：").
+            "changed_labels_text": pgettext("list separator", ", ").join(
+                f["label"] for f in fields if f["changed"]
+            ),
+            "label_suffix": pgettext("label suffix", ":"),
             "records_for_customer": (
                 formats.number_format(records_for_customer, force_grouping=True)
                 if records_for_customer is not None
