@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves static files (admin, site CSS) in production without a separate web server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -131,7 +133,11 @@ USE_TZ = True
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # Request bodies above this size are refused with 413 (API) rather than parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
@@ -183,6 +189,14 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Well above any task's time limit, so a long task is not redelivered while it runs.
         "visibility_timeout": 3600,
+        # A publisher that finds Redis down gives up after one connection attempt instead of
+        # kombu's default of retrying for broker_connection_timeout plus back-off (about 6 s per
+        # enqueue): a request that queues a wake-up must not wait on Redis (config.celery.enqueue;
+        # the scanner finds the work). Workers and beat reconnect by their own retry settings.
+        "max_retries": 0,
+        # A Redis that accepts connections but does not answer fails within seconds, not minutes.
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
@@ -213,6 +227,15 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Breachdesk API",
     "DESCRIPTION": "Personal data breach intake, lifecycle and notification.",
     "VERSION": "1",
+    # Choice sets whose field names repeat across notification models (kind, status) need names.
+    "ENUM_NAME_OVERRIDES": {
+        "ClockKindEnum": "notifications.models.Clock.Kind",
+        "ClockStatusEnum": "notifications.models.Clock.Status",
+        "NoticeKindEnum": "notifications.models.Notice.Kind",
+        "NoticeStatusEnum": "notifications.models.Notice.Status",
+        "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
+    },
 }
 
 LOGGING = {
