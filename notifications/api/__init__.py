@@ -1,0 +1,1 @@
+"""REST API for notification clocks, customer notices, withheld details and deliveries."""

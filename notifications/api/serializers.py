@@ -1,0 +1,392 @@
+"""Serializers of the notification API: they validate input and shape output; they never write.
+
+Every write goes through ``notifications.services``. The input rules of ``incidents.api`` hold
+here too (they are the same classes): instants need a timezone offset (``AwareDateTimeField``,
+"timezone offset required") and come back in UTC with ``Z``; keys a body does not accept are
+refused with 400 naming them (``StrictFieldsMixin``); text may not be blank where a service needs
+a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from incidents.api.serializers import (
+    AwareDateTimeField,
+    CustomerReferenceField,
+    CustomerSummarySerializer,
+    StrictModelSerializer,
+    StrictSerializer,
+)
+from incidents.models import Incident
+from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+
+_USERNAME = {"slug_field": "username", "read_only": True}
+
+# Clocks -----------------------------------------------------------------------------------------
+
+
+class EscalationSerializer(StrictModelSerializer):
+    """A warning raised on a clock: ``threshold`` (``48h`` ... ``1h``, ``overdue``,
+    ``no_contact``, ``delivery_failed``) and when it was raised (UTC)."""
+
+    class Meta:
+        model = Escalation
+        fields = ["threshold", "raised_at"]
+        read_only_fields = fields
+
+
+class ClockSerializer(StrictModelSerializer):
+    """A notification deadline (DESIGN.md section 3): who must be told (``customer``), from
+    when (``starts_at``), by when (``due_at``) and when it was met (``met_at``, null while not).
+
+    ``status``: ``Clock.status_at`` at the request's instant: ``open``, ``overdue``, ``met``,
+    ``met_late`` (met after ``due_at``, late forever; ``late_reason`` says why, GDPR Art.
+    33(1)) or ``waived`` (an incident manager acknowledged it cannot be met; ``waiver_reason``).
+    ``remaining_seconds``: whole seconds until ``due_at`` (rounded down; negative when overdue),
+    null once met or waived. Instants are UTC. The serializer context may carry ``now`` (an aware
+    instant) so every clock of one answer is judged at the same instant.
+    """
+
+    customer = CustomerSummarySerializer(read_only=True, allow_null=True)
+    status = serializers.SerializerMethodField()
+    remaining_seconds = serializers.SerializerMethodField()
+    waived_by = serializers.SlugRelatedField(**_USERNAME)
+    escalations = EscalationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Clock
+        fields = [
+            "id",
+            "customer",
+            "kind",
+            "starts_at",
+            "due_at",
+            "met_at",
+            "status",
+            "remaining_seconds",
+            "late_reason",
+            "waived_at",
+            "waived_by",
+            "waiver_reason",
+            "escalations",
+        ]
+        read_only_fields = fields
+
+    def _now(self) -> datetime | None:
+        return self.context.get("now")
+
+    @extend_schema_field(serializers.ChoiceField(choices=Clock.Status.choices))
+    def get_status(self, clock: Clock) -> str:
+        return str(clock.status_at(self._now()))
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_remaining_seconds(self, clock: Clock) -> int | None:
+        remaining = clock.remaining_at(self._now())
+        return None if remaining is None else math.floor(remaining.total_seconds())
+
+
+class ReasonBody(StrictSerializer):
+    """``{"reason": text}``: a reason that may not be blank (``late-reason``, ``waive``)."""
+
+    reason = serializers.CharField()
+
+
+class ClockRestartBody(StrictSerializer):
+    """``{"starts_at": instant with offset, "reason": text}``: move an open clock's start."""
+
+    starts_at = AwareDateTimeField()
+    reason = serializers.CharField()
+
+
+# Notices ----------------------------------------------------------------------------------------
+
+
+class WithheldFieldSerializer(serializers.Serializer):
+    """A breach field left out of a notice: its name, the reason code and the reason's label.
+    Never the field's value."""
+
+    field = serializers.ChoiceField(choices=[(name, name) for name in NOTICE_FIELDS])
+    reason = serializers.ChoiceField(choices=Withholding.Reason.choices)
+    reason_label = serializers.CharField()
+
+
+class DeliveryCountsSerializer(serializers.Serializer):
+    """How many deliveries of a notice are in each status, and in all."""
+
+    pending = serializers.IntegerField()
+    sending = serializers.IntegerField()
+    sent = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+def with_delivery_counts(notices: QuerySet[Notice]) -> QuerySet[Notice]:
+    """``notices`` annotated with ``deliveries_<status>`` counts, read by ``NoticeSerializer``
+    (one grouped query instead of one per notice)."""
+    return notices.annotate(
+        **{
+            f"deliveries_{value}": Count("deliveries", filter=Q(deliveries__status=value))
+            for value in Delivery.Status.values
+        }
+    )
+
+
+class NoticeSerializer(StrictModelSerializer):
+    """One version of what the affected customers are told about an incident (DESIGN.md s. 4).
+
+    ``number`` counts from 1 per incident; ``kind``: ``initial``, ``update`` or ``final``;
+    ``status``: ``draft`` (the written parts can still change) or ``approved`` (immutable).
+    ``content``: ``{field: value or null}`` for the breach fields as they stood at approval
+    (``{}`` for a draft; see ``notifications.rendering.notice_content`` for the shapes).
+    ``content`` is the staff record and keeps the value of a field that was withheld, so any
+    user with ``view_notice`` sees it here; the customers' messages never contain it.
+    ``withheld``: the fields left out of the customers' messages, with the reason (names and
+    reason labels only). ``changes``: fields that differ from the previous approved notice.
+    ``deliveries``: counts by delivery status (``total`` 0 for a draft). Instants are UTC.
+    """
+
+    created_by = serializers.SlugRelatedField(**_USERNAME)
+    approved_by = serializers.SlugRelatedField(**_USERNAME)
+    content = serializers.JSONField(read_only=True)
+    changes = serializers.ListField(
+        child=serializers.ChoiceField(choices=[(name, name) for name in NOTICE_FIELDS]),
+        read_only=True,
+    )
+    withheld = serializers.SerializerMethodField()
+    deliveries = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notice
+        fields = [
+            "id",
+            "number",
+            "kind",
+            "status",
+            "is_automatic",
+            "contact_point",
+            "likely_consequences",
+            "post_mortem_summary",
+            "content",
+            "withheld",
+            "changes",
+            "deliveries",
+            "created_at",
+            "created_by",
+            "approved_at",
+            "approved_by",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(WithheldFieldSerializer(many=True))
+    def get_withheld(self, notice: Notice) -> list[dict[str, str]]:
+        labels = dict(Withholding.Reason.choices)
+        return [
+            {"field": name, "reason": reason, "reason_label": str(labels.get(reason, reason))}
+            for name, reason in sorted(notice.withheld.items())
+        ]
+
+    @extend_schema_field(DeliveryCountsSerializer)
+    def get_deliveries(self, notice: Notice) -> dict[str, int]:
+        if hasattr(notice, "deliveries_pending"):
+            counts = {
+                value: getattr(notice, f"deliveries_{value}") for value in Delivery.Status.values
+            }
+        else:
+            counts = dict.fromkeys(Delivery.Status.values, 0)
+            for row in notice.deliveries.values("status").annotate(count=Count("id")):
+                counts[row["status"]] = row["count"]
+        return {**counts, "total": sum(counts.values())}
+
+
+class NoticeDraftBody(StrictSerializer):
+    """Body of ``POST .../notices/``: ``kind`` (required: ``initial`` first, then ``update`` or
+    ``final``) and the written parts ``contact_point``, ``likely_consequences`` (GDPR Art.
+    33(3)(c)), ``post_mortem_summary`` (each optional text)."""
+
+    kind = serializers.ChoiceField(choices=Notice.Kind.choices)
+    contact_point = serializers.CharField(required=False, allow_blank=True, default="")
+    likely_consequences = serializers.CharField(required=False, allow_blank=True, default="")
+    post_mortem_summary = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class NoticeChangeBody(StrictSerializer):
+    """Body of ``PATCH .../notices/{number}/``: at least one of ``kind``, ``contact_point``,
+    ``likely_consequences``, ``post_mortem_summary``."""
+
+    kind = serializers.ChoiceField(choices=Notice.Kind.choices, required=False)
+    contact_point = serializers.CharField(required=False, allow_blank=True)
+    likely_consequences = serializers.CharField(required=False, allow_blank=True)
+    post_mortem_summary = serializers.CharField(required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                {
+                    "detail": [
+                        "Nothing to change: give at least one of " + ", ".join(self.fields) + "."
+                    ]
+                }
+            )
+        return attrs
+
+
+class NoticePreviewQuery(StrictSerializer):
+    """Query string of ``GET .../preview/``: ``language``, a code of ``settings.LANGUAGES``
+    (default ``settings.LANGUAGE_CODE``)."""
+
+    language = serializers.ChoiceField(
+        choices=settings.LANGUAGES, required=False, default=settings.LANGUAGE_CODE
+    )
+
+
+class NoticePreviewSerializer(serializers.Serializer):
+    """A notice rendered as the customer would receive it: one-line ``subject``, the plain
+    ``text`` part, the (escaped) ``html`` part and the ``language`` rendered in."""
+
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    html = serializers.CharField()
+    language = serializers.CharField()
+
+
+# Withheld details -------------------------------------------------------------------------------
+
+
+class WithholdingSerializer(StrictModelSerializer):
+    """A breach field an incident manager withholds from notices, and why.
+
+    ``field``: one of the breach fields (``NOTICE_FIELDS``); ``reason``: ``risk_to_others``,
+    ``law_enforcement`` or ``other`` (``reason_label`` says it in words); ``requested_by``: who
+    asked (for example a police force and case number); ``review_at``: when to reconsider (UTC);
+    ``released_at``: null while withheld (``is_active``). Never the field's value.
+    """
+
+    reason_label = serializers.CharField(source="get_reason_display", read_only=True)
+    is_active = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(**_USERNAME)
+    released_by = serializers.SlugRelatedField(**_USERNAME)
+
+    class Meta:
+        model = Withholding
+        fields = [
+            "id",
+            "field",
+            "reason",
+            "reason_label",
+            "explanation",
+            "requested_by",
+            "review_at",
+            "is_active",
+            "created_at",
+            "created_by",
+            "released_at",
+            "released_by",
+        ]
+        read_only_fields = fields
+
+    def get_is_active(self, withholding: Withholding) -> bool:
+        return withholding.released_at is None
+
+
+class WithholdingCreateBody(StrictSerializer):
+    """Body of ``POST .../withholdings/``: ``field`` (a breach field name), ``reason``
+    (``risk_to_others``, ``law_enforcement``, ``other``), ``requested_by`` (text),
+    ``review_at`` (instant with offset), ``explanation`` (optional text)."""
+
+    field = serializers.ChoiceField(
+        choices=[(name, name) for name in NOTICE_FIELDS],
+        error_messages={
+            "invalid_choice": f'Unknown field "{{input}}"; one of {", ".join(NOTICE_FIELDS)}.'
+        },
+    )
+    reason = serializers.ChoiceField(choices=Withholding.Reason.choices)
+    requested_by = serializers.CharField(max_length=200)
+    review_at = AwareDateTimeField()
+    explanation = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# Deliveries -------------------------------------------------------------------------------------
+
+
+class DeliveryNoticeSerializer(StrictModelSerializer):
+    """The notice a delivery carries: its incident (id and reference), number and kind."""
+
+    incident = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident_reference = serializers.CharField(source="incident.reference", read_only=True)
+
+    class Meta:
+        model = Notice
+        fields = ["incident", "incident_reference", "number", "kind"]
+        read_only_fields = fields
+
+
+class DeliverySerializer(StrictModelSerializer):
+    """One notice to one contact, as listed (no message bodies).
+
+    ``customer``: the customer's account reference; ``address`` and ``language``: as used for
+    this message; ``status``: ``pending``, ``sending``, ``sent`` or ``failed``; ``attempts``:
+    sending attempts so far; ``last_error``: the relay's last refusal or the network error;
+    ``next_attempt_at``, ``sent_at`` (null until sent) and ``failure_acknowledged_at`` (an
+    incident manager acknowledged the failure) in UTC; ``message_id``: the deterministic
+    Message-ID header.
+    """
+
+    notice = DeliveryNoticeSerializer(read_only=True)
+    customer = serializers.SlugRelatedField(slug_field="account_reference", read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "notice",
+            "customer",
+            "address",
+            "language",
+            "subject",
+            "status",
+            "attempts",
+            "last_error",
+            "next_attempt_at",
+            "sent_at",
+            "failure_acknowledged_at",
+            "message_id",
+        ]
+        read_only_fields = fields
+
+
+class DeliveryDetailSerializer(DeliverySerializer):
+    """A delivery with its message: ``text`` (the plain-text part) and ``html`` (the HTML part),
+    exactly as rendered at approval."""
+
+    text = serializers.CharField(source="body_text", read_only=True)
+    html = serializers.CharField(source="body_html", read_only=True)
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DeliverySerializer.Meta.fields, "text", "html"]
+        read_only_fields = fields
+
+
+class AcknowledgeDeliveryFailureBody(StrictSerializer):
+    """Body of ``POST .../acknowledge-delivery-failure/``: ``customer`` (id or account
+    reference; must have a notice clock on this incident) and ``reason`` (not blank)."""
+
+    customer = CustomerReferenceField()
+    reason = serializers.CharField()
+
+    def validate_customer(self, customer: Any) -> Any:
+        incident: Incident = self.context["incident"]
+        if not Clock.objects.filter(
+            incident=incident, customer=customer, kind=Clock.Kind.CUSTOMER_NOTICE
+        ).exists():
+            raise serializers.ValidationError(
+                f"{customer.account_reference} has no notice clock on {incident.reference}."
+            )
+        return customer
