@@ -230,6 +230,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     # Choice sets whose field names repeat across notification models (kind, status) need names.
     "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "incidents.models.Incident.Severity",
         "ClockKindEnum": "notifications.models.Clock.Kind",
         "ClockStatusEnum": "notifications.models.Clock.Status",
         "NoticeKindEnum": "notifications.models.Notice.Kind",

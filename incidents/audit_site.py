@@ -3,8 +3,8 @@ auditors read every record of the incident register and the post-mortems, and ch
 
 Who may enter: an active user who is a superuser or in the group ``auditor`` (``is_staff`` is
 not needed; the site's own login page admits them). Every model of the ``incidents``,
-``postmortems`` and ``notifications`` apps is registered read-only: no add, change or delete permission
-and no actions, so those URLs answer 403. Users and groups are shown read-only, without
+``postmortems``, ``notifications`` and ``triage`` apps is registered read-only: no add, change
+or delete permission and no actions, so those URLs answer 403. Users and groups are shown read-only, without
 password hashes.
 """
 
@@ -48,7 +48,7 @@ from postmortems.models import ActionItem, PostMortem
 AUDITOR_GROUP = "auditor"
 
 #: Apps every model of which the auditors see.
-AUDITED_APPS = ("incidents", "postmortems", "notifications")
+AUDITED_APPS = ("incidents", "postmortems", "notifications", "triage")
 
 
 def _may_audit(user: Any) -> bool:

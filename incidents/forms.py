@@ -218,23 +218,36 @@ class IncidentEditForm(forms.ModelForm):
         return changes
 
 
-class AffectedCustomerAddForm(forms.Form):
-    """Record a customer as affected, by its account reference."""
+#: The largest count a PositiveBigIntegerField stores on every supported database.
+MAX_RECORD_COUNT = 2**63 - 1
 
-    account_reference = forms.CharField(max_length=64, label="Customer account reference")
+
+class AffectedCustomerAddForm(forms.Form):
+    """Record a customer as affected, by its account reference (any letter case) or its exact
+    name; the page offers the known customers as suggestions."""
+
+    account_reference = forms.CharField(
+        max_length=200,
+        label="Customer (account reference or name)",
+        widget=forms.TextInput(attrs={"list": "customer-suggestions", "autocomplete": "off"}),
+    )
     records_affected = forms.IntegerField(
-        min_value=0, required=False, label="Records affected (this customer)"
+        min_value=0, max_value=MAX_RECORD_COUNT, required=False, label="Records affected (this customer)"
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean_account_reference(self) -> Customer:
-        reference = self.cleaned_data["account_reference"].strip()
-        try:
-            return Customer.objects.get(account_reference=reference)
-        except Customer.DoesNotExist:
+        given = self.cleaned_data["account_reference"].strip()
+        matches = list(
+            Customer.objects.filter(Q(account_reference__iexact=given) | Q(name__iexact=given))[:2]
+        )
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
             raise forms.ValidationError(
-                f"No customer has the account reference “{reference}”."
-            ) from None
+                f"More than one customer matches “{given}”: give the account reference."
+            )
+        raise forms.ValidationError(f"No customer has the account reference or name “{given}”.")
 
 
 #: Guard fact name -> how a page names it when it is missing.

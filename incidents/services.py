@@ -11,7 +11,7 @@ Errors: ``ActionForbidden`` (the role may not, 403), ``TransitionNotAvailable`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -80,6 +80,26 @@ def _audit_value(value: Any) -> Any:
     return value
 
 
+#: Facts about the past; a value later than now (beyond clock skew) is a typing error.
+PAST_INSTANTS = ("detected_at", "exposure_started_at", "exposure_ended_at", "customer_informed_at")
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _refuse_future(values: Mapping[str, Any]) -> None:
+    """Raise ``ValidationError`` naming the past facts (``PAST_INSTANTS``, ``occurred_on``)
+    given as later than now."""
+    now = timezone.now()
+    errors = {
+        name: "This cannot be in the future."
+        for name in PAST_INSTANTS
+        if isinstance(values.get(name), datetime) and values[name] > now + CLOCK_SKEW
+    }
+    if isinstance(values.get("occurred_on"), date) and values["occurred_on"] > (now + CLOCK_SKEW).date():
+        errors["occurred_on"] = "This cannot be in the future."
+    if errors:
+        raise ValidationError(errors)
+
+
 def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Set ``changes`` on ``incident`` (saved separately; products applied after save).
 
@@ -89,6 +109,7 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
     unknown = sorted(set(changes).difference(EDITABLE_FIELDS))
     if unknown:
         raise ValidationError({name: "This field cannot be set here." for name in unknown})
+    _refuse_future(changes)
     diff: dict[str, list[Any]] = {}
     for name, new in changes.items():
         if name == "products":
@@ -266,6 +287,7 @@ def _set_scope_fields(**values: Any) -> Callable[[Incident], dict[str, Any]]:
     """A ``prepare`` step that records the scope decision's fields (not in EDITABLE_FIELDS)."""
 
     def prepare(locked: Incident) -> dict[str, Any]:
+        _refuse_future(values)
         recorded = {}
         for name, value in values.items():
             if value is not None:

@@ -249,6 +249,10 @@ def _transition_panels(
     return panels
 
 
+#: How many customers the incident page offers as suggestions when adding an affected one.
+CUSTOMER_SUGGESTIONS = 500
+
+
 def _render_detail(
     request: HttpRequest,
     incident: Incident,
@@ -283,6 +287,14 @@ def _render_detail(
         "affected_form": affected_form or AffectedCustomerAddForm(prefix="affected"),
         "display_time_zone": display_zone().key,
     }
+    if context["can_add_customer"]:
+        # Suggestions for the "add affected customer" field; a long register is searched by
+        # typing the exact reference or name instead.
+        context["customer_suggestions"] = list(
+            Customer.objects.exclude(incidents__incident=incident)
+            .order_by("name")
+            .values_list("account_reference", "name")[:CUSTOMER_SUGGESTIONS]
+        )
     return render(request, "incidents/incident_detail.html", context, status=status)
 
 

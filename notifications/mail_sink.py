@@ -7,6 +7,7 @@ address, over a real SMTP conversation.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -40,13 +41,15 @@ class ReceivedMessage:
 class MailSink:
     """The aiosmtpd handler. ``refuse_permanently``: addresses answered 550;
     ``refuse_temporarily``: while True, every recipient is answered 451. With ``folder``, each
-    message is also written there as ``<n>.eml``."""
+    message is also written there as ``<n>.eml``. ``delay_seconds``: how long the relay takes to
+    accept each message (a slow relay, for fault tests and benchmarks)."""
 
     folder: Path | None = None
     refuse_permanently: set[str] = field(default_factory=set)
     refuse_temporarily: bool = False
     received: list[ReceivedMessage] = field(default_factory=list)
     refusals: int = 0
+    delay_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -60,6 +63,8 @@ class MailSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.received.append(ReceivedMessage(list(envelope.rcpt_tos), message))

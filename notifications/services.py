@@ -362,7 +362,9 @@ def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) 
     return notice
 
 
-def _previous_content(notice: Notice) -> dict[str, Any] | None:
+def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
+    """The content of the approved notice before ``notice`` (``None`` for the first), with
+    fields withheld then counted as unknown, so releasing one shows as a change."""
     previous = (
         Notice.objects.filter(incident_id=notice.incident_id, status=Notice.Status.APPROVED, number__lt=notice.number)
         .order_by("-number")
@@ -370,7 +372,6 @@ def _previous_content(notice: Notice) -> dict[str, Any] | None:
     )
     if previous is None:
         return None
-    # A field withheld before counts as unknown then, so releasing it shows as a change.
     return {name: (None if name in previous.withheld else value) for name, value in previous.content.items()}
 
 
@@ -387,7 +388,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     else:
         content = notice_content(incident, likely_consequences=notice.likely_consequences)
         withheld = active_withholdings(incident)
-        changes = changed_fields(_previous_content(notice), content)
+        changes = changed_fields(notice_previous_content(notice), content)
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
     if customer is not None:
         affected = affected.filter(customer=customer)
@@ -410,7 +411,7 @@ def _message_domain() -> str:
     return address or "breachdesk.invalid"
 
 
-def _target_customers(notice: Notice) -> list[AffectedCustomer]:
+def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
     """Who this notice goes to: for an initial notice, affected customers whose clock is open
     and who have no delivery on its way or accepted; otherwise every affected customer."""
     affected = AffectedCustomer.objects.filter(incident_id=notice.incident_id).select_related("customer")
@@ -449,14 +450,14 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             raise LifecycleConflict("This notice is already approved.")
         if incident.state not in NOTIFYING_STATES:
             raise LifecycleConflict("Notices go out only for a declared personal data breach.")
-        targets = _target_customers(notice)
+        targets = notice_recipients(notice)
         if not targets:
             raise LifecycleConflict("No affected customer is waiting for this notice.")
         now = timezone.now()
         content = notice_content(incident, likely_consequences=notice.likely_consequences)
         notice.content = content
         notice.withheld = active_withholdings(incident)
-        notice.changes = changed_fields(_previous_content(notice), content)
+        notice.changes = changed_fields(notice_previous_content(notice), content)
         notice.status = Notice.Status.APPROVED
         notice.approved_at = now
         notice.approved_by = actor
@@ -533,7 +534,7 @@ def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None
         if incident.state not in NOTIFYING_STATES:
             return None
         probe = Notice(incident=incident, kind=Notice.Kind.INITIAL, number=0)
-        if not _target_customers(probe):
+        if not notice_recipients(probe):
             return None
         notice = notice_draft(incident=incident, actor=None, kind=Notice.Kind.INITIAL)
         return notice_approve(notice=notice, actor=None)
@@ -542,8 +543,16 @@ def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None
 def deliveries_acknowledge_failure(*, incident: Incident, customer: Customer, actor: Any, reason: str) -> Clock | None:
     """An incident manager acknowledges that ``customer`` cannot be reached (every delivery
     failed): the failed deliveries are marked acknowledged and the customer's clock is waived
-    with ``reason``. Returns the waived clock, or ``None`` if it was no longer open."""
+    with ``reason``. Returns the waived clock, or ``None`` if it was no longer open. Raises
+    ``LifecycleConflict`` if any delivery to the customer is pending, being sent or sent (a
+    customer with no deliverable contact has none and can be acknowledged)."""
     _require(actor, "notifications.change_clock")
+    deliveries = Delivery.objects.filter(notice__incident=incident, customer=customer)
+    if deliveries.exclude(status=Delivery.Status.FAILED).exists():
+        raise LifecycleConflict(
+            f"Only a customer that cannot be reached (no deliverable contact, or every delivery "
+            f"failed) can be acknowledged; {customer} has deliveries pending or sent."
+        )
     clock = Clock.objects.filter(
         incident=incident, customer=customer, kind=Clock.Kind.CUSTOMER_NOTICE, met_at__isnull=True, waived_at__isnull=True
     ).first()

@@ -38,7 +38,7 @@ def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     triage.get_by_role("button", name="Triage").click()
     expect(responder_page.locator(".messages")).to_contain_text("Triage: done.")
     expect(responder_page.locator(".page-head .state")).to_have_text("Triaged")
-    responder_page.get_by_label("Customer account reference").fill(customer.account_reference)
+    responder_page.get_by_label("Customer (account reference or name)").fill(customer.account_reference)
     responder_page.get_by_label("Records affected (this customer)").fill("1200")
     responder_page.get_by_role("button", name="Add affected customer").click()
     expect(responder_page.locator("#affected-customers")).to_contain_text("Acme Logistics GmbH")

@@ -32,6 +32,7 @@ def one_of_each(db, make_incident, customer, manager):
         resolved_at=timezone.now(),
     )
     _notification_rows(make_incident, manager)
+    _triage_rows(make_incident, manager)
     return incident
 
 
@@ -49,6 +50,20 @@ def _notification_rows(make_incident, manager):
     )
     notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
     deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
+
+
+def _triage_rows(make_incident, manager):
+    """An in-scope assessment: with it a stakeholder alert and the playbook's response tasks
+    (stakeholder groups and playbooks are seeded by a data migration)."""
+    from triage.services import assessment_record
+
+    assessment_record(
+        incident=make_incident(), actor=manager, scope="in_scope",
+        scope_rationale="Customer data reached a wrong recipient.", malicious="no",
+        scenario="misdirected_communication", data_categories=["identity"],
+        severity_inputs={"ease_of_identification": "maximum"},
+        notification_facts={"breach_types": ["confidentiality"]},
+    )
 
 
 def _audited_models():

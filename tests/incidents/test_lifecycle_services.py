@@ -219,3 +219,26 @@ def test_editing_refuses_the_state_field(make_incident, responder):
     with pytest.raises(ValidationError) as error:
         services.incident_update(incident=incident, actor=responder, changes={"state": "declared"})
     assert "state" in error.value.message_dict
+
+
+def test_it_refuses_facts_about_the_past_dated_in_the_future(make_incident, responder):
+    from datetime import timedelta
+
+    from django.core.exceptions import ValidationError
+
+    incident = make_incident()
+    tomorrow = timezone.now() + timedelta(days=1)
+
+    with pytest.raises(ValidationError) as error:
+        services.incident_update(
+            incident=incident, actor=responder,
+            changes={"detected_at": tomorrow, "occurred_on": tomorrow.date(), "records_affected": 5},
+        )
+    assert set(error.value.message_dict) == {"detected_at", "occurred_on"}
+    with pytest.raises(ValidationError, match="future"):
+        services.incident_classify_as_customer_event(
+            incident=incident, actor=responder, scope_rationale="Customer emailed us a password.",
+            customer_informed_at=tomorrow,
+        )
+    incident.refresh_from_db()
+    assert (incident.state, incident.records_affected, incident.detected_at) == ("detected", None, None)

@@ -525,10 +525,29 @@ def test_it_names_an_unknown_or_duplicate_affected_customer(responder, customer,
     duplicate = client.post(url, {"affected-account_reference": "ACME-001"})
 
     assert unknown.status_code == 400
-    assert "No customer has the account reference “NOPE-404”" in unknown.content.decode()
+    assert "No customer has the account reference or name “NOPE-404”" in unknown.content.decode()
     assert duplicate.status_code == 409
     assert "already recorded" in duplicate.content.decode()
     assert AffectedCustomer.objects.filter(incident=incident).count() == 1
+
+
+def test_it_finds_the_customer_by_name_or_reference_in_any_case_and_refuses_absurd_counts(
+    responder, customer, make_incident
+):
+    incident = make_incident(state="triaged")
+    client = _client_for(responder)
+    url = reverse("incidents:affected_customer_add", args=[incident.pk])
+
+    page = client.get(reverse("incidents:incident_detail", args=[incident.pk])).content.decode()
+    too_many = client.post(
+        url, {"affected-account_reference": "acme-001", "affected-records_affected": "9" * 23}
+    )
+    by_name = client.post(url, {"affected-account_reference": "acme logistics gmbh"})
+
+    assert '<option value="ACME-001">Acme Logistics GmbH</option>' in page
+    assert too_many.status_code == 400
+    assert by_name.status_code == 302
+    assert AffectedCustomer.objects.get(incident=incident).customer == customer
 
 
 # --- Read-only users, CSRF, escaping ------------------------------------------------------

@@ -253,3 +253,15 @@ def test_message_ids_are_deterministic_and_unique_per_contact(declare_for, multi
     assert len({message_id for message_id, _ in ids}) == 4
     for message_id, contact_id in ids:
         assert message_id == f"<{incident.reference}.n1.c{contact_id}@localhost>"
+
+
+def test_a_customer_with_a_delivery_on_its_way_cannot_be_written_off(declare_for, multilingual_customers, manager):
+    from incidents.exceptions import LifecycleConflict
+    from notifications.services import deliveries_acknowledge_failure
+
+    incident = declare_for(multilingual_customers[:1])
+    _approve(incident, manager)
+
+    with pytest.raises(LifecycleConflict):
+        deliveries_acknowledge_failure(incident=incident, customer=multilingual_customers[0], actor=manager, reason="x")
+    assert incident.clocks.get().waived_at is None
