@@ -23,7 +23,6 @@ from incidents.models import Customer, DataCategory, Incident, IncidentState
 from incidents.services import EDITABLE_FIELDS
 from incidents.templatetags.breachdesk import display_zone
 
-
 _display_zone_name = lazy(lambda: settings.DISPLAY_TIME_ZONE, str)
 
 

@@ -444,10 +444,18 @@ class AuditEvent(models.Model):
             )
         ]
 
+    GENESIS_HASH = "0" * 64
+
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.verb}"
 
-    GENESIS_HASH = "0" * 64
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any):
+        raise ValueError("Audit events are append-only.")
 
     def compute_hash(self) -> str:
         """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
@@ -465,14 +473,6 @@ class AuditEvent(models.Model):
             content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
         )
         return hashlib.sha256(payload.encode()).hexdigest()
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise ValueError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any):
-        raise ValueError("Audit events are append-only.")
 
 
 class WorkerHeartbeat(models.Model):

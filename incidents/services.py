@@ -108,7 +108,7 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
     """
     unknown = sorted(set(changes).difference(EDITABLE_FIELDS))
     if unknown:
-        raise ValidationError({name: "This field cannot be set here." for name in unknown})
+        raise ValidationError(dict.fromkeys(unknown, "This field cannot be set here."))
     _refuse_future(changes)
     diff: dict[str, list[Any]] = {}
     for name, new in changes.items():

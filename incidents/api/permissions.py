@@ -29,10 +29,10 @@ class ModelPermissions(DjangoModelPermissions):
         if not request.user or not request.user.is_authenticated:
             return False
         queryset = self._queryset(view)
-        view_permission = "%s.view_%s" % (queryset.model._meta.app_label, queryset.model._meta.model_name)
-        if view.kwargs.get(getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")):
-            if not request.user.has_perm(view_permission):
-                raise Http404
+        view_permission = f"{queryset.model._meta.app_label}.view_{queryset.model._meta.model_name}"
+        lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
+        if view.kwargs.get(lookup) and not request.user.has_perm(view_permission):
+            raise Http404
         required = getattr(view, "required_permissions", {}).get(request.method)
         if required is not None:
             if request.user.has_perms(required):

@@ -74,9 +74,9 @@ class IncidentVisible(BasePermission):
         if not request.user or not request.user.is_authenticated:
             return False
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
-        if view.kwargs.get("incident_pk") is not None or view.kwargs.get(lookup) is not None:
-            if not request.user.has_perm("incidents.view_incident"):
-                raise Http404
+        names_an_object = view.kwargs.get("incident_pk") is not None or view.kwargs.get(lookup) is not None
+        if names_an_object and not request.user.has_perm("incidents.view_incident"):
+            raise Http404
         return True
 
 

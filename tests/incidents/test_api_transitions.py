@@ -9,8 +9,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents import services
-from notifications.models import Clock
 from incidents.models import AuditEvent, Customer, Incident
+from notifications.models import Clock
 
 STATES = [
     "detected",

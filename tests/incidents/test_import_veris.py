@@ -10,8 +10,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import skip_or_fail
 from django.core.management import CommandError, call_command
 
 from incidents.audit import verify_chain
@@ -26,6 +24,7 @@ from incidents.veris import (
     map_veris_record,
     scenario_from_record,
 )
+from tests.conftest import skip_or_fail
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SHIPPED_SAMPLE = REPOSITORY / "incidents" / "fixtures" / "vcdb"

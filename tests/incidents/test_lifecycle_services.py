@@ -95,11 +95,10 @@ def test_a_declaration_rolled_back_queues_nothing(make_incident, manager, custom
 
     incident = make_incident(state="triaged")
     services.affected_customer_add(incident=incident, customer=customer, actor=manager)
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                services.incident_declare(incident=incident, actor=manager, nature_of_breach="x")
-                raise RuntimeError("something later in the request failed")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
+        with transaction.atomic():
+            services.incident_declare(incident=incident, actor=manager, nature_of_breach="x")
+            raise RuntimeError("something later in the request failed")
 
     assert callbacks == []
     assert mail.outbox == []

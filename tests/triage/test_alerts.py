@@ -117,11 +117,10 @@ def test_a_rolled_back_assessment_alerts_nobody(
 ):
     incident = make_incident()
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                assess(incident, band="very_high")
-                raise RuntimeError("something later in the request failed")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
+        with transaction.atomic():
+            assess(incident, band="very_high")
+            raise RuntimeError("something later in the request failed")
 
     assert callbacks == []
     assert mail.outbox == []

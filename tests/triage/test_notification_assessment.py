@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import skip_or_fail
-
 from triage.notification_assessment import (
     PERMANENT_LOSS,
     BreachFacts,
