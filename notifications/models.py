@@ -168,6 +168,9 @@ class Notice(models.Model):
         INITIAL = "initial", "Initial notice"
         UPDATE = "update", "Update"
         FINAL = "final", "Final notice"
+        # Not a breach of ours: what we observed about an event on the customer's side (or
+        # caused by its own action), and the help we offer on request.
+        CUSTOMER_EVENT = "customer_event", "Observation of a customer-driven event"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -184,6 +187,12 @@ class Notice(models.Model):
     )
     likely_consequences = models.TextField(blank=True, help_text="GDPR Art. 33(3)(c).")
     post_mortem_summary = models.TextField(blank=True)
+    observation = models.TextField(
+        blank=True, help_text="Customer-driven events: what we observed (else the nature of the breach)."
+    )
+    help_offered = models.TextField(
+        blank=True, help_text="Customer-driven events: what we recommend and offer on request."
+    )
     content = models.JSONField(default=dict, blank=True)
     withheld = models.JSONField(default=dict, blank=True)
     changes = models.JSONField(default=list, blank=True)

@@ -15,7 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import formats, translation
-from django.utils.translation import gettext, gettext_lazy as _, ngettext, pgettext
+from django.utils.translation import gettext, ngettext, pgettext
+from django.utils.translation import gettext_lazy as _
 
 from incidents.models import Contact, Customer, Incident
 from notifications.models import NOTICE_FIELDS, Notice
@@ -30,6 +31,16 @@ FIELD_LABELS = {
     "records_affected": _("Volume of affected or exposed records"),
     "sub_processor": _("Sub-processor or supplier involved"),
     "likely_consequences": _("Likely consequences"),
+}
+
+#: The fields each kind shows. An observation of a customer-driven event is not a breach
+#: notice: it says what we saw and what help we offer, under labels of its own.
+FIELDS_BY_KIND = {"customer_event": ("nature_of_breach", "mitigation_measures", "products_involved")}
+LABELS_BY_KIND = {
+    "customer_event": {
+        "nature_of_breach": _("What we observed"),
+        "mitigation_measures": _("What we recommend, and the help we offer on request"),
+    }
 }
 
 
@@ -161,11 +172,12 @@ def render_notice(
     incident = notice.incident
     with translation.override(language):
         fields = []
-        for name in NOTICE_FIELDS:
+        labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
+        for name in FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS):
             is_withheld = name in withheld
             fields.append(
                 {
-                    "label": str(FIELD_LABELS[name]),
+                    "label": str(labels[name]),
                     "value": None if is_withheld else _display_value(name, content.get(name)),
                     "withheld": is_withheld,
                     "changed": name in changes and not is_withheld,

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage, mailers
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -308,12 +308,16 @@ def notice_draft(
     contact_point: str = "",
     likely_consequences: str = "",
     post_mortem_summary: str = "",
+    observation: str = "",
+    help_offered: str = "",
 ) -> Notice:
     """Draft the next notice of ``incident`` (numbered per incident) and return it.
 
     ``kind``: ``initial`` until every affected customer has had one, then ``update`` or
-    ``final``. The breach fields are not copied now: approval snapshots them. Raises
-    ``ValidationError`` for an unknown kind or an update before any initial notice.
+    ``final``; ``customer_event`` (and only it) for an incident classified as a customer-driven
+    event. The breach fields are not copied now: approval snapshots them. Raises
+    ``ValidationError`` for an unknown kind, a kind that does not fit the incident, or an update
+    before any initial notice.
     Permission: ``notifications.add_notice`` (responders, incident managers); ``actor=None`` is
     the deadline scanner.
     """
@@ -324,12 +328,18 @@ def notice_draft(
     with transaction.atomic():
         locked = _locked_incident(incident.pk)
         approved = Notice.objects.filter(incident=locked, status=Notice.Status.APPROVED)
-        if kind != Notice.Kind.INITIAL and not approved.filter(kind=Notice.Kind.INITIAL).exists():
+        is_customer_event = locked.state == IncidentState.CUSTOMER_EVENT
+        if is_customer_event != (kind == Notice.Kind.CUSTOMER_EVENT):
+            raise ValidationError(
+                {"kind": "A customer-driven event gets an observation notice, and only it gets one."}
+            )
+        if kind in (Notice.Kind.UPDATE, Notice.Kind.FINAL) and not approved.filter(kind=Notice.Kind.INITIAL).exists():
             raise ValidationError({"kind": "The first notice must be an initial notice."})
         last = Notice.objects.filter(incident=locked).order_by("-number").values_list("number", flat=True).first()
         notice = Notice.objects.create(
             incident=locked, number=(last or 0) + 1, kind=kind, contact_point=contact_point,
             likely_consequences=likely_consequences, post_mortem_summary=post_mortem_summary,
+            observation=observation, help_offered=help_offered,
             created_by=actor, is_automatic=actor is None,
         )
         audit_append(
@@ -342,10 +352,10 @@ def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) 
     """Change a draft's written parts (``contact_point``, ``likely_consequences``,
     ``post_mortem_summary``, ``kind``). Raises ``LifecycleConflict`` once approved."""
     _require(actor, "notifications.change_notice")
-    allowed = {"contact_point", "likely_consequences", "post_mortem_summary", "kind"}
+    allowed = {"contact_point", "likely_consequences", "post_mortem_summary", "kind", "observation", "help_offered"}
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationError({name: "This field cannot be set here." for name in sorted(unknown)})
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be set here."))
     with transaction.atomic():
         locked = _locked_incident(notice.incident_id)
         notice = Notice.objects.get(pk=notice.pk)
@@ -386,7 +396,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     if notice.status == Notice.Status.APPROVED:
         content, withheld, changes = notice.content, notice.withheld, notice.changes
     else:
-        content = notice_content(incident, likely_consequences=notice.likely_consequences)
+        content = notice_content_for(notice, incident)
         withheld = active_withholdings(incident)
         changes = changed_fields(notice_previous_content(notice), content)
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
@@ -409,6 +419,24 @@ def _deliverable_contacts(customer: Customer):
 def _message_domain() -> str:
     address = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">").strip()
     return address or "breachdesk.invalid"
+
+
+def notice_content_for(notice: Notice, incident: Incident) -> dict[str, Any]:
+    """The content ``notice`` would carry now: the incident's breach fields and the notice's
+    written parts; an observation notice says what was observed and the help offered."""
+    content = notice_content(incident, likely_consequences=notice.likely_consequences)
+    if notice.kind == Notice.Kind.CUSTOMER_EVENT:
+        content["nature_of_breach"] = notice.observation.strip() or content["nature_of_breach"]
+        content["mitigation_measures"] = notice.help_offered.strip() or content["mitigation_measures"]
+    return content
+
+
+def notice_may_go_out(notice: Notice, incident: Incident) -> bool:
+    """Whether ``notice`` may be approved in ``incident``'s current state: breach notices once
+    declared (until closed), the observation notice of a customer-driven event in that state."""
+    if notice.kind == Notice.Kind.CUSTOMER_EVENT:
+        return incident.state == IncidentState.CUSTOMER_EVENT
+    return incident.state in NOTIFYING_STATES
 
 
 def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
@@ -448,13 +476,16 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
         notice = Notice.objects.select_related("incident").get(pk=notice.pk)
         if notice.status != Notice.Status.DRAFT:
             raise LifecycleConflict("This notice is already approved.")
-        if incident.state not in NOTIFYING_STATES:
-            raise LifecycleConflict("Notices go out only for a declared personal data breach.")
+        if not notice_may_go_out(notice, incident):
+            raise LifecycleConflict(
+                "Notices go out only for a declared personal data breach, or as the observation "
+                "of a customer-driven event."
+            )
         targets = notice_recipients(notice)
         if not targets:
             raise LifecycleConflict("No affected customer is waiting for this notice.")
         now = timezone.now()
-        content = notice_content(incident, likely_consequences=notice.likely_consequences)
+        content = notice_content_for(notice, incident)
         notice.content = content
         notice.withheld = active_withholdings(incident)
         notice.changes = changed_fields(notice_previous_content(notice), content)

@@ -48,7 +48,7 @@ from notifications.forms import (
     WithholdingForm,
 )
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
-from notifications.rendering import FIELD_LABELS, changed_fields, notice_content
+from notifications.rendering import FIELD_LABELS, changed_fields
 
 #: Which form a bound (failed) form replaces on a re-shown page: ``(form name, object id)``.
 FormKey = tuple[str, int | None]
@@ -457,7 +457,7 @@ def _field_rows(notice: Notice) -> list[dict[str, Any]]:
     if notice.status == Notice.Status.APPROVED:
         content, withheld, changes = notice.content, notice.withheld, notice.changes
     else:
-        content = notice_content(notice.incident, likely_consequences=notice.likely_consequences)
+        content = services.notice_content_for(notice, notice.incident)
         withheld = services.active_withholdings(notice.incident)
         changes = changed_fields(services.notice_previous_content(notice), content)
     reasons = dict(Withholding.Reason.choices)
@@ -538,7 +538,7 @@ def _render_notice_page(
         .values_list("number", flat=True)
         .first()
     )
-    delivery_counts = {value: 0 for value in Delivery.Status.values}
+    delivery_counts = dict.fromkeys(Delivery.Status.values, 0)
     for delivery in deliveries:
         delivery_counts[delivery.status] += 1
     context = {
@@ -559,7 +559,7 @@ def _render_notice_page(
         "edit_form": bound.get(("edit", None))
         or (NoticeForm.for_notice(notice, prefix="notice") if can_edit else None),
         "can_approve": can_approve,
-        "incident_may_notify": incident.state in services.NOTIFYING_STATES,
+        "incident_may_notify": services.notice_may_go_out(notice, incident),
         "audience": audience,
         "approve_form": approve_form,
         "display_time_zone": display_zone().key,

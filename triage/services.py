@@ -320,6 +320,18 @@ def assessment_record(
             assessed_at=timezone.now(),
         )
         updated = _drive_lifecycle(locked, actor, assessment)
+        if scope == Scope.CUSTOMER_EVENT and updated.affected_customers.exists():
+            # Our observation goes to the customer's contacts as a notice of its own kind,
+            # drafted here for an incident manager to review and approve.
+            from notifications.services import notice_draft
+
+            notice_draft(
+                incident=updated,
+                actor=actor,
+                kind="customer_event",
+                observation=assessment.findings or assessment.scope_rationale,
+                help_offered=assessment.help_offered,
+            )
         alerts: list = []
         tasks: list = []
         if scope == Scope.IN_SCOPE:

@@ -474,7 +474,7 @@ def test_approving_before_declaration_is_a_conflict(make_incident, manager):
     )
 
     assert response.status_code == 409
-    assert "Notices go out only for a declared personal data breach." in response.content.decode()
+    assert "Notices go out only for a declared personal data breach" in response.content.decode()
     assert Notice.objects.get(pk=notice.pk).status == "draft"
 
 
