@@ -89,6 +89,14 @@ def audit_items(data: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 @register.filter
+def humanize(code: str) -> str:
+    """A stored code (a verb, a field or a choice value) as words: ``affected_customer_added``
+    becomes ``Affected customer added``."""
+    words = str(code).replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+@register.filter
 def may_use_audit_site(user: Any) -> bool:
     """Whether ``user`` may open the read-only auditor site ``/audit/`` (one query)."""
     from incidents.audit_site import audit_site

@@ -646,7 +646,7 @@ def test_it_shows_the_audit_trail_in_utc_with_actor_states_and_data(manager, mak
     assert declare.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") in page
     assert "triaged → declared" in page
     assert "max.manager" in page
-    assert "nature_of_breach</span>: — → Payroll file emailed to a wrong recipient." in page
+    assert "Nature of breach</span>: — → Payroll file emailed to a wrong recipient." in page
     assert "FIXTURE-001" in page
 
 
