@@ -70,8 +70,8 @@ def _server_requirements(request):
 
 
 def ensure_groups() -> None:
-    """Re-create the role groups if a transactional test's flush removed them (the data
-    migration ``incidents.0002_groups`` created them once)."""
+    """Re-create what the data migrations created (role groups with their permissions, the
+    stakeholder groups and playbooks) if a transactional test's flush removed it."""
     import importlib
 
     from django.apps import apps
@@ -81,6 +81,7 @@ def ensure_groups() -> None:
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)
+        importlib.import_module("triage.migrations.0003_seed_stakeholders_and_playbooks").seed(apps, None)
 
 
 def _user_in(django_user_model, username: str, group: str | None, **extra):

@@ -17,7 +17,7 @@ def _log_in(page, base_url: str, username: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     chromium_browser, live_server, responder, manager, customer, make_incident, tmp_path
 ):

@@ -26,7 +26,7 @@ def _log_in(page, base_url: str, username: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_it_drafts_previews_approves_and_delivers_a_notice_in_the_browser(  # noqa: PLR0915
     chromium_browser, live_server, manager, monkeypatch, settings, tmp_path, request
 ):

@@ -21,18 +21,8 @@ VCDB_FILE = (
 )
 
 
-def _seed_triage_data() -> None:
-    """Stakeholder groups and playbooks come from a data migration; a transactional test's
-    flush may have removed them, so seed them again (the seed keeps existing rows)."""
-    import importlib
-
-    from django.apps import apps
-
-    importlib.import_module("triage.migrations.0003_seed_stakeholders_and_playbooks").seed(apps, None)
-
-
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_responder_triages_a_real_vcdb_incident_in_the_browser(
     chromium_browser, live_server, responder, tmp_path
 ):
@@ -41,7 +31,6 @@ def test_a_responder_triages_a_real_vcdb_incident_in_the_browser(
     from incidents.models import Incident
     from triage.models import ResponseTask, StakeholderAlert, StakeholderGroup
 
-    _seed_triage_data()
     StakeholderGroup.objects.filter(name__in=["privacy", "security", "legal"]).update(
         email_addresses="dpo@breachdesk.test"
     )

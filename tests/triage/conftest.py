@@ -42,8 +42,10 @@ def assess(responder):
 def stakeholder_addresses(db):
     """Give each seeded stakeholder group one address, ``<name>@breachdesk.test``; returns
     ``{name: address}``."""
+    from tests.conftest import ensure_groups
     from triage.models import StakeholderGroup
 
+    ensure_groups()
     addresses = {}
     for group in StakeholderGroup.objects.all():
         group.email_addresses = f"{group.name}@breachdesk.test"
