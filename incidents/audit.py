@@ -34,10 +34,7 @@ def audit_append(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction that makes the change.")
     last = (
-        AuditEvent.objects.filter(incident=incident)
-        .order_by("-sequence")
-        .values("sequence", "hash")
-        .first()
+        AuditEvent.objects.filter(incident=incident).order_by("-sequence").values("sequence", "hash").first()
     )
     event = AuditEvent(
         incident=incident,
@@ -90,9 +87,7 @@ def verify_chain(*, incident_ids: list[int] | None = None) -> list[ChainBreak]:
                 ChainBreak(event.incident_id, event.sequence, f"expected sequence {expected_sequence}")
             )
         if event.previous_hash != expected_previous:
-            breaks.append(
-                ChainBreak(event.incident_id, event.sequence, "previous_hash does not match")
-            )
+            breaks.append(ChainBreak(event.incident_id, event.sequence, "previous_hash does not match"))
         if event.compute_hash() != event.hash:
             breaks.append(ChainBreak(event.incident_id, event.sequence, "content does not match hash"))
         expected_previous = event.hash

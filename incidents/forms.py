@@ -34,9 +34,7 @@ class ZonedDateTimeField(forms.DateTimeField):
     error, not a guess. Initial values are shown in the display zone.
     """
 
-    widget = forms.DateTimeInput(
-        attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
-    )
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S")
 
     def __init__(self, **kwargs: Any) -> None:
         # Lazy: the setting is read when the form is shown, not when this module is imported.
@@ -67,9 +65,7 @@ class IncidentFilter(django_filters.FilterSet):
 
     q = django_filters.CharFilter(method="search", label="Search")
     state = django_filters.ChoiceFilter(choices=IncidentState.choices, empty_label="any state")
-    severity = django_filters.ChoiceFilter(
-        choices=Incident.Severity.choices, empty_label="any severity"
-    )
+    severity = django_filters.ChoiceFilter(choices=Incident.Severity.choices, empty_label="any severity")
     detection_source = django_filters.ChoiceFilter(
         choices=Incident.DetectionSource.choices, empty_label="any source"
     )

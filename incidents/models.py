@@ -209,9 +209,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     detection_source = models.CharField(max_length=32, choices=DetectionSource.choices)
     detected_at = models.DateTimeField(null=True, blank=True, help_text="Unknown: empty.")
     occurred_on = models.DateField(null=True, blank=True)
-    occurred_on_precision = models.CharField(
-        max_length=5, choices=DatePrecision.choices, blank=True
-    )
+    occurred_on_precision = models.CharField(max_length=5, choices=DatePrecision.choices, blank=True)
     reported_by = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -248,9 +246,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     sub_processor_details = models.TextField(blank=True)
 
     # Scope decision (the triage exits).
-    out_of_scope_category = models.CharField(
-        max_length=32, choices=OutOfScopeCategory.choices, blank=True
-    )
+    out_of_scope_category = models.CharField(max_length=32, choices=OutOfScopeCategory.choices, blank=True)
     scope_rationale = models.TextField(blank=True)
     customer_informed_at = models.DateTimeField(null=True, blank=True)
 
@@ -389,9 +385,7 @@ class AffectedCustomer(models.Model):
     """A customer whose personal data is involved in an incident. Once the incident is
     declared, the customer has a notice clock (``notifications.Clock``)."""
 
-    incident = models.ForeignKey(
-        Incident, on_delete=models.CASCADE, related_name="affected_customers"
-    )
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="affected_customers")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="incidents")
     added_at = models.DateTimeField(default=timezone.now)
     added_by = models.ForeignKey(

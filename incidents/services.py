@@ -278,9 +278,7 @@ def incident_triage(
             return {"owner": actor.username}
         return {}
 
-    return _transition(
-        incident=incident, actor=actor, name="triage", changes=changes, prepare=take_ownership
-    )
+    return _transition(incident=incident, actor=actor, name="triage", changes=changes, prepare=take_ownership)
 
 
 def _set_scope_fields(**values: Any) -> Callable[[Incident], dict[str, Any]]:
@@ -340,15 +338,11 @@ def incident_classify_as_customer_event(
         incident=incident,
         actor=actor,
         name="classify_as_customer_event",
-        prepare=_set_scope_fields(
-            scope_rationale=scope_rationale, customer_informed_at=customer_informed_at
-        ),
+        prepare=_set_scope_fields(scope_rationale=scope_rationale, customer_informed_at=customer_informed_at),
     )
 
 
-def incident_declare(
-    *, incident: Incident, actor: Any, nature_of_breach: str | None = None
-) -> Incident:
+def incident_declare(*, incident: Incident, actor: Any, nature_of_breach: str | None = None) -> Incident:
     """Declare a ``triaged`` incident a personal data breach: it becomes ``declared``.
 
     Declaration starts the 72-hour customer-notification commitment (a policy commitment of
@@ -365,7 +359,11 @@ def incident_declare(
 
     def start_clocks(locked: Incident) -> dict[str, Any]:
         started = clocks_start_for_declaration(incident=locked, at=locked.declared_at)
-        return {"clocks": [{"customer": c.customer.account_reference, "due_at": _audit_value(c.due_at)} for c in started]}
+        return {
+            "clocks": [
+                {"customer": c.customer.account_reference, "due_at": _audit_value(c.due_at)} for c in started
+            ]
+        }
 
     changes = {"nature_of_breach": nature_of_breach} if nature_of_breach is not None else {}
     return _transition(
@@ -400,9 +398,7 @@ def incident_begin_post_mortem(*, incident: Incident, actor: Any) -> Incident:
         PostMortem.objects.get_or_create(incident=locked)
         return {}
 
-    return _transition(
-        incident=incident, actor=actor, name="begin_post_mortem", prepare=create_post_mortem
-    )
+    return _transition(incident=incident, actor=actor, name="begin_post_mortem", prepare=create_post_mortem)
 
 
 def incident_close(*, incident: Incident, actor: Any, findings: str | None = None) -> Incident:
@@ -498,9 +494,7 @@ def affected_customer_remove(*, incident: Incident, customer: Customer, actor: A
     with transaction.atomic():
         locked = _locked(incident)
         if locked.state not in (IncidentState.DETECTED, IncidentState.TRIAGED):
-            raise LifecycleConflict(
-                "Affected customers can be removed only before declaration."
-            )
+            raise LifecycleConflict("Affected customers can be removed only before declaration.")
         deleted, _ = AffectedCustomer.objects.filter(incident=locked, customer=customer).delete()
         if not deleted:
             raise LifecycleConflict(f"{customer} is not recorded as affected.")

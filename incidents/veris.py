@@ -209,9 +209,7 @@ def map_veris_record(record: Mapping[str, Any]) -> VerisMapping:
         raise VerisRecordError("no incident_id (the record's identifier is required)")
     incident_id = incident_id.strip()
     if len(incident_id) > EXTERNAL_REFERENCE_MAX_LENGTH:
-        raise VerisRecordError(
-            f"incident_id is longer than {EXTERNAL_REFERENCE_MAX_LENGTH} characters"
-        )
+        raise VerisRecordError(f"incident_id is longer than {EXTERNAL_REFERENCE_MAX_LENGTH} characters")
 
     notes: list[str] = []
     summary = record.get("summary") if isinstance(record.get("summary"), str) else ""
@@ -239,9 +237,7 @@ def map_veris_record(record: Mapping[str, Any]) -> VerisMapping:
         "near miss",
         "false positive",
     ):
-        notes.append(
-            f"The record codes this as a {security_incident.lower()}, not a confirmed incident."
-        )
+        notes.append(f"The record codes this as a {security_incident.lower()}, not a confirmed incident.")
     return VerisMapping(external_reference=incident_id, fields=fields, partner=partner, notes=notes)
 
 
@@ -326,9 +322,7 @@ def scenario_from_record(record: Mapping[str, Any]) -> str | None:
 
     ``None`` when the record has no actions or only ``action.unknown``.
     """
-    actions = {
-        key.lower(): _mapping(value) for key, value in _mapping(record.get("action")).items()
-    }
+    actions = {key.lower(): _mapping(value) for key, value in _mapping(record.get("action")).items()}
     actors = _mapping(record.get("actor"))
     known_actions = set(actions) - {"unknown"}
     if "partner" in actors:
@@ -424,9 +418,7 @@ def _occurred_on(record: Mapping[str, Any], notes: list[str]) -> tuple[date | No
         return None, ""
     if month is None or not 1 <= month <= 12:
         if month is not None or day is not None:
-            notes.append(
-                "The incident date's month is missing or invalid: recorded as the year only."
-            )
+            notes.append("The incident date's month is missing or invalid: recorded as the year only.")
         return date(year, 1, 1), Incident.DatePrecision.YEAR
     if day is None:
         return date(year, month, 1), Incident.DatePrecision.MONTH
@@ -434,8 +426,7 @@ def _occurred_on(record: Mapping[str, Any], notes: list[str]) -> tuple[date | No
         return date(year, month, day), Incident.DatePrecision.DAY
     except ValueError:
         notes.append(
-            f"The incident day {day} is not a day of {year}-{month:02d}: "
-            "recorded as the month only."
+            f"The incident day {day} is not a day of {year}-{month:02d}: recorded as the month only."
         )
         return date(year, month, 1), Incident.DatePrecision.MONTH
 
@@ -459,9 +450,7 @@ def _records_affected(record: Mapping[str, Any], notes: list[str]) -> tuple[int 
             return largest[1], True
         return total, False
     if amounts:
-        notes.append(
-            "No data_total: records affected is the sum of the per-variety amounts, an estimate."
-        )
+        notes.append("No data_total: records affected is the sum of the per-variety amounts, an estimate.")
         return sum(amount for _, amount in amounts), True
     return None, False
 
@@ -605,11 +594,7 @@ def veris_files(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files += sorted(
-                (
-                    child
-                    for child in path.iterdir()
-                    if child.is_file() and child.suffix.lower() == ".json"
-                ),
+                (child for child in path.iterdir() if child.is_file() and child.suffix.lower() == ".json"),
                 key=lambda child: child.name,
             )
         else:
@@ -644,9 +629,7 @@ def read_veris_file(path: Path) -> dict[str, Any]:
     return record
 
 
-def import_veris_record(
-    record: Mapping[str, Any], *, source_name: str = ""
-) -> tuple[ImportStatus, Incident]:
+def import_veris_record(record: Mapping[str, Any], *, source_name: str = "") -> tuple[ImportStatus, Incident]:
     """Import one parsed VERIS record as a ``detected`` incident, in one transaction.
 
     Returns ``("imported", incident)``, or ``("already_present", incident)`` when an incident

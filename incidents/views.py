@@ -140,9 +140,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
         except ValueError:
             context["error"] = "That page link is not valid; start again from the newest incidents."
             return render(request, "incidents/incident_list.html", context, status=400)
-        incidents = incidents.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
-        )
+        incidents = incidents.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
     page = list(incidents[: PAGE_SIZE + 1])
     if len(page) > PAGE_SIZE:
         page = page[:PAGE_SIZE]
@@ -323,9 +321,7 @@ def incident_transition(request: HttpRequest, pk: int, name: str) -> HttpRespons
     form = TRANSITION_FORMS[name](request.POST, incident=incident, prefix=name)
     if form.is_valid():
         try:
-            services.TRANSITION_SERVICES[name](
-                incident=incident, actor=request.user, **form.service_kwargs()
-            )
+            services.TRANSITION_SERVICES[name](incident=incident, actor=request.user, **form.service_kwargs())
         except GuardFailed as failure:
             for fact in failure.missing:
                 field = form.field_for_fact(fact)
@@ -335,9 +331,7 @@ def incident_transition(request: HttpRequest, pk: int, name: str) -> HttpRespons
             _add_validation_errors(form, error)
         except TransitionNotAvailable as conflict:
             current = IncidentState(conflict.state).label.lower()
-            messages.error(
-                request, f"“{form.button_label}” is not possible: the incident is {current}."
-            )
+            messages.error(request, f"“{form.button_label}” is not possible: the incident is {current}.")
             return _render_detail(request, Incident.objects.get(pk=pk), status=409)
         except LifecycleConflict as conflict:
             messages.error(request, str(conflict))

@@ -42,7 +42,8 @@ class MailSink:
     """The aiosmtpd handler. ``refuse_permanently``: addresses answered 550;
     ``refuse_temporarily``: while True, every recipient is answered 451. With ``folder``, each
     message is also written there as ``<n>.eml``. ``delay_seconds``: how long the relay takes to
-    accept each message (a slow relay, for fault tests and benchmarks)."""
+    answer after it has kept a message (a slow relay; a sender killed while waiting leaves a
+    message the relay kept but the sender never recorded as sent)."""
 
     folder: Path | None = None
     refuse_permanently: set[str] = field(default_factory=set)
@@ -63,8 +64,6 @@ class MailSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.received.append(ReceivedMessage(list(envelope.rcpt_tos), message))
@@ -72,6 +71,8 @@ class MailSink:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{count:06d}.eml").write_bytes(envelope.content)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         return "250 Message accepted for delivery"
 
 

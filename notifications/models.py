@@ -39,9 +39,7 @@ class Clock(models.Model):
         MET_LATE = "met_late", "Met late"
         WAIVED = "waived", "Failure acknowledged"
 
-    incident = models.ForeignKey(
-        "incidents.Incident", on_delete=models.CASCADE, related_name="clocks"
-    )
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="clocks")
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.CUSTOMER_NOTICE)
     customer = models.ForeignKey(
         "incidents.Customer",
@@ -176,15 +174,11 @@ class Notice(models.Model):
         DRAFT = "draft", "Draft"
         APPROVED = "approved", "Approved"
 
-    incident = models.ForeignKey(
-        "incidents.Incident", on_delete=models.CASCADE, related_name="notices"
-    )
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="notices")
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    contact_point = models.TextField(
-        blank=True, help_text="Who customers can ask (GDPR Art. 33(3)(b))."
-    )
+    contact_point = models.TextField(blank=True, help_text="Who customers can ask (GDPR Art. 33(3)(b)).")
     likely_consequences = models.TextField(blank=True, help_text="GDPR Art. 33(3)(c).")
     post_mortem_summary = models.TextField(blank=True)
     observation = models.TextField(
@@ -211,9 +205,7 @@ class Notice(models.Model):
     class Meta:
         ordering = ["incident_id", "number"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["incident", "number"], name="notifications_notice_unique_number"
-            )
+            models.UniqueConstraint(fields=["incident", "number"], name="notifications_notice_unique_number")
         ]
         permissions = [
             ("approve_notice", "Can approve and send a customer notice"),
@@ -243,9 +235,7 @@ class Withholding(models.Model):
         LAW_ENFORCEMENT = "law_enforcement", "A law-enforcement request"
         OTHER = "other", "Other"
 
-    incident = models.ForeignKey(
-        "incidents.Incident", on_delete=models.CASCADE, related_name="withholdings"
-    )
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="withholdings")
     field = models.CharField(max_length=32, choices=[(f, f) for f in NOTICE_FIELDS])
     reason = models.CharField(max_length=20, choices=Reason.choices)
     explanation = models.TextField(blank=True)
@@ -291,12 +281,8 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
 
     notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="deliveries")
-    contact = models.ForeignKey(
-        "incidents.Contact", on_delete=models.PROTECT, related_name="deliveries"
-    )
-    customer = models.ForeignKey(
-        "incidents.Customer", on_delete=models.PROTECT, related_name="deliveries"
-    )
+    contact = models.ForeignKey("incidents.Contact", on_delete=models.PROTECT, related_name="deliveries")
+    customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="deliveries")
     address = models.EmailField()
     language = models.CharField(max_length=8)
     subject = models.CharField(max_length=200)

@@ -214,9 +214,7 @@ def render_notice(
         context["subject"] = subject
         text = render_to_string(f"{folder}/body.txt", context)
         html = render_to_string(f"{folder}/body.html", context)
-    return RenderedMessage(
-        subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language
-    )
+    return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)
 
 
 def _one_line(subject: str) -> str:

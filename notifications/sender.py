@@ -1,20 +1,23 @@
 """The delivery sender: claims pending deliveries in small chunks and sends each chunk over one
-SMTP connection, recording every result as it happens.
+SMTP connection, recording the results chunk by chunk.
 
 Algorithm (``deliveries_send_due``):
 
 1. Pick up to ``NOTICE_SEND_CHUNK_SIZE`` pending deliveries whose next attempt is due, oldest
-   first (partial index ``notifications_delivery_due``).
+   first (partial index ``notifications_delivery_due``), skipping rows another worker is
+   claiming at that moment (``SELECT ... FOR UPDATE SKIP LOCKED``).
 2. Claim them with one conditional UPDATE ("only if still pending"), stamping a fresh claim
    token, ``claimed_until = now + NOTICE_CLAIM_SECONDS`` and ``attempts + 1``. Two workers never
-   claim the same row: the loser's UPDATE finds it no longer pending.
-3. Open one SMTP connection and send each claimed delivery with its stored Message-ID,
-   recording ``sent`` (relay accepted it), a retry with backoff (4xx, timeouts, dropped
-   connections) or ``failed`` (5xx, or out of attempts) at once, row by row, conditional on the
-   claim token. A killed worker therefore re-sends at most the messages in flight, with the
-   same Message-ID, after the scanner returns its expired claims to ``pending``.
-4. Meet the customers' clocks from the relay's acceptance time, and move incidents whose
-   customers are all notified to ``notified``. Repeat from 1 until nothing is due.
+   claim the same row.
+3. Open one SMTP connection and send each claimed delivery with its stored Message-ID. A
+   refusal is recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or
+   ``failed`` (5xx, or out of attempts). Acceptances are recorded together when the chunk
+   ends, in one transaction, each ``sent`` at its own acceptance instant, conditional on the
+   claim token. A killed worker therefore re-sends at most one chunk (the messages in flight),
+   with the same Message-IDs, after the scanner returns its expired claims to ``pending``.
+4. In that transaction, meet the customers' clocks from the relay's first acceptance time;
+   then move incidents whose customers are all notified to ``notified``. Repeat from 1 until
+   nothing is due.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
-from django.db.models import F
+from django.db import transaction
+from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from notifications.models import Clock, Delivery, Escalation
@@ -43,6 +47,8 @@ class SendReport:
     retried: int = 0
     failed: int = 0
     incidents: set[int] = field(default_factory=set)
+    #: (incident id, customer id) pairs whose clock this run already met or found settled.
+    parties_settled: set[tuple[int, int]] = field(default_factory=set, repr=False)
 
 
 class TemporaryFailure(Exception):
@@ -75,20 +81,24 @@ def classify(error: Exception) -> Exception:
 
 
 def _claim(now: datetime, limit: int) -> list[Delivery]:
-    ids = list(
-        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at", "id")
-        .values_list("id", flat=True)[:limit]
-    )
-    if not ids:
-        return []
     token = uuid.uuid4().hex
-    Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.SENDING,
-        claim_token=token,
-        claimed_until=now + timedelta(seconds=settings.NOTICE_CLAIM_SECONDS),
-        attempts=F("attempts") + 1,
-    )
+    with transaction.atomic():
+        # SKIP LOCKED: workers claiming at the same moment take different rows. Without it the
+        # loser's UPDATE found its rows taken, claimed nothing and its worker stopped sending.
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.SENDING,
+            claim_token=token,
+            claimed_until=now + timedelta(seconds=settings.NOTICE_CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+        )
     return list(
         Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING)
         .select_related("notice", "customer")
@@ -127,6 +137,7 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
         for delivery in deliveries:
             _retry_or_fail(delivery, failure, report)
         return
+    accepted: list[tuple[Delivery, datetime]] = []
     try:
         for delivery in deliveries:
             try:
@@ -144,15 +155,44 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
                             _retry_or_fail(remaining, classify(reopen_error), report)
                         return
                 continue
-            sent_at = timezone.now()
-            if _record(delivery, status=Delivery.Status.SENT, sent_at=sent_at, last_error=""):
-                report.sent += 1
-                _meet_clock(delivery, sent_at, report)
+            accepted.append((delivery, timezone.now()))
     finally:
         try:
             connection.close()
         except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
             logger.debug("SMTP close failed", exc_info=True)
+        _record_sent(accepted, report)
+
+
+def _record_sent(accepted: list[tuple[Delivery, datetime]], report: SendReport) -> None:
+    """Record one chunk's acceptances in one transaction: each row still under our claim
+    becomes ``sent`` at its own acceptance instant, and each customer's clock is met at the
+    first of them. (Row by row, two commits per message cost more than the SMTP exchange.)"""
+    if not accepted:
+        return
+    sent_at = {delivery.pk: at for delivery, at in accepted}
+    with transaction.atomic():
+        held = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=sent_at, claim_token=accepted[0][0].claim_token, status=Delivery.Status.SENDING)
+            .values_list("pk", flat=True)
+        )
+        if not held:
+            return
+        Delivery.objects.filter(pk__in=held).update(
+            status=Delivery.Status.SENT,
+            last_error="",
+            claimed_until=None,
+            sent_at=Case(
+                *(When(pk=pk, then=Value(sent_at[pk])) for pk in held), output_field=DateTimeField()
+            ),
+        )
+        first_sent: dict[tuple[int, int], datetime] = {}
+        for delivery, at in accepted:
+            if delivery.pk in held:
+                first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
+        _meet_clocks(first_sent, report)
+    report.sent += len(held)
 
 
 def _retry_or_fail(delivery: Delivery, failure: Exception, report: SendReport) -> None:
@@ -171,17 +211,30 @@ def _retry_or_fail(delivery: Delivery, failure: Exception, report: SendReport) -
         report.retried += 1
 
 
-def _meet_clock(delivery: Delivery, sent_at: datetime, report: SendReport) -> None:
-    incident_id = delivery.notice.incident_id
-    met = Clock.objects.filter(
-        incident_id=incident_id,
-        customer_id=delivery.customer_id,
-        kind=Clock.Kind.CUSTOMER_NOTICE,
-        met_at__isnull=True,
-        waived_at__isnull=True,
-    ).update(met_at=sent_at)
-    if met:
-        report.incidents.add(incident_id)
+def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport) -> None:
+    """Meet the open clock of each (incident, customer) at its first acceptance instant. A
+    party already handled in this run is skipped: its clock is met or was not open, and a met
+    or waived clock never reopens."""
+    by_incident: dict[int, dict[int, datetime]] = {}
+    for (incident_id, customer_id), at in first_sent.items():
+        if (incident_id, customer_id) not in report.parties_settled:
+            by_incident.setdefault(incident_id, {})[customer_id] = at
+    for incident_id, firsts in by_incident.items():
+        met = Clock.objects.filter(
+            incident_id=incident_id,
+            customer_id__in=firsts,
+            kind=Clock.Kind.CUSTOMER_NOTICE,
+            met_at__isnull=True,
+            waived_at__isnull=True,
+        ).update(
+            met_at=Case(
+                *(When(customer_id=customer_id, then=Value(at)) for customer_id, at in firsts.items()),
+                output_field=DateTimeField(),
+            )
+        )
+        if met:
+            report.incidents.add(incident_id)
+        report.parties_settled.update((incident_id, customer_id) for customer_id in firsts)
 
 
 def _escalate_if_customer_unreachable(delivery: Delivery) -> None:
@@ -192,7 +245,9 @@ def _escalate_if_customer_unreachable(delivery: Delivery) -> None:
     if siblings.exclude(status=Delivery.Status.FAILED).exists():
         return
     clock = Clock.objects.filter(
-        incident_id=delivery.notice.incident_id, customer_id=delivery.customer_id, kind=Clock.Kind.CUSTOMER_NOTICE
+        incident_id=delivery.notice.incident_id,
+        customer_id=delivery.customer_id,
+        kind=Clock.Kind.CUSTOMER_NOTICE,
     ).first()
     if clock is not None and clock.is_open:
         escalation_raise(
@@ -222,11 +277,21 @@ def deliveries_send_due(*, max_chunks: int | None = None) -> SendReport:
     return report
 
 
+def deliveries_backlog_exceeds(count: int) -> bool:
+    """Whether more than ``count`` deliveries are due now (reads at most ``count + 1`` index
+    entries of ``notifications_delivery_due``)."""
+    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+    return due.order_by("next_attempt_at")[count : count + 1].exists()
+
+
 def deliveries_requeue_expired(*, now: datetime | None = None) -> int:
     """Return deliveries whose claim expired (a killed or stuck worker) to ``pending``, due at
     once; returns how many. The scanner calls this every minute."""
     now = now or timezone.now()
     return Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_until__lt=now).update(
-        status=Delivery.Status.PENDING, claim_token="", claimed_until=None, next_attempt_at=now,
+        status=Delivery.Status.PENDING,
+        claim_token="",
+        claimed_until=None,
+        next_attempt_at=now,
         last_error="Claim expired: the worker sending it stopped; re-queued.",
     )

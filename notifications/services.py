@@ -96,8 +96,14 @@ def clock_record_late_reason(*, clock: Clock, actor: Any, reason: str) -> Clock:
         clock.late_reason = reason.strip()
         clock.save(update_fields=["late_reason"])
         audit_append(
-            incident=incident, actor=actor, verb="clock_late_reason_recorded",
-            data={"clock": clock.pk, "customer": clock.customer.account_reference, "reason": clock.late_reason},
+            incident=incident,
+            actor=actor,
+            verb="clock_late_reason_recorded",
+            data={
+                "clock": clock.pk,
+                "customer": clock.customer.account_reference,
+                "reason": clock.late_reason,
+            },
         )
     return clock
 
@@ -119,8 +125,14 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
         clock.waiver_reason = reason.strip()
         clock.save(update_fields=["waived_at", "waived_by", "waiver_reason"])
         audit_append(
-            incident=incident, actor=actor, verb="clock_waived",
-            data={"clock": clock.pk, "customer": clock.customer.account_reference, "reason": clock.waiver_reason},
+            incident=incident,
+            actor=actor,
+            verb="clock_waived",
+            data={
+                "clock": clock.pk,
+                "customer": clock.customer.account_reference,
+                "reason": clock.waiver_reason,
+            },
         )
         incident_settle_if_notified(incident_id=incident.pk)
     return clock
@@ -146,10 +158,14 @@ def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str)
         clock.due_at = clocks.due_at(clock.starts_at, clock.window)
         clock.save(update_fields=["starts_at", "due_at"])
         audit_append(
-            incident=incident, actor=actor, verb="clock_restarted",
+            incident=incident,
+            actor=actor,
+            verb="clock_restarted",
             data={
-                "clock": clock.pk, "reason": reason.strip(),
-                "starts_at": [old[0], _iso(clock.starts_at)], "due_at": [old[1], _iso(clock.due_at)],
+                "clock": clock.pk,
+                "reason": reason.strip(),
+                "starts_at": [old[0], _iso(clock.starts_at)],
+                "due_at": [old[1], _iso(clock.due_at)],
             },
         )
     return clock
@@ -201,8 +217,11 @@ def escalation_raise(
     try:
         with transaction.atomic():
             escalation = Escalation.objects.create(
-                clock=clock, threshold=threshold, raised_at=now or timezone.now(),
-                recipients=recipients, detail=detail,
+                clock=clock,
+                threshold=threshold,
+                raised_at=now or timezone.now(),
+                recipients=recipients,
+                detail=detail,
             )
     except IntegrityError:
         return None
@@ -263,14 +282,26 @@ def withholding_create(
         if Withholding.objects.filter(incident=locked, field=field, released_at__isnull=True).exists():
             raise LifecycleConflict(f"{field} is already withheld.")
         withholding = Withholding(
-            incident=locked, field=field, reason=reason, explanation=explanation,
-            requested_by=requested_by, review_at=review_at, created_by=actor,
+            incident=locked,
+            field=field,
+            reason=reason,
+            explanation=explanation,
+            requested_by=requested_by,
+            review_at=review_at,
+            created_by=actor,
         )
         withholding.full_clean()
         withholding.save()
         audit_append(
-            incident=locked, actor=actor, verb="notice_field_withheld",
-            data={"field": field, "reason": reason, "requested_by": requested_by, "review_at": _iso(review_at)},
+            incident=locked,
+            actor=actor,
+            verb="notice_field_withheld",
+            data={
+                "field": field,
+                "reason": reason,
+                "requested_by": requested_by,
+                "review_at": _iso(review_at),
+            },
         )
     return withholding
 
@@ -286,7 +317,9 @@ def withholding_release(*, withholding: Withholding, actor: Any) -> Withholding:
         withholding.released_at = timezone.now()
         withholding.released_by = actor
         withholding.save(update_fields=["released_at", "released_by"])
-        audit_append(incident=locked, actor=actor, verb="notice_field_released", data={"field": withholding.field})
+        audit_append(
+            incident=locked, actor=actor, verb="notice_field_released", data={"field": withholding.field}
+        )
     return withholding
 
 
@@ -333,14 +366,28 @@ def notice_draft(
             raise ValidationError(
                 {"kind": "A customer-driven event gets an observation notice, and only it gets one."}
             )
-        if kind in (Notice.Kind.UPDATE, Notice.Kind.FINAL) and not approved.filter(kind=Notice.Kind.INITIAL).exists():
+        if (
+            kind in (Notice.Kind.UPDATE, Notice.Kind.FINAL)
+            and not approved.filter(kind=Notice.Kind.INITIAL).exists()
+        ):
             raise ValidationError({"kind": "The first notice must be an initial notice."})
-        last = Notice.objects.filter(incident=locked).order_by("-number").values_list("number", flat=True).first()
+        last = (
+            Notice.objects.filter(incident=locked)
+            .order_by("-number")
+            .values_list("number", flat=True)
+            .first()
+        )
         notice = Notice.objects.create(
-            incident=locked, number=(last or 0) + 1, kind=kind, contact_point=contact_point,
-            likely_consequences=likely_consequences, post_mortem_summary=post_mortem_summary,
-            observation=observation, help_offered=help_offered,
-            created_by=actor, is_automatic=actor is None,
+            incident=locked,
+            number=(last or 0) + 1,
+            kind=kind,
+            contact_point=contact_point,
+            likely_consequences=likely_consequences,
+            post_mortem_summary=post_mortem_summary,
+            observation=observation,
+            help_offered=help_offered,
+            created_by=actor,
+            is_automatic=actor is None,
         )
         audit_append(
             incident=locked, actor=actor, verb="notice_drafted", data={"number": notice.number, "kind": kind}
@@ -352,7 +399,14 @@ def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) 
     """Change a draft's written parts (``contact_point``, ``likely_consequences``,
     ``post_mortem_summary``, ``kind``). Raises ``LifecycleConflict`` once approved."""
     _require(actor, "notifications.change_notice")
-    allowed = {"contact_point", "likely_consequences", "post_mortem_summary", "kind", "observation", "help_offered"}
+    allowed = {
+        "contact_point",
+        "likely_consequences",
+        "post_mortem_summary",
+        "kind",
+        "observation",
+        "help_offered",
+    }
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be set here."))
@@ -366,7 +420,9 @@ def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) 
         notice.full_clean(exclude=["incident", "created_by", "approved_by"])
         notice.save()
         audit_append(
-            incident=locked, actor=actor, verb="notice_draft_changed",
+            incident=locked,
+            actor=actor,
+            verb="notice_draft_changed",
             data={"number": notice.number, "fields": sorted(changes)},
         )
     return notice
@@ -376,7 +432,9 @@ def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
     """The content of the approved notice before ``notice`` (``None`` for the first), with
     fields withheld then counted as unknown, so releasing one shows as a change."""
     previous = (
-        Notice.objects.filter(incident_id=notice.incident_id, status=Notice.Status.APPROVED, number__lt=notice.number)
+        Notice.objects.filter(
+            incident_id=notice.incident_id, status=Notice.Status.APPROVED, number__lt=notice.number
+        )
         .order_by("-number")
         .first()
     )
@@ -403,17 +461,22 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     if customer is not None:
         affected = affected.filter(customer=customer)
     first = affected.first()
-    shown_customer = first.customer if first else Customer(name="Example Customer", preferred_language=language)
+    shown_customer = (
+        first.customer if first else Customer(name="Example Customer", preferred_language=language)
+    )
     return render_notice(
-        notice=notice, content=content, withheld=withheld, changes=changes, customer=shown_customer,
-        records_for_customer=first.records_affected if first else None, language=language,
+        notice=notice,
+        content=content,
+        withheld=withheld,
+        changes=changes,
+        customer=shown_customer,
+        records_for_customer=first.records_affected if first else None,
+        language=language,
     )
 
 
 def _deliverable_contacts(customer: Customer):
-    return Contact.objects.filter(
-        customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE
-    )
+    return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
 
 
 def _message_domain() -> str:
@@ -450,8 +513,10 @@ def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
         status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.SENT],
     ).values_list("customer_id", flat=True)
     open_clock_customers = Clock.objects.filter(
-        incident_id=notice.incident_id, kind=Clock.Kind.CUSTOMER_NOTICE,
-        met_at__isnull=True, waived_at__isnull=True,
+        incident_id=notice.incident_id,
+        kind=Clock.Kind.CUSTOMER_NOTICE,
+        met_at__isnull=True,
+        waived_at__isnull=True,
     ).values_list("customer_id", flat=True)
     return list(affected.filter(customer_id__in=open_clock_customers).exclude(customer_id__in=served))
 
@@ -493,16 +558,26 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
         notice.approved_at = now
         notice.approved_by = actor
         Notice.objects.filter(pk=notice.pk).update(
-            content=notice.content, withheld=notice.withheld, changes=notice.changes,
-            status=notice.status, approved_at=now, approved_by=actor,
+            content=notice.content,
+            withheld=notice.withheld,
+            changes=notice.changes,
+            status=notice.status,
+            approved_at=now,
+            approved_by=actor,
         )
         deliveries = _create_deliveries(notice=notice, targets=targets, now=now)
         audit_append(
-            incident=incident, actor=actor, verb="notice_approved",
+            incident=incident,
+            actor=actor,
+            verb="notice_approved",
             data={
-                "number": notice.number, "kind": notice.kind, "automatic": actor is None,
-                "customers": len(targets), "deliveries": deliveries,
-                "withheld": sorted(notice.withheld), "changes": notice.changes,
+                "number": notice.number,
+                "kind": notice.kind,
+                "automatic": actor is None,
+                "customers": len(targets),
+                "deliveries": deliveries,
+                "withheld": sorted(notice.withheld),
+                "changes": notice.changes,
             },
             at=now,
         )
@@ -524,11 +599,14 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
         contacts = contacts_by_customer.get(affected.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(
-                incident_id=notice.incident_id, customer_id=affected.customer_id, kind=Clock.Kind.CUSTOMER_NOTICE
+                incident_id=notice.incident_id,
+                customer_id=affected.customer_id,
+                kind=Clock.Kind.CUSTOMER_NOTICE,
             ).first()
             if clock is not None:
                 escalation_raise(
-                    clock=clock, threshold=Escalation.Threshold.NO_CONTACT,
+                    clock=clock,
+                    threshold=Escalation.Threshold.NO_CONTACT,
                     detail=f"{affected.customer} has no active administrative contact to notify.",
                 )
             continue
@@ -537,16 +615,28 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
             language = choose_language(contact, affected.customer)
             if language not in rendered_by_language:
                 rendered_by_language[language] = render_notice(
-                    notice=notice, content=notice.content, withheld=notice.withheld, changes=notice.changes,
-                    customer=affected.customer, records_for_customer=affected.records_affected, language=language,
+                    notice=notice,
+                    content=notice.content,
+                    withheld=notice.withheld,
+                    changes=notice.changes,
+                    customer=affected.customer,
+                    records_for_customer=affected.records_affected,
+                    language=language,
                 )
             message = rendered_by_language[language]
             rows.append(
                 Delivery(
-                    notice=notice, contact=contact, customer_id=affected.customer_id, address=contact.email,
-                    language=language, subject=message.subject, body_text=message.text, body_html=message.html,
+                    notice=notice,
+                    contact=contact,
+                    customer_id=affected.customer_id,
+                    address=contact.email,
+                    language=language,
+                    subject=message.subject,
+                    body_text=message.text,
+                    body_html=message.html,
                     message_id=f"<{notice.incident.reference}.n{notice.number}.c{contact.pk}@{domain}>",
-                    next_attempt_at=now, created_at=now,
+                    next_attempt_at=now,
+                    created_at=now,
                 )
             )
     Delivery.objects.bulk_create(rows, batch_size=500)
@@ -571,7 +661,9 @@ def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None
         return notice_approve(notice=notice, actor=None)
 
 
-def deliveries_acknowledge_failure(*, incident: Incident, customer: Customer, actor: Any, reason: str) -> Clock | None:
+def deliveries_acknowledge_failure(
+    *, incident: Incident, customer: Customer, actor: Any, reason: str
+) -> Clock | None:
     """An incident manager acknowledges that ``customer`` cannot be reached (every delivery
     failed): the failed deliveries are marked acknowledged and the customer's clock is waived
     with ``reason``. Returns the waived clock, or ``None`` if it was no longer open. Raises
@@ -585,10 +677,17 @@ def deliveries_acknowledge_failure(*, incident: Incident, customer: Customer, ac
             f"failed) can be acknowledged; {customer} has deliveries pending or sent."
         )
     clock = Clock.objects.filter(
-        incident=incident, customer=customer, kind=Clock.Kind.CUSTOMER_NOTICE, met_at__isnull=True, waived_at__isnull=True
+        incident=incident,
+        customer=customer,
+        kind=Clock.Kind.CUSTOMER_NOTICE,
+        met_at__isnull=True,
+        waived_at__isnull=True,
     ).first()
     Delivery.objects.filter(
-        notice__incident=incident, customer=customer, status=Delivery.Status.FAILED, failure_acknowledged_at__isnull=True
+        notice__incident=incident,
+        customer=customer,
+        status=Delivery.Status.FAILED,
+        failure_acknowledged_at__isnull=True,
     ).update(failure_acknowledged_at=timezone.now())
     if clock is None:
         return None

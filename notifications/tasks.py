@@ -8,6 +8,7 @@ lost mid-task.
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from config.celery import enqueue
 
@@ -26,9 +27,18 @@ def scan_deadlines() -> dict:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_due_deliveries() -> dict:
-    """Send every due delivery (``notifications.sender.deliveries_send_due``)."""
-    from notifications.sender import deliveries_send_due
+    """Send every due delivery (``notifications.sender.deliveries_send_due``).
 
+    While more than a chunk is due, it first wakes one more sender, so a ``notices`` worker
+    with several processes (or several workers) sends one notice in parallel; claims skip rows
+    another sender holds. A sender that finds nothing due ends at once, which bounds the chain.
+    """
+    from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
+
+    if not send_due_deliveries.app.conf.task_always_eager and deliveries_backlog_exceeds(
+        settings.NOTICE_SEND_CHUNK_SIZE
+    ):
+        enqueue(send_due_deliveries)
     report = deliveries_send_due()
     return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
 

@@ -170,14 +170,18 @@ def make_incident(db, responder):
             return incident
         if state == "out_of_scope":
             return services.incident_rule_out_of_scope(
-                incident=incident, actor=responder, out_of_scope_category="policy_question",
+                incident=incident,
+                actor=responder,
+                out_of_scope_category="policy_question",
                 scope_rationale="A question about our retention policy.",
             )
         if state == "customer_event":
             from django.utils import timezone
 
             return services.incident_classify_as_customer_event(
-                incident=incident, actor=responder, scope_rationale="Customer emailed passwords to us.",
+                incident=incident,
+                actor=responder,
+                scope_rationale="Customer emailed passwords to us.",
                 customer_informed_at=timezone.now(),
             )
         incident = services.incident_triage(

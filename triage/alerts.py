@@ -62,25 +62,17 @@ def alert_summary(*, incident: Incident, assessment: Assessment, reason: str) ->
         if recommendation.get("communicate_to_data_subjects"):
             duties.append(
                 "communicate to the data subjects"
-                + (
-                    " by a public communication"
-                    if recommendation.get("public_communication")
-                    else ""
-                )
+                + (" by a public communication" if recommendation.get("public_communication") else "")
                 + " (GDPR Art. 34)"
             )
-        lines.append(
-            f"Notification assessment: risk {recommendation.get('risk')}; {', '.join(duties)}."
-        )
+        lines.append(f"Notification assessment: risk {recommendation.get('risk')}; {', '.join(duties)}.")
     lines.append(f"Why you are told: {reason}.")
     lines.append("")
     lines.append(incident_link(incident))
     return "\n".join(lines)
 
 
-def stakeholder_alerts_raise(
-    *, incident: Incident, assessment: Assessment
-) -> list[StakeholderAlert]:
+def stakeholder_alerts_raise(*, incident: Incident, assessment: Assessment) -> list[StakeholderAlert]:
     """Create the alerts that ``assessment`` calls for and that ``incident`` has not had yet.
 
     Each group is alerted at most once per incident, ever (the unique constraint
@@ -89,13 +81,9 @@ def stakeholder_alerts_raise(
     Must run inside the assessment's transaction, holding the incident's row lock. Returns the
     new alerts (empty when nobody new is called); sending them is the caller's on-commit job.
     """
-    already = set(
-        StakeholderAlert.objects.filter(incident=incident).values_list("group_id", flat=True)
-    )
+    already = set(StakeholderAlert.objects.filter(incident=incident).values_list("group_id", flat=True))
     created = []
-    for group, reason in stakeholder_groups_called(
-        band=assessment.band, scenario=assessment.scenario
-    ):
+    for group, reason in stakeholder_groups_called(band=assessment.band, scenario=assessment.scenario):
         if group.pk in already:
             continue
         created.append(
@@ -140,8 +128,7 @@ def stakeholder_alert_send(*, alert_id: int) -> int:
         return 0
     band = Incident.Severity(alert.band).label.lower() if alert.band else "unassessed"
     message = EmailMessage(
-        subject=f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity "
-        f"{band}",
+        subject=f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity {band}",
         body=alert.summary + "\n",
         to=alert.recipients,
         headers={"Message-ID": _message_id(alert)},

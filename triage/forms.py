@@ -94,9 +94,7 @@ class AssessmentForm(forms.Form):
         label="Malicious",
         help_text="Yes adds malicious intent to the ENISA circumstances (+0.5).",
     )
-    malicious_basis = forms.CharField(
-        required=False, label="Basis", widget=forms.Textarea(attrs={"rows": 2})
-    )
+    malicious_basis = forms.CharField(required=False, label="Basis", widget=forms.Textarea(attrs={"rows": 2}))
     findings = forms.CharField(
         required=False,
         label="Preliminary investigation findings",
@@ -140,12 +138,8 @@ class AssessmentForm(forms.Form):
         choices=LEVEL_CHOICES["availability_loss"], initial="none", label="Loss of availability"
     )
     dpc_data_volume = _dpc_field(dict(DPC_FACTOR_CHOICES)["data_volume"])
-    dpc_controller_characteristics = _dpc_field(
-        dict(DPC_FACTOR_CHOICES)["controller_characteristics"]
-    )
-    dpc_individuals_characteristics = _dpc_field(
-        dict(DPC_FACTOR_CHOICES)["individuals_characteristics"]
-    )
+    dpc_controller_characteristics = _dpc_field(dict(DPC_FACTOR_CHOICES)["controller_characteristics"])
+    dpc_individuals_characteristics = _dpc_field(dict(DPC_FACTOR_CHOICES)["individuals_characteristics"])
     dpc_invalid_or_inaccurate = _dpc_field(dict(DPC_FACTOR_CHOICES)["invalid_or_inaccurate"])
     dpc_publicly_available = _dpc_field(dict(DPC_FACTOR_CHOICES)["publicly_available"])
     dpc_nature_reveals_less = _dpc_field(dict(DPC_FACTOR_CHOICES)["nature_reveals_less"])
@@ -181,9 +175,7 @@ class AssessmentForm(forms.Form):
         "Data unintelligible to others",
         "State-of-the-art encryption or hashing, key not compromised.",
     )
-    recipients_known_and_trusted = _known(
-        "Recipients known, bound to confidentiality, confirmed deletion"
-    )
+    recipients_known_and_trusted = _known("Recipients known, bound to confidentiality, confirmed deletion")
     backup_available = _known("An up-to-date backup exists")
     unavailability_hours = forms.FloatField(
         required=False, min_value=0, max_value=999_999, label="Data unavailable for (hours)"
@@ -291,9 +283,7 @@ class AssessmentForm(forms.Form):
         }
         severity = latest.severity_inputs or {}
         facts = latest.notification_facts or {}
-        initial["data_categories"] = (
-            severity.get("data_categories") or facts.get("data_categories") or []
-        )
+        initial["data_categories"] = severity.get("data_categories") or facts.get("data_categories") or []
         for name in ("credentials_give_access_to", *LEVEL_CHOICES):
             if severity.get(name):
                 initial[name] = severity[name]

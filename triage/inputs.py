@@ -234,8 +234,7 @@ def severity_inputs_from(
         "data_categories": categories,
         "credentials_give_access_to": access,
         "dpc_adjustments": [
-            {"factor": adjustment.factor.value, "steps": adjustment.steps}
-            for adjustment in adjustments
+            {"factor": adjustment.factor.value, "steps": adjustment.steps} for adjustment in adjustments
         ],
         **levels,
         "malicious_intent": malicious == "yes",
@@ -290,16 +289,10 @@ def breach_facts_from(
     else:
         unavailability = None
     exfiltration = data.get("exfiltration") or None
-    if exfiltration is not None and exfiltration not in {
-        value for value, _ in EXFILTRATION_CHOICES
-    }:
-        raise ValueError(
-            f"exfiltration: {exfiltration!r} is not one of confirmed, suspected, ruled_out"
-        )
+    if exfiltration is not None and exfiltration not in {value for value, _ in EXFILTRATION_CHOICES}:
+        raise ValueError(f"exfiltration: {exfiltration!r} is not one of confirmed, suspected, ruled_out")
     consequences = data.get("likely_consequences")
-    if consequences is not None and (
-        isinstance(consequences, str) or not isinstance(consequences, Iterable)
-    ):
+    if consequences is not None and (isinstance(consequences, str) or not isinstance(consequences, Iterable)):
         raise ValueError("likely_consequences must be a list or null")
     if consequences is not None:
         consequences = list(consequences)

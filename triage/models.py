@@ -103,9 +103,7 @@ class Assessment(models.Model):
         ordering = ["incident_id", "-version"]
         get_latest_by = "version"
         constraints = [
-            models.UniqueConstraint(
-                fields=["incident", "version"], name="triage_assessment_unique_version"
-            ),
+            models.UniqueConstraint(fields=["incident", "version"], name="triage_assessment_unique_version"),
             models.CheckConstraint(
                 condition=models.Q(override_band="") | ~models.Q(override_justification=""),
                 name="triage_assessment_override_justified",
@@ -195,9 +193,7 @@ class StakeholderGroup(models.Model):
                 f"({Incident.Severity(self.min_band).label.lower()})"
             )
         if scenario and scenario in (self.scenarios or []):
-            reasons.append(
-                f"the scenario “{Incident.Scenario(scenario).label}” always calls for this group"
-            )
+            reasons.append(f"the scenario “{Incident.Scenario(scenario).label}” always calls for this group")
         return "; ".join(reasons)
 
 
@@ -210,9 +206,7 @@ class StakeholderAlert(models.Model):
     group had none, and then nothing is sent). ``band`` and ``scenario``: those that called it.
     """
 
-    incident = models.ForeignKey(
-        Incident, on_delete=models.PROTECT, related_name="stakeholder_alerts"
-    )
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="stakeholder_alerts")
     group = models.ForeignKey(StakeholderGroup, on_delete=models.PROTECT, related_name="alerts")
     assessment = models.ForeignKey(Assessment, on_delete=models.PROTECT, related_name="alerts")
     band = models.CharField(max_length=10, choices=Incident.Severity.choices, blank=True)
@@ -273,9 +267,7 @@ class PlaybookStep(models.Model):
     class Meta:
         ordering = ["template_id", "order", "id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["template", "order"], name="triage_playbookstep_unique_order"
-            )
+            models.UniqueConstraint(fields=["template", "order"], name="triage_playbookstep_unique_order")
         ]
 
     def __str__(self) -> str:
@@ -295,9 +287,7 @@ class ResponseTask(models.Model):
     step = models.ForeignKey(
         PlaybookStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
     )
-    assessment = models.ForeignKey(
-        Assessment, on_delete=models.PROTECT, related_name="response_tasks"
-    )
+    assessment = models.ForeignKey(Assessment, on_delete=models.PROTECT, related_name="response_tasks")
     scenario = models.CharField(max_length=40, choices=Incident.Scenario.choices)
     order = models.PositiveSmallIntegerField()
     description = models.TextField()
@@ -315,9 +305,7 @@ class ResponseTask(models.Model):
     class Meta:
         ordering = ["incident_id", "due_at", "order", "id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["incident", "step"], name="triage_responsetask_once_per_step"
-            )
+            models.UniqueConstraint(fields=["incident", "step"], name="triage_responsetask_once_per_step")
         ]
         indexes = [
             # The incident page and the API list an incident's tasks by due time.

@@ -236,9 +236,7 @@ class BreachFacts:
     def __post_init__(self) -> None:
         breach_types = _frozen_enum_set(self.breach_types, BreachType, "breach_types")
         if not breach_types:
-            raise ValueError(
-                "breach_types: at least one of confidentiality, integrity, availability"
-            )
+            raise ValueError("breach_types: at least one of confidentiality, integrity, availability")
         object.__setattr__(self, "breach_types", breach_types)
 
         categories = frozenset(self.data_categories)
@@ -256,9 +254,7 @@ class BreachFacts:
         if self.unavailability is not None and (
             not isinstance(self.unavailability, timedelta) or self.unavailability < timedelta(0)
         ):
-            raise ValueError(
-                f"unavailability must be a positive timedelta, got {self.unavailability!r}"
-            )
+            raise ValueError(f"unavailability must be a positive timedelta, got {self.unavailability!r}")
         if self.exfiltration is not None:
             object.__setattr__(self, "exfiltration", Exfiltration(self.exfiltration))
         if self.likely_consequences is not None:
@@ -370,9 +366,7 @@ def _aggravating_for_hostile(facts: BreachFacts, severity: str | None) -> list[s
     if facts.vulnerable_individuals:
         found.append("vulnerable people")
     if facts.fraud_enabling_categories:
-        found.append(
-            "data enabling fraud (" + ", ".join(sorted(facts.fraud_enabling_categories)) + ")"
-        )
+        found.append("data enabling fraud (" + ", ".join(sorted(facts.fraud_enabling_categories)) + ")")
     if facts.involves_financial_data:
         found.append("financial data")
     if facts.large_scale:
@@ -388,9 +382,7 @@ def _serious_list(facts: BreachFacts) -> str:
     )
 
 
-def _confidentiality(
-    facts: BreachFacts, severity: str | None, notes: list[Reason]
-) -> _Finding | None:
+def _confidentiality(facts: BreachFacts, severity: str | None, notes: list[Reason]) -> _Finding | None:
     part = BreachType.CONFIDENTIALITY
     exfiltrated = facts.exfiltration in (Exfiltration.CONFIRMED, Exfiltration.SUSPECTED)
     # True when no loss of confidentiality is reported, only not excluded.
@@ -507,9 +499,7 @@ def _confidentiality(
         )
     elif fraud_enabling and facts.large_scale:
         why = (
-            "data enabling fraud ("
-            + ", ".join(sorted(fraud_enabling))
-            + f") of {facts.individuals} "
+            "data enabling fraud (" + ", ".join(sorted(fraud_enabling)) + f") of {facts.individuals} "
             "people disclosed"
         )
     else:
@@ -520,8 +510,7 @@ def _confidentiality(
             RiskLevel.HIGH,
             Reason(
                 _RISK_ARTICLES,
-                f"confidentiality: accidental disclosure to the wrong recipients, {why}: likely "
-                "a high risk",
+                f"confidentiality: accidental disclosure to the wrong recipients, {why}: likely a high risk",
                 "EDPB 01/2021 case 14",
             ),
         )
@@ -579,19 +568,14 @@ def _availability(facts: BreachFacts, severity: str | None, notes: list[Reason])
             notes.append(
                 Reason(
                     "Art. 33(1) GDPR",
-                    "duration of unavailability not recorded and no backup known: assessed as a "
-                    "lasting loss",
+                    "duration of unavailability not recorded and no backup known: assessed as a lasting loss",
                     "WP250: when in doubt, err on the side of caution",
                 )
             )
     sensitive_context = facts.vulnerable_individuals or facts.involves_special_categories
     who = "about vulnerable people" if facts.vulnerable_individuals else "(special-category data)"
     if duration == PERMANENT_LOSS:
-        how_long = (
-            "cannot be restored"
-            if facts.unavailability == PERMANENT_LOSS
-            else "may be lost for good"
-        )
+        how_long = "cannot be restored" if facts.unavailability == PERMANENT_LOSS else "may be lost for good"
     elif duration == timedelta(0):
         how_long = "can be restored from the backup at once"
     else:
@@ -677,8 +661,7 @@ def _integrity(facts: BreachFacts, severity: str | None) -> _Finding | None:
             RiskLevel.UNLIKELY,
             Reason(
                 "Art. 33(1) GDPR",
-                "integrity: data altered by mistake and restored from a backup; unlikely to "
-                "result in a risk",
+                "integrity: data altered by mistake and restored from a backup; unlikely to result in a risk",
             ),
         )
     return _Finding(
@@ -687,11 +670,7 @@ def _integrity(facts: BreachFacts, severity: str | None) -> _Finding | None:
         Reason(
             _RISK_ARTICLES,
             "integrity: altered data may be used against the people"
-            + (
-                " and nobody acted in bad faith is not established"
-                if facts.malicious is None
-                else ""
-            )
+            + (" and nobody acted in bad faith is not established" if facts.malicious is None else "")
             + "; a risk",
             "WP250",
         ),
@@ -793,9 +772,7 @@ def assess_notification(facts: BreachFacts) -> NotificationAssessment:
                 Reason(
                     "Art. 34(1) GDPR",
                     "communicate the breach to the data subjects without undue delay: it is likely "
-                    "to result in a high risk ("
-                    + ", ".join(part.value for part in high_parts)
-                    + ")",
+                    "to result in a high risk (" + ", ".join(part.value for part in high_parts) + ")",
                 )
             )
             if facts.data_unintelligible_to_recipient:

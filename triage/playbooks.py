@@ -32,9 +32,7 @@ def response_tasks_create(*, incident: Incident, assessment: Assessment) -> list
     if template is None:
         return []
     existing = set(
-        ResponseTask.objects.filter(incident=incident, step__isnull=False).values_list(
-            "step_id", flat=True
-        )
+        ResponseTask.objects.filter(incident=incident, step__isnull=False).values_list("step_id", flat=True)
     )
     created = []
     for step in sorted(template.steps.all(), key=lambda step: (step.order, step.pk)):

@@ -335,9 +335,7 @@ class SeverityInputs:
             if not isinstance(value, kind):
                 raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}")
         if not isinstance(self.malicious_intent, bool):
-            raise ValueError(
-                f"malicious_intent must be True or False, got {self.malicious_intent!r}"
-            )
+            raise ValueError(f"malicious_intent must be True or False, got {self.malicious_intent!r}")
 
 
 @dataclass(frozen=True)
@@ -420,16 +418,14 @@ def assess_severity(inputs: SeverityInputs) -> SeverityResult:
     dpc = min(DPC_MAX, max(DPC_MIN, raw_dpc))
     if dpc != raw_dpc:
         reasons.append(
-            f"DPC {raw_dpc} clamped to {dpc}: DPC always stays within {DPC_MIN} to {DPC_MAX} "
-            "(ENISA 2013)."
+            f"DPC {raw_dpc} clamped to {dpc}: DPC always stays within {DPC_MIN} to {DPC_MAX} (ENISA 2013)."
         )
     if inputs.dpc_adjustments:
         reasons.append(f"DPC after adjustments: {dpc}.")
 
     ei = inputs.ease_of_identification.value
     reasons.append(
-        f"EI {_format(ei)}: {inputs.ease_of_identification.name.lower()} ease of identification "
-        "(ENISA 2013)."
+        f"EI {_format(ei)}: {inputs.ease_of_identification.name.lower()} ease of identification (ENISA 2013)."
     )
 
     circumstances = Decimal(0)

@@ -96,9 +96,7 @@ def severity_preview(
     except ValueError as error:
         raise ValidationError({"data_categories": [str(error)]}) from None
     try:
-        _, inputs = severity_inputs_from(
-            severity_inputs, data_categories=categories, malicious=malicious
-        )
+        _, inputs = severity_inputs_from(severity_inputs, data_categories=categories, malicious=malicious)
     except ValueError as error:
         key = "data_categories" if str(error).startswith("data_categories") else "severity_inputs"
         raise ValidationError({key: [str(error)]}) from None
@@ -143,9 +141,7 @@ def _validate(
     _choice(errors, "scenario", scenario, Incident.Scenario)
     _choice(errors, "override_band", override_band, Incident.Severity)
     _choice(errors, "out_of_scope_category", out_of_scope_category, Incident.OutOfScopeCategory)
-    _choice(
-        errors, "customer_event_category", customer_event_category, Assessment.CustomerEventCategory
-    )
+    _choice(errors, "customer_event_category", customer_event_category, Assessment.CustomerEventCategory)
 
     if scope == Scope.IN_SCOPE:
         if not malicious:
@@ -197,9 +193,7 @@ def _validate(
             )
             severity = assess_severity(inputs)
         except ValueError as error:
-            key = (
-                "data_categories" if str(error).startswith("data_categories") else "severity_inputs"
-            )
+            key = "data_categories" if str(error).startswith("data_categories") else "severity_inputs"
             add(key, str(error))
     if notification_facts is not None and "data_categories" not in errors:
         try:
@@ -313,9 +307,7 @@ def assessment_record(
             override_band=override_band,
             override_justification=override_justification.strip() if override_band else "",
             notification_facts=facts_json,
-            notification_recommendation=notification_json(recommendation)
-            if recommendation
-            else None,
+            notification_recommendation=notification_json(recommendation) if recommendation else None,
             assessed_by=actor,
             assessed_at=timezone.now(),
         )

@@ -24,9 +24,7 @@ def exception_handler(exc, context):
     """DRF's exception handler plus the domain errors above; ``None`` (a 500) only for errors
     that are bugs, never for anything a request body or query string can cause."""
     if isinstance(exc, GuardFailed):
-        return Response(
-            {"detail": str(exc), "missing": exc.missing}, status=status.HTTP_400_BAD_REQUEST
-        )
+        return Response({"detail": str(exc), "missing": exc.missing}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, TransitionNotAvailable):
         return Response({"detail": str(exc), "state": exc.state}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, LifecycleConflict):
@@ -38,10 +36,7 @@ def exception_handler(exc, context):
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, RequestDataTooBig):
         return Response(
-            {
-                "detail": "Request body too large: the limit is "
-                f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
-            },
+            {"detail": f"Request body too large: the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."},
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     return drf_exception_handler(exc, context)

@@ -187,9 +187,7 @@ class IncidentSerializer(StrictModelSerializer):
     """
 
     read_only_messages = {
-        "state": (
-            "State changes only through transitions: POST /api/incidents/{id}/transitions/{name}/."
-        ),
+        "state": ("State changes only through transitions: POST /api/incidents/{id}/transitions/{name}/."),
     }
 
     owner = serializers.SlugRelatedField(
@@ -300,9 +298,7 @@ class IncidentSerializer(StrictModelSerializer):
 
     def get_affected_customers(self, incident: Incident) -> list[str]:
         # Uses the view's prefetch (ordered by customer name) rather than one query per row.
-        return [
-            affected.customer.account_reference for affected in incident.affected_customers.all()
-        ]
+        return [affected.customer.account_reference for affected in incident.affected_customers.all()]
 
     def get_available_transitions(self, incident: Incident) -> list[str]:
         request = self.context.get("request")

@@ -160,9 +160,7 @@ class IncidentViewSet(
         incident = self.get_object()
         serializer = self.get_serializer(incident, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.incident_update(
-            incident=incident, actor=request.user, changes=serializer.validated_data
-        )
+        services.incident_update(incident=incident, actor=request.user, changes=serializer.validated_data)
         return Response(self._represent(incident))
 
     @extend_schema(
@@ -202,9 +200,7 @@ class IncidentViewSet(
         filter_backends=[],
         pagination_class=None,
     )
-    def transition(
-        self, request: Request, pk: str | None = None, transition_name: str = ""
-    ) -> Response:
+    def transition(self, request: Request, pk: str | None = None, transition_name: str = "") -> Response:
         """Take lifecycle transition ``transition_name`` through its service
         (``services.TRANSITION_SERVICES``); 200 with the incident in its new state.
 
@@ -220,9 +216,7 @@ class IncidentViewSet(
         transition changes nothing (row and audit trail).
         """
         if transition_name not in services.TRANSITION_SERVICES:
-            raise NotFound(
-                f"Unknown transition {transition_name!r}; known: {', '.join(TRANSITION_NAMES)}."
-            )
+            raise NotFound(f"Unknown transition {transition_name!r}; known: {', '.join(TRANSITION_NAMES)}.")
         incident = self.get_object()
         body = TRANSITION_BODIES[transition_name](data=request.data)
         body.is_valid(raise_exception=True)
@@ -289,12 +283,8 @@ class IncidentViewSet(
             affected = services.affected_customer_add(
                 incident=incident, actor=request.user, **body.validated_data
             )
-            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(
-                pk=affected.pk
-            )
-            return Response(
-                AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED
-            )
+            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(pk=affected.pk)
+            return Response(AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED)
         if request.method == "DELETE":
             data: Any = request.data
             if not data and "customer" in request.query_params:
@@ -305,9 +295,7 @@ class IncidentViewSet(
                 incident=incident, actor=request.user, customer=body.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
-        rows = AffectedCustomer.objects.filter(incident=incident).select_related(
-            "customer", "added_by"
-        )
+        rows = AffectedCustomer.objects.filter(incident=incident).select_related("customer", "added_by")
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AffectedCustomerSerializer(page, many=True).data)
 

@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,164 +17,435 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('account_reference', models.CharField(max_length=64, unique=True)),
-                ('country', models.CharField(blank=True, help_text='ISO 3166-1 alpha-2 code.', max_length=2)),
-                ('preferred_language', models.CharField(default='en', max_length=8)),
-                ('notification_window_hours', models.PositiveSmallIntegerField(default=72, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(72)])),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("account_reference", models.CharField(max_length=64, unique=True)),
+                ("country", models.CharField(blank=True, help_text="ISO 3166-1 alpha-2 code.", max_length=2)),
+                ("preferred_language", models.CharField(default="en", max_length=8)),
+                (
+                    "notification_window_hours",
+                    models.PositiveSmallIntegerField(
+                        default=72,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(72),
+                        ],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Supplier',
+            name="Supplier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('services', models.TextField(blank=True, help_text='What the supplier does for us.')),
-                ('country', models.CharField(blank=True, help_text='ISO 3166-1 alpha-2 code.', max_length=2)),
-                ('contact', models.TextField(blank=True, help_text='Who to reach at the supplier, and how.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("services", models.TextField(blank=True, help_text="What the supplier does for us.")),
+                ("country", models.CharField(blank=True, help_text="ISO 3166-1 alpha-2 code.", max_length=2)),
+                ("contact", models.TextField(blank=True, help_text="Who to reach at the supplier, and how.")),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='WorkerHeartbeat',
+            name="WorkerHeartbeat",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('beat_at', models.DateTimeField()),
+                ("name", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("beat_at", models.DateTimeField()),
             ],
         ),
         migrations.CreateModel(
-            name='Incident',
+            name="Incident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(editable=False, max_length=20, null=True, unique=True)),
-                ('title', models.CharField(max_length=300)),
-                ('summary', models.TextField(blank=True)),
-                ('detection_source', models.CharField(choices=[('automated_alert', 'Automated alert'), ('customer_report', 'Customer report'), ('external_report', 'External report'), ('staff_escalation', 'Staff escalation'), ('vulnerability_report', 'Vulnerability report')], max_length=32)),
-                ('detected_at', models.DateTimeField(blank=True, help_text='Unknown: empty.', null=True)),
-                ('occurred_on', models.DateField(blank=True, null=True)),
-                ('occurred_on_precision', models.CharField(blank=True, choices=[('year', 'Year only'), ('month', 'Year and month'), ('day', 'Exact day')], max_length=5)),
-                ('reported_by', models.CharField(blank=True, max_length=300)),
-                ('state', django_fsm.FSMField(choices=[('detected', 'Detected'), ('triaged', 'Triaged'), ('declared', 'Declared'), ('notified', 'Notified'), ('post_mortem', 'Post-mortem'), ('closed', 'Closed'), ('out_of_scope', 'Out of scope'), ('customer_event', 'Customer-driven event')], default='detected', max_length=20, protected=True)),
-                ('scenario', models.CharField(blank=True, choices=[('misdirected_communication', 'Misdirected communication'), ('lost_or_stolen_device', 'Lost or stolen device'), ('malicious_insider', 'Malicious insider'), ('unauthorised_access', 'Unauthorised access'), ('malware_or_ransomware', 'Malware or ransomware'), ('accidental_publication', 'Accidental publication'), ('supplier_breach', 'Supplier breach'), ('customer_supplied_sensitive_data', 'Customer-supplied sensitive data'), ('other', 'Other')], max_length=40, null=True)),
-                ('severity', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('very_high', 'Very high')], max_length=10, null=True)),
-                ('malicious', models.CharField(blank=True, choices=[('yes', 'Yes'), ('no', 'No'), ('unknown', 'Unknown')], max_length=7, null=True)),
-                ('is_drill', models.BooleanField(default=False)),
-                ('nature_of_breach', models.TextField(blank=True)),
-                ('mitigation_measures', models.TextField(blank=True)),
-                ('exposure_started_at', models.DateTimeField(blank=True, null=True)),
-                ('exposure_ended_at', models.DateTimeField(blank=True, null=True)),
-                ('records_affected', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('records_affected_is_estimate', models.BooleanField(default=False)),
-                ('data_categories', models.JSONField(blank=True, help_text='List of DataCategory values; empty: unknown.', null=True)),
-                ('sub_processor_details', models.TextField(blank=True)),
-                ('out_of_scope_category', models.CharField(blank=True, choices=[('policy_question', 'General question about data-protection policies'), ('data_subject_request', 'Data subject request'), ('opt_out_request', 'Opt-out request'), ('product_feedback', 'Product wish or bug unrelated to data protection'), ('no_customer_data', 'Incident involving no customer data'), ('fraud_against_organisation', 'Fraud against the organisation')], max_length=32)),
-                ('scope_rationale', models.TextField(blank=True)),
-                ('customer_informed_at', models.DateTimeField(blank=True, null=True)),
-                ('triaged_at', models.DateTimeField(blank=True, null=True)),
-                ('declared_at', models.DateTimeField(blank=True, null=True)),
-                ('notified_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('external_reference', models.CharField(blank=True, max_length=100, null=True, unique=True)),
-                ('source_record', models.JSONField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('declared_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='owned_incidents', to=settings.AUTH_USER_MODEL)),
-                ('products', models.ManyToManyField(blank=True, related_name='incidents', to='incidents.product')),
-                ('sub_processor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='incidents', to='incidents.supplier')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reference", models.CharField(editable=False, max_length=20, null=True, unique=True)),
+                ("title", models.CharField(max_length=300)),
+                ("summary", models.TextField(blank=True)),
+                (
+                    "detection_source",
+                    models.CharField(
+                        choices=[
+                            ("automated_alert", "Automated alert"),
+                            ("customer_report", "Customer report"),
+                            ("external_report", "External report"),
+                            ("staff_escalation", "Staff escalation"),
+                            ("vulnerability_report", "Vulnerability report"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("detected_at", models.DateTimeField(blank=True, help_text="Unknown: empty.", null=True)),
+                ("occurred_on", models.DateField(blank=True, null=True)),
+                (
+                    "occurred_on_precision",
+                    models.CharField(
+                        blank=True,
+                        choices=[("year", "Year only"), ("month", "Year and month"), ("day", "Exact day")],
+                        max_length=5,
+                    ),
+                ),
+                ("reported_by", models.CharField(blank=True, max_length=300)),
+                (
+                    "state",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("detected", "Detected"),
+                            ("triaged", "Triaged"),
+                            ("declared", "Declared"),
+                            ("notified", "Notified"),
+                            ("post_mortem", "Post-mortem"),
+                            ("closed", "Closed"),
+                            ("out_of_scope", "Out of scope"),
+                            ("customer_event", "Customer-driven event"),
+                        ],
+                        default="detected",
+                        max_length=20,
+                        protected=True,
+                    ),
+                ),
+                (
+                    "scenario",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("misdirected_communication", "Misdirected communication"),
+                            ("lost_or_stolen_device", "Lost or stolen device"),
+                            ("malicious_insider", "Malicious insider"),
+                            ("unauthorised_access", "Unauthorised access"),
+                            ("malware_or_ransomware", "Malware or ransomware"),
+                            ("accidental_publication", "Accidental publication"),
+                            ("supplier_breach", "Supplier breach"),
+                            ("customer_supplied_sensitive_data", "Customer-supplied sensitive data"),
+                            ("other", "Other"),
+                        ],
+                        max_length=40,
+                        null=True,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("very_high", "Very high"),
+                        ],
+                        max_length=10,
+                        null=True,
+                    ),
+                ),
+                (
+                    "malicious",
+                    models.CharField(
+                        blank=True,
+                        choices=[("yes", "Yes"), ("no", "No"), ("unknown", "Unknown")],
+                        max_length=7,
+                        null=True,
+                    ),
+                ),
+                ("is_drill", models.BooleanField(default=False)),
+                ("nature_of_breach", models.TextField(blank=True)),
+                ("mitigation_measures", models.TextField(blank=True)),
+                ("exposure_started_at", models.DateTimeField(blank=True, null=True)),
+                ("exposure_ended_at", models.DateTimeField(blank=True, null=True)),
+                ("records_affected", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("records_affected_is_estimate", models.BooleanField(default=False)),
+                (
+                    "data_categories",
+                    models.JSONField(
+                        blank=True, help_text="List of DataCategory values; empty: unknown.", null=True
+                    ),
+                ),
+                ("sub_processor_details", models.TextField(blank=True)),
+                (
+                    "out_of_scope_category",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("policy_question", "General question about data-protection policies"),
+                            ("data_subject_request", "Data subject request"),
+                            ("opt_out_request", "Opt-out request"),
+                            ("product_feedback", "Product wish or bug unrelated to data protection"),
+                            ("no_customer_data", "Incident involving no customer data"),
+                            ("fraud_against_organisation", "Fraud against the organisation"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("scope_rationale", models.TextField(blank=True)),
+                ("customer_informed_at", models.DateTimeField(blank=True, null=True)),
+                ("triaged_at", models.DateTimeField(blank=True, null=True)),
+                ("declared_at", models.DateTimeField(blank=True, null=True)),
+                ("notified_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("external_reference", models.CharField(blank=True, max_length=100, null=True, unique=True)),
+                ("source_record", models.JSONField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "declared_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="owned_incidents",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "products",
+                    models.ManyToManyField(blank=True, related_name="incidents", to="incidents.product"),
+                ),
+                (
+                    "sub_processor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="incidents",
+                        to="incidents.supplier",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('triage_incident', 'Can triage an incident'), ('rule_incident_out_of_scope', 'Can rule an incident out of scope'), ('classify_incident_as_customer_event', 'Can classify as a customer-driven event'), ('declare_incident', 'Can declare a personal data breach'), ('mark_incident_notified', 'Can mark an incident notified (system)'), ('begin_incident_post_mortem', "Can begin an incident's post-mortem"), ('close_incident', 'Can close an incident')],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("triage_incident", "Can triage an incident"),
+                    ("rule_incident_out_of_scope", "Can rule an incident out of scope"),
+                    ("classify_incident_as_customer_event", "Can classify as a customer-driven event"),
+                    ("declare_incident", "Can declare a personal data breach"),
+                    ("mark_incident_notified", "Can mark an incident notified (system)"),
+                    ("begin_incident_post_mortem", "Can begin an incident's post-mortem"),
+                    ("close_incident", "Can close an incident"),
+                ],
             },
             bases=(django_fsm.ConcurrentTransitionMixin, models.Model),
         ),
         migrations.CreateModel(
-            name='Contact',
+            name="Contact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('email', models.EmailField(max_length=254)),
-                ('language', models.CharField(blank=True, help_text="Empty: the customer's preferred language.", max_length=8)),
-                ('role', models.CharField(choices=[('administrative', 'Administrative'), ('technical', 'Technical'), ('privacy', 'Privacy / data protection officer'), ('other', 'Other')], default='administrative', max_length=20)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='incidents.customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "language",
+                    models.CharField(
+                        blank=True, help_text="Empty: the customer's preferred language.", max_length=8
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("administrative", "Administrative"),
+                            ("technical", "Technical"),
+                            ("privacy", "Privacy / data protection officer"),
+                            ("other", "Other"),
+                        ],
+                        default="administrative",
+                        max_length=20,
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contacts",
+                        to="incidents.customer",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['customer_id', 'name', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('customer', 'email'), name='incidents_contact_unique_email_per_customer')],
+                "ordering": ["customer_id", "name", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("customer", "email"), name="incidents_contact_unique_email_per_customer"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sequence', models.PositiveIntegerField()),
-                ('occurred_at', models.DateTimeField()),
-                ('actor_username', models.CharField(blank=True, help_text='Empty: the system.', max_length=150)),
-                ('verb', models.CharField(max_length=64)),
-                ('from_state', models.CharField(blank=True, max_length=20)),
-                ('to_state', models.CharField(blank=True, max_length=20)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('previous_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='audit_events', to='incidents.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sequence", models.PositiveIntegerField()),
+                ("occurred_at", models.DateTimeField()),
+                (
+                    "actor_username",
+                    models.CharField(blank=True, help_text="Empty: the system.", max_length=150),
+                ),
+                ("verb", models.CharField(max_length=64)),
+                ("from_state", models.CharField(blank=True, max_length=20)),
+                ("to_state", models.CharField(blank=True, max_length=20)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("previous_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="audit_events",
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', 'sequence'],
-                'constraints': [models.UniqueConstraint(fields=('incident', 'sequence'), name='incidents_auditevent_unique_sequence')],
+                "ordering": ["incident_id", "sequence"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("incident", "sequence"), name="incidents_auditevent_unique_sequence"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='AffectedCustomer',
+            name="AffectedCustomer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('added_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('records_affected', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('notes', models.TextField(blank=True)),
-                ('initial_notice_settled_at', models.DateTimeField(blank=True, null=True)),
-                ('added_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='incidents', to='incidents.customer')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='affected_customers', to='incidents.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("added_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("records_affected", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("notes", models.TextField(blank=True)),
+                ("initial_notice_settled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "added_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="incidents",
+                        to="incidents.customer",
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="affected_customers",
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', 'customer__name', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('incident', 'customer'), name='incidents_affectedcustomer_unique_pair')],
+                "ordering": ["incident_id", "customer__name", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("incident", "customer"), name="incidents_affectedcustomer_unique_pair"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['-created_at', '-id'], name='incidents_incident_recent'),
+            model_name="incident",
+            index=models.Index(fields=["-created_at", "-id"], name="incidents_incident_recent"),
         ),
         migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['state', '-created_at'], name='incidents_incident_state'),
+            model_name="incident",
+            index=models.Index(fields=["state", "-created_at"], name="incidents_incident_state"),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.CheckConstraint(condition=models.Q(('exposure_ended_at__isnull', True), ('exposure_started_at__isnull', True), ('exposure_ended_at__gte', models.F('exposure_started_at')), _connector='OR'), name='incidents_incident_exposure_ends_after_start'),
+            model_name="incident",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("exposure_ended_at__isnull", True),
+                    ("exposure_started_at__isnull", True),
+                    ("exposure_ended_at__gte", models.F("exposure_started_at")),
+                    _connector="OR",
+                ),
+                name="incidents_incident_exposure_ends_after_start",
+            ),
         ),
     ]

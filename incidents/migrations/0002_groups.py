@@ -10,20 +10,38 @@ DOMAIN_APPS = ("incidents", "postmortems")
 
 RESPONDER = {
     "incidents": [
-        "view_incident", "add_incident", "change_incident",
-        "triage_incident", "rule_incident_out_of_scope", "classify_incident_as_customer_event",
+        "view_incident",
+        "add_incident",
+        "change_incident",
+        "triage_incident",
+        "rule_incident_out_of_scope",
+        "classify_incident_as_customer_event",
         "begin_incident_post_mortem",
-        "view_customer", "add_customer", "change_customer",
-        "view_contact", "add_contact", "change_contact",
-        "view_product", "add_product", "change_product",
-        "view_supplier", "add_supplier", "change_supplier",
-        "view_affectedcustomer", "add_affectedcustomer", "change_affectedcustomer",
+        "view_customer",
+        "add_customer",
+        "change_customer",
+        "view_contact",
+        "add_contact",
+        "change_contact",
+        "view_product",
+        "add_product",
+        "change_product",
+        "view_supplier",
+        "add_supplier",
+        "change_supplier",
+        "view_affectedcustomer",
+        "add_affectedcustomer",
+        "change_affectedcustomer",
         "delete_affectedcustomer",
-        "view_auditevent", "view_workerheartbeat",
+        "view_auditevent",
+        "view_workerheartbeat",
     ],
     "postmortems": [
-        "view_postmortem", "change_postmortem",
-        "view_actionitem", "add_actionitem", "change_actionitem",
+        "view_postmortem",
+        "change_postmortem",
+        "view_actionitem",
+        "add_actionitem",
+        "change_actionitem",
     ],
 }
 INCIDENT_MANAGER_EXTRA = {"incidents": ["declare_incident", "close_incident"]}
@@ -58,9 +76,7 @@ def create_groups(apps, schema_editor):
     manager.permissions.set(permissions(manager_spec))
     auditor, _ = Group.objects.get_or_create(name="auditor")
     auditor.permissions.set(
-        Permission.objects.filter(
-            content_type__app_label__in=DOMAIN_APPS, codename__startswith="view_"
-        )
+        Permission.objects.filter(content_type__app_label__in=DOMAIN_APPS, codename__startswith="view_")
     )
 
 

@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('incidents', '0002_groups'),
+        ("incidents", "0002_groups"),
     ]
 
     operations = [
         migrations.RemoveField(
-            model_name='affectedcustomer',
-            name='initial_notice_settled_at',
+            model_name="affectedcustomer",
+            name="initial_notice_settled_at",
         ),
     ]

@@ -196,9 +196,7 @@ class NoticeSerializer(StrictModelSerializer):
     @extend_schema_field(DeliveryCountsSerializer)
     def get_deliveries(self, notice: Notice) -> dict[str, int]:
         if hasattr(notice, "deliveries_pending"):
-            counts = {
-                value: getattr(notice, f"deliveries_{value}") for value in Delivery.Status.values
-            }
+            counts = {value: getattr(notice, f"deliveries_{value}") for value in Delivery.Status.values}
         else:
             counts = dict.fromkeys(Delivery.Status.values, 0)
             for row in notice.deliveries.values("status").annotate(count=Count("id")):
@@ -229,11 +227,7 @@ class NoticeChangeBody(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
             raise serializers.ValidationError(
-                {
-                    "detail": [
-                        "Nothing to change: give at least one of " + ", ".join(self.fields) + "."
-                    ]
-                }
+                {"detail": ["Nothing to change: give at least one of " + ", ".join(self.fields) + "."]}
             )
         return attrs
 
@@ -303,9 +297,7 @@ class WithholdingCreateBody(StrictSerializer):
 
     field = serializers.ChoiceField(
         choices=[(name, name) for name in NOTICE_FIELDS],
-        error_messages={
-            "invalid_choice": f'Unknown field "{{input}}"; one of {", ".join(NOTICE_FIELDS)}.'
-        },
+        error_messages={"invalid_choice": f'Unknown field "{{input}}"; one of {", ".join(NOTICE_FIELDS)}.'},
     )
     reason = serializers.ChoiceField(choices=Withholding.Reason.choices)
     requested_by = serializers.CharField(max_length=200)

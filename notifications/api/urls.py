@@ -21,9 +21,7 @@ INCIDENT = r"incidents/(?P<incident_pk>[^/.]+)"
 router = SimpleRouter()
 router.register(f"{INCIDENT}/clocks", IncidentClockViewSet, basename="incident-clock")
 router.register(f"{INCIDENT}/notices", IncidentNoticeViewSet, basename="incident-notice")
-router.register(
-    f"{INCIDENT}/withholdings", IncidentWithholdingViewSet, basename="incident-withholding"
-)
+router.register(f"{INCIDENT}/withholdings", IncidentWithholdingViewSet, basename="incident-withholding")
 router.register("clocks", ClockViewSet, basename="clock")
 router.register("withholdings", WithholdingViewSet, basename="withholding")
 router.register("deliveries", DeliveryViewSet, basename="delivery")

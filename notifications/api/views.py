@@ -263,9 +263,7 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Notice]:
         if self._schema_only():
             return Notice.objects.none()
-        notices = Notice.objects.filter(incident=self.incident).select_related(
-            "created_by", "approved_by"
-        )
+        notices = Notice.objects.filter(incident=self.incident).select_related("created_by", "approved_by")
         return with_delivery_counts(notices)
 
     def _represent(self, notice: Notice) -> dict[str, Any]:
@@ -291,9 +289,7 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         """
         body = NoticeDraftBody(data=request.data)
         body.is_valid(raise_exception=True)
-        notice = services.notice_draft(
-            incident=self.incident, actor=request.user, **body.validated_data
-        )
+        notice = services.notice_draft(incident=self.incident, actor=request.user, **body.validated_data)
         return Response(self._represent(notice), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: NoticeSerializer, 404: _ERROR})
@@ -389,9 +385,7 @@ class IncidentWithholdingViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Withholding]:
         if self._schema_only():
             return Withholding.objects.none()
-        return Withholding.objects.filter(incident=self.incident).select_related(
-            "created_by", "released_by"
-        )
+        return Withholding.objects.filter(incident=self.incident).select_related("created_by", "released_by")
 
     @extend_schema(responses={200: WithholdingSerializer(many=True), 403: _ERROR, 404: _ERROR})
     def list(self, request: Request, incident_pk: str) -> Response:
@@ -523,9 +517,7 @@ class AcknowledgeDeliveryFailureView(IncidentScopedMixin, GenericAPIView):
         acknowledged and its open notice clock waived with the reason; 200 with the clock.
         Errors: 400 (blank reason, unknown customer or one without a clock on this incident),
         403 without ``change_clock``, 404."""
-        body = AcknowledgeDeliveryFailureBody(
-            data=request.data, context={"incident": self.incident}
-        )
+        body = AcknowledgeDeliveryFailureBody(data=request.data, context={"incident": self.incident})
         body.is_valid(raise_exception=True)
         customer = body.validated_data["customer"]
         # The service marks deliveries before waiving the clock: one transaction, so a refused

@@ -7,160 +7,401 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('incidents', '0002_groups'),
+        ("incidents", "0002_groups"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Clock',
+            name="Clock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('customer_notice', 'Customer initial notice')], default='customer_notice', max_length=32)),
-                ('starts_at', models.DateTimeField()),
-                ('window', models.DurationField(help_text='Exact elapsed time from start to due.')),
-                ('due_at', models.DateTimeField()),
-                ('met_at', models.DateTimeField(blank=True, null=True)),
-                ('late_reason', models.TextField(blank=True, help_text='Why it was met late (Art. 33(1)).')),
-                ('waived_at', models.DateTimeField(blank=True, null=True)),
-                ('waiver_reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('customer', models.ForeignKey(blank=True, help_text='Who must be told, for customer clocks.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='clocks', to='incidents.customer')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='clocks', to='incidents.incident')),
-                ('waived_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("customer_notice", "Customer initial notice")],
+                        default="customer_notice",
+                        max_length=32,
+                    ),
+                ),
+                ("starts_at", models.DateTimeField()),
+                ("window", models.DurationField(help_text="Exact elapsed time from start to due.")),
+                ("due_at", models.DateTimeField()),
+                ("met_at", models.DateTimeField(blank=True, null=True)),
+                ("late_reason", models.TextField(blank=True, help_text="Why it was met late (Art. 33(1)).")),
+                ("waived_at", models.DateTimeField(blank=True, null=True)),
+                ("waiver_reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Who must be told, for customer clocks.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="clocks",
+                        to="incidents.customer",
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="clocks",
+                        to="incidents.incident",
+                    ),
+                ),
+                (
+                    "waived_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['due_at', 'id'],
+                "ordering": ["due_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Escalation',
+            name="Escalation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('threshold', models.CharField(choices=[('48h', '48 hours left'), ('24h', '24 hours left'), ('12h', '12 hours left'), ('6h', '6 hours left'), ('1h', '1 hour left'), ('overdue', 'Overdue'), ('no_contact', 'No deliverable contact'), ('delivery_failed', 'Every delivery failed')], max_length=16)),
-                ('raised_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('recipients', models.JSONField(blank=True, default=list)),
-                ('detail', models.TextField(blank=True)),
-                ('clock', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='escalations', to='notifications.clock')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.CharField(
+                        choices=[
+                            ("48h", "48 hours left"),
+                            ("24h", "24 hours left"),
+                            ("12h", "12 hours left"),
+                            ("6h", "6 hours left"),
+                            ("1h", "1 hour left"),
+                            ("overdue", "Overdue"),
+                            ("no_contact", "No deliverable contact"),
+                            ("delivery_failed", "Every delivery failed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("raised_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("recipients", models.JSONField(blank=True, default=list)),
+                ("detail", models.TextField(blank=True)),
+                (
+                    "clock",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="escalations",
+                        to="notifications.clock",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['raised_at', 'id'],
+                "ordering": ["raised_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Notice',
+            name="Notice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('initial', 'Initial notice'), ('update', 'Update'), ('final', 'Final notice')], max_length=16)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('approved', 'Approved')], default='draft', max_length=16)),
-                ('contact_point', models.TextField(blank=True, help_text='Who customers can ask (GDPR Art. 33(3)(b)).')),
-                ('likely_consequences', models.TextField(blank=True, help_text='GDPR Art. 33(3)(c).')),
-                ('post_mortem_summary', models.TextField(blank=True)),
-                ('content', models.JSONField(blank=True, default=dict)),
-                ('withheld', models.JSONField(blank=True, default=dict)),
-                ('changes', models.JSONField(blank=True, default=list)),
-                ('is_automatic', models.BooleanField(default=False, help_text='Issued by the deadline scanner from the facts known then.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('approved_at', models.DateTimeField(blank=True, null=True)),
-                ('approved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notices', to='incidents.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("initial", "Initial notice"),
+                            ("update", "Update"),
+                            ("final", "Final notice"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("approved", "Approved")], default="draft", max_length=16
+                    ),
+                ),
+                (
+                    "contact_point",
+                    models.TextField(blank=True, help_text="Who customers can ask (GDPR Art. 33(3)(b))."),
+                ),
+                ("likely_consequences", models.TextField(blank=True, help_text="GDPR Art. 33(3)(c).")),
+                ("post_mortem_summary", models.TextField(blank=True)),
+                ("content", models.JSONField(blank=True, default=dict)),
+                ("withheld", models.JSONField(blank=True, default=dict)),
+                ("changes", models.JSONField(blank=True, default=list)),
+                (
+                    "is_automatic",
+                    models.BooleanField(
+                        default=False, help_text="Issued by the deadline scanner from the facts known then."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("approved_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notices",
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', 'number'],
-                'permissions': [('approve_notice', 'Can approve and send a customer notice'), ('withhold_notice_field', 'Can withhold or release a notice field')],
+                "ordering": ["incident_id", "number"],
+                "permissions": [
+                    ("approve_notice", "Can approve and send a customer notice"),
+                    ("withhold_notice_field", "Can withhold or release a notice field"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.EmailField(max_length=254)),
-                ('language', models.CharField(max_length=8)),
-                ('subject', models.CharField(max_length=200)),
-                ('body_text', models.TextField()),
-                ('body_html', models.TextField()),
-                ('message_id', models.CharField(max_length=200, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_until', models.DateTimeField(blank=True, null=True)),
-                ('claim_token', models.CharField(blank=True, max_length=32)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('failure_acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='incidents.contact')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='incidents.customer')),
-                ('notice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='notifications.notice')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("address", models.EmailField(max_length=254)),
+                ("language", models.CharField(max_length=8)),
+                ("subject", models.CharField(max_length=200)),
+                ("body_text", models.TextField()),
+                ("body_html", models.TextField()),
+                ("message_id", models.CharField(max_length=200, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("claimed_until", models.DateTimeField(blank=True, null=True)),
+                ("claim_token", models.CharField(blank=True, max_length=32)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("failure_acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="incidents.contact",
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="incidents.customer",
+                    ),
+                ),
+                (
+                    "notice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="notifications.notice",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'deliveries',
-                'ordering': ['notice_id', 'id'],
+                "verbose_name_plural": "deliveries",
+                "ordering": ["notice_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Withholding',
+            name="Withholding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field', models.CharField(choices=[('nature_of_breach', 'nature_of_breach'), ('mitigation_measures', 'mitigation_measures'), ('products_involved', 'products_involved'), ('exposure_duration', 'exposure_duration'), ('records_affected', 'records_affected'), ('sub_processor', 'sub_processor'), ('likely_consequences', 'likely_consequences')], max_length=32)),
-                ('reason', models.CharField(choices=[('risk_to_others', 'Disclosure would raise the risk to other customers'), ('law_enforcement', 'A law-enforcement request'), ('other', 'Other')], max_length=20)),
-                ('explanation', models.TextField(blank=True)),
-                ('requested_by', models.CharField(help_text='Who asked for it to be withheld.', max_length=200)),
-                ('review_at', models.DateTimeField(help_text='When to decide again whether to release it.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='withholdings', to='incidents.incident')),
-                ('released_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "field",
+                    models.CharField(
+                        choices=[
+                            ("nature_of_breach", "nature_of_breach"),
+                            ("mitigation_measures", "mitigation_measures"),
+                            ("products_involved", "products_involved"),
+                            ("exposure_duration", "exposure_duration"),
+                            ("records_affected", "records_affected"),
+                            ("sub_processor", "sub_processor"),
+                            ("likely_consequences", "likely_consequences"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("risk_to_others", "Disclosure would raise the risk to other customers"),
+                            ("law_enforcement", "A law-enforcement request"),
+                            ("other", "Other"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("explanation", models.TextField(blank=True)),
+                (
+                    "requested_by",
+                    models.CharField(help_text="Who asked for it to be withheld.", max_length=200),
+                ),
+                ("review_at", models.DateTimeField(help_text="When to decide again whether to release it.")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="withholdings",
+                        to="incidents.incident",
+                    ),
+                ),
+                (
+                    "released_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', 'field', '-created_at'],
+                "ordering": ["incident_id", "field", "-created_at"],
             },
         ),
         migrations.AddIndex(
-            model_name='clock',
-            index=models.Index(condition=models.Q(('met_at__isnull', True), ('waived_at__isnull', True)), fields=['due_at'], name='notifications_clock_open_due'),
+            model_name="clock",
+            index=models.Index(
+                condition=models.Q(("met_at__isnull", True), ("waived_at__isnull", True)),
+                fields=["due_at"],
+                name="notifications_clock_open_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='clock',
-            constraint=models.UniqueConstraint(fields=('incident', 'kind', 'customer'), name='notifications_clock_unique_party'),
+            model_name="clock",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "kind", "customer"), name="notifications_clock_unique_party"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='clock',
-            constraint=models.CheckConstraint(condition=models.Q(('due_at__gt', models.F('starts_at'))), name='notifications_clock_due_after_start'),
+            model_name="clock",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("due_at__gt", models.F("starts_at"))),
+                name="notifications_clock_due_after_start",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='escalation',
-            constraint=models.UniqueConstraint(fields=('clock', 'threshold'), name='notifications_escalation_once_per_threshold'),
+            model_name="escalation",
+            constraint=models.UniqueConstraint(
+                fields=("clock", "threshold"), name="notifications_escalation_once_per_threshold"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notice',
-            constraint=models.UniqueConstraint(fields=('incident', 'number'), name='notifications_notice_unique_number'),
+            model_name="notice",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "number"), name="notifications_notice_unique_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='notifications_delivery_due'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["next_attempt_at"],
+                name="notifications_delivery_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status', 'sending')), fields=['claimed_until'], name='notifications_delivery_claimed'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status", "sending")),
+                fields=["claimed_until"],
+                name="notifications_delivery_claimed",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['claim_token'], name='notifications_delivery_claim'),
+            model_name="delivery",
+            index=models.Index(fields=["claim_token"], name="notifications_delivery_claim"),
         ),
         migrations.AddConstraint(
-            model_name='delivery',
-            constraint=models.UniqueConstraint(fields=('notice', 'contact'), name='notifications_delivery_unique_per_contact'),
+            model_name="delivery",
+            constraint=models.UniqueConstraint(
+                fields=("notice", "contact"), name="notifications_delivery_unique_per_contact"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='withholding',
-            constraint=models.UniqueConstraint(condition=models.Q(('released_at__isnull', True)), fields=('incident', 'field'), name='notifications_withholding_one_active_per_field'),
+            model_name="withholding",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("released_at__isnull", True)),
+                fields=("incident", "field"),
+                name="notifications_withholding_one_active_per_field",
+            ),
         ),
     ]

@@ -4,25 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0002_group_permissions'),
+        ("notifications", "0002_group_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='notice',
-            name='help_offered',
-            field=models.TextField(blank=True, help_text='Customer-driven events: what we recommend and offer on request.'),
+            model_name="notice",
+            name="help_offered",
+            field=models.TextField(
+                blank=True, help_text="Customer-driven events: what we recommend and offer on request."
+            ),
         ),
         migrations.AddField(
-            model_name='notice',
-            name='observation',
-            field=models.TextField(blank=True, help_text='Customer-driven events: what we observed (else the nature of the breach).'),
+            model_name="notice",
+            name="observation",
+            field=models.TextField(
+                blank=True,
+                help_text="Customer-driven events: what we observed (else the nature of the breach).",
+            ),
         ),
         migrations.AlterField(
-            model_name='notice',
-            name='kind',
-            field=models.CharField(choices=[('initial', 'Initial notice'), ('update', 'Update'), ('final', 'Final notice'), ('customer_event', 'Observation of a customer-driven event')], max_length=16),
+            model_name="notice",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("initial", "Initial notice"),
+                    ("update", "Update"),
+                    ("final", "Final notice"),
+                    ("customer_event", "Observation of a customer-driven event"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

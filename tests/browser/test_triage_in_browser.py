@@ -109,8 +109,12 @@ def test_a_responder_triages_a_real_vcdb_incident_in_the_browser(
     assert screenshot.stat().st_size > 10_000
     incident.refresh_from_db()
     assert (incident.state, incident.severity, incident.malicious) == ("triaged", "high", "yes")
-    assert sorted(StakeholderAlert.objects.filter(incident=incident).values_list("group__name", flat=True)) == [
-        "legal", "privacy", "security",
+    assert sorted(
+        StakeholderAlert.objects.filter(incident=incident).values_list("group__name", flat=True)
+    ) == [
+        "legal",
+        "privacy",
+        "security",
     ]
     first_task.refresh_from_db()
     assert first_task.done_by == responder

@@ -109,9 +109,7 @@ def test_it_names_unknown_fields(api, make_incident):
     before = snapshot(incident)
 
     created = api.post(LIST, {**NEW, "colour": "red", "severityy": "high"}, format="json")
-    patched = api.patch(
-        f"/api/incidents/{incident.pk}/", {"title": "x", "colour": "red"}, format="json"
-    )
+    patched = api.patch(f"/api/incidents/{incident.pk}/", {"title": "x", "colour": "red"}, format="json")
     transition = api.post(
         f"/api/incidents/{incident.pk}/transitions/triage/",
         {"severity": "low", "malicious": "no", "urgency": "now"},
@@ -270,9 +268,7 @@ def test_it_answers_413_for_a_json_body_over_the_limit(api, settings, make_incid
     oversized = json.dumps({**NEW, "summary": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)})
 
     created = api.post(LIST, oversized, content_type="application/json")
-    patched = api.patch(
-        f"/api/incidents/{incident.pk}/", oversized, content_type="application/json"
-    )
+    patched = api.patch(f"/api/incidents/{incident.pk}/", oversized, content_type="application/json")
 
     assert created.status_code == 413
     assert "too large" in created.json()["detail"]
@@ -393,9 +389,7 @@ def test_it_never_answers_500(api, make_incident, customer, method, path, body):
     path = path.format(id=incident.pk, customer=customer.pk)
 
     response = (
-        getattr(api, method)(path, body, format="json")
-        if body is not None
-        else getattr(api, method)(path)
+        getattr(api, method)(path, body, format="json") if body is not None else getattr(api, method)(path)
     )
 
     # Lenient reads (an unreadable page size falls back to the default) may answer 200.

@@ -78,17 +78,13 @@ def test_it_updates_a_customer_with_put_and_patch(api, responder, customer):
 def test_it_refuses_invalid_customer_values(api, responder, customer):
     api.force_login(responder)
 
-    duplicate = api.post(
-        CUSTOMERS, {"name": "Copy", "account_reference": "ACME-001"}, format="json"
-    )
+    duplicate = api.post(CUSTOMERS, {"name": "Copy", "account_reference": "ACME-001"}, format="json")
     too_long_window = api.patch(
         f"{CUSTOMERS}{customer.pk}/", {"notification_window_hours": 96}, format="json"
     )
 
     assert duplicate.status_code == 400 and "account_reference" in duplicate.json()
-    assert (
-        too_long_window.status_code == 400 and "notification_window_hours" in too_long_window.json()
-    )
+    assert too_long_window.status_code == 400 and "notification_window_hours" in too_long_window.json()
     customer.refresh_from_db()
     assert customer.notification_window_hours == 72
     assert Customer.objects.count() == 1
@@ -188,16 +184,12 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("role", list(EXPECTED))
-def test_it_allows_customer_and_contact_writes_only_to_the_roles_that_may(
-    api, personas, customer, role
-):
+def test_it_allows_customer_and_contact_writes_only_to_the_roles_that_may(api, personas, customer, role):
     contact = customer.contacts.get()
     api.force_login(personas[role])
 
     statuses = (
-        api.post(
-            CUSTOMERS, {"name": "Beta BV", "account_reference": "BETA-7"}, format="json"
-        ).status_code,
+        api.post(CUSTOMERS, {"name": "Beta BV", "account_reference": "BETA-7"}, format="json").status_code,
         api.patch(f"{CUSTOMERS}{customer.pk}/", {"name": "Renamed"}, format="json").status_code,
         api.post(
             CONTACTS,

@@ -79,9 +79,7 @@ def test_it_creates_an_incident_in_detected_through_the_service(api, responder):
     ]
     assert "source_record" in data
     assert incident.created_by == responder
-    assert list(AuditEvent.objects.filter(incident=incident).values_list("verb", flat=True)) == [
-        "created"
-    ]
+    assert list(AuditEvent.objects.filter(incident=incident).values_list("verb", flat=True)) == ["created"]
 
 
 def test_it_shows_the_whole_representation_on_the_detail(api, auditor, make_incident):
@@ -246,9 +244,7 @@ def test_it_answers_404_for_an_unknown_incident(api, responder):
 # Affected customers ----------------------------------------------------------------------------
 
 
-def test_it_adds_an_affected_customer_by_account_reference_or_id(
-    api, responder, make_incident, customer
-):
+def test_it_adds_an_affected_customer_by_account_reference_or_id(api, responder, make_incident, customer):
     incident = make_incident("triaged")
     other = Customer.objects.create(name="Beta BV", account_reference="BETA-7")
     as_user(api, responder)
@@ -265,9 +261,7 @@ def test_it_adds_an_affected_customer_by_account_reference_or_id(
     assert by_reference.json()["records_affected"] == 12
     assert by_reference.json()["added_by"] == "rita.responder"
     assert by_id.status_code == 201
-    assert set(
-        incident.affected_customers.values_list("customer__account_reference", flat=True)
-    ) == {
+    assert set(incident.affected_customers.values_list("customer__account_reference", flat=True)) == {
         "ACME-001",
         "BETA-7",
     }
@@ -279,9 +273,7 @@ def test_it_answers_409_for_a_customer_already_affected(api, responder, make_inc
     services.affected_customer_add(incident=incident, customer=customer, actor=responder)
     before = trail(incident)
 
-    response = as_user(api, responder).post(
-        affected(incident), {"customer": "ACME-001"}, format="json"
-    )
+    response = as_user(api, responder).post(affected(incident), {"customer": "ACME-001"}, format="json")
 
     assert response.status_code == 409
     assert incident.affected_customers.count() == 1
@@ -291,9 +283,7 @@ def test_it_answers_409_for_a_customer_already_affected(api, responder, make_inc
 def test_it_answers_409_when_adding_to_a_final_incident(api, responder, make_incident, customer):
     incident = make_incident("customer_event")
 
-    response = as_user(api, responder).post(
-        affected(incident), {"customer": "ACME-001"}, format="json"
-    )
+    response = as_user(api, responder).post(affected(incident), {"customer": "ACME-001"}, format="json")
 
     assert response.status_code == 409
     assert not incident.affected_customers.exists()
@@ -302,9 +292,7 @@ def test_it_answers_409_when_adding_to_a_final_incident(api, responder, make_inc
 def test_it_answers_400_for_an_unknown_customer(api, responder, make_incident):
     incident = make_incident("triaged")
 
-    response = as_user(api, responder).post(
-        affected(incident), {"customer": "NOPE-1"}, format="json"
-    )
+    response = as_user(api, responder).post(affected(incident), {"customer": "NOPE-1"}, format="json")
 
     assert response.status_code == 400
     assert "NOPE-1" in response.json()["customer"][0]
@@ -323,18 +311,14 @@ def test_it_removes_an_affected_customer_by_body_or_query(api, responder, make_i
     assert by_body.status_code == 204
     assert by_query.status_code == 204
     assert not incident.affected_customers.exists()
-    assert (
-        AuditEvent.objects.filter(incident=incident, verb="affected_customer_removed").count() == 2
-    )
+    assert AuditEvent.objects.filter(incident=incident, verb="affected_customer_removed").count() == 2
 
 
 def test_it_answers_409_when_removing_after_declaration(api, manager, make_incident):
     incident = make_incident("declared")
     before = trail(incident)
 
-    response = as_user(api, manager).delete(
-        affected(incident), {"customer": "FIXTURE-001"}, format="json"
-    )
+    response = as_user(api, manager).delete(affected(incident), {"customer": "FIXTURE-001"}, format="json")
 
     assert response.status_code == 409
     assert incident.affected_customers.count() == 1
@@ -351,9 +335,7 @@ def test_it_paginates_affected_customers_oldest_first(api, responder, make_incid
     first = api.get(affected(incident) + "?page_size=2").json()
     second = api.get(first["next"]).json()
 
-    references = [
-        row["customer"]["account_reference"] for row in first["results"] + second["results"]
-    ]
+    references = [row["customer"]["account_reference"] for row in first["results"] + second["results"]]
     assert references == ["C-0", "C-1", "C-2"]
     assert second["next"] is None
 
@@ -377,16 +359,12 @@ def test_it_allows_each_incident_write_only_to_the_roles_that_may(
     create_status, patch_status, add_status, remove_status = EXPECTED_WRITE_STATUS[role]
     incident = make_incident("triaged")
     removable = Customer.objects.create(name="Beta BV", account_reference="BETA-7")
-    services.affected_customer_add(
-        incident=incident, customer=removable, actor=personas["responder"]
-    )
+    services.affected_customer_add(incident=incident, customer=removable, actor=personas["responder"])
     incidents_before = Incident.objects.count()
     trail_before = trail(incident)
     as_user(api, personas[role])
 
-    created = api.post(
-        LIST, {"title": "New signal", "detection_source": "staff_escalation"}, format="json"
-    )
+    created = api.post(LIST, {"title": "New signal", "detection_source": "staff_escalation"}, format="json")
     patched = api.patch(detail(incident), {"summary": "Edited"}, format="json")
     added = api.post(affected(incident), {"customer": "ACME-001"}, format="json")
     removed = api.delete(affected(incident), {"customer": "BETA-7"}, format="json")
@@ -398,9 +376,7 @@ def test_it_allows_each_incident_write_only_to_the_roles_that_may(
         remove_status,
     )
     incident.refresh_from_db()
-    references = set(
-        incident.affected_customers.values_list("customer__account_reference", flat=True)
-    )
+    references = set(incident.affected_customers.values_list("customer__account_reference", flat=True))
     if create_status == 201:
         assert Incident.objects.count() == incidents_before + 1
         assert incident.summary == "Edited"
@@ -528,9 +504,7 @@ def test_it_shows_the_transitions_each_role_may_take_now(api, personas, superuse
 
 
 def test_it_renders_the_openapi_schema(api, responder):
-    response = as_user(api, responder).get(
-        "/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json"
-    )
+    response = as_user(api, responder).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
 
     assert response.status_code == 200
     paths = response.json()["paths"]

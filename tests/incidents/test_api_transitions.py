@@ -156,16 +156,11 @@ def test_it_records_the_transition_body_in_utc(api, responder, make_incident):
     incident = make_incident("detected")
     api.force_login(responder)
 
-    response = api.post(
-        url(incident, "classify_as_customer_event"), BODIES["classify_as_customer_event"]
-    )
+    response = api.post(url(incident, "classify_as_customer_event"), BODIES["classify_as_customer_event"])
 
     assert response.status_code == 200
     assert response.json()["customer_informed_at"] == "2026-03-01T09:00:00Z"
-    assert (
-        response.json()["scope_rationale"]
-        == BODIES["classify_as_customer_event"]["scope_rationale"]
-    )
+    assert response.json()["scope_rationale"] == BODIES["classify_as_customer_event"]["scope_rationale"]
 
 
 def test_it_takes_values_recorded_before_without_repeating_them(api, responder, make_incident):
@@ -259,9 +254,7 @@ def test_it_answers_404_for_an_unknown_transition_or_incident(api, superuser, ma
     api.force_login(superuser)
 
     unknown_name = api.post(url(incident, "explode"), {}, format="json")
-    unknown_incident = api.post(
-        "/api/incidents/999999/transitions/triage/", BODIES["triage"], format="json"
-    )
+    unknown_incident = api.post("/api/incidents/999999/transitions/triage/", BODIES["triage"], format="json")
 
     assert unknown_name.status_code == 404
     assert "triage" in unknown_name.json()["detail"]  # lists the known names

@@ -12,8 +12,13 @@ def test_the_chain_of_a_full_lifecycle_verifies(make_incident):
 
     verbs = list(incident.audit_events.values_list("verb", flat=True))
     assert verbs == [
-        "created", "triage", "affected_customer_added", "declare", "mark_notified",
-        "begin_post_mortem", "close",
+        "created",
+        "triage",
+        "affected_customer_added",
+        "declare",
+        "mark_notified",
+        "begin_post_mortem",
+        "close",
     ]
     assert list(incident.audit_events.values_list("sequence", flat=True)) == list(range(1, 8))
     assert verify_chain() == []

@@ -45,8 +45,12 @@ def _notification_rows(make_incident, manager):
 
     declared = make_incident(state="declared")
     withholding_create(
-        incident=declared, actor=manager, field="sub_processor", reason="law_enforcement",
-        requested_by="Police case 12", review_at=timezone.now() + timedelta(days=7),
+        incident=declared,
+        actor=manager,
+        field="sub_processor",
+        reason="law_enforcement",
+        requested_by="Police case 12",
+        review_at=timezone.now() + timedelta(days=7),
     )
     notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
     deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
@@ -58,9 +62,13 @@ def _triage_rows(make_incident, manager):
     from triage.services import assessment_record
 
     assessment_record(
-        incident=make_incident(), actor=manager, scope="in_scope",
-        scope_rationale="Customer data reached a wrong recipient.", malicious="no",
-        scenario="misdirected_communication", data_categories=["identity"],
+        incident=make_incident(),
+        actor=manager,
+        scope="in_scope",
+        scope_rationale="Customer data reached a wrong recipient.",
+        malicious="no",
+        scenario="misdirected_communication",
+        data_categories=["identity"],
         severity_inputs={"ease_of_identification": "maximum"},
         notification_facts={"breach_types": ["confidentiality"]},
     )

@@ -44,7 +44,8 @@ def test_it_lets_exactly_one_of_two_simultaneous_declarations_through(make_incid
     from incidents.services import affected_customer_add
 
     affected_customer_add(
-        incident=incident, customer=Customer.objects.create(name="Initech", account_reference="INI-1"),
+        incident=incident,
+        customer=Customer.objects.create(name="Initech", account_reference="INI-1"),
         actor=manager,
     )
     mail.outbox.clear()
@@ -75,7 +76,9 @@ def test_concurrent_appends_keep_one_unbroken_chain(make_incident, responder):
     incident = make_incident()
 
     def edit(value):
-        return lambda: incident_update(incident=incident, actor=responder, changes={"records_affected": value})
+        return lambda: incident_update(
+            incident=incident, actor=responder, changes={"records_affected": value}
+        )
 
     results = _in_parallel(*(edit(n) for n in range(1, 7)))
 

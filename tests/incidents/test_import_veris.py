@@ -96,12 +96,8 @@ def test_it_imports_nothing_new_on_a_second_run(db):
 def test_the_shipped_sample_is_a_byte_for_byte_copy_of_the_shared_one():
     if not SHARED_SAMPLE.is_dir():
         skip_or_fail(f"no shared sample at {SHARED_SAMPLE} to compare with")
-    shared = {
-        p.name: p.read_bytes() for p in SHARED_SAMPLE.iterdir() if p.suffix.lower() == ".json"
-    }
-    shipped = {
-        p.name: p.read_bytes() for p in SHIPPED_SAMPLE.iterdir() if p.suffix.lower() == ".json"
-    }
+    shared = {p.name: p.read_bytes() for p in SHARED_SAMPLE.iterdir() if p.suffix.lower() == ".json"}
+    shipped = {p.name: p.read_bytes() for p in SHIPPED_SAMPLE.iterdir() if p.suffix.lower() == ".json"}
     assert len(shared) == 32
     assert shipped == shared
 
@@ -125,9 +121,7 @@ def test_it_reports_each_bad_file_by_name_and_still_imports_the_good_ones(db, tm
     assert any("not_an_object.json: not a JSON object (found an array)" in line for line in errors)
     assert "2 imported, 0 already present, 3 failed" in out.getvalue()
     assert Incident.objects.count() == 2
-    assert not Incident.objects.filter(
-        external_reference="11111111-2222-3333-4444-555555555555"
-    ).exists()
+    assert not Incident.objects.filter(external_reference="11111111-2222-3333-4444-555555555555").exists()
     assert not Incident.objects.filter(summary="A record that lost its identifier.").exists()
 
 
@@ -358,9 +352,7 @@ def test_it_maps_data_varieties_to_categories_keeping_unknown_unknown(attribute,
 
 
 def test_it_takes_data_total_as_an_exact_count():
-    mapped = map_veris_record(
-        record(attribute=data({"variety": "Personal", "amount": 40}, data_total=100))
-    )
+    mapped = map_veris_record(record(attribute=data({"variety": "Personal", "amount": 40}, data_total=100)))
 
     assert (mapped.fields["records_affected"], mapped.fields["records_affected_is_estimate"]) == (
         100,
@@ -370,11 +362,7 @@ def test_it_takes_data_total_as_an_exact_count():
 
 def test_it_sums_per_variety_amounts_as_an_estimate_without_a_total():
     mapped = map_veris_record(
-        record(
-            attribute=data(
-                {"variety": "Personal", "amount": 40}, {"variety": "Medical", "amount": 60}
-            )
-        )
+        record(attribute=data({"variety": "Personal", "amount": 40}, {"variety": "Medical", "amount": 60}))
     )
 
     assert (mapped.fields["records_affected"], mapped.fields["records_affected_is_estimate"]) == (
@@ -384,9 +372,7 @@ def test_it_sums_per_variety_amounts_as_an_estimate_without_a_total():
 
 
 def test_it_keeps_the_larger_figure_as_an_estimate_when_the_total_disagrees():
-    mapped = map_veris_record(
-        record(attribute=data({"variety": "Medical", "amount": 5000}, data_total=50))
-    )
+    mapped = map_veris_record(record(attribute=data({"variety": "Medical", "amount": 5000}, data_total=50)))
 
     assert (mapped.fields["records_affected"], mapped.fields["records_affected_is_estimate"]) == (
         5000,
@@ -474,9 +460,7 @@ def test_it_derives_the_detection_source_from_the_discovery_method(discovery_met
 
 
 def test_it_shortens_a_long_summary_into_a_title_at_a_word():
-    summary = (
-        "An unencrypted backup tape " + "with many customer records " * 10 + "was lost. More text."
-    )
+    summary = "An unencrypted backup tape " + "with many customer records " * 10 + "was lost. More text."
 
     title = map_veris_record(record(summary=summary)).fields["title"]
 
@@ -487,9 +471,7 @@ def test_it_shortens_a_long_summary_into_a_title_at_a_word():
 
 
 def test_it_uses_the_first_sentence_of_a_summary_as_the_title():
-    fields = map_veris_record(
-        record(summary="phishing email hit payroll.  Then more happened.")
-    ).fields
+    fields = map_veris_record(record(summary="phishing email hit payroll.  Then more happened.")).fields
 
     assert fields["title"] == "Phishing email hit payroll"
     assert fields["summary"] == "phishing email hit payroll.  Then more happened."

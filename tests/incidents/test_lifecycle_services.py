@@ -90,7 +90,9 @@ def test_it_emails_the_managers_once_after_the_declaration_commits(
     assert manager.email in mail.outbox[0].to
 
 
-def test_a_declaration_rolled_back_queues_nothing(make_incident, manager, customer, django_capture_on_commit_callbacks):
+def test_a_declaration_rolled_back_queues_nothing(
+    make_incident, manager, customer, django_capture_on_commit_callbacks
+):
     from django.db import transaction
 
     incident = make_incident(state="triaged")
@@ -185,7 +187,9 @@ def test_a_customer_added_after_declaration_gets_its_own_clock_from_that_moment(
     event = incident.audit_events.last()
     assert event.verb == "affected_customer_added"
     assert event.data == {
-        "customer": "ACME-001", "records_affected": None, "after_declaration": True,
+        "customer": "ACME-001",
+        "records_affected": None,
+        "after_declaration": True,
         "clock_due_at": clock.due_at.isoformat(),
     }
 
@@ -230,13 +234,16 @@ def test_it_refuses_facts_about_the_past_dated_in_the_future(make_incident, resp
 
     with pytest.raises(ValidationError) as error:
         services.incident_update(
-            incident=incident, actor=responder,
+            incident=incident,
+            actor=responder,
             changes={"detected_at": tomorrow, "occurred_on": tomorrow.date(), "records_affected": 5},
         )
     assert set(error.value.message_dict) == {"detected_at", "occurred_on"}
     with pytest.raises(ValidationError, match="future"):
         services.incident_classify_as_customer_event(
-            incident=incident, actor=responder, scope_rationale="Customer emailed us a password.",
+            incident=incident,
+            actor=responder,
+            scope_rationale="Customer emailed us a password.",
             customer_informed_at=tomorrow,
         )
     incident.refresh_from_db()

@@ -99,9 +99,7 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
     assert "32 imported, 0 already present, 0 failed" in output
 
 
-def test_it_never_resets_the_password_of_an_existing_user_it_did_not_seed(
-    db, var_dir, django_user_model
-):
+def test_it_never_resets_the_password_of_an_existing_user_it_did_not_seed(db, var_dir, django_user_model):
     django_user_model.objects.create_user(username="auditor", password="chosen by a person")
 
     output = seed()

@@ -79,9 +79,7 @@ def test_it_logs_out_on_post(responder):
 
 
 @pytest.mark.parametrize("role", ["responder", "incident_manager", "auditor"])
-def test_it_shows_the_list_and_the_incident_page_to_every_role_that_may_view(
-    personas, make_incident, role
-):
+def test_it_shows_the_list_and_the_incident_page_to_every_role_that_may_view(personas, make_incident, role):
     incident = make_incident(title="Laptop left on a train")
     client = _client_for(personas[role])
 
@@ -196,9 +194,7 @@ def test_it_keeps_filters_on_the_older_link(responder, make_incident, monkeypatc
     assert "q=Alpha&amp;cursor=" in response.content.decode()
 
 
-def test_it_lists_incidents_in_a_fixed_number_of_queries(
-    responder, make_incident, django_assert_num_queries
-):
+def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_incident, django_assert_num_queries):
     client = _client_for(responder)
     make_incident()
     # session, user, user permissions, group permissions, heartbeat, incidents,
@@ -479,13 +475,17 @@ def test_it_rules_out_of_scope_and_classifies_with_the_guard_inputs(responder, m
 
     client.post(
         _transition(out, "rule_out_of_scope"),
-        {"rule_out_of_scope-out_of_scope_category": "data_subject_request",
-         "rule_out_of_scope-scope_rationale": "An access request, not a breach."},
+        {
+            "rule_out_of_scope-out_of_scope_category": "data_subject_request",
+            "rule_out_of_scope-scope_rationale": "An access request, not a breach.",
+        },
     )
     client.post(
         _transition(customer_event, "classify_as_customer_event"),
-        {"classify_as_customer_event-scope_rationale": "Customer shared its own password.",
-         "classify_as_customer_event-customer_informed_at": "2025-07-01T10:00"},
+        {
+            "classify_as_customer_event-scope_rationale": "Customer shared its own password.",
+            "classify_as_customer_event-customer_informed_at": "2025-07-01T10:00",
+        },
     )
 
     out.refresh_from_db()

@@ -31,9 +31,15 @@ def multilingual_customers(db):
     contact that must never be notified."""
     from incidents.models import Contact, Customer
 
-    acme = Customer.objects.create(name="Acme Logistik GmbH", account_reference="ACME", preferred_language="de")
-    dupont = Customer.objects.create(name="Dupont & Fils SA", account_reference="DUPONT", preferred_language="fr")
-    yamada = Customer.objects.create(name="Yamada Shoji KK", account_reference="YAMADA", preferred_language="ja")
+    acme = Customer.objects.create(
+        name="Acme Logistik GmbH", account_reference="ACME", preferred_language="de"
+    )
+    dupont = Customer.objects.create(
+        name="Dupont & Fils SA", account_reference="DUPONT", preferred_language="fr"
+    )
+    yamada = Customer.objects.create(
+        name="Yamada Shoji KK", account_reference="YAMADA", preferred_language="ja"
+    )
     Contact.objects.create(customer=acme, name="Anna Admin", email="anna@acme.example", language="de")
     Contact.objects.create(customer=acme, name="Bob Boss", email="bob@acme.example", language="en")
     Contact.objects.create(customer=acme, name="Old Admin", email="old@acme.example", is_active=False)
@@ -56,7 +62,9 @@ def declare_for(make_incident, manager, responder):
         for customer in customers:
             services.affected_customer_add(incident=incident, customer=customer, actor=responder)
         return services.incident_declare(
-            incident=incident, actor=manager, nature_of_breach=facts.get("nature_of_breach")
+            incident=incident,
+            actor=manager,
+            nature_of_breach=facts.get("nature_of_breach")
             or "A support engineer's mailbox was accessed by an unknown party.",
         )
 

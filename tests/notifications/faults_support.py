@@ -68,8 +68,20 @@ class RedisServer:
         """Start a new server process on ``port``; returns once it answers (at most 10 s)."""
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for(lambda: _port_answers(self.port), timeout=10, what=f"redis-server on port {self.port}")
         return self
@@ -99,15 +111,31 @@ class CeleryWorker:
         """Start the worker and return once it logs that it is ready (raises ``TimeoutError``,
         with the log's tail, otherwise)."""
         command = [
-            str(CELERY), "-A", "config", "worker", "-Q", "notices,deadlines,default",
-            "--concurrency", "1", "--pool", "prefork", "-l", "INFO", "--hostname", f"faults-{os.getpid()}-{free_port()}@%h",
+            str(CELERY),
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "notices,deadlines,default",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "-l",
+            "INFO",
+            "--hostname",
+            f"faults-{os.getpid()}-{free_port()}@%h",
         ]
         if self.beat:
             command += ["--beat", "--schedule", str(self.log_file.with_suffix(".beat-schedule"))]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_handle = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop/kill
         self.process = subprocess.Popen(
-            command, cwd=REPO, env=self.environment, stdout=self._log_handle, stderr=subprocess.STDOUT,
+            command,
+            cwd=REPO,
+            env=self.environment,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:

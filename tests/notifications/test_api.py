@@ -97,14 +97,12 @@ def test_it_lists_an_incidents_clocks_with_customer_times_and_status(
     assert first["status"] == "open"
     assert first["starts_at"] == acme.starts_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     assert first["due_at"].endswith("Z")
-    assert datetime.fromisoformat(first["due_at"]) - datetime.fromisoformat(
-        first["starts_at"]
-    ) == timedelta(hours=72)
+    assert datetime.fromisoformat(first["due_at"]) - datetime.fromisoformat(first["starts_at"]) == timedelta(
+        hours=72
+    )
     assert 72 * 3600 - 60 < first["remaining_seconds"] <= 72 * 3600
     assert first["met_at"] is None and first["waived_at"] is None and first["late_reason"] == ""
-    assert [(e["threshold"], e["raised_at"].endswith("Z")) for e in first["escalations"]] == [
-        ("48h", True)
-    ]
+    assert [(e["threshold"], e["raised_at"].endswith("Z")) for e in first["escalations"]] == [("48h", True)]
 
 
 def test_it_shows_each_clock_status_judged_from_the_stored_times(
@@ -115,9 +113,7 @@ def test_it_shows_each_clock_status_judged_from_the_stored_times(
     Clock.objects.filter(pk=acme.pk).update(met_at=acme.due_at)  # exactly at the deadline: on time
     Clock.objects.filter(pk=dupont.pk).update(met_at=dupont.due_at + timedelta(seconds=1))
     past_start = timezone.now() - timedelta(hours=73)
-    Clock.objects.filter(pk=yamada.pk).update(
-        starts_at=past_start, due_at=past_start + timedelta(hours=72)
-    )
+    Clock.objects.filter(pk=yamada.pk).update(starts_at=past_start, due_at=past_start + timedelta(hours=72))
 
     rows = {
         row["customer"]["account_reference"]: row
@@ -139,9 +135,7 @@ def test_it_shows_each_clock_status_judged_from_the_stored_times(
     assert waived.json()["waived_by"] == manager.username
 
 
-def test_it_records_a_late_reason_on_a_clock_met_late(
-    api, declare_for, multilingual_customers, manager
-):
+def test_it_records_a_late_reason_on_a_clock_met_late(api, declare_for, multilingual_customers, manager):
     incident = declare_for(multilingual_customers[:1])
     clock = clock_of(incident, "ACME")
     Clock.objects.filter(pk=clock.pk).update(met_at=clock.due_at + timedelta(hours=2))
@@ -157,12 +151,7 @@ def test_it_records_a_late_reason_on_a_clock_met_late(
     assert response.json()["status"] == "met_late"
     clock.refresh_from_db()
     assert clock.late_reason == "Contact list was outdated."
-    assert (
-        AuditEvent.objects.filter(
-            incident_id=incident.pk, verb="clock_late_reason_recorded"
-        ).count()
-        == 1
-    )
+    assert AuditEvent.objects.filter(incident_id=incident.pk, verb="clock_late_reason_recorded").count() == 1
 
 
 def test_it_restarts_a_clock_from_an_instant_with_offset_stored_in_utc(
@@ -270,9 +259,7 @@ def test_it_takes_a_notice_from_draft_through_preview_and_approval_to_sent_and_n
     report = deliveries_send_due()
 
     assert report.sent == 4 and len(smtp_server.received) == 4
-    sent = api.get("/api/deliveries/", {"incident": incident.pk, "status": "sent"}).json()[
-        "results"
-    ]
+    sent = api.get("/api/deliveries/", {"incident": incident.pk, "status": "sent"}).json()["results"]
     assert len(sent) == 4 and all(row["sent_at"] and row["attempts"] == 1 for row in sent)
     detail = api.get(f"/api/deliveries/{sent[0]['id']}/").json()
     assert "Targeted phishing." in detail["text"] and detail["html"].strip()
@@ -313,9 +300,7 @@ def test_it_shows_withheld_fields_by_name_and_reason_and_keeps_their_values_out_
     incident_services.incident_update(
         incident=incident,
         actor=manager,
-        changes={
-            "sub_processor": Supplier.objects.create(name="Secretive Hosting BV", country="NL")
-        },
+        changes={"sub_processor": Supplier.objects.create(name="Secretive Hosting BV", country="NL")},
     )
     api.force_login(manager)
     created = api.post(
@@ -355,9 +340,7 @@ def test_it_shows_withheld_fields_by_name_and_reason_and_keeps_their_values_out_
 
     released = api.post(f"/api/withholdings/{created.json()['id']}/release/", format="json")
     assert released.status_code == 200
-    assert (
-        released.json()["is_active"] is False and released.json()["released_by"] == manager.username
-    )
+    assert released.json()["is_active"] is False and released.json()["released_by"] == manager.username
 
 
 def test_it_acknowledges_a_customer_whose_every_delivery_failed(
@@ -482,9 +465,7 @@ WRITE_ROUTES = {
 
 @pytest.mark.parametrize("role", ["incident_manager", "responder", "auditor", "outsider"])
 @pytest.mark.parametrize("route", list(WRITE_ROUTES))
-def test_every_write_route_answers_each_role_and_refusals_change_nothing(
-    api, scene, personas, route, role
-):
+def test_every_write_route_answers_each_role_and_refusals_change_nothing(api, scene, personas, route, role):
     method, path, body, expected = WRITE_ROUTES[route]
     before = stored(scene["incident"])
 
@@ -636,9 +617,7 @@ def test_bad_input_is_refused_with_a_message_and_changes_nothing(
     assert stored(scene["incident"]) == before
 
 
-def test_it_refuses_acknowledging_a_customer_without_a_clock_on_the_incident(
-    api, scene, manager, customer
-):
+def test_it_refuses_acknowledging_a_customer_without_a_clock_on_the_incident(api, scene, manager, customer):
     before = stored(scene["incident"])
 
     response = as_user(api, manager).post(
@@ -676,16 +655,12 @@ def test_a_preview_defaults_to_english_and_refuses_unknown_parameters(api, scene
     [
         (
             "approve_notice",
-            lambda s, m: services.notice_approve(
-                notice=Notice.objects.get(incident=s["incident"]), actor=m
-            ),
+            lambda s, m: services.notice_approve(notice=Notice.objects.get(incident=s["incident"]), actor=m),
             "already approved",
         ),
         (
             "edit_draft",
-            lambda s, m: services.notice_approve(
-                notice=Notice.objects.get(incident=s["incident"]), actor=m
-            ),
+            lambda s, m: services.notice_approve(notice=Notice.objects.get(incident=s["incident"]), actor=m),
             "immutable",
         ),
         (
@@ -738,9 +713,7 @@ def test_actions_that_do_not_fit_the_current_state_answer_409_and_change_nothing
     assert stored(scene["incident"]) == before
 
 
-def test_it_answers_409_for_approving_a_notice_of_an_undeclared_incident(
-    api, make_incident, manager
-):
+def test_it_answers_409_for_approving_a_notice_of_an_undeclared_incident(api, make_incident, manager):
     incident = make_incident(state="triaged")
     services.notice_draft(incident=incident, actor=manager, kind="initial")
 
@@ -754,9 +727,7 @@ def test_it_answers_409_for_approving_a_notice_of_an_undeclared_incident(
 def test_it_answers_409_when_nobody_is_waiting_for_an_initial_notice(api, scene, manager):
     Clock.objects.filter(incident=scene["incident"]).update(met_at=timezone.now())
 
-    response = as_user(api, manager).post(
-        notices_url(scene["incident"], 1, "approve"), format="json"
-    )
+    response = as_user(api, manager).post(notices_url(scene["incident"], 1, "approve"), format="json")
 
     assert response.status_code == 409
     assert "No affected customer is waiting" in response.json()["detail"]
@@ -773,9 +744,7 @@ def test_it_answers_409_when_nobody_is_waiting_for_an_initial_notice(api, scene,
         ("customer=99999999", "customer"),
     ],
 )
-def test_the_deliveries_list_refuses_bad_filters_naming_the_parameter(
-    api, responder, query, parameter
-):
+def test_the_deliveries_list_refuses_bad_filters_naming_the_parameter(api, responder, query, parameter):
     response = as_user(api, responder).get(f"/api/deliveries/?{query}")
 
     assert response.status_code == 400
@@ -875,9 +844,7 @@ def test_the_clocks_list_runs_a_fixed_number_of_queries(
 ):
     incident = declare_for(multilingual_customers)
     for clock in Clock.objects.filter(incident=incident):
-        services.escalation_raise(
-            clock=clock, threshold=Escalation.Threshold.HOURS_48, notify=False
-        )
+        services.escalation_raise(clock=clock, threshold=Escalation.Threshold.HOURS_48, notify=False)
     api.force_login(responder)
 
     # Session, user, the user's two permission sets, the incident, the page, its escalations.

@@ -71,7 +71,9 @@ def test_thresholds_are_reached_exactly_at_their_instant(hours_before_due, expec
     starts = datetime(2027, 5, 3, 8, 0, tzinfo=UTC)
     due = starts + SEVENTY_TWO_HOURS
 
-    assert thresholds_passed(starts_at=starts, due=due, now=due - timedelta(hours=hours_before_due)) == expected
+    assert (
+        thresholds_passed(starts_at=starts, due=due, now=due - timedelta(hours=hours_before_due)) == expected
+    )
 
 
 def test_a_short_window_has_no_warnings_longer_than_itself():

@@ -16,7 +16,9 @@ from notifications.services import notice_approve, notice_draft
 @pytest.fixture
 def customer_event(make_incident, multilingual_customers, responder, assess):
     incident = make_incident(state="triaged")
-    incident_services.affected_customer_add(incident=incident, customer=multilingual_customers[0], actor=responder)
+    incident_services.affected_customer_add(
+        incident=incident, customer=multilingual_customers[0], actor=responder
+    )
     assess(
         incident,
         scope="customer_event",

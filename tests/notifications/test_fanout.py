@@ -22,7 +22,9 @@ NOT_YET_KNOWN = {
 
 
 def _approve(incident, manager, kind="initial", **written):
-    return notice_approve(notice=notice_draft(incident=incident, actor=manager, kind=kind, **written), actor=manager)
+    return notice_approve(
+        notice=notice_draft(incident=incident, actor=manager, kind=kind, **written), actor=manager
+    )
 
 
 def _by_address(sink):
@@ -39,10 +41,18 @@ def test_every_active_administrative_contact_gets_exactly_one_message_in_its_lan
 
     assert report.sent == 4
     messages = _by_address(smtp_server)
-    assert sorted(messages) == ["anna@acme.example", "bob@acme.example", "claire@dupont.example", "taro@yamada.example"]
+    assert sorted(messages) == [
+        "anna@acme.example",
+        "bob@acme.example",
+        "claire@dupont.example",
+        "taro@yamada.example",
+    ]
     assert len(smtp_server.received) == 4
     assert {address: m.message["Content-Language"] for address, m in messages.items()} == {
-        "anna@acme.example": "de", "bob@acme.example": "en", "claire@dupont.example": "fr", "taro@yamada.example": "ja",
+        "anna@acme.example": "de",
+        "bob@acme.example": "en",
+        "claire@dupont.example": "fr",
+        "taro@yamada.example": "ja",
     }
     assert "Personal data breach notice" in messages["bob@acme.example"].message["Subject"]
     assert incident.reference in messages["taro@yamada.example"].message["Subject"]
@@ -53,9 +63,12 @@ def test_the_message_carries_each_required_field_or_says_it_is_not_yet_known(
 ):
     from incidents.models import Product, Supplier
 
-    incident = declare_for(multilingual_customers[:1], records_affected=1200, records_affected_is_estimate=True)
+    incident = declare_for(
+        multilingual_customers[:1], records_affected=1200, records_affected_is_estimate=True
+    )
     incident_services.incident_update(
-        incident=incident, actor=manager,
+        incident=incident,
+        actor=manager,
         changes={
             "mitigation_measures": "Mailbox password reset; sessions revoked.",
             "products": [Product.objects.create(name="Support Portal")],
@@ -87,15 +100,20 @@ def test_withheld_fields_do_not_leak_into_any_part_and_return_when_released(
 
     incident = declare_for(multilingual_customers[:1])
     incident_services.incident_update(
-        incident=incident, actor=manager,
+        incident=incident,
+        actor=manager,
         changes={
             "sub_processor": Supplier.objects.create(name="Secretive Hosting BV", country="NL"),
             "sub_processor_details": "Their backup server in Rotterdam",
         },
     )
     withholding = withholding_create(
-        incident=incident, actor=manager, field="sub_processor", reason="law_enforcement",
-        requested_by="Politie Rotterdam, case 2026-4411", review_at=timezone.now() + timedelta(days=14),
+        incident=incident,
+        actor=manager,
+        field="sub_processor",
+        reason="law_enforcement",
+        requested_by="Politie Rotterdam, case 2026-4411",
+        review_at=timezone.now() + timedelta(days=14),
     )
 
     _approve(incident, manager)
@@ -121,7 +139,9 @@ def test_html_escapes_every_value_and_subjects_stay_on_one_line(
     smtp_server, declare_for, multilingual_customers, manager
 ):
     incident = declare_for(
-        multilingual_customers[:1], title="x", nature_of_breach='<script>alert("x")</script>\r\nBcc: evil@example.com'
+        multilingual_customers[:1],
+        title="x",
+        nature_of_breach='<script>alert("x")</script>\r\nBcc: evil@example.com',
     )
 
     _approve(incident, manager)
@@ -202,7 +222,9 @@ def test_a_customer_whose_every_delivery_fails_escalates_and_can_be_acknowledged
     assert Escalation.objects.get(threshold="delivery_failed").clock.customer.account_reference == "DUPONT"
 
     deliveries_acknowledge_failure(
-        incident=incident, customer=multilingual_customers[1], actor=manager,
+        incident=incident,
+        customer=multilingual_customers[1],
+        actor=manager,
         reason="Address bounced; customer's account manager informed by phone.",
     )
 
@@ -216,12 +238,16 @@ def test_a_declaration_rolled_back_after_queuing_sends_nothing(
     from django.db import transaction
 
     incident = make_incident(state="triaged")
-    incident_services.affected_customer_add(incident=incident, customer=multilingual_customers[0], actor=responder)
+    incident_services.affected_customer_add(
+        incident=incident, customer=multilingual_customers[0], actor=responder
+    )
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError):
             with transaction.atomic():
-                declared = incident_services.incident_declare(incident=incident, actor=manager, nature_of_breach="x")
+                declared = incident_services.incident_declare(
+                    incident=incident, actor=manager, nature_of_breach="x"
+                )
                 _approve(declared, manager)
                 raise RuntimeError("the request failed after queuing")
 
@@ -255,7 +281,9 @@ def test_message_ids_are_deterministic_and_unique_per_contact(declare_for, multi
         assert message_id == f"<{incident.reference}.n1.c{contact_id}@localhost>"
 
 
-def test_a_customer_with_a_delivery_on_its_way_cannot_be_written_off(declare_for, multilingual_customers, manager):
+def test_a_customer_with_a_delivery_on_its_way_cannot_be_written_off(
+    declare_for, multilingual_customers, manager
+):
     from incidents.exceptions import LifecycleConflict
     from notifications.services import deliveries_acknowledge_failure
 
@@ -263,5 +291,33 @@ def test_a_customer_with_a_delivery_on_its_way_cannot_be_written_off(declare_for
     _approve(incident, manager)
 
     with pytest.raises(LifecycleConflict):
-        deliveries_acknowledge_failure(incident=incident, customer=multilingual_customers[0], actor=manager, reason="x")
+        deliveries_acknowledge_failure(
+            incident=incident, customer=multilingual_customers[0], actor=manager, reason="x"
+        )
     assert incident.clocks.get().waived_at is None
+
+
+def test_a_sender_with_a_backlog_wakes_one_more_sender(
+    declare_for, multilingual_customers, manager, smtp_server, settings, monkeypatch, request
+):
+    """With more than a chunk due, the send task queues a second sender before it starts, so
+    several worker processes share one notice; with a chunk or less it does not."""
+    from config.celery import app
+    from notifications import tasks
+
+    woken = []
+    monkeypatch.setattr(tasks, "enqueue", lambda task, *args: woken.append(task.name))
+    app.conf.task_always_eager = False
+    request.addfinalizer(lambda: setattr(app.conf, "task_always_eager", True))
+    incident = declare_for(multilingual_customers)
+    _approve(incident, manager)  # 4 deliveries due
+
+    settings.NOTICE_SEND_CHUNK_SIZE = 3
+    first = tasks.send_due_deliveries()
+    settings.NOTICE_SEND_CHUNK_SIZE = 4
+    _approve(incident, manager, kind="update")  # 4 more
+    second = tasks.send_due_deliveries()
+
+    assert woken == ["notifications.tasks.send_due_deliveries"]
+    assert (first["sent"], second["sent"]) == (4, 4)
+    assert len(smtp_server.received) == 8

@@ -22,7 +22,9 @@ def clock(declare_for, multilingual_customers, settings):
     return incident.clocks.get()
 
 
-def test_declaring_starts_one_clock_per_affected_customer_due_72_hours_later(declare_for, multilingual_customers):
+def test_declaring_starts_one_clock_per_affected_customer_due_72_hours_later(
+    declare_for, multilingual_customers
+):
     incident = declare_for(multilingual_customers)
 
     clocks = list(incident.clocks.order_by("customer__account_reference"))
@@ -33,7 +35,9 @@ def test_declaring_starts_one_clock_per_affected_customer_due_72_hours_later(dec
         assert clock.status_at() == Clock.Status.OPEN
 
 
-def test_a_customers_shorter_contractual_window_gives_an_earlier_deadline(declare_for, multilingual_customers):
+def test_a_customers_shorter_contractual_window_gives_an_earlier_deadline(
+    declare_for, multilingual_customers
+):
     acme = multilingual_customers[0]
     acme.notification_window_hours = 24
     acme.save()
@@ -102,7 +106,9 @@ def test_a_customer_without_deliverable_contact_escalates_at_once(declare_for, d
 
 
 @pytest.mark.parametrize("lead_hours", [6, 2])
-def test_it_issues_the_initial_notice_at_the_lead_time(declare_for, multilingual_customers, settings, lead_hours):
+def test_it_issues_the_initial_notice_at_the_lead_time(
+    declare_for, multilingual_customers, settings, lead_hours
+):
     settings.NOTICE_AUTO_SEND_LEAD_HOURS = lead_hours
     incident = declare_for(multilingual_customers)
     due = incident.clocks.first().due_at

@@ -97,7 +97,9 @@ def _source_messages() -> set[tuple[str | None, str]]:
     tree = ast.parse((ROOT / "notifications" / "rendering.py").read_text())
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and getattr(call.func, "id", None) in GETTEXT_FUNCTIONS:
-            strings = [arg.value for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+            strings = [
+                arg.value for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            ]
             if call.func.id.startswith("pgettext"):
                 messages.add((strings[0], strings[1]))
             else:
@@ -133,9 +135,13 @@ def test_it_preserves_every_placeholder_in_translations(language):
     for entry in _catalogue(language):
         if entry.msgid_plural:
             for form in entry.msgstr_plural.values():
-                assert sorted(PLACEHOLDER.findall(form)) == sorted(PLACEHOLDER.findall(entry.msgid_plural)), form
+                assert sorted(PLACEHOLDER.findall(form)) == sorted(PLACEHOLDER.findall(entry.msgid_plural)), (
+                    form
+                )
         else:
-            assert sorted(PLACEHOLDER.findall(entry.msgstr)) == sorted(PLACEHOLDER.findall(entry.msgid)), entry.msgstr
+            assert sorted(PLACEHOLDER.findall(entry.msgstr)) == sorted(PLACEHOLDER.findall(entry.msgid)), (
+                entry.msgstr
+            )
 
 
 @pytest.mark.parametrize("language", TRANSLATED_LANGUAGES)
@@ -162,7 +168,9 @@ def spanish_customer(db):
     customer = Customer.objects.create(
         name="Martínez Hermanos SL", account_reference="MARTINEZ", preferred_language="es"
     )
-    Contact.objects.create(customer=customer, name="Lucía Martínez", email="lucia@martinez.example", language="es")
+    Contact.objects.create(
+        customer=customer, name="Lucía Martínez", email="lucia@martinez.example", language="es"
+    )
     return customer
 
 
@@ -233,7 +241,8 @@ def test_it_translates_subjects_changes_and_durations_of_updates_and_final_notic
     incident = declare_for(multilingual_customers[:1])
     notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
     incident_services.incident_update(
-        incident=incident, actor=manager,
+        incident=incident,
+        actor=manager,
         changes={
             "mitigation_measures": "Passwords reset.",
             "exposure_started_at": datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
@@ -248,7 +257,9 @@ def test_it_translates_subjects_changes_and_durations_of_updates_and_final_notic
         "labels": _translation(language, ", ", context="list separator").join(labels)
     }
     marked_label = (
-        labels[0] + " " + _translation(language, "(changed)", context="marker after a notice field's label")
+        labels[0]
+        + " "
+        + _translation(language, "(changed)", context="marker after a notice field's label")
         + _translation(language, ":", context="label suffix")
     )
 
@@ -259,7 +270,10 @@ def test_it_translates_subjects_changes_and_durations_of_updates_and_final_notic
         draft = notice_draft(incident=incident, actor=manager, kind=kind)
         rendered = notice_preview(notice=draft, language=language)
 
-        expected = _translation(language, subject_msgid) % {"number": draft.number, "reference": incident.reference}
+        expected = _translation(language, subject_msgid) % {
+            "number": draft.number,
+            "reference": incident.reference,
+        }
         assert rendered.subject == " ".join(expected.split())
         assert changed_line in rendered.text and changed_line in html.unescape(rendered.html)
         assert marked_label in rendered.text
@@ -296,7 +310,8 @@ BROKEN = {
     "duplicate": VALID_PO + '\nmsgid "Likely consequences"\nmsgstr "Autre"\n',
     "fuzzy": VALID_PO + '\n#, fuzzy\nmsgid "Contact point for questions"\nmsgstr "Contact"\n',
     "untranslated": VALID_PO + '\nmsgid "Contact point for questions"\nmsgstr ""\n',
-    "placeholders": VALID_PO + '\n#, python-format\nmsgid "about %(count)s (estimate)"\nmsgstr "environ %(nombre)s"\n',
+    "placeholders": VALID_PO
+    + '\n#, python-format\nmsgid "about %(count)s (estimate)"\nmsgstr "environ %(nombre)s"\n',
     "plural forms": VALID_PO.replace('msgstr[1] "%(count)d jours"\n', ""),
 }
 
@@ -343,6 +358,8 @@ def test_it_exits_non_zero_with_one_line_and_needs_no_database(tmp_path):
     compiled = subprocess.run(command, capture_output=True, text=True, env=environment, cwd=ROOT, timeout=60)
 
     assert refused.returncode != 0
-    assert refused.stderr.strip().splitlines() == [f"CommandError: {path}: fuzzy entry 'Contact point for questions'."]
+    assert refused.stderr.strip().splitlines() == [
+        f"CommandError: {path}: fuzzy entry 'Contact point for questions'."
+    ]
     assert compiled.returncode == 0, compiled.stderr
     assert path.with_suffix(".mo").exists()

@@ -59,10 +59,16 @@ def test_an_escalated_band_alerts_the_newly_called_groups_only(
     assert _alerted(incident) == ["communications", "leadership", "legal", "privacy", "security"]
     assert StakeholderAlert.objects.get(incident=incident, group__name="privacy").assessment == first
     assert set(StakeholderAlert.objects.filter(assessment=second).values_list("group__name", flat=True)) == {
-        "communications", "leadership", "legal", "security",
+        "communications",
+        "leadership",
+        "legal",
+        "security",
     }
     assert sorted(message.to[0].split("@")[0] for message in mail.outbox) == [
-        "communications", "leadership", "legal", "security",
+        "communications",
+        "leadership",
+        "legal",
+        "security",
     ]
     event = incident.audit_events.filter(verb="assessment_recorded").last()
     assert sorted(event.data["stakeholders_alerted"]) == ["communications", "leadership", "legal", "security"]

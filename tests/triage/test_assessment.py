@@ -27,7 +27,10 @@ def test_it_triages_a_detected_incident_with_the_computed_band(make_incident, as
 
     incident.refresh_from_db()
     assert (incident.state, incident.severity, incident.malicious, incident.scenario) == (
-        "triaged", "high", "unknown", "lost_or_stolen_device",
+        "triaged",
+        "high",
+        "unknown",
+        "lost_or_stolen_device",
     )
     assert incident.owner == responder
     assert (assessment.version, assessment.severity_band, assessment.band) == (1, "high", "high")
@@ -81,7 +84,10 @@ def test_it_updates_a_declared_incident_without_moving_its_state(make_incident, 
 
     incident.refresh_from_db()
     assert (incident.state, incident.severity, incident.malicious, incident.scenario) == (
-        "declared", "very_high", "yes", "malicious_insider",
+        "declared",
+        "very_high",
+        "yes",
+        "malicious_insider",
     )
 
 

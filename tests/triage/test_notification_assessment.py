@@ -154,10 +154,7 @@ def parse_unavailability(text: str | None) -> timedelta | None:
     if text is None:
         return None
     lowered = text.lower()
-    if any(
-        word in lowered
-        for word in ("permanent", "for good", "cannot be restored", "not recoverable")
-    ):
+    if any(word in lowered for word in ("permanent", "for good", "cannot be restored", "not recoverable")):
         return PERMANENT_LOSS
     if lowered.strip() in ("none", "no", "not at all"):
         return timedelta(0)
@@ -172,9 +169,7 @@ def parse_categories(descriptions: list[str], special: bool | None) -> frozenset
     categories: set[str] = set()
     for description in descriptions:
         lowered = description.lower()
-        matched = {
-            category for words, category in CATEGORY_KEYWORDS if any(w in lowered for w in words)
-        }
+        matched = {category for words, category in CATEGORY_KEYWORDS if any(w in lowered for w in words)}
         categories |= matched or {"other"}
     if special and not categories & {"health", "special_category", "criminal"}:
         categories.add("special_category")
@@ -185,11 +180,7 @@ def parse_consequences(text: str | None) -> frozenset[Consequence] | None:
     if text is None:
         return None
     lowered = text.lower()
-    found = {
-        consequence
-        for words, consequence in CONSEQUENCE_KEYWORDS
-        if any(w in lowered for w in words)
-    }
+    found = {consequence for words, consequence in CONSEQUENCE_KEYWORDS if any(w in lowered for w in words)}
     if any(phrase in lowered for phrase in NO_EFFECT_PHRASES):
         # The case says the people are not affected; keep only serious harms it still names.
         found = {
@@ -209,9 +200,7 @@ def facts_from_json(facts: dict) -> BreachFacts:
     """Translate one case's ``facts`` object (cases.json schema) into ``BreachFacts``."""
     return BreachFacts(
         breach_types=frozenset(BreachType(t) for t in facts["breach_types"]),
-        data_categories=parse_categories(
-            facts.get("data_categories") or [], facts.get("special_categories")
-        ),
+        data_categories=parse_categories(facts.get("data_categories") or [], facts.get("special_categories")),
         individuals=parse_individuals(facts.get("individuals")),
         special_categories=facts.get("special_categories"),
         vulnerable_individuals=facts.get("vulnerable_individuals"),
@@ -271,9 +260,7 @@ def assert_matches_conclusion(case: dict) -> None:
 CASES = load_cases()
 
 
-@pytest.mark.parametrize(
-    "case", CASES or [None], ids=[c["id"] for c in CASES] or ["cases.json missing"]
-)
+@pytest.mark.parametrize("case", CASES or [None], ids=[c["id"] for c in CASES] or ["cases.json missing"])
 def test_it_matches_the_edpb_conclusion_for_each_shared_case(case):
     if case is None:
         skip_or_fail(f"{CASES_PATH} is absent: no shared EDPB cases to check")
@@ -424,9 +411,7 @@ EXTRA_CASES = [
             "unavailability": "permanent",
             "exfiltration": "confirmed",
             "recipients_known_and_trusted": False,
-            "likely_consequences": (
-                "discrimination and damage to reputation if the treatment became known"
-            ),
+            "likely_consequences": ("discrimination and damage to reputation if the treatment became known"),
         },
         "conclusion": {
             "document_internally": True,
@@ -535,9 +520,7 @@ def test_it_needs_no_notification_for_a_short_outage_restored_from_backup():
 
 
 def test_it_notifies_the_authority_when_the_outage_lasts_days():
-    assessment = assess_notification(
-        ransomware(backup_available=False, unavailability=timedelta(days=4))
-    )
+    assessment = assess_notification(ransomware(backup_available=False, unavailability=timedelta(days=4)))
 
     assert assessment.risk is RiskLevel.RISK
     assert assessment.notify_supervisory_authority
@@ -578,9 +561,7 @@ def test_it_lets_unintelligible_data_neutralise_a_theft_but_not_a_permanent_loss
     }
     with_backup = assess_notification(BreachFacts(**stolen_encrypted_laptop, backup_available=True))
     without_backup = assess_notification(
-        BreachFacts(
-            **stolen_encrypted_laptop, backup_available=False, unavailability=PERMANENT_LOSS
-        )
+        BreachFacts(**stolen_encrypted_laptop, backup_available=False, unavailability=PERMANENT_LOSS)
     )
 
     assert with_backup.risk is RiskLevel.UNLIKELY
@@ -634,9 +615,7 @@ def test_it_assumes_a_high_risk_while_the_consequences_of_a_theft_are_not_assess
 
     assert assess_notification(BreachFacts(**stolen)).risk is RiskLevel.HIGH
     assert (
-        assess_notification(
-            BreachFacts(**stolen, likely_consequences={Consequence.UNSOLICITED_CONTACT})
-        ).risk
+        assess_notification(BreachFacts(**stolen, likely_consequences={Consequence.UNSOLICITED_CONTACT})).risk
         is RiskLevel.RISK
     )
 
@@ -653,10 +632,7 @@ def test_it_spares_the_authority_when_trusted_recipients_deleted_ordinary_data_o
         assess_notification(BreachFacts(**misdirected, data_categories={"identity"})).risk
         is RiskLevel.UNLIKELY
     )
-    assert (
-        assess_notification(BreachFacts(**misdirected, data_categories={"health"})).risk
-        is RiskLevel.RISK
-    )
+    assert assess_notification(BreachFacts(**misdirected, data_categories={"health"})).risk is RiskLevel.RISK
 
 
 def test_it_judges_an_accidental_disclosure_by_what_it_reveals():

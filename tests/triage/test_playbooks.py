@@ -92,7 +92,9 @@ def test_tasks_go_to_the_incident_owner(make_incident, assess, manager, responde
 
     assess(incident, actor=responder)
 
-    assert set(ResponseTask.objects.filter(incident=incident).values_list("assignee", flat=True)) == {manager.pk}
+    assert set(ResponseTask.objects.filter(incident=incident).values_list("assignee", flat=True)) == {
+        manager.pk
+    }
 
 
 def test_exits_create_no_tasks(make_incident, assess):
@@ -179,7 +181,9 @@ def test_tasks_of_a_ruled_out_incident_are_frozen(make_incident, assess, respond
     incident = make_incident()
     assess(incident)
     incident_services.incident_rule_out_of_scope(
-        incident=incident, actor=responder, out_of_scope_category="no_customer_data",
+        incident=incident,
+        actor=responder,
+        out_of_scope_category="no_customer_data",
         scope_rationale="The file held test data only.",
     )
     task = ResponseTask.objects.filter(incident=incident).first()

@@ -137,9 +137,7 @@ def test_it_scores_dpc_times_ei_plus_cb_and_bands_the_result(inputs, expected_sc
 
     assert result.score == Decimal(expected_score)
     assert result.band is band
-    assert (
-        result.score == Decimal(result.dpc) * result.ease_of_identification + result.circumstances
-    )
+    assert result.score == Decimal(result.dpc) * result.ease_of_identification + result.circumstances
 
 
 @pytest.mark.parametrize(
@@ -304,9 +302,7 @@ def test_it_adds_each_circumstance_level(field, level, added):
     ],
 )
 def test_it_reproduces_the_enisa_dpc_examples(example, category, adjustments, expected_dpc):
-    assert score(data_categories={category}, dpc_adjustments=adjustments).dpc == expected_dpc, (
-        example
-    )
+    assert score(data_categories={category}, dpc_adjustments=adjustments).dpc == expected_dpc, example
 
 
 def test_it_scores_a_worked_breach_end_to_end():
@@ -346,9 +342,7 @@ def test_it_rejects_inputs_it_cannot_score():
     with pytest.raises(ValueError, match="at least one data category"):
         SeverityInputs(data_categories=set(), ease_of_identification=EaseOfIdentification.MAXIMUM)
     with pytest.raises(ValueError):
-        SeverityInputs(
-            data_categories={"medical"}, ease_of_identification=EaseOfIdentification.MAXIMUM
-        )
+        SeverityInputs(data_categories={"medical"}, ease_of_identification=EaseOfIdentification.MAXIMUM)
     with pytest.raises(ValueError, match="ease_of_identification"):
         SeverityInputs(data_categories={SIMPLE}, ease_of_identification=Decimal("0.3"))
     with pytest.raises(ValueError, match="1 to 3"):
@@ -368,9 +362,7 @@ def test_it_maps_every_incident_data_category_to_an_enisa_category():
 
 
 def test_it_maps_credentials_only_once_told_what_they_unlock():
-    assert enisa_categories_for(
-        ["identity", "credentials"], credentials_give_access_to=FINANCIAL
-    ) == {
+    assert enisa_categories_for(["identity", "credentials"], credentials_give_access_to=FINANCIAL) == {
         SIMPLE,
         Credentials(FINANCIAL),
     }

@@ -62,7 +62,9 @@ def test_it_records_an_assessment_and_answers_with_the_result(make_incident, res
     recommendation = data["notification_recommendation"]
     assert recommendation["risk"] == "high"
     assert recommendation["communicate_to_data_subjects"] is True
-    assert {"Art. 33(5) GDPR", "Art. 34(1) GDPR"} <= {reason["article"] for reason in recommendation["reasons"]}
+    assert {"Art. 33(5) GDPR", "Art. 34(1) GDPR"} <= {
+        reason["article"] for reason in recommendation["reasons"]
+    }
     assert data["assessed_by"] == responder.username
     assert data["assessed_at"].endswith("Z")
     incident.refresh_from_db()
@@ -73,7 +75,8 @@ def test_it_lists_the_versions_newest_first(make_incident, responder, manager):
     incident = make_incident()
     _client(responder).post(_assessments(incident), BODY, format="json")
     _client(manager).post(
-        _assessments(incident), {**BODY, "override_band": "high", "override_justification": "Laptop found."},
+        _assessments(incident),
+        {**BODY, "override_band": "high", "override_justification": "Laptop found."},
         format="json",
     )
 
@@ -92,14 +95,34 @@ def test_it_lists_the_versions_newest_first(make_incident, responder, manager):
         ({**BODY, "severity_inputs": {**BODY["severity_inputs"], "weight": 3}}, "severity_inputs"),
         ({**BODY, "notification_facts": {**BODY["notification_facts"], "mood": "bad"}}, "notification_facts"),
         ({**BODY, "severity_inputs": {"ease_of_identification": "total"}}, "severity_inputs"),
-        ({**BODY, "severity_inputs": {"ease_of_identification": "maximum", "dpc_adjustments": [{"factor": "data_volume", "steps": 9}]}}, "severity_inputs"),
+        (
+            {
+                **BODY,
+                "severity_inputs": {
+                    "ease_of_identification": "maximum",
+                    "dpc_adjustments": [{"factor": "data_volume", "steps": 9}],
+                },
+            },
+            "severity_inputs",
+        ),
         ({**BODY, "scope": "perhaps"}, "scope"),
         ({**BODY, "scope_rationale": ""}, "scope_rationale"),
         ({**BODY, "data_categories": ["dna"]}, "data_categories"),
         ({**BODY, "data_categories": []}, "data_categories"),
         ({**BODY, "notification_facts": {"breach_types": []}}, "notification_facts"),
-        ({**BODY, "notification_facts": {"breach_types": ["confidentiality"], "individuals": True}}, "notification_facts"),
-        ({**BODY, "scope": "customer_event", "customer_event_category": "other", "customer_informed_at": "2026-05-01T09:30:00"}, "customer_informed_at"),
+        (
+            {**BODY, "notification_facts": {"breach_types": ["confidentiality"], "individuals": True}},
+            "notification_facts",
+        ),
+        (
+            {
+                **BODY,
+                "scope": "customer_event",
+                "customer_event_category": "other",
+                "customer_informed_at": "2026-05-01T09:30:00",
+            },
+            "customer_informed_at",
+        ),
         ({**BODY, "scope": "out_of_scope"}, "out_of_scope_category"),
         ({**BODY, "override_band": "low"}, "override_justification"),
         ({key: value for key, value in BODY.items() if key != "scenario"}, "scenario"),
@@ -155,7 +178,9 @@ def test_roles(make_incident, personas, role, get_status, post_status):
 
 def test_an_unknown_incident_is_404(responder):
     assert _client(responder).get("/api/incidents/999999/assessments/").status_code == 404
-    assert _client(responder).post("/api/incidents/999999/assessments/", BODY, format="json").status_code == 404
+    assert (
+        _client(responder).post("/api/incidents/999999/assessments/", BODY, format="json").status_code == 404
+    )
 
 
 def test_anonymous_requests_are_refused(make_incident):
@@ -213,7 +238,9 @@ def test_a_bad_task_patch_is_refused(make_incident, responder, body):
     assert task.done_at is None
 
 
-@pytest.mark.parametrize(("role", "get_status", "patch_status"), [("auditor", 200, 403), ("outsider", 404, 404)])
+@pytest.mark.parametrize(
+    ("role", "get_status", "patch_status"), [("auditor", 200, 403), ("outsider", 404, 404)]
+)
 def test_task_roles(make_incident, responder, personas, role, get_status, patch_status):
     incident = _with_tasks(make_incident, responder)
     task = ResponseTask.objects.filter(incident=incident).first()
@@ -268,9 +295,7 @@ def test_the_severity_calculator_needs_to_read_assessments(personas, role, statu
 
 
 def test_the_schema_stays_valid_with_no_warnings(tmp_path, db):
-    call_command(
-        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
-    )
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
 
     schema = (tmp_path / "schema.yml").read_text()
     assert "/api/incidents/{incident_id}/assessments/" in schema

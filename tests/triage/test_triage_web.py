@@ -286,8 +286,13 @@ def test_ticking_needs_a_done_value_and_a_task_of_that_incident(make_incident, r
     task = _first_task(incident, client)
     other = make_incident(title="Another incident")
 
-    assert client.post(reverse("triage:task_update", args=[incident.pk, task.pk]), {"done": "maybe"}).status_code == 400
-    assert client.post(reverse("triage:task_update", args=[other.pk, task.pk]), {"done": "1"}).status_code == 404
+    assert (
+        client.post(reverse("triage:task_update", args=[incident.pk, task.pk]), {"done": "maybe"}).status_code
+        == 400
+    )
+    assert (
+        client.post(reverse("triage:task_update", args=[other.pk, task.pk]), {"done": "1"}).status_code == 404
+    )
     assert client.get(reverse("triage:task_update", args=[incident.pk, task.pk])).status_code == 405
     task.refresh_from_db()
     assert task.done_at is None
@@ -313,7 +318,9 @@ def test_ticking_a_task_of_a_ruled_out_incident_answers_409(make_incident, respo
     client = _client(responder)
     task = _first_task(incident, client)
     incident_services.incident_rule_out_of_scope(
-        incident=incident, actor=responder, out_of_scope_category="no_customer_data",
+        incident=incident,
+        actor=responder,
+        out_of_scope_category="no_customer_data",
         scope_rationale="Test data only.",
     )
 

@@ -44,9 +44,7 @@ class SeverityInputsBody(StrictSerializer):
         choices=ENISA_CATEGORY_CHOICES, allow_null=True, required=False
     )
     dpc_adjustments = DpcAdjustmentBody(many=True, required=False)
-    ease_of_identification = serializers.ChoiceField(
-        choices=LEVEL_CHOICES["ease_of_identification"]
-    )
+    ease_of_identification = serializers.ChoiceField(choices=LEVEL_CHOICES["ease_of_identification"])
     confidentiality_loss = serializers.ChoiceField(
         choices=LEVEL_CHOICES["confidentiality_loss"], required=False, default="none"
     )
@@ -80,9 +78,7 @@ class NotificationFactsBody(StrictSerializer):
     vulnerable_individuals = _known("Children, patients or others needing particular protection.")
     data_unintelligible_to_recipient = _known("State-of-the-art encryption, key not compromised.")
     backup_available = _known("An up-to-date backup allows restoring the data.")
-    recipients_known_and_trusted = _known(
-        "Known recipients bound to confidentiality confirmed deletion."
-    )
+    recipients_known_and_trusted = _known("Known recipients bound to confidentiality confirmed deletion.")
     high_risk_no_longer_likely = _known("GDPR Art. 34(3)(b).")
     individual_communication_disproportionate = _known("GDPR Art. 34(3)(c).")
     unavailability_hours = serializers.FloatField(
@@ -93,9 +89,7 @@ class NotificationFactsBody(StrictSerializer):
         help_text="Hours the data were (or will be) unavailable.",
     )
     data_permanently_lost = serializers.BooleanField(required=False, default=False)
-    exfiltration = serializers.ChoiceField(
-        choices=EXFILTRATION_CHOICES, allow_null=True, required=False
-    )
+    exfiltration = serializers.ChoiceField(choices=EXFILTRATION_CHOICES, allow_null=True, required=False)
     likely_consequences = serializers.ListField(
         child=serializers.ChoiceField(choices=CONSEQUENCE_CHOICES),
         allow_null=True,
@@ -144,9 +138,7 @@ class SeverityPreviewBody(StrictSerializer):
     data_categories = serializers.ListField(
         child=serializers.ChoiceField(choices=DataCategory.choices), min_length=1
     )
-    malicious = serializers.ChoiceField(
-        choices=Incident.Malicious.choices, required=False, allow_null=True
-    )
+    malicious = serializers.ChoiceField(choices=Incident.Malicious.choices, required=False, allow_null=True)
     severity_inputs = SeverityInputsBody()
 
 
@@ -216,9 +208,7 @@ class AssessmentSerializer(serializers.ModelSerializer):
     customer_informed_at = AwareDateTimeField(read_only=True, allow_null=True)
     band = serializers.CharField(read_only=True, help_text="The band that counts; empty: none.")
     severity_result = SeverityResultSerializer(read_only=True, allow_null=True)
-    notification_recommendation = NotificationRecommendationSerializer(
-        read_only=True, allow_null=True
-    )
+    notification_recommendation = NotificationRecommendationSerializer(read_only=True, allow_null=True)
     severity_inputs = serializers.JSONField(read_only=True, allow_null=True)
     notification_facts = serializers.JSONField(read_only=True, allow_null=True)
 

@@ -124,9 +124,7 @@ class IncidentTaskListView(IncidentScopedMixin, generics.ListAPIView):
     filter_backends: list = []
 
     def get_queryset(self) -> QuerySet[ResponseTask]:
-        return ResponseTask.objects.filter(incident=self.incident).select_related(
-            "assignee", "done_by"
-        )
+        return ResponseTask.objects.filter(incident=self.incident).select_related("assignee", "done_by")
 
 
 @extend_schema_view(

@@ -10,152 +10,480 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('incidents', '0003_affected_customer_clock_replaces_settled_at'),
+        ("incidents", "0003_affected_customer_clock_replaces_settled_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PlaybookTemplate',
+            name="PlaybookTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scenario', models.CharField(choices=[('misdirected_communication', 'Misdirected communication'), ('lost_or_stolen_device', 'Lost or stolen device'), ('malicious_insider', 'Malicious insider'), ('unauthorised_access', 'Unauthorised access'), ('malware_or_ransomware', 'Malware or ransomware'), ('accidental_publication', 'Accidental publication'), ('supplier_breach', 'Supplier breach'), ('customer_supplied_sensitive_data', 'Customer-supplied sensitive data'), ('other', 'Other')], max_length=40, unique=True)),
-                ('title', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('is_active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scenario",
+                    models.CharField(
+                        choices=[
+                            ("misdirected_communication", "Misdirected communication"),
+                            ("lost_or_stolen_device", "Lost or stolen device"),
+                            ("malicious_insider", "Malicious insider"),
+                            ("unauthorised_access", "Unauthorised access"),
+                            ("malware_or_ransomware", "Malware or ransomware"),
+                            ("accidental_publication", "Accidental publication"),
+                            ("supplier_breach", "Supplier breach"),
+                            ("customer_supplied_sensitive_data", "Customer-supplied sensitive data"),
+                            ("other", "Other"),
+                        ],
+                        max_length=40,
+                        unique=True,
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['scenario'],
+                "ordering": ["scenario"],
             },
         ),
         migrations.CreateModel(
-            name='StakeholderGroup',
+            name="StakeholderGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=40, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('email_addresses', models.TextField(blank=True, help_text='One address per line.', validators=[triage.models._validate_email_lines])),
-                ('min_band', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('very_high', 'Very high')], help_text='The lowest severity band that calls for this group; empty: no band does.', max_length=10)),
-                ('scenarios', models.JSONField(blank=True, default=list, help_text='Scenarios that always call for this group, whatever the band.')),
-                ('is_active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=40, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "email_addresses",
+                    models.TextField(
+                        blank=True,
+                        help_text="One address per line.",
+                        validators=[triage.models._validate_email_lines],
+                    ),
+                ),
+                (
+                    "min_band",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("very_high", "Very high"),
+                        ],
+                        help_text="The lowest severity band that calls for this group; empty: no band does.",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "scenarios",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Scenarios that always call for this group, whatever the band.",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Assessment',
+            name="Assessment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)])),
-                ('scope', models.CharField(choices=[('in_scope', 'In scope: a possible personal data breach'), ('customer_event', 'Customer-driven event'), ('out_of_scope', 'Out of scope')], max_length=20)),
-                ('scope_rationale', models.TextField()),
-                ('out_of_scope_category', models.CharField(blank=True, choices=[('policy_question', 'General question about data-protection policies'), ('data_subject_request', 'Data subject request'), ('opt_out_request', 'Opt-out request'), ('product_feedback', 'Product wish or bug unrelated to data protection'), ('no_customer_data', 'Incident involving no customer data'), ('fraud_against_organisation', 'Fraud against the organisation')], max_length=32)),
-                ('customer_event_category', models.CharField(blank=True, choices=[('customer_sent_sensitive_data', 'The customer sent us passwords or other sensitive data by mistake'), ('customer_deletion_request', 'The customer asks us to delete data'), ('customer_fraud_victim', 'The customer is the victim of a fraud'), ('customer_side_incident', "An incident on the customer's side"), ('other', 'Other customer-driven event')], max_length=32)),
-                ('customer_informed_at', models.DateTimeField(blank=True, null=True)),
-                ('help_offered', models.TextField(blank=True, help_text='What help was offered on request.')),
-                ('malicious', models.CharField(blank=True, choices=[('yes', 'Yes'), ('no', 'No'), ('unknown', 'Unknown')], max_length=7)),
-                ('malicious_basis', models.TextField(blank=True, help_text='Why it is (not) deemed malicious.')),
-                ('findings', models.TextField(blank=True, help_text='Preliminary investigation findings.')),
-                ('scenario', models.CharField(blank=True, choices=[('misdirected_communication', 'Misdirected communication'), ('lost_or_stolen_device', 'Lost or stolen device'), ('malicious_insider', 'Malicious insider'), ('unauthorised_access', 'Unauthorised access'), ('malware_or_ransomware', 'Malware or ransomware'), ('accidental_publication', 'Accidental publication'), ('supplier_breach', 'Supplier breach'), ('customer_supplied_sensitive_data', 'Customer-supplied sensitive data'), ('other', 'Other')], max_length=40)),
-                ('severity_inputs', models.JSONField(blank=True, null=True)),
-                ('severity_score', models.DecimalField(blank=True, decimal_places=2, max_digits=4, null=True)),
-                ('severity_band', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('very_high', 'Very high')], max_length=10)),
-                ('severity_result', models.JSONField(blank=True, null=True)),
-                ('override_band', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('very_high', 'Very high')], max_length=10)),
-                ('override_justification', models.TextField(blank=True)),
-                ('notification_facts', models.JSONField(blank=True, null=True)),
-                ('notification_recommendation', models.JSONField(blank=True, null=True)),
-                ('assessed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('assessed_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assessments', to='incidents.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "version",
+                    models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)]),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("in_scope", "In scope: a possible personal data breach"),
+                            ("customer_event", "Customer-driven event"),
+                            ("out_of_scope", "Out of scope"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("scope_rationale", models.TextField()),
+                (
+                    "out_of_scope_category",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("policy_question", "General question about data-protection policies"),
+                            ("data_subject_request", "Data subject request"),
+                            ("opt_out_request", "Opt-out request"),
+                            ("product_feedback", "Product wish or bug unrelated to data protection"),
+                            ("no_customer_data", "Incident involving no customer data"),
+                            ("fraud_against_organisation", "Fraud against the organisation"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "customer_event_category",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            (
+                                "customer_sent_sensitive_data",
+                                "The customer sent us passwords or other sensitive data by mistake",
+                            ),
+                            ("customer_deletion_request", "The customer asks us to delete data"),
+                            ("customer_fraud_victim", "The customer is the victim of a fraud"),
+                            ("customer_side_incident", "An incident on the customer's side"),
+                            ("other", "Other customer-driven event"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("customer_informed_at", models.DateTimeField(blank=True, null=True)),
+                ("help_offered", models.TextField(blank=True, help_text="What help was offered on request.")),
+                (
+                    "malicious",
+                    models.CharField(
+                        blank=True,
+                        choices=[("yes", "Yes"), ("no", "No"), ("unknown", "Unknown")],
+                        max_length=7,
+                    ),
+                ),
+                (
+                    "malicious_basis",
+                    models.TextField(blank=True, help_text="Why it is (not) deemed malicious."),
+                ),
+                ("findings", models.TextField(blank=True, help_text="Preliminary investigation findings.")),
+                (
+                    "scenario",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("misdirected_communication", "Misdirected communication"),
+                            ("lost_or_stolen_device", "Lost or stolen device"),
+                            ("malicious_insider", "Malicious insider"),
+                            ("unauthorised_access", "Unauthorised access"),
+                            ("malware_or_ransomware", "Malware or ransomware"),
+                            ("accidental_publication", "Accidental publication"),
+                            ("supplier_breach", "Supplier breach"),
+                            ("customer_supplied_sensitive_data", "Customer-supplied sensitive data"),
+                            ("other", "Other"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("severity_inputs", models.JSONField(blank=True, null=True)),
+                (
+                    "severity_score",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=4, null=True),
+                ),
+                (
+                    "severity_band",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("very_high", "Very high"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("severity_result", models.JSONField(blank=True, null=True)),
+                (
+                    "override_band",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("very_high", "Very high"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("override_justification", models.TextField(blank=True)),
+                ("notification_facts", models.JSONField(blank=True, null=True)),
+                ("notification_recommendation", models.JSONField(blank=True, null=True)),
+                ("assessed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "assessed_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assessments",
+                        to="incidents.incident",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', '-version'],
-                'get_latest_by': 'version',
+                "ordering": ["incident_id", "-version"],
+                "get_latest_by": "version",
             },
         ),
         migrations.CreateModel(
-            name='PlaybookStep',
+            name="PlaybookStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order', models.PositiveSmallIntegerField()),
-                ('description', models.TextField()),
-                ('due_after', models.DurationField(default=datetime.timedelta(days=1), help_text='Elapsed time after the assessment, for example 4:00:00 for four hours.', validators=[django.core.validators.MinValueValidator(datetime.timedelta(0))])),
-                ('assignee_role', models.CharField(blank=True, help_text='Who should do it (for example legal, HR, security); empty: the incident owner.', max_length=60)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='triage.playbooktemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField()),
+                ("description", models.TextField()),
+                (
+                    "due_after",
+                    models.DurationField(
+                        default=datetime.timedelta(days=1),
+                        help_text="Elapsed time after the assessment, for example 4:00:00 for four hours.",
+                        validators=[django.core.validators.MinValueValidator(datetime.timedelta(0))],
+                    ),
+                ),
+                (
+                    "assignee_role",
+                    models.CharField(
+                        blank=True,
+                        help_text="Who should do it (for example legal, HR, security); empty: the incident owner.",
+                        max_length=60,
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="triage.playbooktemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['template_id', 'order', 'id'],
+                "ordering": ["template_id", "order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ResponseTask',
+            name="ResponseTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scenario', models.CharField(choices=[('misdirected_communication', 'Misdirected communication'), ('lost_or_stolen_device', 'Lost or stolen device'), ('malicious_insider', 'Malicious insider'), ('unauthorised_access', 'Unauthorised access'), ('malware_or_ransomware', 'Malware or ransomware'), ('accidental_publication', 'Accidental publication'), ('supplier_breach', 'Supplier breach'), ('customer_supplied_sensitive_data', 'Customer-supplied sensitive data'), ('other', 'Other')], max_length=40)),
-                ('order', models.PositiveSmallIntegerField()),
-                ('description', models.TextField()),
-                ('assignee_role', models.CharField(blank=True, max_length=60)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('due_at', models.DateTimeField()),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
-                ('assessment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='response_tasks', to='triage.assessment')),
-                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('done_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='response_tasks', to='incidents.incident')),
-                ('step', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='triage.playbookstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scenario",
+                    models.CharField(
+                        choices=[
+                            ("misdirected_communication", "Misdirected communication"),
+                            ("lost_or_stolen_device", "Lost or stolen device"),
+                            ("malicious_insider", "Malicious insider"),
+                            ("unauthorised_access", "Unauthorised access"),
+                            ("malware_or_ransomware", "Malware or ransomware"),
+                            ("accidental_publication", "Accidental publication"),
+                            ("supplier_breach", "Supplier breach"),
+                            ("customer_supplied_sensitive_data", "Customer-supplied sensitive data"),
+                            ("other", "Other"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("order", models.PositiveSmallIntegerField()),
+                ("description", models.TextField()),
+                ("assignee_role", models.CharField(blank=True, max_length=60)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("due_at", models.DateTimeField()),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "assessment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="response_tasks",
+                        to="triage.assessment",
+                    ),
+                ),
+                (
+                    "assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "done_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="response_tasks",
+                        to="incidents.incident",
+                    ),
+                ),
+                (
+                    "step",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="tasks",
+                        to="triage.playbookstep",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', 'due_at', 'order', 'id'],
+                "ordering": ["incident_id", "due_at", "order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='StakeholderAlert',
+            name="StakeholderAlert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('band', models.CharField(blank=True, choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('very_high', 'Very high')], max_length=10)),
-                ('scenario', models.CharField(blank=True, choices=[('misdirected_communication', 'Misdirected communication'), ('lost_or_stolen_device', 'Lost or stolen device'), ('malicious_insider', 'Malicious insider'), ('unauthorised_access', 'Unauthorised access'), ('malware_or_ransomware', 'Malware or ransomware'), ('accidental_publication', 'Accidental publication'), ('supplier_breach', 'Supplier breach'), ('customer_supplied_sensitive_data', 'Customer-supplied sensitive data'), ('other', 'Other')], max_length=40)),
-                ('reason', models.TextField(help_text='Why the assessment called for this group.')),
-                ('summary', models.TextField()),
-                ('recipients', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('assessment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='alerts', to='triage.assessment')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stakeholder_alerts', to='incidents.incident')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='alerts', to='triage.stakeholdergroup')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "band",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("very_high", "Very high"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "scenario",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("misdirected_communication", "Misdirected communication"),
+                            ("lost_or_stolen_device", "Lost or stolen device"),
+                            ("malicious_insider", "Malicious insider"),
+                            ("unauthorised_access", "Unauthorised access"),
+                            ("malware_or_ransomware", "Malware or ransomware"),
+                            ("accidental_publication", "Accidental publication"),
+                            ("supplier_breach", "Supplier breach"),
+                            ("customer_supplied_sensitive_data", "Customer-supplied sensitive data"),
+                            ("other", "Other"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("reason", models.TextField(help_text="Why the assessment called for this group.")),
+                ("summary", models.TextField()),
+                ("recipients", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "assessment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="alerts",
+                        to="triage.assessment",
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="stakeholder_alerts",
+                        to="incidents.incident",
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="alerts",
+                        to="triage.stakeholdergroup",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['incident_id', 'created_at', 'id'],
+                "ordering": ["incident_id", "created_at", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='assessment',
-            constraint=models.UniqueConstraint(fields=('incident', 'version'), name='triage_assessment_unique_version'),
+            model_name="assessment",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "version"), name="triage_assessment_unique_version"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assessment',
-            constraint=models.CheckConstraint(condition=models.Q(('override_band', ''), models.Q(('override_justification', ''), _negated=True), _connector='OR'), name='triage_assessment_override_justified'),
+            model_name="assessment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("override_band", ""),
+                    models.Q(("override_justification", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="triage_assessment_override_justified",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='playbookstep',
-            constraint=models.UniqueConstraint(fields=('template', 'order'), name='triage_playbookstep_unique_order'),
+            model_name="playbookstep",
+            constraint=models.UniqueConstraint(
+                fields=("template", "order"), name="triage_playbookstep_unique_order"
+            ),
         ),
         migrations.AddIndex(
-            model_name='responsetask',
-            index=models.Index(fields=['incident', 'due_at'], name='triage_responsetask_due'),
+            model_name="responsetask",
+            index=models.Index(fields=["incident", "due_at"], name="triage_responsetask_due"),
         ),
         migrations.AddConstraint(
-            model_name='responsetask',
-            constraint=models.UniqueConstraint(fields=('incident', 'step'), name='triage_responsetask_once_per_step'),
+            model_name="responsetask",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "step"), name="triage_responsetask_once_per_step"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stakeholderalert',
-            constraint=models.UniqueConstraint(fields=('incident', 'group'), name='triage_stakeholderalert_once_per_group'),
+            model_name="stakeholderalert",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "group"), name="triage_stakeholderalert_once_per_group"
+            ),
         ),
     ]

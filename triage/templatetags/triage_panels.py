@@ -33,11 +33,7 @@ def triage_panel(context: template.Context, incident: Incident, user: Any) -> di
         else []
     )
     tasks = (
-        list(
-            incident.response_tasks.select_related("assignee", "done_by").order_by(
-                "due_at", "order", "id"
-            )
-        )
+        list(incident.response_tasks.select_related("assignee", "done_by").order_by("due_at", "order", "id"))
         if user.has_perm("triage.view_responsetask")
         else []
     )

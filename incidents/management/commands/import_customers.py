@@ -159,14 +159,10 @@ def validate_customer_rows(
             try:
                 validate_email(email)
             except ValidationError:
-                row_problems.append(
-                    f"contact_email {cell['contact_email']!r} is not a valid email address"
-                )
+                row_problems.append(f"contact_email {cell['contact_email']!r} is not a valid email address")
         contact_language = cell["contact_language"].lower()
         if contact_language and contact_language not in LANGUAGE_CODES:
-            row_problems.append(
-                f"contact_language {cell['contact_language']!r} is not one of {languages}"
-            )
+            row_problems.append(f"contact_language {cell['contact_language']!r} is not one of {languages}")
         role = cell["contact_role"].lower() or Contact.Role.ADMINISTRATIVE
         if role not in roles:
             row_problems.append(
@@ -177,14 +173,10 @@ def validate_customer_rows(
             customer = CustomerValues(account, customer_name, country, preferred_language, window)
             if account in customers and customers[account] != customer:
                 first_row = customer_first_row[account]
-                row_problems.append(
-                    f"customer {account} has other customer values than on row {first_row}"
-                )
+                row_problems.append(f"customer {account} has other customer values than on row {first_row}")
             key = (account, email.lower())
             if key in contact_rows:
-                row_problems.append(
-                    f"contact {email} of {account} is already on row {contact_rows[key]}"
-                )
+                row_problems.append(f"contact {email} of {account} is already on row {contact_rows[key]}")
             if not row_problems:
                 customers.setdefault(account, customer)
                 customer_first_row.setdefault(account, number)
@@ -205,18 +197,14 @@ def upsert_customer_rows(rows: CustomerRows) -> tuple[UpsertCounts, UpsertCounts
     with transaction.atomic():
         stored: dict[str, Customer] = {}
         for account, values in rows.customers.items():
-            customer = (
-                Customer.objects.select_for_update().filter(account_reference=account).first()
-            )
+            customer = Customer.objects.select_for_update().filter(account_reference=account).first()
             wanted = {
                 "name": values.name,
                 "country": values.country,
                 "preferred_language": values.preferred_language,
                 "notification_window_hours": values.notification_window_hours,
             }
-            stored[account] = _upsert(
-                customer, Customer(account_reference=account), wanted, customer_counts
-            )
+            stored[account] = _upsert(customer, Customer(account_reference=account), wanted, customer_counts)
         for values in rows.contacts:
             customer = stored[values.account_reference]
             contact = Contact.objects.filter(customer=customer, email__iexact=values.email).first()
@@ -296,7 +284,5 @@ class Command(BaseCommand):
         try:
             customers, contacts = upsert_customer_rows(rows)
         except ValidationError as error:
-            raise CommandError(
-                f"{file}: refused, nothing was stored: {' '.join(error.messages)}"
-            ) from None
+            raise CommandError(f"{file}: refused, nothing was stored: {' '.join(error.messages)}") from None
         self.stdout.write(f"Customers: {customers}. Contacts: {contacts}.")

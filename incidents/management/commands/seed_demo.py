@@ -174,9 +174,9 @@ class Command(BaseCommand):
         # Passwords are generated only for demo users that do not exist yet; an existing user
         # without a stored password keeps the password it has.
         existing = set(
-            user_model.objects.filter(
-                username__in=[user.username for user in DEMO_USERS]
-            ).values_list("username", flat=True)
+            user_model.objects.filter(username__in=[user.username for user in DEMO_USERS]).values_list(
+                "username", flat=True
+            )
         )
         generated = False
         for user in DEMO_USERS:

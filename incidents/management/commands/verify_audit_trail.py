@@ -12,7 +12,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--incident", action="append", default=None, metavar="REFERENCE",
+            "--incident",
+            action="append",
+            default=None,
+            metavar="REFERENCE",
             help="Only this incident (e.g. BD-2026-00042); repeatable.",
         )
 
@@ -25,7 +28,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No incident with reference {', '.join(unknown)}.")
             incident_ids = list(found.values())
         breaks = verify_chain(incident_ids=incident_ids)
-        references = dict(Incident.objects.filter(pk__in={b.incident_id for b in breaks}).values_list("pk", "reference"))
+        references = dict(
+            Incident.objects.filter(pk__in={b.incident_id for b in breaks}).values_list("pk", "reference")
+        )
         for chain_break in breaks:
             self.stderr.write(
                 f"{references.get(chain_break.incident_id)} event {chain_break.sequence}: {chain_break.reason}"

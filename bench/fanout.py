@@ -1,0 +1,360 @@
+#!/usr/bin/env python
+"""Fan-out benchmark: one incident affecting 4,000 customers with 10,000 administrative
+contacts in five languages, approved and sent through the outbox to a local SMTP sink.
+
+Run from the repository root (PostgreSQL is the production case; without DATABASE_URL it uses
+a temporary SQLite file):
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/breachdesk .venv/bin/python bench/fanout.py
+
+It creates and drops its own database (``bench_breachdesk``), starts the sink
+(``notifications.mail_sink``) in a separate process, and reports:
+
+- approval: ``notice_approve`` (snapshot, rendering per customer and language, delivery rows);
+- send, one process: ``deliveries_send_due`` in this process (claim, SMTP, record, clocks);
+- baseline: a plain ``smtplib`` loop sending the same pre-rendered messages over one
+  connection to the same sink; the ratio is baseline time / outbox send time (1.0: as fast as
+  the plain loop; target at least 0.5);
+- send, N worker processes (PostgreSQL only; ``--workers 0`` skips): the same deliveries
+  reset to pending and sent by N processes running ``deliveries_send_due`` at once.
+
+Figures only: nothing here asserts a timing. Exit status 1 if a delivery was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.policy
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+LANGUAGES = ("en", "de", "fr", "es", "ja")
+
+
+# The SMTP sink, run as its own process (``--sink PORT``) so that parsing the messages does not
+# compete with the sender for this process's interpreter lock.
+def run_sink(port: int) -> None:
+    from notifications.mail_sink import MailSink, start_mail_sink
+
+    sink = MailSink()
+    controller = start_mail_sink(sink, port=port)
+    stopped = []
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
+    print("ready", flush=True)
+    while not stopped:
+        time.sleep(0.05)
+    controller.stop()
+    recipients = [address for message in sink.received for address in message.recipients]
+    print(
+        json.dumps(
+            {
+                "received": len(sink.received),
+                "recipients": len(set(recipients)),
+                "message_ids": len({message.message_id for message in sink.received}),
+            }
+        ),
+        flush=True,
+    )
+
+
+class Sink:
+    """The sink subprocess: ``start()``, then ``stop()`` returns what it received."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Sink:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--sink", str(self.port)], stdout=subprocess.PIPE, text=True
+        )
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"The SMTP sink did not start: {line!r}")
+        return self
+
+    def stop(self) -> dict:
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=60)
+        self.process = None
+        return json.loads(output.strip().splitlines()[-1])
+
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None:  # an error on the way: do not leave the sink running
+            self.process.kill()
+            self.process.wait()
+
+
+# A send worker (``--send-worker``): Django on the benchmark's database (from the environment the
+# parent set), waits for "go" on stdin, sends everything due and prints its report.
+def run_send_worker() -> None:
+    import django
+
+    django.setup()
+    from notifications.sender import deliveries_send_due
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.perf_counter()
+    report = deliveries_send_due()
+    print(
+        json.dumps(
+            {
+                "sent": report.sent,
+                "retried": report.retried,
+                "failed": report.failed,
+                "seconds": time.perf_counter() - started,
+            }
+        ),
+        flush=True,
+    )
+
+
+def build_incident(customers: int, contacts: int, language_mix: str):
+    """Customers and contacts in bulk (register entries), then the incident through the real
+    services: create, triage, affected customers, declare. Returns (incident, manager)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from incidents import services
+    from incidents.models import AffectedCustomer, Contact, Customer
+
+    users = get_user_model()
+    manager = users.objects.create_user(username="bench.manager", email="manager@bench.example")
+    manager.groups.add(Group.objects.get(name="incident_manager"))
+    responder = users.objects.create_user(username="bench.responder", email="responder@bench.example")
+    responder.groups.add(Group.objects.get(name="responder"))
+    manager, responder = users.objects.get(pk=manager.pk), users.objects.get(pk=responder.pk)
+
+    rows = Customer.objects.bulk_create(
+        (
+            Customer(
+                name=f"Bench Customer {n:05d} GmbH",
+                account_reference=f"BENCH-{n:05d}",
+                preferred_language=LANGUAGES[n % len(LANGUAGES)],
+            )
+            for n in range(customers)
+        ),
+        batch_size=1000,
+    )
+    base, extra = divmod(contacts, customers)
+    contact_rows = []
+    for n, customer in enumerate(rows):
+        for c in range(base + (1 if n < extra else 0)):
+            if language_mix == "spread":  # every contact of a customer in another language
+                language = LANGUAGES[(n + c) % len(LANGUAGES)]
+            else:  # most write the customer's language; every third contact reads English
+                language = "en" if c == 2 else ""
+            contact_rows.append(
+                Contact(
+                    customer=customer,
+                    name=f"Admin {c}",
+                    email=f"admin{c}@bench-{n:05d}.example",
+                    language=language,
+                )
+            )
+    Contact.objects.bulk_create(contact_rows, batch_size=2000)
+
+    incident = services.incident_create(
+        actor=responder,
+        fields={"title": "Support ticket export exposed", "detection_source": "staff_escalation"},
+    )
+    incident = services.incident_triage(incident=incident, actor=responder, severity="high", malicious="yes")
+    # Bulk, for setup speed: affected_customer_add would also write 4,000 audit events.
+    AffectedCustomer.objects.bulk_create(
+        (
+            AffectedCustomer(
+                incident=incident, customer=customer, added_by=responder, records_affected=100 + n
+            )
+            for n, customer in enumerate(rows)
+        ),
+        batch_size=1000,
+    )
+    incident = services.incident_declare(
+        incident=incident,
+        actor=manager,
+        nature_of_breach="A support ticket export with customer contact data was reachable without login.",
+    )
+    return incident, manager
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=4000)
+    parser.add_argument("--contacts", type=int, default=10000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes for the second send (0: skip)"
+    )
+    parser.add_argument(
+        "--languages",
+        choices=("spread", "mostly-customer"),
+        default="spread",
+        help="spread: a customer's contacts each read another language (the most rendering)",
+    )
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the one-process send into FILE")
+    args = parser.parse_args()
+
+    from notifications.mail_sink import free_port
+
+    port = free_port()
+    os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{port}"
+    sys.path.insert(0, str(REPO / "bench"))
+    from _throwaway import throwaway_database
+
+    lost = False
+    with throwaway_database() as vendor:
+        from django.conf import settings
+        from django.db.models import Count
+        from django.utils import timezone
+
+        from notifications.models import Clock, Delivery
+        from notifications.sender import _message, deliveries_send_due
+        from notifications.services import notice_approve, notice_draft
+
+        print(
+            f"Database: {vendor}; {os.cpu_count()} CPUs; {args.customers:,} customers, "
+            f"{args.contacts:,} contacts, languages: {args.languages}"
+        )
+        started = time.perf_counter()
+        incident, manager = build_incident(args.customers, args.contacts, args.languages)
+        setup_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        notice = notice_approve(
+            notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager
+        )
+        approve_seconds = time.perf_counter() - started
+        deliveries = Delivery.objects.filter(notice=notice)
+        total = deliveries.count()
+        languages = dict(deliveries.values_list("language").annotate(n=Count("id")).order_by("language"))
+
+        with Sink(port) as sink:
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            started = time.perf_counter()
+            report = deliveries_send_due()
+            send_seconds = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+            received = sink.stop()
+        sent_ok = deliveries.filter(status="sent").count()
+        lost |= sent_ok != total or received["recipients"] != total
+        incident.refresh_from_db()
+
+        # The baseline: the same messages, rendered and built before the clock starts.
+        started = time.perf_counter()
+        messages = [
+            (d.address, _message(d, None).message(policy=email.policy.SMTP).as_bytes())
+            for d in deliveries.order_by("id")
+        ]
+        build_seconds = time.perf_counter() - started
+        from_address = settings.DEFAULT_FROM_EMAIL
+        with Sink(port) as sink:
+            started = time.perf_counter()
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+                for address, data in messages:
+                    smtp.sendmail(from_address, [address], data)
+            baseline_seconds = time.perf_counter() - started
+            baseline_received = sink.stop()
+
+        workers_result = None
+        if args.workers and vendor == "postgresql":
+            deliveries.update(
+                status="pending",
+                attempts=0,
+                sent_at=None,
+                claim_token="",
+                claimed_until=None,
+                next_attempt_at=timezone.now(),
+                last_error="",
+            )
+            Clock.objects.filter(incident=incident).update(met_at=None)
+            with Sink(port) as sink:
+                processes = [
+                    subprocess.Popen(
+                        [sys.executable, __file__, "--send-worker"],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        env=os.environ.copy(),
+                    )
+                    for _ in range(args.workers)
+                ]
+                try:
+                    for process in processes:
+                        if process.stdout.readline().strip() != "ready":
+                            raise RuntimeError("A send worker did not start.")
+                    started = time.perf_counter()
+                    for process in processes:
+                        process.stdin.write("go\n")
+                        process.stdin.flush()
+                    reports = [
+                        json.loads(process.communicate(timeout=600)[0].strip().splitlines()[-1])
+                        for process in processes
+                    ]
+                    workers_seconds = time.perf_counter() - started
+                finally:
+                    for process in processes:
+                        if process.poll() is None:
+                            process.kill()
+                            process.wait()
+                workers_received = sink.stop()
+            workers_sent = deliveries.filter(status="sent").count()
+            lost |= workers_sent != total or workers_received["recipients"] != total
+            workers_result = (workers_seconds, reports, workers_received, workers_sent)
+
+    print(f"Setup (bulk customers and contacts, declare through the services): {setup_seconds:.1f} s")
+    print(f"Deliveries: {total:,} by language {languages}")
+    print(f"Approval (snapshot, rendering, {total:,} delivery rows): {approve_seconds:.2f} s")
+    print(
+        f"Send, one process: {send_seconds:.2f} s, {report.sent / send_seconds:,.0f} notices/s "
+        f"(sent {report.sent:,}, retried {report.retried}, failed {report.failed}; sink received "
+        f"{received['received']:,} for {received['recipients']:,} addresses); incident now {incident.state}"
+    )
+    print(f"Approval + send: {approve_seconds + send_seconds:.1f} s for {total:,} notices")
+    print(
+        f"Baseline, plain smtplib loop, one connection: {baseline_seconds:.2f} s, "
+        f"{len(messages) / baseline_seconds:,.0f} messages/s (sink received {baseline_received['received']:,})"
+    )
+    print(
+        f"Building those {len(messages):,} MIME messages (Django EmailMultiAlternatives, as the sender "
+        f"does; not in the baseline's time): {build_seconds:.2f} s"
+    )
+    print(f"Ratio (baseline time / outbox send time): {baseline_seconds / send_seconds:.2f} (target >= 0.5)")
+    if workers_result is not None:
+        seconds, reports, workers_received, workers_sent = workers_result
+        print(
+            f"Send, {len(reports)} worker processes: {seconds:.2f} s, {workers_sent / seconds:,.0f} notices/s "
+            f"(per worker sent {[r['sent'] for r in reports]}; sink received {workers_received['received']:,} "
+            f"for {workers_received['recipients']:,} addresses); ratio to baseline {baseline_seconds / seconds:.2f}"
+        )
+    if lost:
+        print("LOST DELIVERIES: not every notice reached the sink.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--sink":
+        run_sink(int(sys.argv[2]))
+    elif sys.argv[1:] == ["--send-worker"]:
+        run_send_worker()
+    else:
+        sys.exit(main())
