@@ -155,3 +155,40 @@ def test_the_command_runs_one_pass(clock, capsys):
     call_command("check_deadlines")
 
     assert "escalations" in capsys.readouterr().out
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_scanners_at_once_record_and_send_each_escalation_once(
+    declare_for, multilingual_customers, settings, manager
+):
+    """Two beat processes (or a beat and ``check_deadlines``) scanning the same instant: the
+    unique constraint lets one record each escalation, and only the recorder emails it."""
+    import threading
+
+    from django.db import connection
+
+    settings.NOTICE_AUTO_SEND_LEAD_HOURS = 0
+    incident = declare_for(multilingual_customers)
+    mail.outbox.clear()
+    instant = incident.clocks.first().due_at - timedelta(hours=12)
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def scan():
+        try:
+            barrier.wait()
+            reports.append(deadlines_scan(now=instant))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert Escalation.objects.count() == 3 * 3  # 48h, 24h and 12h for each of the 3 clocks
+    assert sum(report.escalations for report in reports) == 9
+    assert len([m for m in mail.outbox if "12 hours left" in m.subject]) == 3
+    assert not [m for m in mail.outbox if "48 hours left" in m.subject or "24 hours left" in m.subject]
