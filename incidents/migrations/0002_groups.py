@@ -3,8 +3,9 @@
 responder does, plus declare, approve and send notices, withhold details, close) and ``auditor``
 (read everything, change nothing)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from incidents.roles import create_all_permissions
 
 DOMAIN_APPS = ("incidents", "postmortems")
 
@@ -48,11 +49,7 @@ INCIDENT_MANAGER_EXTRA = {"incidents": ["declare_incident", "close_incident"]}
 
 
 def create_groups(apps, schema_editor):
-    # Permissions are normally created after all migrations; create them now so groups get them.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
+    create_all_permissions(apps)
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
 

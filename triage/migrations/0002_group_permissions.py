@@ -2,8 +2,9 @@
 managers record assessments and work response tasks, and read stakeholder groups, alerts and
 playbooks; auditors read everything."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from incidents.roles import grant_app_permissions, revoke_app_permissions
 
 READ = [
     "view_assessment",
@@ -17,31 +18,11 @@ HANDLER = READ + ["add_assessment", "change_assessment", "add_responsetask", "ch
 
 
 def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for group_name, codenames in (
-        ("responder", HANDLER),
-        ("incident_manager", HANDLER),
-        ("auditor", READ),
-    ):
-        permissions = list(
-            Permission.objects.filter(content_type__app_label="triage", codename__in=codenames)
-        )
-        if len(permissions) != len(codenames):
-            raise RuntimeError(f"Expected {len(codenames)} triage permissions for {group_name}.")
-        Group.objects.get(name=group_name).permissions.add(*permissions)
+    grant_app_permissions(apps, "triage", {"responder": HANDLER, "incident_manager": HANDLER, "auditor": READ})
 
 
 def revoke(apps, schema_editor):
-    Permission = apps.get_model("auth", "Permission")
-    for group in apps.get_model("auth", "Group").objects.filter(
-        name__in=["responder", "incident_manager", "auditor"]
-    ):
-        group.permissions.remove(*Permission.objects.filter(content_type__app_label="triage"))
+    revoke_app_permissions(apps, "triage")
 
 
 class Migration(migrations.Migration):
