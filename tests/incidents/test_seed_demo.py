@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from incidents.models import Contact, Customer, Incident
+from incidents.models import Contact, Customer, Incident, Product
 
 DEMO_GROUPS = {"responder": "responder", "manager": "incident_manager", "auditor": "auditor"}
 
@@ -84,6 +84,7 @@ def test_a_second_run_prints_the_same_logins_and_creates_nothing(db, var_dir):
         Incident.objects.count(),
     )
     assert "Users: 0 created." in second
+    assert "Products: 0 created." in second
     assert "0 imported, 32 already present, 0 failed" in second
     user = get_user_model().objects.get(username="responder")
     assert user.check_password(printed_logins(first)["responder"])
@@ -95,6 +96,8 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
     assert set(Contact.objects.values_list("language", flat=True)) == {"en", "de", "fr", "es", "ja"}
     assert set(Contact.objects.values_list("role", flat=True)) == {"administrative"}
     assert Customer.objects.count() == 5
+    assert "Products: 3 created." in output
+    assert Product.objects.count() == 3
     assert Incident.objects.filter(state="detected", external_reference__isnull=False).count() == 32
     assert "32 imported, 0 already present, 0 failed" in output
 

@@ -33,6 +33,7 @@ from incidents.management.commands.import_customers import (
     upsert_customer_rows,
     validate_customer_rows,
 )
+from incidents.models import Product
 from incidents.veris import import_veris_files, veris_files
 
 VCDB_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "vcdb"
@@ -159,6 +160,14 @@ def write_credentials(path: Path, logins: dict[str, str]) -> None:
     os.replace(temporary, path)
 
 
+#: Products, services and applications a breach can involve (chosen in "Edit facts").
+DEMO_PRODUCTS = (
+    ("Support Portal", "Where customers open support cases and upload files."),
+    ("Remote Support Tool", "Screen sharing and remote sessions with customer systems."),
+    ("Consulting Workspace", "Project file shares used by consultants."),
+)
+
+
 class Command(BaseCommand):
     help = (
         "Seed a demo: one user per group with generated passwords (kept in "
@@ -192,6 +201,10 @@ class Command(BaseCommand):
             if problems:  # A mistake in DEMO_CUSTOMERS, not in the user's input.
                 raise CommandError("Demo customers are invalid: " + "; ".join(problems))
             customers, contacts = upsert_customer_rows(rows)
+            products = sum(
+                Product.objects.get_or_create(name=name, defaults={"description": description})[1]
+                for name, description in DEMO_PRODUCTS
+            )
 
         try:
             files = veris_files([VCDB_SAMPLE_DIR])
@@ -206,7 +219,7 @@ class Command(BaseCommand):
             password = logins.get(user.username, "(unchanged: not in the credentials file)")
             self.stdout.write(f"  {user.username:<10} {password}  (group {user.group})")
         self.stdout.write(f"Users: {users_created} created.")
-        self.stdout.write(f"Customers: {customers}. Contacts: {contacts}.")
+        self.stdout.write(f"Customers: {customers}. Contacts: {contacts}. Products: {products} created.")
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")
