@@ -10,7 +10,7 @@ Errors: ``ActionForbidden`` (the role may not, 403), ``TransitionNotAvailable`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -504,8 +504,3 @@ def affected_customer_remove(*, incident: Incident, customer: Customer, actor: A
             verb="affected_customer_removed",
             data={"customer": customer.account_reference},
         )
-
-
-def products_by_name(names: Iterable[str]) -> list[Product]:
-    """The products with these names, created if new (used by intake that names products)."""
-    return [Product.objects.get_or_create(name=name.strip())[0] for name in names if name.strip()]

@@ -13,12 +13,6 @@ class KeysetPagination(CursorPagination):
     max_page_size = 200
 
 
-class IdKeysetPagination(KeysetPagination):
-    """Keyset pagination by ``id`` for models without ``created_at``."""
-
-    ordering = ("id",)
-
-
 class AddedAtKeysetPagination(KeysetPagination):
     """Keyset pagination by ``added_at`` then ``id``, oldest first (an incident's affected
     customers, in the order they were recorded)."""
