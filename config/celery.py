@@ -27,6 +27,11 @@ app.conf.beat_schedule = {
         "task": "incidents.tasks.record_worker_heartbeat",
         "schedule": 30.0,
     },
+    "refresh-metrics": {
+        "task": "dashboard.tasks.refresh_metrics",
+        "schedule": 60.0 * int(os.environ.get("METRICS_REFRESH_MINUTES", "5")),
+        "options": {"expires": 240},
+    },
     "verify-audit-trail": {
         "task": "incidents.tasks.verify_audit_trail",
         "schedule": crontab(minute=17),

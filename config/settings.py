@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("BREACHDESK_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -50,10 +51,14 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "django_htmx",
     "incidents",
     "triage",
     "notifications",
     "postmortems",
+    # The response team's pages across the apps (the due-next board, metrics, customers): it
+    # reads every app below it and none of them imports it.
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +72,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django's own Content-Security-Policy header (SECURE_CSP below) on every response.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # request.htmx: views answer htmx's partial requests (the board's live rows) with fragments.
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,7 +123,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "incidents:incident_list"
+LOGIN_REDIRECT_URL = "dashboard:board"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
@@ -131,6 +140,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+# Instants formatted by Django itself (the admin, the auditors' site) carry their zone.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
@@ -148,6 +159,22 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content Security Policy (Django 6's built-in middleware): scripts and styles only from our own
+# static files, never inline; no plugins, no framing, forms post only to us. The notice preview's
+# sandboxed frame (srcdoc) inherits this policy, so an email's markup can run nothing there.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-src": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 
 # Email (Django 6.1 MAILERS). Default: the local SMTP sink that scripts/run starts
 # (manage.py run_mail_sink, messages stored under var/mail/). EMAIL_URL
@@ -266,3 +293,9 @@ NOTICE_CONTACT_POINT = env.str(
 NOTICE_SEND_CHUNK_SIZE = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
 NOTICE_CLAIM_SECONDS = env.int("NOTICE_CLAIM_SECONDS", default=300)
 NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+
+# The response metrics (dashboard.models.MonthlyMetric) are recomputed by beat this often, for the
+# months that changed; the metrics page says when.
+METRICS_REFRESH_MINUTES = env.int("METRICS_REFRESH_MINUTES", default=5)
+if METRICS_REFRESH_MINUTES < 1:
+    raise ImproperlyConfigured("METRICS_REFRESH_MINUTES must be at least 1.")

@@ -385,3 +385,14 @@ TRANSITION_FORMS: dict[str, type[TransitionForm]] = {
     "begin_post_mortem": BeginPostMortemForm,
     "close": CloseForm,
 }
+
+
+class NoteForm(forms.Form):
+    """A note on the incident's timeline (``services.note_add``)."""
+
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=20_000, label="Note")
+    occurred_at = ZonedDateTimeField(
+        required=False,
+        label="When it happened",
+        help_text="If you know; leave empty otherwise. The note also records when you wrote it.",
+    )

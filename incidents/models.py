@@ -132,6 +132,16 @@ class IncidentState(models.TextChoices):
     CUSTOMER_EVENT = "customer_event", "Customer-driven event"
 
 
+#: States in which an incident is still being worked on (the due-next board lists these).
+OPEN_STATES: tuple[str, ...] = (
+    IncidentState.DETECTED,
+    IncidentState.TRIAGED,
+    IncidentState.DECLARED,
+    IncidentState.NOTIFIED,
+    IncidentState.POST_MORTEM,
+)
+
+
 #: Transition name -> permission codename (app label ``incidents``) that allows it.
 TRANSITION_PERMISSIONS: dict[str, str] = {
     "triage": "incidents.triage_incident",
@@ -280,6 +290,15 @@ class Incident(ConcurrentTransitionMixin, models.Model):
             # The incident list: newest first, keyset-paginated.
             models.Index(fields=["-created_at", "-id"], name="incidents_incident_recent"),
             models.Index(fields=["state", "-created_at"], name="incidents_incident_state"),
+            # The due-next board's incidents without a running clock, newest first: only open
+            # incidents, so the index stays small however many were ever closed.
+            models.Index(
+                fields=["-created_at", "-id"],
+                name="incidents_incident_open_recent",
+                condition=Q(state__in=OPEN_STATES),
+            ),
+            # The metrics' refresh: which incidents changed since it last ran.
+            models.Index(fields=["updated_at"], name="incidents_incident_updated"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -404,6 +423,32 @@ class AffectedCustomer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} in {self.incident.reference}"
+
+
+class Note(models.Model):
+    """A responder's or incident manager's note on an incident: what was found, said or done.
+
+    ``created_at`` is when we recorded it (UTC); ``occurred_at`` is when the thing it describes
+    happened, if the author knows (UTC; ``None``: not stated), so the timeline can tell when
+    something happened from when we learned it. Notes are never edited or deleted: adding one
+    is an audit event (``note_added``), and a correction is a new note.
+    """
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_username = models.CharField(max_length=150)
+    text = models.TextField()
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When it happened, if known.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["incident_id", "created_at", "id"]
+        indexes = [models.Index(fields=["incident", "created_at"], name="incidents_note_timeline")]
+
+    def __str__(self) -> str:
+        return f"Note by {self.author_username} on {self.incident_id}"
 
 
 class AuditEvent(models.Model):

@@ -25,9 +25,11 @@ from incidents.lifecycle import missing_for
 from incidents.models import (
     TRANSITION_PERMISSIONS,
     AffectedCustomer,
+    Contact,
     Customer,
     Incident,
     IncidentState,
+    Note,
     Product,
 )
 
@@ -504,3 +506,105 @@ def affected_customer_remove(*, incident: Incident, customer: Customer, actor: A
             verb="affected_customer_removed",
             data={"customer": customer.account_reference},
         )
+
+
+# --- Notes --------------------------------------------------------------------------------
+
+
+def note_add(*, incident: Incident, actor: Any, text: str, occurred_at: datetime | None = None) -> Note:
+    """Add a note to ``incident``'s timeline and return it.
+
+    ``text``: what was found, said or done (blank: ``ValidationError``). ``occurred_at``: when it
+    happened, if known (aware; not in the future beyond clock skew); the note's ``created_at``
+    records when we learned it. Allowed in every state, closed included (an auditor's question
+    answered later is still part of the record). Raises ``ActionForbidden`` without
+    ``incidents.add_note``. Writes the note and a ``note_added`` audit event in one transaction.
+    """
+    _require(actor, "incidents.add_note")
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "A note needs some text."})
+    if occurred_at is not None and occurred_at > timezone.now() + CLOCK_SKEW:
+        raise ValidationError({"occurred_at": "This cannot be in the future."})
+    with transaction.atomic():
+        locked = _locked(incident)
+        note = Note.objects.create(
+            incident=locked,
+            author=actor,
+            author_username=actor.get_username(),
+            text=text,
+            occurred_at=occurred_at,
+        )
+        audit_append(
+            incident=locked,
+            actor=actor,
+            verb="note_added",
+            data={"note": note.pk, "occurred_at": _audit_value(occurred_at), "text": text},
+            at=note.created_at,
+        )
+    return note
+
+
+# --- Customers and contacts ---------------------------------------------------------------
+# Reference data, not incident facts: changes are recorded in Django's admin log (LogEntry, the
+# history /admin/ shows for a row), not in an incident's audit chain.
+
+
+def _log_change(actor: Any, row: models.Model, flag: int, message: str) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    LogEntry.objects.log_actions(
+        user_id=actor.pk, queryset=[row], action_flag=flag, change_message=message, single_object=True
+    )
+
+
+def customer_save(*, actor: Any, customer: Customer, changed: list[str] | None = None) -> Customer:
+    """Create ``customer`` (unsaved) or save the ``changed`` fields of a stored one; return it.
+
+    Validates the whole row (``full_clean``: a duplicate account reference or a window outside 1
+    to 72 hours is a ``ValidationError``). Needs ``incidents.add_customer`` to create and
+    ``incidents.change_customer`` to change (``ActionForbidden``). Logged in the admin history.
+    """
+    from django.contrib.admin.models import ADDITION, CHANGE
+
+    creating = customer.pk is None
+    _require(actor, "incidents.add_customer" if creating else "incidents.change_customer")
+    customer.full_clean()
+    with transaction.atomic():
+        customer.save()
+        _log_change(
+            actor,
+            customer,
+            ADDITION if creating else CHANGE,
+            "Created." if creating else f"Changed {', '.join(changed or []) or 'nothing'}.",
+        )
+    return customer
+
+
+def contact_save(*, actor: Any, contact: Contact, changed: list[str] | None = None) -> Contact:
+    """Create ``contact`` (unsaved) or save the ``changed`` fields of a stored one; return it.
+
+    An email already used by another contact of the same customer (any case) is a
+    ``ValidationError`` on ``email``. Needs ``incidents.add_contact`` / ``incidents.change_contact``
+    (``ActionForbidden``). Deactivating is ``changed=["is_active"]`` with ``is_active`` false: the
+    contact stays on record (past deliveries name it) but gets no further notice.
+    """
+    from django.contrib.admin.models import ADDITION, CHANGE
+
+    creating = contact.pk is None
+    _require(actor, "incidents.add_contact" if creating else "incidents.change_contact")
+    contact.full_clean()
+    clash = Contact.objects.filter(customer_id=contact.customer_id, email__iexact=contact.email)
+    if contact.pk is not None:
+        clash = clash.exclude(pk=contact.pk)
+    if clash.exists():
+        raise ValidationError({"email": "This customer already has a contact with this email address."})
+    with transaction.atomic():
+        contact.save()
+        _log_change(
+            actor,
+            contact,
+            ADDITION if creating else CHANGE,
+            "Created." if creating else f"Changed {', '.join(changed or []) or 'nothing'}.",
+        )
+    return contact

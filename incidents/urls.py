@@ -15,6 +15,7 @@ urlpatterns = [
         views.incident_transition,
         name="incident_transition",
     ),
+    path("<int:pk>/notes/", views.note_add, name="note_add"),
     path(
         "<int:pk>/affected-customers/",
         views.affected_customer_add,

@@ -20,15 +20,19 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_fsm import can_proceed
 
 from incidents import services
+from incidents.completeness import breach_fields
 from incidents.exceptions import GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.forms import (
     TRANSITION_FORMS,
@@ -36,6 +40,7 @@ from incidents.forms import (
     IncidentCreateForm,
     IncidentEditForm,
     IncidentFilter,
+    NoteForm,
     TransitionForm,
     describe_missing,
 )
@@ -46,6 +51,7 @@ from incidents.models import (
     DataCategory,
     Incident,
     IncidentState,
+    Note,
     WorkerHeartbeat,
 )
 from incidents.templatetags.breachdesk import display_zone
@@ -140,7 +146,16 @@ def incident_list(request: HttpRequest) -> HttpResponse:
         except ValueError:
             context["error"] = "That page link is not valid; start again from the newest incidents."
             return render(request, "incidents/incident_list.html", context, status=400)
-        incidents = incidents.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+        # A row-value comparison, which PostgreSQL uses as an index condition on
+        # incidents_incident_recent (``a < x OR (a = x AND b < y)`` it can only filter).
+        table = Incident._meta.db_table
+        incidents = incidents.filter(
+            RawSQL(  # noqa: S611 - the table name is the model's; the values are parameters
+                f'("{table}"."created_at", "{table}"."id") < (%s, %s)',
+                (connection.ops.adapt_datetimefield_value(created_at), pk),
+                output_field=BooleanField(),
+            )
+        )
     page = list(incidents[: PAGE_SIZE + 1])
     if len(page) > PAGE_SIZE:
         page = page[:PAGE_SIZE]
@@ -243,8 +258,35 @@ def _transition_panels(
             for fact in missing_for(incident, name)
             if form.field_for_fact(fact) is None
         ]
-        panels.append({"name": name, "form": form, "missing": missing})
+        panels.append(
+            {
+                "name": name,
+                "form": form,
+                "missing": missing,
+                "confirm": IRREVERSIBLE.get(name, ""),
+                "open": name in bound,
+            }
+        )
     return panels
+
+
+#: Transitions that cannot be undone: their button asks for confirmation first.
+IRREVERSIBLE = {
+    "declare": "Declare a personal data breach? This starts every affected customer's notification clock and cannot be undone.",
+    "rule_out_of_scope": "Rule this incident out of scope? It is then closed and cannot be reopened.",
+    "classify_as_customer_event": "Classify this as a customer-driven event? It is then closed and cannot be reopened.",
+    "close": "Close this incident? A closed incident cannot be reopened.",
+}
+
+
+def _timeline(audit_events: list[Any], notes: list[Note]) -> list[dict[str, Any]]:
+    """Audit events and notes in one list, in the order they were recorded (UTC). A note's
+    ``occurred_at`` (when the thing happened) is shown beside when it was recorded, never used
+    to reorder: the timeline is what we knew when."""
+    entries = [{"kind": "event", "at": event.occurred_at, "event": event} for event in audit_events]
+    entries += [{"kind": "note", "at": note.created_at, "note": note} for note in notes]
+    entries.sort(key=lambda entry: (entry["at"], entry["kind"] == "event"))
+    return entries
 
 
 #: How many customers the incident page offers as suggestions when adding an affected one.
@@ -258,21 +300,31 @@ def _render_detail(
     status: int = 200,
     bound: dict[str, TransitionForm] | None = None,
     affected_form: AffectedCustomerAddForm | None = None,
+    note_form: NoteForm | None = None,
 ) -> HttpResponse:
     """The incident page, optionally with a form that failed (bound, showing its errors)."""
     user = request.user
     is_final = incident.state in services.FINAL_STATES
     categories = dict(DataCategory.choices)
+    products = list(incident.products.all())
+    audit_events = list(incident.audit_events.order_by("sequence"))
+    notes = list(incident.notes.order_by("created_at", "id")) if user.has_perm("incidents.view_note") else []
+    fields = breach_fields(incident, has_products=bool(products))
     context = {
         "incident": incident,
-        "products": list(incident.products.all()),
+        "products": products,
+        "breach_fields": fields,
+        "known_fields": sum(field.known for field in fields),
+        "timeline": _timeline(audit_events, notes),
+        "can_add_note": user.has_perm("incidents.add_note"),
+        "note_form": note_form or NoteForm(prefix="note"),
         "data_categories": [categories.get(value, value) for value in incident.data_categories or []],
         "affected_customers": list(
             incident.affected_customers.select_related("customer", "added_by").order_by(
                 "customer__name", "id"
             )
         ),
-        "audit_events": list(incident.audit_events.order_by("sequence")),
+        "audit_events": audit_events,
         "post_mortem": getattr(incident, "post_mortem", None),
         "transitions": _transition_panels(request, incident, bound or {}),
         "can_edit": user.has_perm("incidents.change_incident") and not is_final,
@@ -383,3 +435,29 @@ def affected_customer_remove(request: HttpRequest, pk: int, customer_pk: int) ->
         return _render_detail(request, incident, status=409)
     messages.success(request, f"{customer} is no longer recorded as affected.")
     return redirect("incidents:incident_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a note to the incident's timeline (``services.note_add``); ``occurred_at`` is read in
+    ``settings.DISPLAY_TIME_ZONE``. Needs ``incidents.add_note`` (403); a blank note or a time in
+    the future: the page with the form's error (400), nothing stored."""
+    incident = _get_incident_for_user(request, pk)
+    if not request.user.has_perm("incidents.add_note"):
+        raise PermissionDenied("Your role may read this incident's notes but not add one.")
+    form = NoteForm(request.POST, prefix="note")
+    if form.is_valid():
+        try:
+            services.note_add(
+                incident=incident,
+                actor=request.user,
+                text=form.cleaned_data["text"],
+                occurred_at=form.cleaned_data["occurred_at"],
+            )
+        except ValidationError as error:
+            _add_validation_errors(form, error)
+        else:
+            messages.success(request, "Note added to the timeline.")
+            return redirect(reverse("incidents:incident_detail", args=[pk]) + "#timeline")
+    return _render_detail(request, incident, status=400, note_form=form)

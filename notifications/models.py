@@ -79,6 +79,13 @@ class Clock(models.Model):
                 name="notifications_clock_open_due",
                 condition=Q(met_at__isnull=True, waived_at__isnull=True),
             ),
+            # The due-next board: is this open clock its incident's first? (an index probe per
+            # row, so the board walks open clocks in due order without grouping them all).
+            models.Index(
+                fields=["incident", "due_at", "id"],
+                name="notifications_clock_open_inc",
+                condition=Q(met_at__isnull=True, waived_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

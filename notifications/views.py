@@ -31,6 +31,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
 
 from incidents.exceptions import LifecycleConflict
@@ -572,6 +574,12 @@ def _notice_of(incident: Incident, number: int) -> Notice:
     return get_object_or_404(Notice, incident=incident, number=number)
 
 
+# The preview's sandboxed frame (srcdoc) inherits the page's content security policy; an email's
+# layout is in style attributes, so this page alone allows inline styles (never scripts).
+_PREVIEW_POLICY = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+
+
+@csp_override(_PREVIEW_POLICY)
 @login_required
 def notice_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """One notice: the message as customers get it in ``?language=`` (en, de, fr, es, ja;

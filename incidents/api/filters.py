@@ -17,9 +17,13 @@ class IncidentFilter(django_filters.FilterSet):
     """``GET /api/incidents/``: ``?state=``, ``?severity=``, ``?detection_source=`` (each may be
     repeated: any of the values), ``?is_drill=true|false``."""
 
-    state = django_filters.MultipleChoiceFilter(choices=IncidentState.choices)
-    severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
-    detection_source = django_filters.MultipleChoiceFilter(choices=Incident.DetectionSource.choices)
+    # distinct=False: a filter on the incident's own column cannot duplicate rows, and the DISTINCT
+    # that django-filter adds by default makes PostgreSQL sort every matching row before the limit.
+    state = django_filters.MultipleChoiceFilter(choices=IncidentState.choices, distinct=False)
+    severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices, distinct=False)
+    detection_source = django_filters.MultipleChoiceFilter(
+        choices=Incident.DetectionSource.choices, distinct=False
+    )
     is_drill = django_filters.BooleanFilter()
 
     class Meta:

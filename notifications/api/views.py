@@ -24,13 +24,16 @@ from typing import Any
 
 import django_filters
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.filters import OrderingFilter
 from rest_framework.generics import GenericAPIView, get_object_or_404
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -150,9 +153,67 @@ class IncidentClockViewSet(IncidentScopedMixin, mixins.ListModelMixin, viewsets.
 _CLOCK_WRITE = {200: ClockSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR}
 
 
-class ClockViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """One notification clock and its writes (incident managers: ``change_clock``).
+class ClockFilter(django_filters.FilterSet):
+    """``GET /api/clocks/``: ``?status=`` (repeatable: any of ``open`` (running, not yet due),
+    ``overdue`` (running, past due), ``met``, ``met_late``, ``waived``), ``?incident=<id>``,
+    ``?customer=<id>``, ``?kind=``. Status is judged at the request's instant, with the same
+    rule as ``Clock.status_at``; ``open`` and ``overdue`` read the partial index of open clocks."""
 
+    status = django_filters.MultipleChoiceFilter(
+        choices=Clock.Status.choices, method="filter_status", distinct=False
+    )
+    incident = django_filters.NumberFilter(field_name="incident_id")
+    customer = django_filters.NumberFilter(field_name="customer_id")
+
+    class Meta:
+        model = Clock
+        fields = ["status", "incident", "customer", "kind"]
+
+    def filter_status(self, queryset: QuerySet[Clock], name: str, values: list[str]) -> QuerySet[Clock]:
+        if not values:
+            return queryset
+        now = timezone.now()
+        running = Q(met_at__isnull=True, waived_at__isnull=True)
+        conditions = {
+            Clock.Status.OPEN: running & Q(due_at__gte=now),
+            Clock.Status.OVERDUE: running & Q(due_at__lt=now),
+            Clock.Status.MET: Q(met_at__isnull=False, met_at__lte=F("due_at")),
+            Clock.Status.MET_LATE: Q(met_at__isnull=False, met_at__gt=F("due_at")),
+            Clock.Status.WAIVED: Q(met_at__isnull=True, waived_at__isnull=False),
+        }
+        combined = Q()
+        for value in values:
+            combined |= conditions[value]
+        return queryset.filter(combined)
+
+
+class ClockListPagination(KeysetPagination):
+    """Clocks across incidents: by ``due_at`` then ``id`` (``?ordering=-due_at`` for latest
+    first), keyset-paginated."""
+
+    ordering = ("due_at", "id")
+
+
+class DueOrdering(OrderingFilter):
+    """``?ordering=due_at`` (default) or ``-due_at``; ties by id in the same direction."""
+
+    ordering_fields = ["due_at"]
+
+    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> list[str]:
+        ordering = super().get_ordering(request, queryset, view)
+        if ordering and ordering[0] == "-due_at":
+            return ["-due_at", "-id"]
+        return ["due_at", "id"]
+
+
+class ClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Notification clocks across incidents, one clock, and its writes (incident managers:
+    ``change_clock``).
+
+    - ``GET /api/clocks/``: clocks across incidents, soonest due first (``?ordering=-due_at``
+      reverses), keyset-paginated; filters in ``ClockFilter`` (``?status=open&status=overdue``
+      is everything still running, the API's due-next board). Needs ``view_clock`` and
+      ``incidents.view_incident`` (403).
     - ``GET /api/clocks/{id}/``: the clock (``view_clock``).
     - ``POST /api/clocks/{id}/late-reason/`` ``{"reason"}``: why it was met late (GDPR Art.
       33(1)); 409 unless its status is ``met_late``.
@@ -170,11 +231,32 @@ class ClockViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ClockSerializer
     permission_classes = _PERMISSIONS
     required_permissions = {"POST": ["notifications.change_clock"]}
-    filter_backends: list[Any] = []
-    pagination_class = None
+    filterset_class = ClockFilter
+    ordering = ("due_at", "id")
+
+    @property
+    def filter_backends(self) -> list[Any]:  # type: ignore[override]
+        return [DjangoFilterBackend, DueOrdering] if self.action == "list" else []
+
+    @property
+    def pagination_class(self) -> Any:  # type: ignore[override]
+        return ClockListPagination if self.action == "list" else None
 
     def get_queryset(self) -> QuerySet[Clock]:
         return _clocks()
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+    @extend_schema(responses={200: ClockSerializer(many=True), 400: _ERROR, 403: _ERROR})
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Clocks across incidents, soonest due first (``?ordering=-due_at``: latest first),
+        keyset-paginated. Filters: ``?status=`` (repeatable), ``?incident=``, ``?customer=``,
+        ``?kind=``. 400 for an unknown status; 403 without ``view_clock`` or
+        ``incidents.view_incident``."""
+        if not request.user.has_perm("incidents.view_incident"):
+            raise PermissionDenied("Your role may not see incidents, so it may not list their clocks.")
+        return super().list(request, *args, **kwargs)
 
     def _represent(self, clock: Clock) -> dict[str, Any]:
         fresh = self.get_queryset().get(pk=clock.pk)

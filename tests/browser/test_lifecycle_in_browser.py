@@ -13,7 +13,7 @@ def _log_in(page, base_url: str, username: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base_url}/incidents/")
+    page.wait_for_url(f"{base_url}/")
 
 
 @pytest.mark.browser
@@ -32,6 +32,7 @@ def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     responder_page.get_by_role("link", name=incident.reference).click()
     expect(responder_page.get_by_role("heading", level=1)).to_contain_text(incident.title)
     responder_page.screenshot(path=str(tmp_path / "incident-detected.png"), full_page=True)
+    responder_page.locator("#step-triage > summary").click()
     triage = responder_page.locator("#transition-triage")
     triage.get_by_label("Severity").select_option("high")
     triage.get_by_label("Malicious").select_option("no")
@@ -49,12 +50,17 @@ def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     manager_page = chromium_browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     _log_in(manager_page, base_url, manager.username)
     manager_page.goto(f"{base_url}/incidents/{incident.pk}/")
+    # Declaring cannot be undone: the page asks for confirmation first.
+    questions = []
+    manager_page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    manager_page.locator("#step-declare > summary").click()
     declare = manager_page.locator("#transition-declare")
     declare.get_by_label("Nature of the breach").fill(
         "A payroll export was emailed to another customer's administrator."
     )
     declare.get_by_role("button", name="Declare a personal data breach").click()
     expect(manager_page.locator(".page-head .state")).to_have_text("Declared")
+    assert questions and "cannot be undone" in questions[0]
 
     trail = manager_page.locator("#audit-trail")
     expect(trail).to_contain_text("triage")

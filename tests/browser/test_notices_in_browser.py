@@ -22,7 +22,7 @@ def _log_in(page, base_url: str, username: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base_url}/incidents/")
+    page.wait_for_url(f"{base_url}/")
 
 
 @pytest.mark.browser

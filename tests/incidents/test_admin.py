@@ -95,6 +95,15 @@ def one_of_each(db, make_incident, customer):
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
     incident = make_incident(state="closed")
     ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add checks", status="done")
+    from django.contrib.auth.models import Group
+
+    from incidents.services import note_add
+
+    note_add(
+        incident=incident,
+        actor=Group.objects.get(name="incident_manager").user_set.first(),
+        text="Checked the mail gateway logs.",
+    )
     return incident
 
 

@@ -98,8 +98,22 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
     assert Customer.objects.count() == 5
     assert "Products: 3 created." in output
     assert Product.objects.count() == 3
-    assert Incident.objects.filter(state="detected", external_reference__isnull=False).count() == 32
+    assert Incident.objects.filter(external_reference__isnull=False).count() == 32
     assert "32 imported, 0 already present, 0 failed" in output
+    # Two of them are declared for two demo customers each, so the board shows running clocks.
+    declared = Incident.objects.filter(state="declared")
+    assert declared.count() == 2
+    assert all(incident.clocks.filter(met_at=None).count() == 2 for incident in declared)
+    assert Incident.objects.filter(state="detected").count() == 30
+    assert "Declared 2 of them" in output
+
+
+def test_it_seeds_a_superuser_for_the_admin(db, var_dir, django_user_model):
+    output = seed()
+
+    password = re.search(r"^\s+admin\s+(\S+)\s+\(superuser: /admin/\)$", output, flags=re.MULTILINE).group(1)
+    admin = django_user_model.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
 
 
 def test_it_never_resets_the_password_of_an_existing_user_it_did_not_seed(db, var_dir, django_user_model):

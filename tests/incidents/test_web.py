@@ -48,14 +48,14 @@ def test_it_renders_the_login_page(db):
     assert b"csrfmiddlewaretoken" in response.content
 
 
-def test_it_logs_in_through_the_form_and_lands_on_the_incident_list(responder):
+def test_it_logs_in_through_the_form_and_lands_on_the_board(responder):
     client = Client()
 
     response = client.post(
         reverse("login"), {"username": responder.username, "password": PASSWORD}, follow=True
     )
 
-    assert response.redirect_chain[-1][0] == reverse("incidents:incident_list")
+    assert response.redirect_chain[-1][0] == reverse("dashboard:board")
     assert response.context["user"] == responder
 
 

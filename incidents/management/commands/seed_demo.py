@@ -56,6 +56,8 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("responder", "responder", "Rita", "Responder"),
     DemoUser("manager", "incident_manager", "Max", "Manager"),
     DemoUser("auditor", "auditor", "Aude", "Auditor"),
+    # A superuser, so the embedded run can set stakeholder alert addresses in /admin/.
+    DemoUser("admin", "", "Ada", "Admin"),
 )
 
 #: Demo customers, one administrative contact each, in the columns of ``import_customers``.
@@ -217,17 +219,63 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo logins (kept in {path}):")
         for user in DEMO_USERS:
             password = logins.get(user.username, "(unchanged: not in the credentials file)")
-            self.stdout.write(f"  {user.username:<10} {password}  (group {user.group})")
+            role = f"group {user.group}" if user.group else "superuser: /admin/"
+            self.stdout.write(f"  {user.username:<10} {password}  ({role})")
         self.stdout.write(f"Users: {users_created} created.")
         self.stdout.write(f"Customers: {customers}. Contacts: {contacts}. Products: {products} created.")
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
+        declared = self._declare_demo_breaches()
+        if declared:
+            self.stdout.write(f"Declared {declared} of them, so the board shows running deadlines.")
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")
+
+    def _declare_demo_breaches(self) -> int:
+        """Triage and declare two imported incidents for two demo customers each (through the
+        real services), once: the board then shows running clocks. Returns how many were
+        declared now (0 when a declared incident already exists)."""
+        from incidents import services
+        from incidents.models import Customer, Incident, IncidentState
+
+        if Incident.objects.exclude(declared_at=None).exists():
+            return 0
+        user_model = get_user_model()
+        responder = user_model.objects.filter(username="responder").first()
+        manager = user_model.objects.filter(username="manager").first()
+        customers = list(
+            Customer.objects.filter(account_reference__startswith="DEMO-").order_by("account_reference")
+        )
+        candidates = list(Incident.objects.filter(state=IncidentState.DETECTED).order_by("id")[:2])
+        if responder is None or manager is None or len(customers) < 4 or len(candidates) < 2:
+            return 0
+        plans = [
+            (candidates[0], "high", customers[:2], "Personal data was disclosed to an unauthorised party."),
+            (candidates[1], "medium", customers[2:4], "A device holding customer data was lost."),
+        ]
+        for incident, severity, affected, nature in plans:
+            incident = services.incident_triage(
+                incident=incident, actor=responder, severity=severity, malicious="unknown"
+            )
+            for customer in affected:
+                services.affected_customer_add(incident=incident, customer=customer, actor=responder)
+            services.incident_declare(incident=incident, actor=manager, nature_of_breach=nature)
+        return len(plans)
 
     def _seed_users(self, logins: dict[str, str]) -> int:
         user_model = get_user_model()
         created = 0
         for demo in DEMO_USERS:
+            if not demo.group:
+                if not user_model.objects.filter(username=demo.username).exists():
+                    user_model.objects.create_superuser(
+                        username=demo.username,
+                        email=demo.email,
+                        password=logins[demo.username],
+                        first_name=demo.first_name,
+                        last_name=demo.last_name,
+                    )
+                    created += 1
+                continue
             try:
                 group = Group.objects.get(name=demo.group)
             except Group.DoesNotExist:
