@@ -8,6 +8,7 @@ from notifications import views
 app_name = "notifications"
 urlpatterns = [
     path("notification/", views.incident_notification, name="incident_notification"),
+    path("clocks/<int:clock_pk>/manage/", views.clock_manage, name="clock_manage"),
     path("clocks/<int:clock_pk>/late-reason/", views.clock_late_reason, name="clock_late_reason"),
     path("clocks/<int:clock_pk>/waive/", views.clock_waive, name="clock_waive"),
     path("clocks/<int:clock_pk>/restart/", views.clock_restart, name="clock_restart"),

@@ -112,6 +112,9 @@ class ClockRow:
     late_reason_form: Form | None
     waive_form: Form | None
     restart_form: Form | None
+    #: The waive and restart forms of an open clock are fetched when opened (``clock_manage``,
+    #: htmx): rendering two forms for each of many customers made the incident page slow.
+    manage_later: bool = False
 
     @property
     def has_form_errors(self) -> bool:
@@ -121,14 +124,23 @@ class ClockRow:
         )
 
 
-def _clock_forms(row_clock: Clock, status: str, bound: dict[FormKey, Form]) -> dict[str, Form | None]:
+def _clock_forms(
+    row_clock: Clock, status: str, bound: dict[FormKey, Form], *, eager: bool = False
+) -> dict[str, Any]:
+    """The forms of one clock's row: the late-reason form on a clock met late; the waive and
+    restart forms of an open clock only when ``eager`` or one of them failed (else the row
+    fetches them when opened: ``manage_later``)."""
+
     def form(name: str, form_class: type[Form]) -> Form:
         return bound.get((name, row_clock.pk)) or form_class(prefix=f"clock{row_clock.pk}-{name}")
 
+    failed = any((name, row_clock.pk) in bound for name in ("waive", "restart"))
+    show_open_forms = row_clock.is_open and (eager or failed)
     return {
         "late_reason_form": form("late_reason", LateReasonForm) if status == Clock.Status.MET_LATE else None,
-        "waive_form": form("waive", ClockWaiveForm) if row_clock.is_open else None,
-        "restart_form": form("restart", ClockRestartForm) if row_clock.is_open else None,
+        "waive_form": form("waive", ClockWaiveForm) if show_open_forms else None,
+        "restart_form": form("restart", ClockRestartForm) if show_open_forms else None,
+        "manage_later": row_clock.is_open and not show_open_forms,
     }
 
 
@@ -166,7 +178,7 @@ def notification_panel_context(
     rows = []
     for clock in clocks:
         status = clock.status_at(now)
-        forms: dict[str, Form | None] = (
+        forms: dict[str, Any] = (
             _clock_forms(clock, status, bound)
             if can_change_clock
             else {"late_reason_form": None, "waive_form": None, "restart_form": None}
@@ -278,6 +290,22 @@ def _panel_url(incident: Incident) -> str:
 
 
 # --- Clocks -------------------------------------------------------------------------------
+
+
+@login_required
+def clock_manage(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
+    """The waive and restart forms of one open clock: the fragment the panel's "Manage the
+    deadline" row fetches when opened (htmx), or a page of its own without JavaScript. Needs
+    ``notifications.change_clock`` (403); a met or waived clock has none (409)."""
+    incident = _incident_for_write(request, pk, CLOCK_PERMISSION)
+    clock = _clock_of(incident, clock_pk)
+    if not clock.is_open:
+        messages.error(request, "This deadline is settled: it can no longer be waived or moved.")
+        return _render_notification_page(request, incident, status=409)
+    row = _clock_forms(clock, clock.status_at(), {}, eager=True)
+    context = {"incident": incident, "clock": clock, "row": row, "display_time_zone": display_zone().key}
+    template = "notifications/_clock_forms.html" if request.htmx else "notifications/clock_manage.html"
+    return render(request, template, context)
 
 
 def _clock_of(incident: Incident, clock_pk: int) -> Clock:

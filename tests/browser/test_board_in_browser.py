@@ -35,7 +35,6 @@ def _screenshots(tmp_path: Path) -> Path:
 def _realistic_board(responder, manager):
     """Real VCDB incidents: three declared for customers with deadlines overdue, in 5 h and in
     40 h, one triaged, the rest detected; metrics computed."""
-    from dashboard.metrics import metrics_refresh
     from incidents import services
     from incidents.models import Contact, Customer, Incident
     from notifications.models import Clock
@@ -49,8 +48,12 @@ def _realistic_board(responder, manager):
         ("AD-003", "Atelier Dupont SARL", "fr"),
         ("YS-004", "Yamada Shoji KK", "ja"),
     ):
-        customer = Customer.objects.create(name=name, account_reference=reference, preferred_language=language)
-        Contact.objects.create(customer=customer, name=f"Admin of {name}", email=f"admin@{reference.lower()}.example")
+        customer = Customer.objects.create(
+            name=name, account_reference=reference, preferred_language=language
+        )
+        Contact.objects.create(
+            customer=customer, name=f"Admin of {name}", email=f"admin@{reference.lower()}.example"
+        )
         customers.append(customer)
     incidents = list(Incident.objects.filter(external_reference__isnull=False).order_by("id"))
     declared = []
@@ -59,10 +62,14 @@ def _realistic_board(responder, manager):
         (incidents[1], 5, customers[2:3], "very_high"),
         (incidents[2], 40, customers[1:4], "medium"),
     ):
-        incident = services.incident_triage(incident=incident, actor=responder, severity=severity, malicious="unknown")
+        incident = services.incident_triage(
+            incident=incident, actor=responder, severity=severity, malicious="unknown"
+        )
         for customer in affected:
             services.affected_customer_add(incident=incident, customer=customer, actor=responder)
-        incident = services.incident_declare(incident=incident, actor=manager, nature_of_breach="Customer data reached an unauthorised party.")
+        incident = services.incident_declare(
+            incident=incident, actor=manager, nature_of_breach="Customer data reached an unauthorised party."
+        )
         due = timezone.now() + timedelta(hours=hours)
         Clock.objects.filter(incident=incident).update(starts_at=due - timedelta(hours=72), due_at=due)
         declared.append(incident)
@@ -76,15 +83,25 @@ def _history(make_incident):
     from notifications.models import Clock
 
     now = timezone.now()
-    scenarios = ["misdirected_communication", "unauthorised_access", "lost_or_stolen_device", "malware_or_ransomware"]
+    scenarios = [
+        "misdirected_communication",
+        "unauthorised_access",
+        "lost_or_stolen_device",
+        "malware_or_ransomware",
+    ]
     for number in range(12):
-        incident = make_incident(state="closed", title=f"Closed breach {number + 1}", scenario=scenarios[number % 4])
+        incident = make_incident(
+            state="closed", title=f"Closed breach {number + 1}", scenario=scenarios[number % 4]
+        )
         created = now - timedelta(days=15 + 14 * number)
         triaged = created + timedelta(hours=2 + number % 5)
         declared = triaged + timedelta(hours=6 + 3 * (number % 4))
         notified = declared + timedelta(hours=20 + 9 * (number % 7))
         Incident.objects.filter(pk=incident.pk).update(
-            created_at=created, triaged_at=triaged, declared_at=declared, notified_at=notified,
+            created_at=created,
+            triaged_at=triaged,
+            declared_at=declared,
+            notified_at=notified,
             severity=["low", "medium", "high", "very_high"][number % 4],
         )
         Clock.objects.filter(incident=incident).update(
@@ -109,13 +126,20 @@ def test_the_response_team_works_the_board_the_workspace_customers_and_metrics_i
     context = chromium_browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
     violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
 
     # The board is the home page: deadlines in order, overdue first, a countdown that moves.
     _log_in(page, base_url, manager.username)
     rows = page.locator("#board-rows tr.board-row")
     expect(rows.first).to_contain_text(overdue.reference)
-    assert [rows.nth(n).get_attribute("id") for n in range(3)] == [f"board-{i.pk}" for i in (overdue, soon, later)]
+    assert [rows.nth(n).get_attribute("id") for n in range(3)] == [
+        f"board-{i.pk}" for i in (overdue, soon, later)
+    ]
     expect(rows.first).to_have_attribute("data-urgency", "overdue")
     expect(rows.nth(1)).to_have_attribute("data-urgency", "critical")
     countdown = rows.nth(1).locator(".countdown")

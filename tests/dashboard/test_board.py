@@ -249,7 +249,9 @@ def test_the_api_clock_list_needs_a_role_that_sees_incidents(outsider, auditor, 
     assert Client().get("/api/clocks/").status_code in (401, 403)
 
 
-def test_the_api_clock_list_pages_in_a_fixed_number_of_queries(manager, make_incident, django_assert_num_queries):
+def test_the_api_clock_list_pages_in_a_fixed_number_of_queries(
+    manager, make_incident, django_assert_num_queries
+):
     customers = [Customer.objects.create(name=f"C{n}", account_reference=f"C-{n}") for n in range(5)]
     incident = make_incident(state="triaged")
     for customer in customers:

@@ -54,7 +54,10 @@ def test_every_page_sends_a_content_security_policy_and_has_no_inline_script(man
         response = client.get(url)
         assert response.status_code == 200, url
         policy = response["Content-Security-Policy"]
-        assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0], url
+        assert (
+            "script-src 'self'" in policy
+            and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        ), url
         assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, url
         page = response.content.decode()
         assert not INLINE_SCRIPT.search(page), (url, INLINE_SCRIPT.search(page).group(0))
@@ -96,7 +99,11 @@ def test_the_auditors_site_shows_every_time_with_its_zone(auditor, make_incident
     incident = make_incident()
 
     page = _client_for(auditor).get(reverse("audit:incidents_incident_changelist")).content.decode()
-    record = _client_for(auditor).get(reverse("audit:incidents_incident_change", args=[incident.pk])).content.decode()
+    record = (
+        _client_for(auditor)
+        .get(reverse("audit:incidents_incident_change", args=[incident.pk]))
+        .content.decode()
+    )
 
     stamp = incident.created_at.strftime("%Y-%m-%d %H:%M")
     assert re.search(re.escape(stamp) + r":\d\d UTC", page)

@@ -66,10 +66,18 @@ def test_it_creates_a_customer_and_a_contact_and_logs_both(manager):
     customer = Customer.objects.get(account_reference="DUP-7")
     added = client.post(
         reverse("dashboard:contact_new", args=[customer.pk]),
-        {"contact-name": "Claire Dupont", "contact-email": "claire@dupont.example", "contact-role": "administrative", "contact-language": "", "contact-is_active": "on"},
+        {
+            "contact-name": "Claire Dupont",
+            "contact-email": "claire@dupont.example",
+            "contact-role": "administrative",
+            "contact-language": "",
+            "contact-is_active": "on",
+        },
     )
 
-    assert created.status_code == 302 and created.url == reverse("dashboard:customer_detail", args=[customer.pk])
+    assert created.status_code == 302 and created.url == reverse(
+        "dashboard:customer_detail", args=[customer.pk]
+    )
     assert (customer.country, customer.notification_window_hours) == ("FR", 48)
     assert added.status_code == 302
     contact = Contact.objects.get(customer=customer)
@@ -82,15 +90,29 @@ def test_it_refuses_bad_values_and_duplicates_with_the_reason_and_stores_nothing
 
     window = client.post(
         reverse("dashboard:customer_new"),
-        {"name": "X", "account_reference": "X-1", "preferred_language": "en", "notification_window_hours": "96"},
+        {
+            "name": "X",
+            "account_reference": "X-1",
+            "preferred_language": "en",
+            "notification_window_hours": "96",
+        },
     )
     duplicate_reference = client.post(
         reverse("dashboard:customer_new"),
-        {"name": "Y", "account_reference": "ACME-001", "preferred_language": "en", "notification_window_hours": "72"},
+        {
+            "name": "Y",
+            "account_reference": "ACME-001",
+            "preferred_language": "en",
+            "notification_window_hours": "72",
+        },
     )
     duplicate_email = client.post(
         reverse("dashboard:contact_new", args=[customer.pk]),
-        {"contact-name": "Anna again", "contact-email": "ANNA@acme.example", "contact-role": "administrative"},
+        {
+            "contact-name": "Anna again",
+            "contact-email": "ANNA@acme.example",
+            "contact-role": "administrative",
+        },
     )
 
     assert window.status_code == 400 and "less than or equal to 72" in window.content.decode()
@@ -106,7 +128,13 @@ def test_it_edits_and_deactivates_a_contact_who_then_gets_no_notice(manager, cus
 
     edited = client.post(
         reverse("dashboard:contact_edit", args=[customer.pk, contact.pk]),
-        {"contact-name": "Anna Schmidt", "contact-email": contact.email, "contact-role": "administrative", "contact-language": "de", "contact-is_active": "on"},
+        {
+            "contact-name": "Anna Schmidt",
+            "contact-email": contact.email,
+            "contact-role": "administrative",
+            "contact-language": "de",
+            "contact-is_active": "on",
+        },
     )
     deactivated = client.post(reverse("dashboard:contact_deactivate", args=[customer.pk, contact.pk]))
 
@@ -134,12 +162,25 @@ def _csv(rows: list[dict[str, str]]) -> SimpleUploadedFile:
 
 def test_it_imports_a_csv_and_lists_per_row_problems_storing_nothing_on_any(manager):
     client = _client_for(manager)
-    good = {"account_reference": "IMP-1", "customer_name": "Imported Ltd", "contact_name": "Ivy", "contact_email": "ivy@imported.example"}
-    bad = {"account_reference": "IMP-2", "customer_name": "Broken Ltd", "contact_name": "Bo", "contact_email": "not-an-address"}
+    good = {
+        "account_reference": "IMP-1",
+        "customer_name": "Imported Ltd",
+        "contact_name": "Ivy",
+        "contact_email": "ivy@imported.example",
+    }
+    bad = {
+        "account_reference": "IMP-2",
+        "customer_name": "Broken Ltd",
+        "contact_name": "Bo",
+        "contact_email": "not-an-address",
+    }
 
     refused = client.post(reverse("dashboard:customer_import"), {"file": _csv([good, bad])})
     assert refused.status_code == 400
-    assert "row 3: contact_email &#x27;not-an-address&#x27; is not a valid email address" in refused.content.decode()
+    assert (
+        "row 3: contact_email &#x27;not-an-address&#x27; is not a valid email address"
+        in refused.content.decode()
+    )
     assert not Customer.objects.exists()
 
     accepted = client.post(reverse("dashboard:customer_import"), {"file": _csv([good])}, follow=True)
@@ -188,10 +229,15 @@ def test_an_outsider_gets_403_for_the_list_and_404_for_a_customer(outsider, cust
     response = client.get(reverse("dashboard:customer_detail", args=[customer.pk]))
     assert response.status_code == 404 and "No such customer" in response.content.decode()
     contact = customer.contacts.get()
-    assert client.post(reverse("dashboard:contact_deactivate", args=[customer.pk, contact.pk])).status_code == 404
+    assert (
+        client.post(reverse("dashboard:contact_deactivate", args=[customer.pk, contact.pk])).status_code
+        == 404
+    )
 
 
-def test_the_customer_pages_read_in_a_fixed_number_of_queries(manager, make_incident, django_assert_num_queries):
+def test_the_customer_pages_read_in_a_fixed_number_of_queries(
+    manager, make_incident, django_assert_num_queries
+):
     client = _client_for(manager)
     customer = Customer.objects.create(name="Many Incidents Ltd", account_reference="MANY-1")
     Contact.objects.create(customer=customer, name="One", email="one@many.example")

@@ -34,12 +34,32 @@ def _timed(incident, *, created, triaged=None, declared=None, notified=None):
 def _march(make_incident):
     """Three real incidents and a drill recorded in March 2026, with known response times."""
     fast = make_incident(state="notified", title="Fast")
-    _timed(fast, created=START, triaged=START + timedelta(hours=2), declared=START + timedelta(hours=4), notified=START + timedelta(hours=10))
-    Clock.objects.filter(incident=fast).update(starts_at=START + timedelta(hours=4), due_at=START + timedelta(hours=76), met_at=START + timedelta(hours=10))
+    _timed(
+        fast,
+        created=START,
+        triaged=START + timedelta(hours=2),
+        declared=START + timedelta(hours=4),
+        notified=START + timedelta(hours=10),
+    )
+    Clock.objects.filter(incident=fast).update(
+        starts_at=START + timedelta(hours=4),
+        due_at=START + timedelta(hours=76),
+        met_at=START + timedelta(hours=10),
+    )
     slow = make_incident(state="notified", title="Slow")
     Incident.objects.filter(pk=slow.pk).update(severity="high")
-    _timed(slow, created=START, triaged=START + timedelta(hours=6), declared=START + timedelta(hours=8), notified=START + timedelta(hours=90))
-    Clock.objects.filter(incident=slow).update(starts_at=START + timedelta(hours=8), due_at=START + timedelta(hours=80), met_at=START + timedelta(hours=90))
+    _timed(
+        slow,
+        created=START,
+        triaged=START + timedelta(hours=6),
+        declared=START + timedelta(hours=8),
+        notified=START + timedelta(hours=90),
+    )
+    Clock.objects.filter(incident=slow).update(
+        starts_at=START + timedelta(hours=8),
+        due_at=START + timedelta(hours=80),
+        met_at=START + timedelta(hours=90),
+    )
     waiting = make_incident(title="Waiting", detection_source="customer_report")
     _timed(waiting, created=START + timedelta(days=3))
     drill = make_incident(state="triaged", title="Drill", is_drill=True)

@@ -35,7 +35,10 @@ def test_a_note_is_audited_and_keeps_when_it_happened_apart_from_when_we_learned
 
     response = client.post(
         reverse("incidents:note_add", args=[incident.pk]),
-        {"note-text": "The customer says the mail went out at 09:00.", "note-occurred_at": "2026-11-02T09:00"},
+        {
+            "note-text": "The customer says the mail went out at 09:00.",
+            "note-occurred_at": "2026-11-02T09:00",
+        },
     )
 
     assert response.status_code == 302 and response.url.endswith("#timeline")
@@ -85,7 +88,12 @@ def test_an_auditor_reads_notes_but_may_not_add_one(auditor, responder, make_inc
 def test_an_outsider_gets_404_for_the_note_route(outsider, make_incident):
     incident = make_incident()
 
-    assert _client_for(outsider).post(reverse("incidents:note_add", args=[incident.pk]), {"note-text": "x"}).status_code == 404
+    assert (
+        _client_for(outsider)
+        .post(reverse("incidents:note_add", args=[incident.pk]), {"note-text": "x"})
+        .status_code
+        == 404
+    )
     assert not Note.objects.exists()
 
 
@@ -112,7 +120,7 @@ def test_irreversible_transitions_ask_for_confirmation_and_open_as_buttons(manag
     page = _client_for(manager).get(_detail(incident)).content.decode()
 
     assert '<details class="transition-panel" id="step-declare">' in page
-    assert '<summary>Declare a personal data breach</summary>' in page
+    assert "<summary>Declare a personal data breach</summary>" in page
     declare_form = page[page.index('id="transition-declare"') :].split(">", 1)[0]
     assert "data-confirm=" in declare_form and "cannot be undone" in declare_form
 
@@ -124,10 +132,14 @@ def test_the_incident_page_reads_in_a_fixed_number_of_queries(
     """The same count with 1 or 50 affected customers (each with a clock, once declared)."""
     incident = make_incident(state="triaged")
     for number in range(customers):
-        customer = Customer.objects.create(name=f"Customer {number:02d}", account_reference=f"CUST-{number:02d}")
+        customer = Customer.objects.create(
+            name=f"Customer {number:02d}", account_reference=f"CUST-{number:02d}"
+        )
         services.affected_customer_add(incident=incident, customer=customer, actor=manager)
         services.note_add(incident=incident, actor=manager, text=f"Note {number}")
-    incident = services.incident_declare(incident=incident, actor=manager, nature_of_breach="Wrong recipient.")
+    incident = services.incident_declare(
+        incident=incident, actor=manager, nature_of_breach="Wrong recipient."
+    )
     client = _client_for(manager)
     client.get(_detail(incident))
 
@@ -143,3 +155,23 @@ def test_the_incident_page_reads_in_a_fixed_number_of_queries(
 #: notification panel's fixed sets, the navigation's audit-site check. Pinned by the test above
 #: with 1 and 50 customers: what matters is that it does not grow.
 QUERIES_ON_THE_INCIDENT_PAGE = 21
+
+
+def test_the_deadline_forms_of_an_open_clock_load_when_opened(manager, responder, make_incident):
+    from notifications.models import Clock
+
+    incident = make_incident(state="declared")
+    clock = Clock.objects.get(incident=incident)
+    url = reverse("notifications:clock_manage", args=[incident.pk, clock.pk])
+
+    page = _client_for(manager).get(_detail(incident)).content.decode()
+    fragment = _client_for(manager).get(url, headers={"HX-Request": "true"})
+    full = _client_for(manager).get(url)
+
+    assert f'hx-get="{url}"' in page and "Waive the deadline" not in page
+    assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
+    assert "Waive the deadline" in fragment.content.decode() and "Move the start" in fragment.content.decode()
+    assert "<html" in full.content.decode() and "Waive the deadline" in full.content.decode()
+    assert _client_for(responder).get(url).status_code == 403
+    Clock.objects.filter(pk=clock.pk).update(met_at=timezone.now())
+    assert _client_for(manager).get(url).status_code == 409
