@@ -19,9 +19,11 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import enqueue
 from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, LifecycleConflict
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
 from notifications.rendering import (
@@ -30,6 +32,12 @@ from notifications.rendering import (
     notice_content,
     render_notice,
 )
+
+#: Tasks these services queue on commit, by name: the tasks module sits above the services and
+#: imports them, so naming the task here keeps the import graph one-way (tasks -> scanner ->
+#: sender -> services).
+TASK_SEND_ESCALATION = "notifications.tasks.send_escalation"
+TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
 
 #: States in which customers are (being) notified: notices can be approved, clocks run.
 NOTIFYING_STATES = frozenset({IncidentState.DECLARED, IncidentState.NOTIFIED, IncidentState.POST_MORTEM})
@@ -177,9 +185,6 @@ def incident_settle_if_notified(*, incident_id: int) -> bool:
     Returns True if it moved. Safe to call any time and twice: a guard that is not met or a
     state that moved on simply answers False.
     """
-    from incidents.exceptions import GuardFailed, TransitionNotAvailable
-    from incidents.services import incident_mark_notified
-
     incident = Incident.objects.filter(pk=incident_id, state=IncidentState.DECLARED).first()
     if incident is None:
         return False
@@ -210,9 +215,6 @@ def escalation_raise(
 
     With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``).
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_escalation
-
     recipients = escalation_recipients(clock.incident) if notify else []
     try:
         with transaction.atomic():
@@ -226,7 +228,7 @@ def escalation_raise(
     except IntegrityError:
         return None
     if notify and recipients:
-        transaction.on_commit(lambda: enqueue(send_escalation, escalation.pk))
+        transaction.on_commit(lambda: enqueue(TASK_SEND_ESCALATION, escalation.pk))
     return escalation
 
 
@@ -531,9 +533,6 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     (incident managers); ``actor=None`` is the deadline scanner's automatic initial notice.
     Customers without a deliverable contact get a ``no_contact`` escalation.
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_due_deliveries
-
     if actor is not None:
         _require(actor, "notifications.approve_notice")
     with transaction.atomic():
@@ -581,7 +580,7 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             },
             at=now,
         )
-        transaction.on_commit(lambda: enqueue(send_due_deliveries))
+        transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
     return notice
 
 
