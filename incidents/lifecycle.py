@@ -15,7 +15,8 @@ instead of surfacing on the first declaration.
 
 The table maps a *moment* to its *stages*, each a list of dotted paths:
 
-- moments: every transition name (``TRANSITION_NAMES``) and ``affected_customer_added``;
+- moments: every transition name (``TRANSITION_NAMES``), ``affected_customer_added``,
+  ``owner_assigned`` and ``notice_approved`` (see their constants below);
 - stages, in the order the services run them inside one transaction that holds the incident's
   row lock (``incidents.services``):
 
@@ -132,8 +133,15 @@ def _has_affected_customers(incident: Incident) -> list[str]:
 
 # The hook table ------------------------------------------------------------------------------
 
-#: Moments that are not transitions.
+#: Moments that are not transitions. ``affected_customer_added``: a customer recorded as
+#: affected (``context.customer``). ``owner_assigned``: the incident got a new owner (on
+#: creation, edit or triage; ``context.inputs["owner"]`` is the user). ``notice_approved``: an
+#: app above announces that an incident manager (``context.actor``, ``None`` for the scanner)
+#: approved a customer notice (``context.inputs["notice"]``). Hooks run in the transaction that
+#: made the change, after it is saved (stage ``saved``).
 AFFECTED_CUSTOMER_ADDED = "affected_customer_added"
+OWNER_ASSIGNED = "owner_assigned"
+NOTICE_APPROVED = "notice_approved"
 
 STAGES: tuple[str, ...] = ("prepare", "guard", "saved")
 
@@ -167,7 +175,7 @@ class GuardHook(Protocol):
 
 
 def _moments() -> frozenset[str]:
-    return frozenset({*TRANSITION_NAMES, AFFECTED_CUSTOMER_ADDED})
+    return frozenset({*TRANSITION_NAMES, AFFECTED_CUSTOMER_ADDED, OWNER_ASSIGNED, NOTICE_APPROVED})
 
 
 @functools.cache

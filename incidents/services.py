@@ -22,7 +22,7 @@ from django_fsm import ConcurrentTransition, can_proceed
 from config.celery import enqueue
 from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
-from incidents.lifecycle import AFFECTED_CUSTOMER_ADDED, HookContext, missing_for, run_hooks
+from incidents.lifecycle import AFFECTED_CUSTOMER_ADDED, OWNER_ASSIGNED, HookContext, missing_for, run_hooks
 from incidents.models import (
     TRANSITION_PERMISSIONS,
     AffectedCustomer,
@@ -128,6 +128,15 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
     return diff
 
 
+def _announce_owner(incident: Incident, actor: Any | None, at: datetime | None = None) -> dict[str, Any]:
+    """Run the ``owner_assigned`` hooks for ``incident``'s (new) owner, if it has one; returns
+    their audit data. Inside the transaction that assigned the owner."""
+    if incident.owner_id is None:
+        return {}
+    context = HookContext(actor=actor, at=at or timezone.now(), inputs={"owner": incident.owner})
+    return run_hooks(OWNER_ASSIGNED, "saved", incident, context)
+
+
 def _save_products(incident: Incident, changes: Mapping[str, Any]) -> None:
     if "products" in changes:
         incident.products.set(changes["products"])
@@ -170,6 +179,7 @@ def incident_create(
             to_state=incident.state,
             data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
         )
+        _announce_owner(incident, actor)
     return incident
 
 
@@ -196,6 +206,8 @@ def incident_update(*, incident: Incident, actor: Any, changes: Mapping[str, Any
             locked.save()
             _save_products(locked, changes)
             audit_append(incident=locked, actor=actor, verb="updated", data={"changes": diff})
+            if "owner" in diff:
+                _announce_owner(locked, actor)
     return locked
 
 
@@ -227,7 +239,7 @@ def _transition(
             method = getattr(locked, name)
             if not can_proceed(method, check_conditions=False):
                 raise TransitionNotAvailable(transition_name=name, state=locked.state)
-            from_state = locked.state
+            from_state, owner_before = locked.state, locked.owner_id
             diff = _apply_changes(locked, changes or {})
             now = timezone.now()
             context = HookContext(actor=actor, at=now, inputs=inputs or {})
@@ -248,6 +260,8 @@ def _transition(
                 data={"changes": diff, **extra},
                 at=now,
             )
+            if locked.owner_id != owner_before:
+                _announce_owner(locked, actor, now)
             if after_commit is not None:
                 transaction.on_commit(lambda: after_commit(locked))
     except ConcurrentTransition:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from config.celery import enqueue
 from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
 from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
 from incidents.services import incident_mark_notified
 from notifications import clocks
@@ -531,7 +532,8 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
     (or later), or there is nobody to send it to. Permission: ``notifications.approve_notice``
     (incident managers); ``actor=None`` is the deadline scanner's automatic initial notice.
-    Customers without a deliverable contact get a ``no_contact`` escalation.
+    Customers without a deliverable contact get a ``no_contact`` escalation. The
+    ``notice_approved`` hooks (``settings.LIFECYCLE_HOOKS``) run in the same transaction.
     """
     if actor is not None:
         _require(actor, "notifications.approve_notice")
@@ -579,6 +581,9 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
                 "changes": notice.changes,
             },
             at=now,
+        )
+        run_hooks(
+            NOTICE_APPROVED, "saved", incident, HookContext(actor=actor, at=now, inputs={"notice": notice})
         )
         transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
     return notice
