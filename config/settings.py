@@ -76,8 +76,16 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
         "saved": ["postmortems.lifecycle.open_post_mortem"],
     },
     "close": {
-        "prepare": ["postmortems.lifecycle.record_findings"],
-        "guard": ["postmortems.lifecycle.missing_to_close"],
+        # Closing needs the post-mortem completed with its action items settled, every
+        # playbook task done, and nothing still withheld from the customers.
+        "guard": [
+            "postmortems.lifecycle.missing_to_close",
+            "triage.lifecycle.response_tasks_not_done",
+            "notifications.lifecycle.withholdings_still_active",
+        ],
+    },
+    "notice_approved": {
+        "saved": ["postmortems.lifecycle.record_summary_sent"],
     },
 }
 

@@ -23,7 +23,14 @@ from config.celery import enqueue
 from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
-from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from incidents.models import (
+    REAL_CUSTOMER_IN_DRILL,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    IncidentState,
+)
 from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
@@ -65,17 +72,22 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
 
     Due after the customer's notification window (``clocks.customer_notice_window``). Idempotent:
     an existing clock for the pair is returned unchanged. A customer with no active
-    administrative contact raises a ``no_contact`` escalation at once. Must run inside the
-    transaction that holds the incident's row lock (declaration, or adding a customer).
+    administrative contact raises a ``no_contact`` escalation at once. A real customer affected
+    by a drill gets a clock that is waived at once (``REAL_CUSTOMER_IN_DRILL``): it is never
+    notified. Must run inside the transaction that holds the incident's row lock (declaration,
+    or adding a customer).
     """
     window = clocks.customer_notice_window(customer.notification_window_hours)
+    defaults: dict[str, Any] = {"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)}
+    never_notified = not _may_notify(incident, customer)
+    if never_notified:
+        # A real customer in a drill: its clock is closed at once, with the reason, so the drill
+        # runs its lifecycle to the end and nobody is escalated about a notice that must not go.
+        defaults |= {"waived_at": at, "waiver_reason": REAL_CUSTOMER_IN_DRILL}
     clock, created = Clock.objects.get_or_create(
-        incident=incident,
-        kind=Clock.Kind.CUSTOMER_NOTICE,
-        customer=customer,
-        defaults={"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)},
+        incident=incident, kind=Clock.Kind.CUSTOMER_NOTICE, customer=customer, defaults=defaults
     )
-    if created and not _deliverable_contacts(customer).exists():
+    if created and not never_notified and not _deliverable_contacts(customer).exists():
         escalation_raise(
             clock=clock,
             threshold=Escalation.Threshold.NO_CONTACT,
@@ -478,6 +490,13 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     )
 
 
+def _may_notify(incident: Incident, customer: Customer) -> bool:
+    """Whether a notice of ``incident`` may reach ``customer`` at all: a drill reaches drill
+    customers only, a real incident real customers only. Checked where deliveries are
+    created, whatever path added the customer."""
+    return incident.is_drill == customer.is_drill_customer
+
+
 def _deliverable_contacts(customer: Customer):
     return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
 
@@ -590,7 +609,10 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
 
 
 def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime) -> int:
-    """Render once per (customer, language) and bulk-create the deliveries; returns how many."""
+    """Render once per (customer, language) and bulk-create the deliveries; returns how many.
+
+    Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
+    reaches drill customers only)."""
     targets = list(targets)
     contacts_by_customer: dict[int, list[Contact]] = {}
     for contact in Contact.objects.filter(
@@ -600,6 +622,8 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
     domain = _message_domain()
     rows = []
     for affected in targets:
+        if not _may_notify(notice.incident, affected.customer):
+            continue
         contacts = contacts_by_customer.get(affected.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(

@@ -351,13 +351,8 @@ class DeclareBody(StrictSerializer):
 
 
 class EmptyBody(StrictSerializer):
-    """``mark_notified`` and ``begin_post_mortem`` take no body (``{}`` or nothing)."""
-
-
-class CloseBody(StrictSerializer):
-    """``close``: the post-mortem's findings unless already recorded."""
-
-    findings = serializers.CharField(required=False, allow_blank=True)
+    """``mark_notified``, ``begin_post_mortem`` and ``close`` take no body (``{}`` or nothing).
+    Findings go into the post-mortem (``/api/incidents/{id}/post-mortem/``)."""
 
 
 #: Transition name -> the serializer of its request body.
@@ -368,7 +363,7 @@ TRANSITION_BODIES: dict[str, type[StrictSerializer]] = {
     "declare": DeclareBody,
     "mark_notified": EmptyBody,
     "begin_post_mortem": EmptyBody,
-    "close": CloseBody,
+    "close": EmptyBody,
 }
 
 

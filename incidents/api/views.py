@@ -36,7 +36,6 @@ from incidents.api.serializers import (
     AffectedCustomerRemoveBody,
     AffectedCustomerSerializer,
     ClassifyAsCustomerEventBody,
-    CloseBody,
     ContactSerializer,
     CustomerSerializer,
     DeclareBody,
@@ -180,7 +179,6 @@ class IncidentViewSet(
                 RuleOutOfScopeBody,
                 ClassifyAsCustomerEventBody,
                 DeclareBody,
-                CloseBody,
                 EmptyBody,
             ],
             resource_type_field_name=None,
@@ -207,7 +205,7 @@ class IncidentViewSet(
         Body per transition (unknown keys: 400): ``triage`` {severity, malicious, scenario};
         ``rule_out_of_scope`` {out_of_scope_category, scope_rationale};
         ``classify_as_customer_event`` {scope_rationale, customer_informed_at};
-        ``declare`` {nature_of_breach}; ``close`` {findings}; ``mark_notified`` and
+        ``declare`` {nature_of_breach}; ``close``, ``mark_notified`` and
         ``begin_post_mortem`` {}. Values already recorded need not be repeated.
         Errors: 400 ``{"detail", "missing": [field names]}`` when the guard is not met, or a
         field error for an invalid body; 403 when the role may not take it
