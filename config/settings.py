@@ -99,6 +99,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # An account past its expiry date (every auditor's has one) is logged out.
+    "incidents.middleware.AccountExpiryMiddleware",
+    # Every record an auditor opens is written to the read log.
+    "incidents.middleware.AuditorReadLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -147,6 +151,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
+#: Username and password, refusing expired accounts and auditors without an expiry date.
+AUTHENTICATION_BACKENDS = ["incidents.accounts.ExpiringModelBackend"]
 LOGIN_REDIRECT_URL = "incidents:incident_list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -246,7 +252,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "incidents.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -269,6 +275,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
     },
 }

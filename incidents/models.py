@@ -154,6 +154,11 @@ class IncidentState(models.TextChoices):
     CUSTOMER_EVENT = "customer_event", "Customer-driven event"
 
 
+#: The first word of the subject of every email about a drill, in every language (mail filters
+#: and people match it).
+DRILL_MARKER = "[DRILL]"
+
+
 #: Transition name -> permission codename (app label ``incidents``) that allows it.
 TRANSITION_PERMISSIONS: dict[str, str] = {
     "triage": "incidents.triage_incident",
@@ -314,6 +319,11 @@ class Incident(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference or 'new'}: {self.title}"
+
+    def email_subject(self, subject: str) -> str:
+        """``subject`` for an email about this incident: prefixed with ``DRILL_MARKER`` when the
+        incident is a drill, so no exercise email can be taken for a real one."""
+        return f"{DRILL_MARKER} {subject}" if self.is_drill else subject
 
     @property
     def exposure_duration(self) -> timedelta | None:

@@ -212,18 +212,13 @@ def render_notice(
         }
         folder = f"notices/{notice.kind}"
         subject = render_to_string(f"{folder}/subject.txt", context)
-        if incident.is_drill:
-            subject = f"{DRILL_MARKER} {subject}"
+        subject = incident.email_subject(subject)
         context["subject"] = subject
         text = render_to_string(f"{folder}/body.txt", context)
         html = render_to_string(f"{folder}/body.html", context)
         if incident.is_drill:
             text, html = _mark_as_drill(text, html)
     return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)
-
-
-#: The first word of every email about a drill, in every language (mail filters match it).
-DRILL_MARKER = "[DRILL]"
 
 
 def _mark_as_drill(text: str, html: str) -> tuple[str, str]:

@@ -161,9 +161,13 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
 
 def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str) -> Clock:
     """Move an open clock's start (for example: the customer was found affected later than
-    recorded) and recompute its due time. Needs a reason; audited with old and new instants.
+    recorded) and recompute its due time. Needs a reason; audited with the old and new start
+    and deadline. Late stays late: only a clock that is open and not yet due may move, so an
+    overdue or late clock can never be made to look on time (GDPR Art. 33(1): a late
+    notification is accompanied by the reasons for the delay, not hidden).
     Raises ``ValidationError`` for a naive instant or an empty reason, ``LifecycleConflict``
-    for a clock that is met or waived. Permission: ``notifications.change_clock``."""
+    for a clock that is met, waived or already past its deadline. Permission:
+    ``notifications.change_clock``."""
     _require(actor, "notifications.change_clock")
     if not reason.strip():
         raise ValidationError({"reason": "A reason is required to move a clock's start."})
@@ -174,6 +178,11 @@ def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str)
         clock = Clock.objects.get(pk=clock.pk)
         if not clock.is_open:
             raise LifecycleConflict("A met or waived clock cannot be moved.")
+        if clock.is_late_at():
+            raise LifecycleConflict(
+                "This clock is past its deadline; late stays late. Record the reasons for the "
+                "delay when the notice goes out instead."
+            )
         old = (_iso(clock.starts_at), _iso(clock.due_at))
         clock.starts_at = starts_at.astimezone(UTC)
         clock.due_at = clocks.due_at(clock.starts_at, clock.window)
@@ -253,8 +262,10 @@ def escalation_email(*, escalation_id: int) -> int:
         return 0
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
     message = EmailMessage(
-        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
-        f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}",
+        subject=incident.email_subject(
+            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
+            f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}"
+        ),
         body=(
             f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
             f"Who must be told: {clock.customer or clock.get_kind_display()}\n"

@@ -446,7 +446,7 @@ def action_item_update(*, item: ActionItem, actor: Any, changes: Mapping[str, An
     why the risk is accepted: required for ``done`` and ``risk_accepted``). ``done_at`` is set
     when an item is settled and cleared (with any verification) when it is opened again.
     Incident managers (``postmortems.change_actionitem``) change anything; the item's owner may
-    mark it done. Raises ``ActionForbidden``, ``LifecycleConflict`` once the incident is closed,
+    mark it done if the owner works incidents (``incidents.change_incident``; never an auditor). Raises ``ActionForbidden``, ``LifecycleConflict`` once the incident is closed,
     ``ValidationError`` for unknown fields or bad values. Audit event ``action_item_changed``
     with ``{field: [old, new]}``.
     """
@@ -458,6 +458,8 @@ def action_item_update(*, item: ActionItem, actor: Any, changes: Mapping[str, An
     owner_marking_done = (
         actor is not None
         and item.owner_id == actor.pk
+        # Auditors write only their review records, even of an item they were named on.
+        and actor.has_perm("incidents.change_incident")
         and set(changes) <= {"status", "resolution"}
         and changes.get("status") == ActionItem.Status.DONE
     )

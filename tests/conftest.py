@@ -110,7 +110,16 @@ def manager(db, django_user_model):
 
 @pytest.fixture
 def auditor(db, django_user_model):
-    return _user_in(django_user_model, "aude.auditor", "auditor")
+    """An external auditor, whose account (like every auditor's) carries an expiry date."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import AccountExpiry
+
+    user = _user_in(django_user_model, "aude.auditor", "auditor")
+    AccountExpiry.objects.create(user=user, expires_at=timezone.now() + timedelta(days=90), note="Audit 2026")
+    return user
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from incidents.models import (
     DataCategory,
     Incident,
     Product,
+    ReadLogEntry,
     Supplier,
 )
 
@@ -464,3 +465,16 @@ class AffectedCustomerRemoveBody(StrictSerializer):
     """Body (or query string) of ``DELETE .../affected-customers/``: ``customer``."""
 
     customer = CustomerReferenceField()
+
+
+class ReadLogEntrySerializer(serializers.ModelSerializer):
+    """One record an auditor opened: who (``username``), when (``read_at``, UTC), the route's
+    name (``route``), what it names (``object_type``, ``object_id``; empty for a list) and the
+    path as requested (``path``)."""
+
+    read_at = AwareDateTimeField(read_only=True)
+
+    class Meta:
+        model = ReadLogEntry
+        fields = ["id", "username", "read_at", "route", "object_type", "object_id", "path"]
+        read_only_fields = fields

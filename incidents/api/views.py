@@ -29,7 +29,7 @@ from rest_framework.response import Response
 
 from incidents import services
 from incidents.api.filters import ContactFilter, IncidentFilter, TextSearchFilter
-from incidents.api.pagination import AddedAtKeysetPagination
+from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
     AffectedCustomerAddBody,
@@ -44,11 +44,19 @@ from incidents.api.serializers import (
     GuardFailedSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
 )
 from incidents.lifecycle import TRANSITION_NAMES
-from incidents.models import TRANSITION_PERMISSIONS, AffectedCustomer, Contact, Customer, Incident
+from incidents.models import (
+    TRANSITION_PERMISSIONS,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    ReadLogEntry,
+)
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -339,3 +347,36 @@ class ContactViewSet(
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+
+
+class ReadLogKeysetPagination(KeysetPagination):
+    """Newest read first."""
+
+    ordering = ("-read_at", "-id")
+
+
+class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """``GET /api/read-log/``: every record an auditor opened (page or API), newest first;
+    ``?username=`` and ``?object_type=`` narrow it. Read-only, for incident managers and
+    auditors (``incidents.view_readlogentry``); 403 for anyone else."""
+
+    serializer_class = ReadLogEntrySerializer
+    pagination_class = ReadLogKeysetPagination
+
+    def get_queryset(self) -> QuerySet[ReadLogEntry]:
+        entries = ReadLogEntry.objects.all()
+        for name in ("username", "object_type"):
+            value = self.request.query_params.get(name)
+            if value:
+                entries = entries.filter(**{name: value})
+        return entries
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("username", OpenApiTypes.STR),
+            OpenApiParameter("object_type", OpenApiTypes.STR),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The read log, newest first."""
+        return super().list(request, *args, **kwargs)

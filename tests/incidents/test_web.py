@@ -200,7 +200,7 @@ def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_inciden
     client = _client_for(responder)
     make_incident()
     # session, user, user permissions, group permissions, heartbeat, incidents,
-    # auditor-group check for the navigation
+    # account facts (auditor? expiry: the navigation and the expiry check share it)
     with assert_query_count(7, "the incident list with 1 row"):
         client.get(reverse("incidents:incident_list"))
     for _ in range(10):
