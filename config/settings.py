@@ -61,6 +61,50 @@ INSTALLED_APPS = [
     "dashboard",
 ]
 
+#: The seam between the lifecycle (``incidents``, the ground floor) and the apps built on it:
+#: what each app does at each lifecycle moment, by dotted path, in the order the hooks run
+#: (``incidents.lifecycle`` explains the moments and stages and resolves this at start-up).
+#: ``incidents`` imports no other app; this table is the one place where they meet.
+LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
+    "triage": {
+        # After commit: the metrics' month of the incident is recomputed (dashboard).
+        "saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"],
+    },
+    "rule_out_of_scope": {"saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"]},
+    "classify_as_customer_event": {"saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"]},
+    "declare": {
+        # Same transaction: one 72-hour notice clock per affected customer.
+        "saved": [
+            "notifications.lifecycle.start_clocks_on_declaration",
+            "dashboard.lifecycle.refresh_metrics_of_the_month",
+        ],
+    },
+    "affected_customer_added": {
+        # Same transaction: a customer added after declaration gets a clock from that moment.
+        "saved": ["notifications.lifecycle.start_clock_for_added_customer"],
+    },
+    "mark_notified": {
+        "guard": ["notifications.lifecycle.customers_not_yet_notified"],
+        "saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"],
+    },
+    "begin_post_mortem": {
+        "saved": ["postmortems.lifecycle.open_post_mortem"],
+    },
+    "close": {
+        # Closing needs the post-mortem completed with its action items settled, every
+        # playbook task done, and nothing still withheld from the customers.
+        "guard": [
+            "postmortems.lifecycle.missing_to_close",
+            "triage.lifecycle.response_tasks_not_done",
+            "notifications.lifecycle.withholdings_still_active",
+        ],
+        "saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"],
+    },
+    "notice_approved": {
+        "saved": ["postmortems.lifecycle.record_summary_sent"],
+    },
+}
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves static files (admin, site CSS) in production without a separate web server.
@@ -71,6 +115,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # An account past its expiry date (every auditor's has one) is logged out.
+    "incidents.middleware.AccountExpiryMiddleware",
+    # Every record an auditor opens is written to the read log.
+    "incidents.middleware.AuditorReadLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Django's own Content-Security-Policy header (SECURE_CSP below) on every response.
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -123,6 +171,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
+#: Username and password, refusing expired accounts and auditors without an expiry date.
+AUTHENTICATION_BACKENDS = ["incidents.accounts.ExpiringModelBackend"]
 LOGIN_REDIRECT_URL = "dashboard:board"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -240,7 +290,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "incidents.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -263,6 +313,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
     },
 }

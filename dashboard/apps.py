@@ -8,3 +8,8 @@ class DashboardConfig(AppConfig):
 
     name = "dashboard"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Register the tasks in every process (web too), so the lifecycle hook can queue them by
+        # name (``config.celery.enqueue``) and the tests run them in process.
+        from dashboard import tasks  # noqa: F401

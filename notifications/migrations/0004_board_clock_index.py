@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0006_trigram_search'),
+        ('incidents', '0007_trigram_search'),
         ('notifications', '0003_notice_customer_event'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
