@@ -134,7 +134,7 @@ def seed_incidents(cursor, start: int, end: int, owner_id: int) -> None:
         FROM (
             SELECT n, {STATE_SQL} AS state, r < 400 AND r >= 60 AS declared,
                    now() - interval '2 hours' - n * interval '95 seconds' AS created_at
-            FROM (SELECT n, (n * 7919) %% 1000 AS r FROM generate_series(%(start)s, %(end)s - 1) AS n) numbered
+            FROM (SELECT n, (n * 7919) %% 1000 AS r FROM generate_series(%(start)s::bigint, %(end)s - 1) AS n) numbered
         ) rows
         """,
         {"owner": owner_id, "start": start, "end": end},
@@ -545,6 +545,8 @@ def main() -> int:
         print("bench/board.py needs PostgreSQL: set DATABASE_URL=postgres://...", file=sys.stderr)
         return 2
     os.environ.setdefault("SECRET_KEY", "bench-secret-" + "x" * 40)
+    # As in production: DEBUG on would log every query and render templates with debug data.
+    os.environ["DEBUG"] = "false"
     with throwaway_database(args.database) as vendor:
         assert vendor == "postgresql"
         from django.conf import settings
