@@ -522,6 +522,10 @@ def through_gunicorn(port: int, session_key: str, paths: dict[str, str], repeat:
             def run(path=path):
                 with opener.open(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
                     response.read()
+                    if response.status != 200 or not response.geturl().endswith(path):
+                        raise RuntimeError(
+                            f"gunicorn answered {path} with {response.status} at {response.geturl()}"
+                        )
                     return SimpleNamespace(status_code=response.status)
 
             times, _ = _timed(run, repeat)
@@ -589,7 +593,7 @@ def main() -> int:
             )
         session = SessionStore()
         session["_auth_user_id"] = str(manager.pk)
-        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[0]
         session["_auth_user_hash"] = manager.get_session_auth_hash()
         session.create()
 
