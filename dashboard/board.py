@@ -158,20 +158,35 @@ def incident_conditions(filters: dict[str, Any], prefix: str = "") -> Q:
         condition &= q(
             pk__in=AffectedCustomer.objects.filter(customer__in=customers.values("pk")).values("incident_id")
         )
-    text = (filters.get("q") or "").strip()
-    if text:
-        # One IN over a UNION of what matches (trigram indexes on PostgreSQL), not an OR of
-        # three conditions: the planner can then start from the few matches instead of
-        # filtering every open incident.
-        customers = Customer.objects.filter(Q(account_reference__icontains=text) | Q(name__icontains=text))
-        matching = Incident.objects.filter(Q(reference__icontains=text) | Q(title__icontains=text)).values(
-            "pk"
-        )
-        via_customers = AffectedCustomer.objects.filter(customer__in=customers.values("pk")).values(
-            "incident_id"
-        )
-        condition &= q(pk__in=matching.union(via_customers, all=True))
+    if filters.get("matching_ids") is not None:
+        condition &= q(pk__in=filters["matching_ids"])
+    elif (filters.get("q") or "").strip():
+        condition &= q(pk__in=text_matches(filters["q"].strip()))
     return condition
+
+
+#: A search matching at most this many incidents is resolved to their ids first (one query
+#: over the trigram indexes), so both parts of the board filter by a list; a broader one stays
+#: a subquery.
+SEARCH_IDS_CAP = 2000
+
+
+def text_matches(text: str) -> QuerySet:
+    """Ids of incidents whose reference or title contains ``text``, or which affect a customer
+    whose name or account reference does (any case): one ``UNION`` of index scans on PostgreSQL
+    (pg_trgm), a ``LIKE`` scan on SQLite."""
+    customers = Customer.objects.filter(Q(account_reference__icontains=text) | Q(name__icontains=text))
+    matching = (
+        Incident.objects.filter(Q(reference__icontains=text) | Q(title__icontains=text))
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+    via_customers = (
+        AffectedCustomer.objects.filter(customer__in=customers.values("pk"))
+        .order_by()
+        .values_list("incident_id", flat=True)
+    )
+    return matching.union(via_customers, all=True).order_by()
 
 
 def _row_after(columns: str, operator: str, position: Position) -> RawSQL:
@@ -275,10 +290,18 @@ def board_page(filters: dict[str, Any], *, sort: str = "due", cursor: str | None
     after ``cursor`` (from a previous page's ``next_cursor``; ``None``: the first page).
 
     Raises ``BadCursor`` for a cursor the board did not make for this sort. Two queries (one
-    when nothing matches), whatever the page's depth: see the module docstring.
+    when nothing matches), whatever the page's depth: see the module docstring; a text search
+    first resolves its matches (one more query; none matching: that query alone).
     """
     position = Position.decode(cursor, sort) if cursor else None
     limit = PAGE_SIZE + 1
+    text = (filters.get("q") or "").strip()
+    if text:
+        ids = list(text_matches(text)[: SEARCH_IDS_CAP + 1])
+        if not ids:
+            return BoardPage(rows=[], next_cursor=None)
+        if len(ids) <= SEARCH_IDS_CAP:
+            filters = {**filters, "matching_ids": ids}
     if sort == "due":
         parts = []
         if position is None or position.part == 1:
