@@ -177,6 +177,10 @@ def test_the_response_team_works_the_board_the_workspace_customers_and_metrics_i
     expect(timeline).to_contain_text("The customer's DPO confirmed the mailbox was accessed on Monday.")
     expect(timeline).to_contain_text("2026-11-30 09:15 UTC")
     expect(timeline).to_contain_text("Note added")
+    # A deadline's forms load when opened (htmx, under the content security policy).
+    panel = page.locator("#customer-notification")
+    panel.get_by_text("Manage the deadline for Atelier Dupont SARL").click()
+    expect(panel.get_by_role("button", name="Waive the deadline")).to_be_visible()
     page.screenshot(path=str(shots / "incident.png"), full_page=True)
 
     # Customers: create one and a contact for it.
