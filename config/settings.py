@@ -79,6 +79,15 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
         "prepare": ["postmortems.lifecycle.record_findings"],
         "guard": ["postmortems.lifecycle.missing_to_close"],
     },
+    "owner_assigned": {
+        # Same transaction: a training_lapse_warning in the incident's audit trail when the new
+        # owner's mandatory training has lapsed or was never done (a warning, never a refusal).
+        "saved": ["postmortems.training.warn_owner_training_lapsed"],
+    },
+    "notice_approved": {
+        # The same warning about the approving incident manager (not the scanner's own notice).
+        "saved": ["postmortems.training.warn_approver_training_lapsed"],
+    },
 }
 
 MIDDLEWARE = [
@@ -262,6 +271,10 @@ SPECTACULAR_SETTINGS = {
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
+        # Two choice sets are named "scope": the triage assessment's keeps its name.
+        "ScopeEnum": "triage.models.Assessment.Scope",
+        "TrainingOverdueScopeEnum": ["everyone", "own"],
+        "TrainingCourseStatusEnum": ["lapsed", "never_completed"],
     },
 }
 

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from incidents.audit_site import audit_site
+from postmortems import training_urls
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident_list", permanent=False)),
@@ -16,9 +17,11 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("incidents/", include("triage.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
+    path("training/", include(training_urls.pages)),
     path("api/", include("incidents.api.urls")),
     path("api/", include("triage.api.urls")),
     path("api/", include("notifications.api.urls")),
+    path("api/", include(training_urls.api)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("audit/", audit_site.urls),

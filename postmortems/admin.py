@@ -71,3 +71,7 @@ class PostMortemAudit(PostMortemDisplay, ReadOnlyAdmin):
 @admin.register(ActionItem, site=audit_site)
 class ActionItemAudit(ActionItemDisplay, ReadOnlyAdmin):
     pass
+
+
+# Training (courses, records, imports, their audit chain) registers itself on both sites.
+from postmortems import training_admin  # noqa: E402, F401

@@ -82,6 +82,7 @@ def ensure_groups() -> None:
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("triage.migrations.0003_seed_stakeholders_and_playbooks").seed(apps, None)
+        importlib.import_module("postmortems.migrations.0003_training_group_permissions").grant(apps, None)
 
 
 def _user_in(django_user_model, username: str, group: str | None, **extra):

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from incidents.models import AuditEvent, Incident, Product, Supplier, WorkerHeartbeat
 from postmortems.models import ActionItem
+from tests.postmortems.rows import training_rows
 
 
 class _FormFields(HTMLParser):
@@ -95,6 +96,7 @@ def one_of_each(db, make_incident, customer):
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
     incident = make_incident(state="closed")
     ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add checks", status="done")
+    training_rows()
     return incident
 
 

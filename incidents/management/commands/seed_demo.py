@@ -9,7 +9,9 @@ Creates (or finds):
 2. a few customers with administrative contacts in English, German, French, Spanish and
    Japanese (through the same validation and upsert as ``import_customers``);
 3. the VERIS Community Database sample shipped in ``incidents/fixtures/vcdb/`` as ``detected``
-   incidents (through the same import as ``import_veris``).
+   incidents (through the same import as ``import_veris``);
+4. the demo data of the apps above this one, by running their commands named in
+   ``DEMO_EXTENSIONS`` (by name: ``incidents`` imports no other app), each safe to re-run.
 
 It prints the logins and the counts. A demo user that already exists but whose password is not
 in the credentials file keeps its password (the command never resets a password it did not
@@ -26,6 +28,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -168,6 +171,11 @@ DEMO_PRODUCTS = (
 )
 
 
+#: Commands of the apps above ``incidents`` that add their demo data, run in this order after
+#: the users exist (called by name, so the ground floor imports none of them).
+DEMO_EXTENSIONS: tuple[str, ...] = ("seed_demo_training",)
+
+
 class Command(BaseCommand):
     help = (
         "Seed a demo: one user per group with generated passwords (kept in "
@@ -221,6 +229,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Users: {users_created} created.")
         self.stdout.write(f"Customers: {customers}. Contacts: {contacts}. Products: {products} created.")
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
+        for name in DEMO_EXTENSIONS:
+            call_command(name, stdout=self.stdout, stderr=self.stderr)
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")
 
