@@ -76,17 +76,26 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
         "saved": ["postmortems.lifecycle.open_post_mortem"],
     },
     "close": {
-        "prepare": ["postmortems.lifecycle.record_findings"],
-        "guard": ["postmortems.lifecycle.missing_to_close"],
-    },
-    "owner_assigned": {
-        # Same transaction: a training_lapse_warning in the incident's audit trail when the new
-        # owner's mandatory training has lapsed or was never done (a warning, never a refusal).
-        "saved": ["postmortems.training.warn_owner_training_lapsed"],
+        # Closing needs the post-mortem completed with its action items settled, every
+        # playbook task done, and nothing still withheld from the customers.
+        "guard": [
+            "postmortems.lifecycle.missing_to_close",
+            "triage.lifecycle.response_tasks_not_done",
+            "notifications.lifecycle.withholdings_still_active",
+        ],
     },
     "notice_approved": {
-        # The same warning about the approving incident manager (not the scanner's own notice).
-        "saved": ["postmortems.training.warn_approver_training_lapsed"],
+        # The post-mortem summary version that went out; then a training_lapse_warning in the
+        # incident's audit trail when the approving incident manager's mandatory training has
+        # lapsed or was never done (not for the scanner's own notice; a warning, not a refusal).
+        "saved": [
+            "postmortems.lifecycle.record_summary_sent",
+            "postmortems.training.warn_approver_training_lapsed",
+        ],
+    },
+    "owner_assigned": {
+        # Same transaction: the same warning when the new owner's mandatory training has lapsed.
+        "saved": ["postmortems.training.warn_owner_training_lapsed"],
     },
 }
 
@@ -100,6 +109,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # An account past its expiry date (every auditor's has one) is logged out.
+    "incidents.middleware.AccountExpiryMiddleware",
+    # Every record an auditor opens is written to the read log.
+    "incidents.middleware.AuditorReadLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -148,6 +161,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
+#: Username and password, refusing expired accounts and auditors without an expiry date.
+AUTHENTICATION_BACKENDS = ["incidents.accounts.ExpiringModelBackend"]
 LOGIN_REDIRECT_URL = "incidents:incident_list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -247,7 +262,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "incidents.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -270,6 +285,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
         # Two choice sets are named "scope": the triage assessment's keeps its name.
         "ScopeEnum": "triage.models.Assessment.Scope",

@@ -24,8 +24,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("postmortems", "0002_training_courses_records_and_audit_chain"),
-        ("incidents", "0002_groups"),
+        ("postmortems", "0004_training_courses_records_and_audit_chain"),
     ]
 
     operations = [migrations.RunPython(grant, revoke)]
