@@ -129,3 +129,24 @@ def test_the_digest_does_not_depend_on_order_or_zone():
 
     assert records_digest(rows) == records_digest(same_in_berlin)
     assert records_digest(rows) != records_digest(rows[:1])
+
+
+def test_the_command_reports_breaks_by_course_and_exits_1(audited):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    dp, _ = audited
+    out = StringIO()
+    call_command("verify_training_audit", stdout=out)
+    assert "verifies" in out.getvalue()
+
+    TrainingAuditEvent.objects.filter(course=dp, sequence=1).update(verb="course_renamed")
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 break") as failed:
+        call_command("verify_training_audit", "--course", "DP-101", stderr=err)
+    assert failed.value.returncode == 1
+    assert err.getvalue().strip() == "course DP-101 event 1: content does not match hash"
+    call_command("verify_training_audit", "--course", "IR-201", stdout=StringIO())  # intact
+    with pytest.raises(CommandError, match="No course with code XX-1"):
+        call_command("verify_training_audit", "--course", "XX-1")

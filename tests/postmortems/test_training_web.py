@@ -286,3 +286,17 @@ def test_auditors_read_courses_records_imports_and_the_chain_in_the_audit_site(
     assert "training_imported" in page.content.decode()
     assert client.post(f"/audit/postmortems/course/{course.pk}/change/", {"name": "x"}).status_code == 403
     assert Course.objects.get(pk=course.pk).name == "Course DP-101"
+
+
+def test_an_auditor_reading_the_overdue_list_leaves_one_read_log_row_per_view(lapsed_team):
+    from incidents.models import ReadLogEntry
+
+    auditor = lapsed_team["auditor"]
+    _client_for(auditor).get(PAGE)
+    _api_for(auditor).get(API)
+    _client_for(lapsed_team["incident_manager"]).get(PAGE)  # not an auditor: not logged
+
+    assert list(ReadLogEntry.objects.order_by("id").values_list("username", "route", "path")) == [
+        ("aude.auditor", "training:overdue", PAGE),
+        ("aude.auditor", "training_api:overdue", API),
+    ]
