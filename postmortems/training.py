@@ -456,7 +456,9 @@ def _parse_score(text: str) -> Decimal | None:
     return score.quantize(Decimal("0.01"))
 
 
-def read_training_csv(handle: TextIO, *, at: datetime | None = None) -> tuple[list[Completion], list[str]]:
+def read_training_csv(
+    handle: TextIO, *, at: datetime | None = None, defer_stored_checks: bool = False
+) -> tuple[list[Completion], list[str]]:
     """Parse and check an LMS export (``COLUMNS``, see the module docstring and README) and
     return its completions with the problems found, each ``line N, column X: what is wrong``,
     in line order. The completions are usable only when there is no problem.
@@ -465,6 +467,9 @@ def read_training_csv(handle: TextIO, *, at: datetime | None = None) -> tuple[li
     not in the future (beyond ``CLOCK_SKEW`` after ``at``, default now), ``score`` empty or 0 to
     100 with at most two decimals. Then per file (``check_completions``): known course codes,
     and no completion that contradicts another row or a stored record. Blank lines are skipped.
+    ``defer_stored_checks``: leave the per-file checks to ``training_records_import`` (which
+    makes them in its transaction anyway) unless a cell is wrong, so that a clean file is read
+    against the stored records once, and a bad one still has every problem listed at once.
     Raises ``csv.Error`` for a file the csv module cannot read.
     """
     at = at or timezone.now()
@@ -527,7 +532,8 @@ def read_training_csv(handle: TextIO, *, at: datetime | None = None) -> tuple[li
             problems += [f"line {line}, {problem}" for problem in row_problems]
             continue
         completions.append(Completion(line, email, code, completed_at, score))
-    problems += check_completions(completions)
+    if problems or not defer_stored_checks:
+        problems += check_completions(completions)
     return completions, sorted(problems, key=_line_of)
 
 

@@ -277,3 +277,14 @@ def test_two_imports_of_the_same_file_at_once_store_each_completion_once(make_co
     assert errors == []
     assert sorted(result.training_import.recorded for result in results) == [0, 40]
     assert TrainingRecord.objects.count() == 40
+
+
+def test_a_file_whose_only_fault_is_an_unknown_course_stores_nothing(run_import, courses):
+    run = run_import(HEADER + "a@staff.example,DP-101,2026-03-01,90\nb@staff.example,XX-9,2026-03-01,90\n")
+
+    assert run.error is not None and "1 problem(s) found; nothing was stored" in str(run.error)
+    assert run.problems == [
+        "line 3, column course_code: unknown course 'XX-9' (courses are added in /admin/ first)"
+    ]
+    assert not TrainingRecord.objects.exists()
+    assert not TrainingImport.objects.exists()

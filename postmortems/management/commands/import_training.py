@@ -65,7 +65,7 @@ class Command(BaseCommand):
         except UnicodeDecodeError:
             raise CommandError(f"{file}: not UTF-8 text.") from None
         try:
-            completions, problems = read_training_csv(io.StringIO(text, newline=""))
+            completions, problems = read_training_csv(io.StringIO(text, newline=""), defer_stored_checks=True)
         except csv.Error as error:
             raise CommandError(f"{file}: not a readable CSV file ({error}).") from None
         if not problems and not completions:
