@@ -32,7 +32,9 @@ def _account_facts(user: Any) -> tuple[bool, datetime | None]:
             .objects.filter(pk=user.pk)
             .annotate(
                 is_auditor=Exists(Group.objects.filter(user=OuterRef("pk"), name=AUDITOR_GROUP)),
-                expires_at=Subquery(AccountExpiry.objects.filter(user=OuterRef("pk")).values("expires_at")[:1]),
+                expires_at=Subquery(
+                    AccountExpiry.objects.filter(user=OuterRef("pk")).values("expires_at")[:1]
+                ),
             )
             .values_list("is_auditor", "expires_at")
             .first()
@@ -61,7 +63,9 @@ def account_refusal(user: Any, now: datetime | None = None) -> str | None:
     if expiry is not None and expiry <= (now or timezone.now()):
         return f"This account expired at {expiry:%Y-%m-%d %H:%M} UTC; ask an administrator to extend it."
     if expiry is None and auditor and not user.is_superuser:
-        return "Auditor accounts need an expiry date before they can be used; ask an administrator to set one."
+        return (
+            "Auditor accounts need an expiry date before they can be used; ask an administrator to set one."
+        )
     return None
 
 
