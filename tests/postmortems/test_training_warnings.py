@@ -15,7 +15,6 @@ from incidents.audit import verify_chain
 from incidents.models import AuditEvent
 from notifications import services as notification_services
 from postmortems.models import TrainingRecord
-from tests.notifications.conftest import smtp_server  # noqa: F401 (the fixture, used by name)
 
 VERB = "training_lapse_warning"
 
