@@ -8,7 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from incidents.audit_site import audit_site
-from postmortems import training_urls
+from postmortems import training_urls, training_views
 from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
@@ -34,6 +34,11 @@ urlpatterns = [
         "audit/incidents/<int:pk>/evidence-pack.zip",
         audit_site.admin_view(incident_evidence_pack),
         name="audit-evidence-pack",
+    ),
+    path(
+        "audit/training/verify/",
+        audit_site.admin_view(training_views.training_audit_verify),
+        name="audit-training-verify",
     ),
     path("audit/", audit_site.urls),
 ]

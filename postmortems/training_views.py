@@ -1,4 +1,5 @@
-"""The overdue training list: the page ``/training/overdue/`` and ``GET /api/training/overdue/``.
+"""The overdue training list: the page ``/training/overdue/`` and ``GET /api/training/overdue/``;
+and the training audit trail's verification on the auditor site (``/audit/training/verify/``).
 
 Who sees what (DESIGN.md section 6, "read-only for auditors"; both routes are reads):
 
@@ -21,8 +22,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -33,8 +35,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents.api.serializers import ErrorSerializer
-from postmortems.models import Course
+from incidents.audit_site import audit_site
+from postmortems.models import Course, TrainingAuditEvent
 from postmortems.training import PersonStatus, mandatory_courses, training_overdue, training_status_for_user
+from postmortems.training_audit import verify_training_chains
 
 #: Who may see everyone's training; who may see their own.
 VIEW_EVERYONE = "postmortems.view_trainingrecord"
@@ -183,3 +187,27 @@ class TrainingOverdueView(APIView):
                 "results": [person_json(person) for person in people],
             }
         )
+
+
+# --- The auditor site ---------------------------------------------------------------------------
+
+
+def training_audit_verify(request: HttpRequest) -> HttpResponse:
+    """``GET /audit/training/verify/`` (routed in ``config/urls.py`` through
+    ``audit_site.admin_view``: auditors and superusers): recompute every course's audit chain
+    and the digests of the records each import stored, now, and show each break (the course,
+    the row and why) or that everything verifies. The same check as
+    ``manage.py verify_training_audit``. Reads only; 405 for anything but GET and HEAD."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    breaks = verify_training_chains()
+    codes = dict(Course.objects.filter(pk__in={b.course_id for b in breaks}).values_list("pk", "code"))
+    context = {
+        **audit_site.each_context(request),
+        "title": "Training audit trail verification",
+        "breaks": [(codes.get(b.course_id, b.course_id), b.sequence, b.reason) for b in breaks],
+        "chains": TrainingAuditEvent.objects.values("course_id").distinct().count(),
+        "events": TrainingAuditEvent.objects.count(),
+        "verified_at": timezone.now(),
+    }
+    return TemplateResponse(request, "admin/training_audit_verify.html", context)

@@ -150,3 +150,28 @@ def test_the_command_reports_breaks_by_course_and_exits_1(audited):
     call_command("verify_training_audit", "--course", "IR-201", stdout=StringIO())  # intact
     with pytest.raises(CommandError, match="No course with code XX-1"):
         call_command("verify_training_audit", "--course", "XX-1")
+
+
+def test_auditors_verify_the_training_trail_on_the_audit_site(audited, auditor, responder):
+    from django.test import Client
+
+    dp, _ = audited
+    client = Client()
+    client.force_login(auditor)
+
+    index = client.get("/audit/").content.decode()
+    assert 'href="/audit/training/verify/"' in index
+    intact = client.get("/audit/training/verify/")
+    assert intact.status_code == 200
+    assert 'id="training-audit-trail-intact"' in intact.content.decode()
+    assert "6 training audit events in 2 course chains" in intact.content.decode()
+
+    TrainingRecord.objects.filter(email="a@staff.example").update(score=100)
+    broken = client.get("/audit/training/verify/").content.decode()
+    assert "1 break found" in broken
+    assert "<td>DP-101</td><td>3</td>" in broken
+    assert client.post("/audit/training/verify/").status_code == 405
+
+    refused = Client()
+    refused.force_login(responder)
+    assert refused.get("/audit/training/verify/").status_code == 302  # to the audit site's login
