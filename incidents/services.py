@@ -206,7 +206,7 @@ def _transition(
     prepare: Callable[[Incident], dict[str, Any]] | None = None,
     method_kwargs: Mapping[str, Any] | None = None,
     after_save: Callable[[Incident], dict[str, Any]] | None = None,
-    after_commit: Callable[[Incident], None] | None = None,
+    after_commit: Callable[[Incident], object] | None = None,
 ) -> Incident:
     """Run lifecycle transition ``name`` as described in the module docstring.
 
@@ -358,11 +358,10 @@ def incident_declare(*, incident: Incident, actor: Any, nature_of_breach: str | 
     from notifications.services import clocks_start_for_declaration
 
     def start_clocks(locked: Incident) -> dict[str, Any]:
+        assert locked.declared_at is not None  # set by the declare transition
         started = clocks_start_for_declaration(incident=locked, at=locked.declared_at)
         return {
-            "clocks": [
-                {"customer": c.customer.account_reference, "due_at": _audit_value(c.due_at)} for c in started
-            ]
+            "clocks": [{"customer": c.customer_reference, "due_at": _audit_value(c.due_at)} for c in started]
         }
 
     changes = {"nature_of_breach": nature_of_breach} if nature_of_breach is not None else {}

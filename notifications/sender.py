@@ -27,9 +27,11 @@ import smtplib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
@@ -106,7 +108,7 @@ def _claim(now: datetime, limit: int) -> list[Delivery]:
     )
 
 
-def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
+def _message(delivery: Delivery, connection: BaseEmailBackend | None) -> EmailMultiAlternatives:
     message = EmailMultiAlternatives(
         subject=delivery.subject,
         body=delivery.body_text,
@@ -118,7 +120,7 @@ def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
     return message
 
 
-def _record(delivery: Delivery, **values) -> bool:
+def _record(delivery: Delivery, **values: Any) -> bool:
     """Write a result only if our claim still holds (a slow worker must not overwrite the
     result of the worker that took over its expired claim)."""
     return bool(

@@ -1,5 +1,6 @@
-"""Post-mortems in Django's admin (``/admin/``, superusers). The ``*Display`` mixins are reused
-by the read-only auditor site (``incidents.audit_site``).
+"""Post-mortems in Django's admin (``/admin/``, superusers). The ``*Display`` classes
+(unregistered ``ModelAdmin`` subclasses) are reused by the read-only auditor site
+(``incidents.audit_site``).
 
 A post-mortem is created by ``incidents.services.incident_begin_post_mortem``, never added here,
 and not deleted (auditors check that its follow-up happened).
@@ -15,14 +16,14 @@ from django.http import HttpRequest
 from postmortems.models import ActionItem, PostMortem
 
 
-class PostMortemDisplay:
+class PostMortemDisplay(admin.ModelAdmin):
     list_display = ("incident", "started_at", "completed_at")
     list_filter = ("completed_at",)
     search_fields = ("incident__reference", "incident__title", "findings")
     list_select_related = ("incident",)
 
 
-class ActionItemDisplay:
+class ActionItemDisplay(admin.ModelAdmin):
     list_display = ("description", "post_mortem", "owner", "status", "due_at", "resolved_at")
     list_filter = ("status",)
     search_fields = ("description", "resolution", "post_mortem__incident__reference")
@@ -36,7 +37,7 @@ class ActionItemInline(admin.TabularInline):
 
 
 @admin.register(PostMortem)
-class PostMortemAdmin(PostMortemDisplay, admin.ModelAdmin):
+class PostMortemAdmin(PostMortemDisplay):
     readonly_fields = ("incident", "started_at")
     inlines = [ActionItemInline]
 
@@ -48,5 +49,5 @@ class PostMortemAdmin(PostMortemDisplay, admin.ModelAdmin):
 
 
 @admin.register(ActionItem)
-class ActionItemAdmin(ActionItemDisplay, admin.ModelAdmin):
+class ActionItemAdmin(ActionItemDisplay):
     pass

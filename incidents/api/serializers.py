@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -35,6 +36,12 @@ from incidents.models import (
 )
 
 # Input rules shared by every serializer ------------------------------------------------------
+
+
+def username_field() -> serializers.SlugRelatedField[AbstractBaseUser]:
+    """A read-only field that shows a user (who declared, added, approved ...) by username;
+    null when nobody is recorded."""
+    return serializers.SlugRelatedField(slug_field="username", read_only=True)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -145,10 +152,12 @@ def _transitions_from(state: str) -> list[tuple[str, str | None]]:
     if not _TRANSITIONS_FROM:
         field = Incident._meta.get_field("state")
         order = {name: index for index, name in enumerate(TRANSITION_NAMES)}
-        for transition in field.get_all_transitions(Incident):  # type: ignore[attr-defined]
-            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append(
-                (transition.name, transition.permission)
-            )
+        for transition in field.get_all_transitions(Incident):
+            permission = transition.permission
+            # Every transition names a permission codename (TRANSITION_PERMISSIONS); django-fsm's
+            # callable form is not used, and ``available_transitions`` does not support it.
+            assert permission is None or isinstance(permission, str)
+            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append((transition.name, permission))
         for entries in _TRANSITIONS_FROM.values():
             entries.sort(key=lambda entry: order[entry[0]])
     return _TRANSITIONS_FROM.get(str(state), [])
@@ -196,7 +205,7 @@ class IncidentSerializer(StrictModelSerializer):
         allow_null=True,
         required=False,
     )
-    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    declared_by = username_field()
     products = serializers.SlugRelatedField(
         slug_field="name", queryset=Product.objects.all(), many=True, required=False
     )
@@ -438,7 +447,7 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
     """
 
     customer = CustomerSummarySerializer(read_only=True)
-    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_by = username_field()
     added_at = AwareDateTimeField(read_only=True)
 
     class Meta:
