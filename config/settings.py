@@ -58,6 +58,31 @@ INSTALLED_APPS = [
     "postmortems",
 ]
 
+#: The seam between the lifecycle (``incidents``, the ground floor) and the apps built on it:
+#: what each app does at each lifecycle moment, by dotted path, in the order the hooks run
+#: (``incidents.lifecycle`` explains the moments and stages and resolves this at start-up).
+#: ``incidents`` imports no other app; this table is the one place where they meet.
+LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
+    "declare": {
+        # Same transaction: one 72-hour notice clock per affected customer.
+        "saved": ["notifications.lifecycle.start_clocks_on_declaration"],
+    },
+    "affected_customer_added": {
+        # Same transaction: a customer added after declaration gets a clock from that moment.
+        "saved": ["notifications.lifecycle.start_clock_for_added_customer"],
+    },
+    "mark_notified": {
+        "guard": ["notifications.lifecycle.customers_not_yet_notified"],
+    },
+    "begin_post_mortem": {
+        "saved": ["postmortems.lifecycle.open_post_mortem"],
+    },
+    "close": {
+        "prepare": ["postmortems.lifecycle.record_findings"],
+        "guard": ["postmortems.lifecycle.missing_to_close"],
+    },
+}
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves static files (admin, site CSS) in production without a separate web server.

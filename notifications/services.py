@@ -19,9 +19,12 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import enqueue
 from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, LifecycleConflict
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
 from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
 from notifications.rendering import (
@@ -31,6 +34,12 @@ from notifications.rendering import (
     notice_content,
     render_notice,
 )
+
+#: Tasks these services queue on commit, by name: the tasks module sits above the services and
+#: imports them, so naming the task here keeps the import graph one-way (tasks -> scanner ->
+#: sender -> services).
+TASK_SEND_ESCALATION = "notifications.tasks.send_escalation"
+TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
 
 #: States in which customers are (being) notified: notices can be approved, clocks run.
 NOTIFYING_STATES = frozenset({IncidentState.DECLARED, IncidentState.NOTIFIED, IncidentState.POST_MORTEM})
@@ -178,9 +187,6 @@ def incident_settle_if_notified(*, incident_id: int) -> bool:
     Returns True if it moved. Safe to call any time and twice: a guard that is not met or a
     state that moved on simply answers False.
     """
-    from incidents.exceptions import GuardFailed, TransitionNotAvailable
-    from incidents.services import incident_mark_notified
-
     incident = Incident.objects.filter(pk=incident_id, state=IncidentState.DECLARED).first()
     if incident is None:
         return False
@@ -212,9 +218,6 @@ def escalation_raise(
 
     With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``).
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_escalation
-
     recipients = escalation_recipients(clock.incident) if notify else []
     try:
         with transaction.atomic():
@@ -228,7 +231,7 @@ def escalation_raise(
     except IntegrityError:
         return None
     if notify and recipients:
-        transaction.on_commit(lambda: enqueue(send_escalation, escalation.pk))
+        transaction.on_commit(lambda: enqueue(TASK_SEND_ESCALATION, escalation.pk))
     return escalation
 
 
@@ -531,11 +534,9 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
     (or later), or there is nobody to send it to. Permission: ``notifications.approve_notice``
     (incident managers); ``actor=None`` is the deadline scanner's automatic initial notice.
-    Customers without a deliverable contact get a ``no_contact`` escalation.
+    Customers without a deliverable contact get a ``no_contact`` escalation. The
+    ``notice_approved`` hooks (``settings.LIFECYCLE_HOOKS``) run in the same transaction.
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_due_deliveries
-
     if actor is not None:
         _require(actor, "notifications.approve_notice")
     with transaction.atomic():
@@ -583,7 +584,10 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             },
             at=now,
         )
-        transaction.on_commit(lambda: enqueue(send_due_deliveries))
+        run_hooks(
+            NOTICE_APPROVED, "saved", incident, HookContext(actor=actor, at=now, inputs={"notice": notice})
+        )
+        transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
     return notice
 
 

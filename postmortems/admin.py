@@ -2,7 +2,8 @@
 (unregistered ``ModelAdmin`` subclasses) are reused by the read-only auditor site
 (``incidents.audit_site``).
 
-A post-mortem is created by ``incidents.services.incident_begin_post_mortem``, never added here,
+A post-mortem is created when an incident begins its post-mortem (``postmortems.lifecycle``),
+never added here,
 and not deleted (auditors check that its follow-up happened).
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from incidents.audit_site import ReadOnlyAdmin, ReadOnlyInline, audit_site
 from postmortems.models import ActionItem, PostMortem
 
 
@@ -50,4 +52,23 @@ class PostMortemAdmin(PostMortemDisplay):
 
 @admin.register(ActionItem)
 class ActionItemAdmin(ActionItemDisplay):
+    pass
+
+
+# The read-only auditor site (``/audit/``).
+
+
+class ActionItemAuditInline(ReadOnlyInline):
+    model = ActionItem
+    fields = ("description", "owner", "due_at", "status", "resolution", "resolved_at")
+
+
+@admin.register(PostMortem, site=audit_site)
+class PostMortemAudit(PostMortemDisplay, ReadOnlyAdmin):
+    readonly_fields = ("incident", "started_at")
+    inlines = [ActionItemAuditInline]
+
+
+@admin.register(ActionItem, site=audit_site)
+class ActionItemAudit(ActionItemDisplay, ReadOnlyAdmin):
     pass

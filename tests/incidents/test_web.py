@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from incidents import services, views
 from incidents.models import AffectedCustomer, AuditEvent, Customer, Incident, WorkerHeartbeat
+from tests.queries import assert_query_count
 
 PASSWORD = "correct horse battery"
 
@@ -194,17 +195,17 @@ def test_it_keeps_filters_on_the_older_link(responder, make_incident, monkeypatc
     assert "q=Alpha&amp;cursor=" in response.content.decode()
 
 
-def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_incident, django_assert_num_queries):
+def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_incident):
     client = _client_for(responder)
     make_incident()
     # session, user, user permissions, group permissions, heartbeat, incidents,
     # auditor-group check for the navigation
-    with django_assert_num_queries(7):
+    with assert_query_count(7, "the incident list with 1 row"):
         client.get(reverse("incidents:incident_list"))
     for _ in range(10):
         make_incident()
     client = _client_for(responder)
-    with django_assert_num_queries(7):
+    with assert_query_count(7, "the incident list with 11 rows"):
         response = client.get(reverse("incidents:incident_list"))
     assert len(response.context["incidents"]) == 11
 
