@@ -70,19 +70,20 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
-class StrictFieldsMixin:
+class StrictFieldsMixin(serializers.Serializer):
     """Refuse input keys that the serializer does not accept (400 naming each of them).
 
     A key that is not a field at all gets "Unknown field."; a read-only field gets
     ``read_only_messages[name]`` or "This field is read-only.". Non-mapping input is left to
-    the serializer's own "expected a dictionary" error.
+    the serializer's own "expected a dictionary" error. It subclasses ``Serializer`` (and comes
+    first in the bases) so that ``self.fields`` and the ``super()`` call are typed.
     """
 
     read_only_messages: Mapping[str, str] = {}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            fields = self.fields  # type: ignore[attr-defined]
+            fields = self.fields
             errors: dict[str, list[str]] = {}
             for key in data:
                 field = fields.get(key)
@@ -94,7 +95,7 @@ class StrictFieldsMixin:
                     errors[str(key)] = [message]
             if errors:
                 raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)
 
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
