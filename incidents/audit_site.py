@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model
 from django.http import HttpRequest
 
+from incidents.accounts import is_auditor
 from incidents.admin import (
     AffectedCustomerDisplay,
     AuditEventDisplay,
@@ -43,9 +44,6 @@ from incidents.models import (
     WorkerHeartbeat,
 )
 
-#: The group whose members may use this site (a contract: created by a data migration).
-AUDITOR_GROUP = "auditor"
-
 #: Apps every model of which the auditors see.
 AUDITED_APPS = ("incidents", "postmortems", "notifications", "triage")
 
@@ -53,14 +51,7 @@ AUDITED_APPS = ("incidents", "postmortems", "notifications", "triage")
 def _may_audit(user: Any) -> bool:
     if not (user and user.is_authenticated and user.is_active):
         return False
-    if user.is_superuser:
-        return True
-    # Cached per user object (one request): the site asks many times per page.
-    cached = getattr(user, "_breachdesk_may_audit", None)
-    if cached is None:
-        cached = user.groups.filter(name=AUDITOR_GROUP).exists()
-        user._breachdesk_may_audit = cached
-    return cached
+    return user.is_superuser or is_auditor(user)
 
 
 class AuditAuthenticationForm(AuthenticationForm):

@@ -152,8 +152,9 @@ class HookContext:
 
     ``actor``: the user acting, or ``None`` for the system. ``at``: the moment's instant (aware,
     UTC; for a transition, the instant recorded on the incident). ``inputs``: the transition's
-    own inputs that the ground floor passes through without knowing them (for example
-    ``{"findings": ...}`` for ``close``). ``customer``: for ``affected_customer_added``.
+    own inputs that the ground floor passes through without knowing them, and what a moment
+    announces (``{"owner": user}``, ``{"notice": notice}``). ``customer``: for
+    ``affected_customer_added``.
     """
 
     actor: Any | None

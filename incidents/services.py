@@ -102,6 +102,25 @@ def _refuse_future(values: Mapping[str, Any]) -> None:
         raise ValidationError(errors)
 
 
+def _refuse_drill_change(incident: Incident, changes: Mapping[str, Any]) -> None:
+    """A drill stays a drill once declared (its notices went to drill customers only), and an
+    incident that affects a drill customer cannot become real. Raises ``ValidationError`` on
+    ``is_drill``."""
+    if "is_drill" not in changes or bool(changes["is_drill"]) == incident.is_drill or incident.pk is None:
+        return
+    if incident.declared_at is not None:
+        raise ValidationError({"is_drill": "A declared incident cannot become, or stop being, a drill."})
+    if (
+        not changes["is_drill"]
+        and incident.affected_customers.filter(customer__is_drill_customer=True).exists()
+    ):
+        raise ValidationError(
+            {
+                "is_drill": "This incident affects drill customers; remove them before making it a real incident."
+            }
+        )
+
+
 def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Set ``changes`` on ``incident`` (saved separately; products applied after save).
 
@@ -112,6 +131,7 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
     if unknown:
         raise ValidationError(dict.fromkeys(unknown, "This field cannot be set here."))
     _refuse_future(changes)
+    _refuse_drill_change(incident, changes)
     diff: dict[str, list[Any]] = {}
     for name, new in changes.items():
         if name == "products":
@@ -401,15 +421,15 @@ def incident_begin_post_mortem(*, incident: Incident, actor: Any) -> Incident:
     return _transition(incident=incident, actor=actor, name="begin_post_mortem")
 
 
-def incident_close(*, incident: Incident, actor: Any, findings: str | None = None) -> Incident:
+def incident_close(*, incident: Incident, actor: Any) -> Incident:
     """Close an incident in ``post_mortem``.
 
-    ``findings`` (optional here if recorded before) is handed to the ``prepare`` hooks of
-    ``close`` (the post-mortems app completes the post-mortem with it). Guard: the ``guard``
-    hooks of ``close`` (a completed post-mortem and every action item done or accepted).
-    Permission: ``incidents.close_incident`` (incident managers).
+    Guard: the ``guard`` hooks of ``close`` (``settings.LIFECYCLE_HOOKS``): a completed
+    post-mortem with every action item done or its risk accepted, every playbook task done, and
+    no breach field still withheld; the 400 names each that is not. Permission:
+    ``incidents.close_incident`` (incident managers).
     """
-    return _transition(incident=incident, actor=actor, name="close", inputs={"findings": findings})
+    return _transition(incident=incident, actor=actor, name="close")
 
 
 #: Transition name -> its service, for the API's and web's transition routes.
@@ -438,7 +458,8 @@ def affected_customer_add(
     ``affected_customer_added`` run in the same transaction (a customer added after
     declaration gets its own notice clock from the moment it is added). Raises ``ActionForbidden`` without
     ``incidents.add_affectedcustomer``; ``LifecycleConflict`` if the incident is final or the
-    customer is already recorded.
+    customer is already recorded; ``ValidationError`` for a drill customer on a real incident (a
+    real customer may be added to a drill: it is never notified, ``AffectedCustomer.no_notice_reason``).
     """
     _require(actor, "incidents.add_affectedcustomer")
     with transaction.atomic():
@@ -447,6 +468,10 @@ def affected_customer_add(
             raise LifecycleConflict(f"A {locked.get_state_display().lower()} incident cannot change.")
         if AffectedCustomer.objects.filter(incident=locked, customer=customer).exists():
             raise LifecycleConflict(f"{customer} is already recorded as affected.")
+        if customer.is_drill_customer and not locked.is_drill:
+            raise ValidationError(
+                {"customer": f"{customer} is a drill customer; only a drill may affect it."}
+            )
         affected = AffectedCustomer.objects.create(
             incident=locked,
             customer=customer,

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from incidents.lifecycle import HookContext
 from incidents.models import Incident
-from notifications.models import Clock
+from notifications.models import Clock, Withholding
 from notifications.services import clock_start_for_customer, clocks_start_for_declaration
 
 
@@ -50,4 +50,12 @@ def customers_not_yet_notified(incident: Incident) -> list[str]:
     covered = settled.values_list("customer_id", flat=True)
     if incident.affected_customers.exclude(customer_id__in=covered).exists():
         return ["affected_customers"]
+    return []
+
+
+def withholdings_still_active(incident: Incident) -> list[str]:
+    """``close``, ``guard``: ``withholdings`` while any breach field is still withheld from the
+    customers (released neither to a notice nor on review)."""
+    if Withholding.objects.filter(incident=incident, released_at__isnull=True).exists():
+        return ["withholdings"]
     return []

@@ -23,7 +23,14 @@ from config.celery import enqueue
 from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
-from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from incidents.models import (
+    REAL_CUSTOMER_IN_DRILL,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    IncidentState,
+)
 from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
@@ -66,17 +73,22 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
 
     Due after the customer's notification window (``clocks.customer_notice_window``). Idempotent:
     an existing clock for the pair is returned unchanged. A customer with no active
-    administrative contact raises a ``no_contact`` escalation at once. Must run inside the
-    transaction that holds the incident's row lock (declaration, or adding a customer).
+    administrative contact raises a ``no_contact`` escalation at once. A real customer affected
+    by a drill gets a clock that is waived at once (``REAL_CUSTOMER_IN_DRILL``): it is never
+    notified. Must run inside the transaction that holds the incident's row lock (declaration,
+    or adding a customer).
     """
     window = clocks.customer_notice_window(customer.notification_window_hours)
+    defaults: dict[str, Any] = {"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)}
+    never_notified = not _may_notify(incident, customer)
+    if never_notified:
+        # A real customer in a drill: its clock is closed at once, with the reason, so the drill
+        # runs its lifecycle to the end and nobody is escalated about a notice that must not go.
+        defaults |= {"waived_at": at, "waiver_reason": REAL_CUSTOMER_IN_DRILL}
     clock, created = Clock.objects.get_or_create(
-        incident=incident,
-        kind=Clock.Kind.CUSTOMER_NOTICE,
-        customer=customer,
-        defaults={"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)},
+        incident=incident, kind=Clock.Kind.CUSTOMER_NOTICE, customer=customer, defaults=defaults
     )
-    if created and not _deliverable_contacts(customer).exists():
+    if created and not never_notified and not _deliverable_contacts(customer).exists():
         escalation_raise(
             clock=clock,
             threshold=Escalation.Threshold.NO_CONTACT,
@@ -150,9 +162,13 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
 
 def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str) -> Clock:
     """Move an open clock's start (for example: the customer was found affected later than
-    recorded) and recompute its due time. Needs a reason; audited with old and new instants.
+    recorded) and recompute its due time. Needs a reason; audited with the old and new start
+    and deadline. Late stays late: only a clock that is open and not yet due may move, so an
+    overdue or late clock can never be made to look on time (GDPR Art. 33(1): a late
+    notification is accompanied by the reasons for the delay, not hidden).
     Raises ``ValidationError`` for a naive instant or an empty reason, ``LifecycleConflict``
-    for a clock that is met or waived. Permission: ``notifications.change_clock``."""
+    for a clock that is met, waived or already past its deadline. Permission:
+    ``notifications.change_clock``."""
     _require(actor, "notifications.change_clock")
     if not reason.strip():
         raise ValidationError({"reason": "A reason is required to move a clock's start."})
@@ -163,6 +179,11 @@ def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str)
         clock = Clock.objects.get(pk=clock.pk)
         if not clock.is_open:
             raise LifecycleConflict("A met or waived clock cannot be moved.")
+        if clock.is_late_at():
+            raise LifecycleConflict(
+                "This clock is past its deadline; late stays late. Record the reasons for the "
+                "delay when the notice goes out instead."
+            )
         old = (_iso(clock.starts_at), _iso(clock.due_at))
         clock.starts_at = starts_at.astimezone(UTC)
         clock.due_at = clocks.due_at(clock.starts_at, clock.window)
@@ -243,8 +264,10 @@ def escalation_email(*, escalation_id: int) -> int:
         return 0
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
     message = EmailMessage(
-        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
-        f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}",
+        subject=incident.email_subject(
+            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
+            f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}"
+        ),
         body=(
             f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
             f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
@@ -480,6 +503,13 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     )
 
 
+def _may_notify(incident: Incident, customer: Customer) -> bool:
+    """Whether a notice of ``incident`` may reach ``customer`` at all: a drill reaches drill
+    customers only, a real incident real customers only. Checked where deliveries are
+    created, whatever path added the customer."""
+    return incident.is_drill == customer.is_drill_customer
+
+
 def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
     return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
 
@@ -592,7 +622,10 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
 
 
 def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime) -> int:
-    """Render once per (customer, language) and bulk-create the deliveries; returns how many."""
+    """Render once per (customer, language) and bulk-create the deliveries; returns how many.
+
+    Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
+    reaches drill customers only)."""
     targets = list(targets)
     contacts_by_customer: dict[int, list[Contact]] = {}
     for contact in Contact.objects.filter(
@@ -602,6 +635,8 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
     domain = _message_domain()
     rows = []
     for affected in targets:
+        if not _may_notify(notice.incident, affected.customer):
+            continue
         contacts = contacts_by_customer.get(affected.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(

@@ -464,11 +464,12 @@ def test_it_lists_with_a_constant_number_of_queries(api, responder, make_inciden
     as_user(api, responder)
     api.get(LIST)  # warm the session
 
-    # session, user, 2 permission look-ups, the page, 2 prefetches (products, affected customers)
-    with assert_query_count(7, "the API list with 2 rows"):
+    # session, user, account facts (auditor? expiry), 2 permission look-ups, the page,
+    # 2 prefetches (products, affected customers)
+    with assert_query_count(8, "the API list with 2 rows"):
         small = api.get(LIST)
     add_incidents(10)
-    with assert_query_count(7, "the API list with 12 rows"):
+    with assert_query_count(8, "the API list with 12 rows"):
         large = api.get(LIST)
 
     assert len(small.json()["results"]) == 2

@@ -131,7 +131,8 @@ def test_it_shows_each_clock_status_judged_from_the_stored_times(
         f"/api/clocks/{yamada.pk}/waive/", {"reason": "Customer ceased trading."}, format="json"
     )
     assert waived.status_code == 200, waived.json()
-    assert waived.json()["status"] == "waived" and waived.json()["remaining_seconds"] is None
+    # Waived after its deadline: late stays late.
+    assert waived.json()["status"] == "waived_late" and waived.json()["remaining_seconds"] is None
     assert waived.json()["waiver_reason"] == "Customer ceased trading."
     assert waived.json()["waived_by"] == manager.username
 
@@ -828,14 +829,14 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     api.force_login(responder)
     api.get("/api/deliveries/")  # warm the session
 
-    # Session, user, the user's two permission sets, the page.
-    with assert_query_count(5, "the deliveries list with 2 rows"):
+    # Session, user, account facts (auditor? expiry), the user's two permission sets, the page.
+    with assert_query_count(6, "the deliveries list with 2 rows"):
         small = api.get("/api/deliveries/")
     second = declare_for(multilingual_customers[1:])
     services.notice_approve(
         notice=services.notice_draft(incident=second, actor=manager, kind="initial"), actor=manager
     )
-    with assert_query_count(5, "the deliveries list with 4 rows"):
+    with assert_query_count(6, "the deliveries list with 4 rows"):
         large = api.get("/api/deliveries/")
 
     assert len(small.json()["results"]) == 2 and len(large.json()["results"]) == 4
@@ -847,8 +848,9 @@ def test_the_clocks_list_runs_a_fixed_number_of_queries(api, declare_for, multil
         services.escalation_raise(clock=clock, threshold=Escalation.Threshold.HOURS_48, notify=False)
     api.force_login(responder)
 
-    # Session, user, the user's two permission sets, the incident, the page, its escalations.
-    with assert_query_count(7, "the clocks list"):
+    # Session, user, account facts (auditor? expiry), the user's two permission sets, the
+    # incident, the page, its escalations.
+    with assert_query_count(8, "the clocks list"):
         response = api.get(clocks_url(incident))
 
     assert all(len(row["escalations"]) == 1 for row in response.json()["results"])
