@@ -120,6 +120,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The banner reminding incident managers that no drill completed in 12 months.
+                "postmortems.context_processors.drill_reminder",
             ],
         },
     },

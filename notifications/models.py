@@ -347,3 +347,18 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notice} to {self.address} ({self.status})"
+
+
+class SentMessage(models.Model):
+    """The exact bytes of the message the mail relay accepted for a delivery (RFC 5322, CRLF
+    line ends, as handed to SMTP), kept as evidence (the evidence pack's ``.eml`` files), with
+    their SHA-256. Recorded with the acceptance; a message sent again after a crash keeps the
+    first recording (same Message-ID)."""
+
+    delivery = models.OneToOneField(Delivery, on_delete=models.PROTECT, related_name="sent_message")
+    raw = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Message sent for delivery {self.delivery_id}"
