@@ -297,10 +297,10 @@ class IncidentViewSet(
             data: Any = request.data
             if not data and "customer" in request.query_params:
                 data = {"customer": request.query_params["customer"]}
-            body = AffectedCustomerRemoveBody(data=data)
-            body.is_valid(raise_exception=True)
+            removal = AffectedCustomerRemoveBody(data=data)
+            removal.is_valid(raise_exception=True)
             services.affected_customer_remove(
-                incident=incident, actor=request.user, customer=body.validated_data["customer"]
+                incident=incident, actor=request.user, customer=removal.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
         rows = AffectedCustomer.objects.filter(incident=incident).select_related(

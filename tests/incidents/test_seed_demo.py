@@ -96,9 +96,9 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
     assert set(Contact.objects.values_list("language", flat=True)) == {"en", "de", "fr", "es", "ja"}
     assert set(Contact.objects.values_list("role", flat=True)) == {"administrative"}
     assert Customer.objects.count() == 6
-    assert list(Customer.objects.filter(is_drill_customer=True).values_list("account_reference", flat=True)) == [
-        "DEMO-DRILL-001"
-    ]
+    assert list(
+        Customer.objects.filter(is_drill_customer=True).values_list("account_reference", flat=True)
+    ) == ["DEMO-DRILL-001"]
     assert "Products: 3 created." in output
     assert Product.objects.count() == 3
     assert Incident.objects.filter(state="detected", external_reference__isnull=False).count() == 32
@@ -125,9 +125,9 @@ def test_it_seeds_a_completed_drill_that_mailed_only_the_drill_customer(db, var_
     drill = Drill.objects.select_related("incident").get()
     assert drill.completed_at is not None and drill.incident.is_drill and drill.incident.state == "closed"
     assert drill.time_to_declare is not None and drill.time_to_notify is not None
-    assert set(Delivery.objects.filter(notice__incident=drill.incident).values_list("address", flat=True)) == {
-        "dana.drill@drill.example"
-    }
+    assert set(
+        Delivery.objects.filter(notice__incident=drill.incident).values_list("address", flat=True)
+    ) == {"dana.drill@drill.example"}
     assert f"Drill: {drill.incident.reference} completed" in output
     assert "the demo drill exists already" in again
     assert Drill.objects.count() == 1

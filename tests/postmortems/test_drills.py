@@ -114,7 +114,8 @@ def test_a_drill_never_delivers_to_a_real_customer_whatever_path_added_it(
     assert all(clock.waived_at is not None and "drill" in clock.waiver_reason for clock in real_clocks)
     drill.refresh_from_db()
     assert drill.state == "notified"
-    assert not Clock.objects.filter(incident=drill, customer=real_customer).first().escalations.exists()
+    real_clock = Clock.objects.get(incident=drill, customer=real_customer)
+    assert not real_clock.escalations.exists()
 
 
 def test_a_drill_customer_cannot_be_added_to_a_real_incident(make_incident, responder, drill_customers):
@@ -332,6 +333,7 @@ def test_a_drill_record_measures_its_times_and_keeps_participants(make_incident,
         "security",
     }
     drill.refresh_from_db()
+    assert drill.declared_at is not None and drill.notified_at is not None
     assert body["time_to_declare_seconds"] == pytest.approx(
         (drill.declared_at - drill.created_at).total_seconds()
     )

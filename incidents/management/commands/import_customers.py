@@ -23,12 +23,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 
 from incidents.models import Contact, Customer
 
@@ -214,7 +215,7 @@ def upsert_customer_rows(rows: CustomerRows) -> tuple[UpsertCounts, UpsertCounts
         stored: dict[str, Customer] = {}
         for account, values in rows.customers.items():
             customer = Customer.objects.select_for_update().filter(account_reference=account).first()
-            wanted = {
+            wanted: dict[str, Any] = {
                 "name": values.name,
                 "country": values.country,
                 "preferred_language": values.preferred_language,
@@ -222,21 +223,21 @@ def upsert_customer_rows(rows: CustomerRows) -> tuple[UpsertCounts, UpsertCounts
                 "is_drill_customer": values.is_drill_customer,
             }
             stored[account] = _upsert(customer, Customer(account_reference=account), wanted, customer_counts)
-        for values in rows.contacts:
-            customer = stored[values.account_reference]
-            contact = Contact.objects.filter(customer=customer, email__iexact=values.email).first()
+        for contact_values in rows.contacts:
+            customer = stored[contact_values.account_reference]
+            contact = Contact.objects.filter(customer=customer, email__iexact=contact_values.email).first()
             wanted = {
-                "name": values.name,
-                "email": values.email,
-                "language": values.language,
-                "role": values.role,
+                "name": contact_values.name,
+                "email": contact_values.email,
+                "language": contact_values.language,
+                "role": contact_values.role,
                 "is_active": True,
             }
             _upsert(contact, Contact(customer=customer), wanted, contact_counts)
     return customer_counts, contact_counts
 
 
-def _upsert(existing, new, wanted: dict, counts: UpsertCounts):
+def _upsert[M: models.Model](existing: M | None, new: M, wanted: dict[str, Any], counts: UpsertCounts) -> M:
     row = existing if existing is not None else new
     changed = [name for name, value in wanted.items() if getattr(row, name) != value]
     for name in changed:
@@ -267,10 +268,10 @@ class Command(BaseCommand):
         "number (the header is row 1) and exits non-zero."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, metavar="FILE.csv")
 
-    def handle(self, *args, file: Path, **options) -> None:
+    def handle(self, *args: Any, file: Path, **options: Any) -> None:
         try:
             with file.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)

@@ -28,6 +28,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -198,7 +199,7 @@ class Command(BaseCommand):
         "creates nothing twice and prints the same logins."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         path = credentials_path()
         logins = read_credentials(path)
         user_model = get_user_model()

@@ -11,6 +11,7 @@ run yet; the deliveries and clocks are recorded exactly as a real sending record
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -29,7 +30,7 @@ EXTERNAL_REFERENCE = "demo:drill"
 class Command(BaseCommand):
     help = "Seed a completed demo drill (after seed_demo's users and drill customer)."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if Incident.objects.filter(external_reference=EXTERNAL_REFERENCE).exists():
             self.stdout.write("Drill: the demo drill exists already.")
             return
