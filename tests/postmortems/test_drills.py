@@ -405,3 +405,17 @@ def test_a_drill_runs_end_to_end_and_closes(make_incident, manager, drill_custom
 
     assert drill.state == "closed"
     assert [m.recipients for m in smtp_server.received] == [["drill-de@drill.example"]]
+
+
+def test_a_drill_with_only_real_customers_moves_on_without_sending_anything(
+    make_incident, manager, real_customer, django_capture_on_commit_callbacks
+):
+    drill = make_incident(state="triaged", is_drill=True)
+    services.affected_customer_add(incident=drill, customer=real_customer, actor=manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.incident_declare(incident=drill, actor=manager, nature_of_breach="Exercise.")
+
+    drill.refresh_from_db()
+    assert drill.state == "notified"
+    assert not Delivery.objects.filter(notice__incident=drill).exists()
