@@ -332,24 +332,9 @@ class IncidentAdmin(IncidentDisplay):
             self.save_formset(request, form, formset, change=change)
 
 
-@admin.register(AffectedCustomer)
-class AffectedCustomerAdmin(AffectedCustomerDisplay):
-    """Read-only here: customers are added and removed on the incident page (audited)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(AuditEventDisplay):
-    """The audit trail is append-only: no one adds, changes or deletes it here, superusers
-    included."""
+class WrittenElsewhere(admin.ModelAdmin):
+    """Shown to superusers and never added, changed or deleted here: these rows are written by
+    an audited service or by the system, and nothing may bypass that."""
 
     actions = None
 
@@ -363,15 +348,20 @@ class AuditEventAdmin(AuditEventDisplay):
         return False
 
 
+@admin.register(AffectedCustomer)
+class AffectedCustomerAdmin(AffectedCustomerDisplay, WrittenElsewhere):
+    """Customers are added and removed on the incident page (audited)."""
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditEventDisplay, WrittenElsewhere):
+    """The audit trail is append-only: no one adds, changes or deletes it here, superusers
+    included."""
+
+
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay):
-    """Written by the worker; read-only here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, WrittenElsewhere):
+    """Written by the worker."""
 
 
 class ReadLogEntryDisplay(admin.ModelAdmin):
@@ -388,19 +378,8 @@ class AccountExpiryDisplay(admin.ModelAdmin):
 
 
 @admin.register(ReadLogEntry)
-class ReadLogEntryAdmin(ReadLogEntryDisplay):
+class ReadLogEntryAdmin(ReadLogEntryDisplay, WrittenElsewhere):
     """Written for every record an auditor opens; never changed, superusers included."""
-
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AccountExpiry)
