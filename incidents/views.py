@@ -21,7 +21,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -152,7 +152,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 # --- Creating and editing -----------------------------------------------------------------
 
 
-def _add_validation_errors(form: Form, error: ValidationError) -> None:
+def _add_validation_errors(form: BaseForm, error: ValidationError) -> None:
     """Put a service's ``ValidationError`` on the form: on a field it names if the form has it,
     otherwise as a form-wide error naming the field."""
     if not hasattr(error, "error_dict"):
@@ -346,7 +346,8 @@ def incident_transition(request: HttpRequest, pk: int, name: str) -> HttpRespons
 def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a customer (by account reference) as affected
     (``services.affected_customer_add``). Unknown customer: 400; already recorded or the
-    incident is final: 409; both re-show the page with the form's error."""
+    incident is final: 409; a drill customer on a real incident: 400; each re-shows the page
+    with the form's error."""
     incident = _get_incident_for_user(request, pk, write=True)
     form = AffectedCustomerAddForm(request.POST, prefix="affected")
     status = 400
@@ -362,6 +363,8 @@ def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
         except LifecycleConflict as conflict:
             form.add_error(None, str(conflict))
             status = 409
+        except ValidationError as error:
+            _add_validation_errors(form, error)
         else:
             messages.success(request, f"{affected.customer} recorded as affected.")
             return redirect("incidents:incident_detail", pk=pk)

@@ -30,9 +30,11 @@ import smtplib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
@@ -114,7 +116,9 @@ class RecordedMessage(EmailMultiAlternatives):
     """An email that builds its MIME message once per policy, so the bytes recorded after
     sending (``raw``) are the bytes the backend handed to the relay."""
 
-    def message(self, *, policy: email.policy.Policy = email.policy.default) -> email.message.EmailMessage:
+    def message(
+        self, *, policy: email.policy.Policy | None = email.policy.default
+    ) -> email.message.EmailMessage:
         built = getattr(self, "_built", None)
         if built is None or built[0] is not policy:
             self._built = (policy, super().message(policy=policy))
@@ -125,7 +129,7 @@ class RecordedMessage(EmailMultiAlternatives):
         return self.message(policy=email.policy.SMTP).as_bytes()
 
 
-def _message(delivery: Delivery, connection) -> RecordedMessage:
+def _message(delivery: Delivery, connection: BaseEmailBackend | None) -> RecordedMessage:
     message = RecordedMessage(
         subject=delivery.subject,
         body=delivery.body_text,
@@ -137,7 +141,7 @@ def _message(delivery: Delivery, connection) -> RecordedMessage:
     return message
 
 
-def _record(delivery: Delivery, **values) -> bool:
+def _record(delivery: Delivery, **values: Any) -> bool:
     """Write a result only if our claim still holds (a slow worker must not overwrite the
     result of the worker that took over its expired claim)."""
     return bool(
