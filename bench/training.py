@@ -22,9 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,7 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 COURSES = (("DP-101", 365), ("IR-201", 730), ("SEC-110", 365))
 
 
-def write_export(path: Path, people: int, now) -> set[str]:
+def write_export(path: Path, people: int, now: datetime) -> set[str]:
     """Write the LMS export; return the emails of the people who are overdue."""
     overdue = set()
     with path.open("w", encoding="utf-8") as handle:
@@ -52,7 +54,7 @@ def write_export(path: Path, people: int, now) -> set[str]:
     return overdue
 
 
-def timed(function, *args, **kwargs):
+def timed[T](function: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - started

@@ -15,6 +15,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from incidents.admin import ReadOnlyInline as AdminReadOnlyInline
+from incidents.admin import WrittenElsewhere
 from incidents.audit_site import ReadOnlyAdmin, ReadOnlyInline, audit_site
 from postmortems import training
 from postmortems.models import Course, TrainingAuditEvent, TrainingImport, TrainingRecord
@@ -22,13 +24,13 @@ from postmortems.models import Course, TrainingAuditEvent, TrainingImport, Train
 # --- What both sites show -----------------------------------------------------------------
 
 
-class CourseDisplay:
+class CourseDisplay(admin.ModelAdmin):
     list_display = ("code", "name", "is_mandatory", "validity_days", "mandatory_since", "created_at")
     list_filter = ("is_mandatory",)
     search_fields = ("code", "name")
 
 
-class TrainingRecordDisplay:
+class TrainingRecordDisplay(admin.ModelAdmin):
     list_display = ("email", "user", "course", "completed_at", "expires_at", "score", "imported_in")
     list_filter = ("course",)
     search_fields = ("email", "user__username", "course__code")
@@ -39,7 +41,7 @@ class TrainingRecordDisplay:
     readonly_fields = fields
 
 
-class TrainingImportDisplay:
+class TrainingImportDisplay(admin.ModelAdmin):
     list_display = ("file_name", "imported_at", "imported_by", "rows", "recorded", "already_recorded")
     search_fields = ("file_name", "file_sha256")
     list_select_related = ("imported_by",)
@@ -55,7 +57,7 @@ class TrainingImportDisplay:
     readonly_fields = fields
 
 
-class TrainingAuditEventDisplay:
+class TrainingAuditEventDisplay(admin.ModelAdmin):
     list_display = ("course", "sequence", "occurred_at", "actor_username", "verb")
     list_filter = ("verb",)
     search_fields = ("course__code", "actor_username")
@@ -75,35 +77,19 @@ class TrainingAuditEventDisplay:
     readonly_fields = fields
 
 
-class _ViewOnly:
-    """No add, change or delete, superusers included; no bulk actions."""
-
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 # --- /admin/ ------------------------------------------------------------------------------
 
 
-class TrainingAuditEventInline(_ViewOnly, admin.TabularInline):
+class TrainingAuditEventInline(AdminReadOnlyInline):
     model = TrainingAuditEvent
-    extra = 0
-    can_delete = False
+    show_change_link = False
     fields = ("sequence", "occurred_at", "actor_username", "verb", "data")
     readonly_fields = fields
     ordering = ("sequence",)
 
 
 @admin.register(Course)
-class CourseAdmin(CourseDisplay, admin.ModelAdmin):
+class CourseAdmin(CourseDisplay):
     """Courses for superusers, saved through the audited services; never deleted."""
 
     fields = ("code", "name", "is_mandatory", "validity_days", "mandatory_since", "created_at")
@@ -145,17 +131,17 @@ class CourseAdmin(CourseDisplay, admin.ModelAdmin):
 
 
 @admin.register(TrainingRecord)
-class TrainingRecordAdmin(TrainingRecordDisplay, _ViewOnly, admin.ModelAdmin):
+class TrainingRecordAdmin(TrainingRecordDisplay, WrittenElsewhere):
     """Read-only: records come from ``manage.py import_training`` and are never edited."""
 
 
 @admin.register(TrainingImport)
-class TrainingImportAdmin(TrainingImportDisplay, _ViewOnly, admin.ModelAdmin):
+class TrainingImportAdmin(TrainingImportDisplay, WrittenElsewhere):
     """Read-only: one row per run of ``manage.py import_training``."""
 
 
 @admin.register(TrainingAuditEvent)
-class TrainingAuditEventAdmin(TrainingAuditEventDisplay, _ViewOnly, admin.ModelAdmin):
+class TrainingAuditEventAdmin(TrainingAuditEventDisplay, WrittenElsewhere):
     """The training audit chain is append-only: no one adds, changes or deletes it here."""
 
 

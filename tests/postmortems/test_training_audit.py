@@ -5,6 +5,7 @@ behind the application's back."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_verification_finds_a_record_extended_behind_the_applications_back(audit
 
 
 def test_the_chain_is_append_only(audited):
-    event = TrainingAuditEvent.objects.first()
+    event = TrainingAuditEvent.objects.get(course__code="DP-101", sequence=1)
 
     with pytest.raises(ValueError, match="append-only"):
         event.save()
@@ -121,9 +122,9 @@ def test_the_digest_does_not_depend_on_order_or_zone():
 
     at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     later = at + timedelta(days=365)
-    rows = [("a@x.example", at, later, None), ("b@x.example", at, later, 90)]
+    rows = [("a@x.example", at, later, None), ("b@x.example", at, later, Decimal("90"))]
     same_in_berlin = [
-        ("b@x.example", at.astimezone(ZoneInfo("Europe/Berlin")), later, 90),
+        ("b@x.example", at.astimezone(ZoneInfo("Europe/Berlin")), later, Decimal("90.00")),
         ("a@x.example", at, later, None),
     ]
 

@@ -242,8 +242,12 @@ def test_a_superuser_adds_and_changes_a_course_in_the_admin_through_the_audited_
         },
     )
     assert changed.status_code == 302, changed.content.decode()[:3000]
-    course.refresh_from_db()
-    assert (course.validity_days, course.is_mandatory, course.mandatory_since) == (180, False, None)
+    changed_course = Course.objects.get(pk=course.pk)
+    assert (changed_course.validity_days, changed_course.is_mandatory, changed_course.mandatory_since) == (
+        180,
+        False,
+        None,
+    )
     events = list(TrainingAuditEvent.objects.filter(course=course).order_by("sequence"))
     assert [(e.verb, e.actor_username) for e in events] == [
         ("course_created", "sam.super"),

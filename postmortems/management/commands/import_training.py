@@ -23,10 +23,11 @@ import csv
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from postmortems.training import COLUMNS, TrainingImportRefused, read_training_csv, training_records_import
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         "line and column (the header is line 1) and exits non-zero. Re-importing is harmless."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, metavar="FILE.csv")
         parser.add_argument(
             "--by",
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             help="Record this user as the importer (needs the permission to add training records).",
         )
 
-    def handle(self, *args, file: Path, by: str | None = None, **options) -> None:
+    def handle(self, *args: Any, file: Path, by: str | None = None, **options: Any) -> None:
         actor = None
         if by is not None:
             actor = get_user_model().objects.filter(username=by).first()

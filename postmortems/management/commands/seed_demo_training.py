@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.utils import timezone
@@ -51,7 +52,7 @@ class Command(BaseCommand):
         "completions (the demo incident manager's DP-101 has lapsed). Runs once; safe to re-run."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if Course.objects.filter(code="DP-101").exists():
             self.stdout.write("Training: demo courses exist already; nothing changed.")
             return

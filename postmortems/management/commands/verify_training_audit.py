@@ -6,7 +6,9 @@ break. Exit status 0 when everything verifies, 1 otherwise.
 and ``verify_audit_trail`` covers it too; see ``postmortems.training_audit``.)
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from postmortems.models import Course
 from postmortems.training_audit import verify_training_chains
@@ -15,7 +17,7 @@ from postmortems.training_audit import verify_training_chains
 class Command(BaseCommand):
     help = "Verify the training audit trail (one hash chain per course, and the imported records); exit 1 on a break."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--course",
             action="append",
@@ -24,7 +26,7 @@ class Command(BaseCommand):
             help="Only this course's chain (its code); repeatable.",
         )
 
-    def handle(self, *args, course=None, **options) -> None:
+    def handle(self, *args: Any, course: list[str] | None = None, **options: Any) -> None:
         course_ids = None
         if course:
             found = dict(Course.objects.filter(code__in=course).values_list("code", "pk"))
