@@ -36,9 +36,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -79,7 +81,7 @@ CASE
 """
 
 
-def seed_reference_data(cursor) -> None:
+def seed_reference_data(cursor: Any) -> None:
     cursor.execute(
         """
         INSERT INTO incidents_customer (name, account_reference, country, preferred_language,
@@ -100,7 +102,7 @@ def seed_reference_data(cursor) -> None:
     )
 
 
-def seed_incidents(cursor, start: int, end: int, owner_id: int) -> None:
+def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
     """Incidents numbered ``start`` to ``end - 1`` (older as the number grows) with their
     affected customers, clocks, notices, deliveries and audit events."""
     cursor.execute("SELECT min(id) FROM incidents_customer")
@@ -209,7 +211,7 @@ def seed_incidents(cursor, start: int, end: int, owner_id: int) -> None:
     )
 
 
-def seed_fifty_customer_incident(manager):
+def seed_fifty_customer_incident(manager: Any) -> Any:
     """A declared incident with 50 affected customers, built through the real services."""
     from incidents import services
     from incidents.models import Customer
@@ -252,7 +254,7 @@ class SizeResult:
     explain: dict[str, str] = field(default_factory=dict)
 
 
-def _timed(run, repeat: int) -> tuple[list[float], object]:
+def _timed(run: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
     for _ in range(2):
         result = run()
     times = []
@@ -263,7 +265,14 @@ def _timed(run, repeat: int) -> tuple[list[float], object]:
     return times, result
 
 
-def measure(name: str, run, repeat: int, *, rows=None, note: str = "") -> Figure:
+def measure(
+    name: str,
+    run: Callable[[], Any],
+    repeat: int,
+    *,
+    rows: Callable[[Any], int] | None = None,
+    note: str = "",
+) -> Figure:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -283,7 +292,7 @@ def measure(name: str, run, repeat: int, *, rows=None, note: str = "") -> Figure
     )
 
 
-def baseline_board(request):
+def baseline_board(request: Any) -> Any:
     """The board's template rendered from one hand-written keyset SQL query (the issue's
     baseline): the same rows and figures as ``dashboard.board.board_page`` on page one, no ORM."""
     from django.contrib.auth import get_user_model
@@ -366,7 +375,7 @@ def baseline_board(request):
     return render(request, "dashboard/board.html", context)
 
 
-def explain(sql_and_params) -> str:
+def explain(sql_and_params: tuple[str, Any]) -> str:
     from django.db import connection
 
     sql, params = sql_and_params
@@ -383,7 +392,7 @@ def raw_api_query(condition: str, params: list) -> float:
         "SELECT * FROM incidents_incident WHERE " + condition + " ORDER BY created_at DESC, id DESC LIMIT 51"  # noqa: S608
     )
 
-    def run():
+    def run() -> list[Any]:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
@@ -392,7 +401,7 @@ def raw_api_query(condition: str, params: list) -> float:
     return statistics.median(times)
 
 
-def run_size(size: int, args, client, audit_client, fifty, result: SizeResult) -> None:
+def run_size(size: int, args: Any, client: Any, audit_client: Any, fifty: Any, result: SizeResult) -> None:
     from django.db import connection
 
     from dashboard import board
@@ -405,10 +414,10 @@ def run_size(size: int, args, client, audit_client, fifty, result: SizeResult) -
     metrics_refresh()
     result.metrics_refresh_s = time.perf_counter() - started
 
-    def get(url, **extra):
+    def get(url: str, **extra: Any) -> Callable[[], Any]:
         return lambda: client.get(url, **extra)
 
-    def rows(response) -> int:
+    def rows(response: Any) -> int:
         return response.content.decode().count('class="state state-')
 
     fig = result.figures
@@ -519,7 +528,7 @@ def through_gunicorn(port: int, session_key: str, paths: dict[str, str], repeat:
         figures = {}
         for name, path in paths.items():
 
-            def run(path=path):
+            def run(path: str = path) -> Any:
                 with opener.open(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
                     response.read()
                     if response.status != 200 or not response.geturl().endswith(path):
@@ -627,7 +636,7 @@ def main() -> int:
                     "metrics": "/metrics/?from=2022-01&to=2026-12",
                 }
                 for name, p50 in through_gunicorn(
-                    args.gunicorn_port, session.session_key, paths, args.repeat
+                    args.gunicorn_port, session.session_key or "", paths, args.repeat
                 ).items():
                     result.figures[name].note = (
                         result.figures[name].note + f" gunicorn p50 {p50:.1f} ms"
@@ -729,7 +738,8 @@ def report(results: list[SizeResult]) -> bool:
     ]
     for name in ("api_state", "api_severity", "api_source"):
         note = last.figures[name].note
-        ratio = float(re.search(r"ratio ([0-9.]+)", note).group(1))
+        found = re.search(r"ratio ([0-9.]+)", note)
+        ratio = float(found.group(1)) if found else float("inf")
         lines.append((f"{last.figures[name].name} / raw query (<= 2)", f"{ratio:.1f}", ratio <= 2))
     for name, value, met in lines:
         print(f"  {name:<62} {value:>14}  {'met' if met else 'MISSED'}")

@@ -9,6 +9,8 @@ from drf_spectacular.views import SpectacularAPIView
 
 from dashboard.api import MetricsView
 from incidents.audit_site import audit_site
+from postmortems import training_urls, training_views
+from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
     path("", include("dashboard.urls")),
@@ -17,12 +19,28 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("incidents/", include("triage.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
+    path("", include("postmortems.urls")),
+    path("training/", include(training_urls.pages)),
     path("api/", include("incidents.api.urls")),
     path("api/", include("triage.api.urls")),
     path("api/", include("notifications.api.urls")),
     path("api/", include("postmortems.api.urls")),
+    path("api/", include(training_urls.api)),
     path("api/metrics/", MetricsView.as_view(), name="api-metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
+    # The auditors' exports, beside their read-only site (same login and permission).
+    path("audit/register.csv", audit_site.admin_view(breach_register_csv), name="audit-register-csv"),
+    path("audit/register.xlsx", audit_site.admin_view(breach_register_xlsx), name="audit-register-xlsx"),
+    path(
+        "audit/incidents/<int:pk>/evidence-pack.zip",
+        audit_site.admin_view(incident_evidence_pack),
+        name="audit-evidence-pack",
+    ),
+    path(
+        "audit/training/verify/",
+        audit_site.admin_view(training_views.training_audit_verify),
+        name="audit-training-verify",
+    ),
     path("audit/", audit_site.urls),
 ]

@@ -58,12 +58,8 @@ class MetricsView(APIView):
             raise ValidationError({"drills": ["Give true or false."]})
         form = MetricsPeriodForm(query)
         if not form.is_valid():
-            raise ValidationError(
-                {
-                    ("from" if k == "from_month" else "to" if k == "to_month" else k): v
-                    for k, v in form.errors.items()
-                }
-            )
+            names = {"from_month": "from", "to_month": "to"}
+            raise ValidationError({names.get(k, k): [str(e) for e in v] for k, v in form.errors.items()})
         default_start, default_end = metrics_module.default_period()
         start = form.cleaned_data["from_month"] or default_start
         end = form.cleaned_data["to_month"] or max(default_end, start)

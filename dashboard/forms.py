@@ -126,13 +126,13 @@ def _month(value: str) -> date:
     return parsed.date().replace(day=1)
 
 
-class MonthField(forms.CharField):
+class MonthField(forms.Field):
     """A month as ``YYYY-MM`` (a date ``YYYY-MM-DD`` names its month); cleans to the month's
-    first day."""
+    first day (``None`` when empty)."""
 
     def to_python(self, value: Any) -> date | None:
-        value = super().to_python(value)
-        return _month(value) if value else None
+        text = str(value or "").strip()
+        return _month(text) if text else None
 
 
 class MetricsPeriodForm(forms.Form):
@@ -153,7 +153,7 @@ class MetricsPeriodForm(forms.Form):
         super().__init__(data, **kwargs)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         start, end = cleaned.get("from_month"), cleaned.get("to_month")
         if start and end and start > end:
             raise forms.ValidationError("The period ends before it starts.")

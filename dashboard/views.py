@@ -18,7 +18,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -81,7 +81,8 @@ def board(request: HttpRequest) -> HttpResponse:
         else:
             context["rows"] = page.rows
             context["next_cursor"] = page.next_cursor
-    template = "dashboard/_board_rows.html" if request.htmx else "dashboard/board.html"
+    htmx = getattr(request, "htmx", False)  # django_htmx.middleware.HtmxMiddleware
+    template = "dashboard/_board_rows.html" if htmx else "dashboard/board.html"
     return render(request, template, context, status=status)
 
 
@@ -251,7 +252,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/customer_list.html", context)
 
 
-def _save_with_form(form: Form, save: Any) -> Any:
+def _save_with_form(form: BaseForm, save: Any) -> Any:
     """Run ``save()`` (one service call) and put a ``ValidationError`` on the form; returns the
     saved row or ``None``."""
     try:

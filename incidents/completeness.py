@@ -75,7 +75,7 @@ def known_breach_fields_expression(prefix: str = "") -> Combinable:
             Q(**{f"{prefix}sub_processor__isnull": False}) | ~Q(**{f"{prefix}sub_processor_details": ""})
         ),
     ]
-    total = parts[0]
+    total: Combinable = parts[0]
     for part in parts[1:]:
         total = total + part
     return ExpressionWrapper(total, output_field=IntegerField())

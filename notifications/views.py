@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -304,7 +304,8 @@ def clock_manage(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
         return _render_notification_page(request, incident, status=409)
     row = _clock_forms(clock, clock.status_at(), {}, eager=True)
     context = {"incident": incident, "clock": clock, "row": row, "display_time_zone": display_zone().key}
-    template = "notifications/_clock_forms.html" if request.htmx else "notifications/clock_manage.html"
+    htmx = getattr(request, "htmx", False)  # django_htmx.middleware.HtmxMiddleware
+    template = "notifications/_clock_forms.html" if htmx else "notifications/clock_manage.html"
     return render(request, template, context)
 
 
@@ -342,7 +343,7 @@ def clock_late_reason(request: HttpRequest, pk: int, clock_pk: int) -> HttpRespo
 
     def action(clock: Clock, data: dict[str, Any]) -> str:
         services.clock_record_late_reason(clock=clock, actor=request.user, reason=data["reason"])
-        return f"Reason for the late notice to {clock.customer.name} recorded."
+        return f"Reason for the late notice to {clock.party_name} recorded."
 
     return _clock_form_view(request, pk, clock_pk, "late_reason", LateReasonForm, action)
 
@@ -355,7 +356,7 @@ def clock_waive(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
 
     def action(clock: Clock, data: dict[str, Any]) -> str:
         services.clock_waive(clock=clock, actor=request.user, reason=data["reason"])
-        return f"The deadline for {clock.customer.name} is recorded as not met, with the reason."
+        return f"The deadline for {clock.party_name} is recorded as not met, with the reason."
 
     return _clock_form_view(request, pk, clock_pk, "waive", ClockWaiveForm, action)
 
@@ -371,7 +372,7 @@ def clock_restart(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
         moved = services.clock_restart(
             clock=clock, actor=request.user, starts_at=data["starts_at"], reason=data["reason"]
         )
-        return f"The deadline for {clock.customer.name} now starts {moved.starts_at:%Y-%m-%d %H:%M} UTC."
+        return f"The deadline for {clock.party_name} now starts {moved.starts_at:%Y-%m-%d %H:%M} UTC."
 
     return _clock_form_view(request, pk, clock_pk, "restart", ClockRestartForm, action)
 
@@ -604,7 +605,9 @@ def _notice_of(incident: Incident, number: int) -> Notice:
 
 # The preview's sandboxed frame (srcdoc) inherits the page's content security policy; an email's
 # layout is in style attributes, so this page alone allows inline styles (never scripts).
-_PREVIEW_POLICY = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+_PREVIEW_POLICY = cast(
+    "dict[str, list[str]]", {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+)
 
 
 @csp_override(_PREVIEW_POLICY)

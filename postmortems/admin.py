@@ -3,7 +3,8 @@ read-only auditor site (``/audit/``).
 
 Both are read-only here: every change to these records goes through ``postmortems.services``,
 which audits it on the incident's hash chain, so no admin edit can bypass the trail. The pages
-for writing them are the incident's post-mortem and drill pages and the API.
+for writing them are the incident's post-mortem and drill pages and the API. Training has its
+own admin module, ``postmortems.training_admin`` (imported at the end).
 """
 
 from __future__ import annotations
@@ -26,21 +27,21 @@ from postmortems.models import (
 )
 
 
-class PostMortemDisplay:
+class PostMortemDisplay(admin.ModelAdmin):
     list_display = ("incident", "status", "version", "started_at", "completed_at", "reviewed_at")
     list_filter = ("status",)
     search_fields = ("incident__reference", "incident__title")
     list_select_related = ("incident",)
 
 
-class ActionItemDisplay:
+class ActionItemDisplay(admin.ModelAdmin):
     list_display = ("description", "post_mortem", "owner", "status", "due_at", "done_at", "verified_at")
     list_filter = ("status",)
     search_fields = ("description", "resolution", "post_mortem__incident__reference")
     list_select_related = ("post_mortem__incident", "owner")
 
 
-class DrillDisplay:
+class DrillDisplay(admin.ModelAdmin):
     list_display = ("incident", "held_on", "time_to_declare", "time_to_notify", "completed_at")
     search_fields = ("incident__reference", "scenario")
     list_select_related = ("incident",)
@@ -118,3 +119,7 @@ class ActionItemAudit(ActionItemDisplay, ReadOnlyAdmin):
 @admin.register(Drill, site=audit_site)
 class DrillAudit(DrillDisplay, ReadOnlyAdmin):
     inlines = [_inline(ReadOnlyInline, DrillParticipant, PARTICIPANT_FIELDS)]
+
+
+# Training (courses, records, imports, their audit chain) registers itself on both sites.
+from postmortems import training_admin  # noqa: E402, F401

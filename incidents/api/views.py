@@ -289,19 +289,23 @@ class IncidentViewSet(
             affected = services.affected_customer_add(
                 incident=incident, actor=request.user, **body.validated_data
             )
-            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(pk=affected.pk)
+            affected = AffectedCustomer.objects.select_related("customer", "added_by", "incident").get(
+                pk=affected.pk
+            )
             return Response(AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED)
         if request.method == "DELETE":
             data: Any = request.data
             if not data and "customer" in request.query_params:
                 data = {"customer": request.query_params["customer"]}
-            body = AffectedCustomerRemoveBody(data=data)
-            body.is_valid(raise_exception=True)
+            removal = AffectedCustomerRemoveBody(data=data)
+            removal.is_valid(raise_exception=True)
             services.affected_customer_remove(
-                incident=incident, actor=request.user, customer=body.validated_data["customer"]
+                incident=incident, actor=request.user, customer=removal.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
-        rows = AffectedCustomer.objects.filter(incident=incident).select_related("customer", "added_by")
+        rows = AffectedCustomer.objects.filter(incident=incident).select_related(
+            "customer", "added_by", "incident"
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AffectedCustomerSerializer(page, many=True).data)
 

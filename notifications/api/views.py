@@ -174,7 +174,7 @@ class ClockFilter(django_filters.FilterSet):
             return queryset
         now = timezone.now()
         running = Q(met_at__isnull=True, waived_at__isnull=True)
-        conditions = {
+        conditions: dict[str, Q] = {
             Clock.Status.OPEN: running & Q(due_at__gte=now),
             Clock.Status.OVERDUE: running & Q(due_at__lt=now),
             Clock.Status.MET: Q(met_at__isnull=False, met_at__lte=F("due_at")),

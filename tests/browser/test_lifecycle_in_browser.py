@@ -51,8 +51,13 @@ def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     _log_in(manager_page, base_url, manager.username)
     manager_page.goto(f"{base_url}/incidents/{incident.pk}/")
     # Declaring cannot be undone: the page asks for confirmation first.
-    questions = []
-    manager_page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    questions: list[str] = []
+
+    def confirm(dialog) -> None:
+        questions.append(dialog.message)
+        dialog.accept()
+
+    manager_page.on("dialog", confirm)
     manager_page.locator("#step-declare > summary").click()
     declare = manager_page.locator("#transition-declare")
     declare.get_by_label("Nature of the breach").fill(

@@ -183,9 +183,10 @@ def test_it_reads_a_board_page_in_the_same_number_of_queries_with_1_or_50_rows_o
         assert len(client.get("/").context["rows"]) == 50
     # A deep page: the 200-row-deep equivalent with 2 rows a page (page 20, in both parts).
     monkeypatch.setattr(board, "PAGE_SIZE", 2)
-    cursor = None
+    cursor = ""
     for _ in range(19):
-        cursor = client.get("/", {"cursor": cursor} if cursor else {}).context["next_cursor"]
+        query: dict[str, str] = {"cursor": cursor} if cursor else {}
+        cursor = client.get("/", query).context["next_cursor"]
     with capture_queries("page 20 of the board") as deep:
         assert len(client.get("/", {"cursor": cursor}).context["rows"]) == 2
 
@@ -206,7 +207,7 @@ def test_it_refuses_the_board_to_an_outsider_with_the_reason(outsider):
 def test_it_sends_anonymous_visitors_to_the_login_page(db):
     response = Client().get("/")
 
-    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
 def test_it_shows_an_auditor_the_board_without_write_controls(auditor, make_incident):

@@ -42,11 +42,12 @@ def test_a_note_is_audited_and_keeps_when_it_happened_apart_from_when_we_learned
         },
     )
 
-    assert response.status_code == 302 and response.url.endswith("#timeline")
+    assert response.status_code == 302 and response["Location"].endswith("#timeline")
     note = Note.objects.get(incident=incident)
     assert note.author == responder and note.author_username == "rita.responder"
     assert note.occurred_at == datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     event = AuditEvent.objects.filter(incident=incident).last()
+    assert event is not None
     assert (event.verb, event.actor, event.data["note"]) == ("note_added", responder, note.pk)
     page = client.get(_detail(incident)).content.decode()
     timeline = page[page.index('id="timeline"') : page.index('id="audit-trail"')]

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('incidents', '0007_trigram_search'),
-        ('notifications', '0003_notice_customer_event'),
+        ('notifications', '0004_sent_message'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
