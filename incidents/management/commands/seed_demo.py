@@ -268,7 +268,9 @@ class Command(BaseCommand):
         responder = user_model.objects.filter(username="responder").first()
         manager = user_model.objects.filter(username="manager").first()
         customers = list(
-            Customer.objects.filter(account_reference__startswith="DEMO-").order_by("account_reference")
+            Customer.objects.filter(account_reference__startswith="DEMO-", is_drill_customer=False).order_by(
+                "account_reference"
+            )
         )
         candidates = list(Incident.objects.filter(state=IncidentState.DETECTED).order_by("id")[:2])
         if responder is None or manager is None or len(customers) < 4 or len(candidates) < 2:
