@@ -44,6 +44,9 @@ def every_page(manager, make_incident, customer):
         reverse("dashboard:customer_detail", args=[customer.pk]),
         reverse("dashboard:customer_import"),
         reverse("dashboard:contact_new", args=[customer.pk]),
+        f"/incidents/{make_incident(state='post_mortem').pk}/post-mortem/",
+        "/action-items/",
+        "/training/overdue/",
     ]
 
 

@@ -63,7 +63,7 @@ def test_managers_and_auditors_see_everyone_overdue(lapsed_team, role):
     assert "staff.only@staff.example" in body
     assert "rita.responder@breachdesk.test" not in body  # trained
     assert "DP-101 · Data protection essentials" in body
-    assert "<form" not in body.split("<main>", 1)[1]  # read-only: nothing to submit
+    assert "<form" not in body.split("<main", 1)[1]  # read-only: nothing to submit
 
 
 def test_a_responder_sees_only_their_own_standing(lapsed_team, make_course):
