@@ -266,3 +266,30 @@ NOTICE_CONTACT_POINT = env.str(
 NOTICE_SEND_CHUNK_SIZE = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
 NOTICE_CLAIM_SECONDS = env.int("NOTICE_CLAIM_SECONDS", default=300)
 NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+
+# Contact confirmation (issue 11). Every CONTACT_CONFIRMATION_DAYS each customer's administrative
+# contacts are emailed a signed link to confirm or correct them; a link works for
+# CONTACT_CONFIRMATION_LINK_DAYS, and a customer that has not confirmed by then is marked
+# "unconfirmed". Beat runs the round daily for the customers that are due, at most
+# CONTACT_CONFIRMATION_BATCH customers per task (the task queues itself again while more are due).
+CONTACT_CONFIRMATION_DAYS = env.int("CONTACT_CONFIRMATION_DAYS", default=180)
+CONTACT_CONFIRMATION_LINK_DAYS = env.int("CONTACT_CONFIRMATION_LINK_DAYS", default=30)
+CONTACT_CONFIRMATION_BATCH = env.int("CONTACT_CONFIRMATION_BATCH", default=500)
+if CONTACT_CONFIRMATION_DAYS < 1:
+    raise ImproperlyConfigured("CONTACT_CONFIRMATION_DAYS must be at least 1.")
+if not 1 <= CONTACT_CONFIRMATION_LINK_DAYS <= CONTACT_CONFIRMATION_DAYS:
+    raise ImproperlyConfigured("CONTACT_CONFIRMATION_LINK_DAYS must be from 1 to CONTACT_CONFIRMATION_DAYS.")
+if CONTACT_CONFIRMATION_BATCH < 1:
+    raise ImproperlyConfigured("CONTACT_CONFIRMATION_BATCH must be at least 1.")
+# The public confirmation page is throttled per link and per client address (requests per hour,
+# counted in Django's cache: notifications.throttle).
+CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN = env.int("CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN", default=60)
+CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS = env.int("CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS", default=300)
+# The request header (a META key such as HTTP_X_REAL_IP) that the reverse proxy sets to the
+# client's address; empty: REMOTE_ADDR (no proxy, or one that hides clients behind one address).
+CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="") or "REMOTE_ADDR"
+
+# Django's cache holds the throttle counters. Default: local memory (one process, the embedded
+# run); with several web processes use a shared one, e.g. CACHE_URL=redis://host:6379/1 (Django's
+# own Redis backend).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}

@@ -16,6 +16,7 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("incidents/", include("triage.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
+    path("contacts/", include("notifications.contact_urls")),
     path("api/", include("incidents.api.urls")),
     path("api/", include("triage.api.urls")),
     path("api/", include("notifications.api.urls")),

@@ -25,6 +25,7 @@ from incidents.admin import (
     AffectedCustomerDisplay,
     AuditEventDisplay,
     ContactDisplay,
+    CustomerAuditEventDisplay,
     CustomerDisplay,
     IncidentDisplay,
     ProductDisplay,
@@ -36,6 +37,7 @@ from incidents.models import (
     AuditEvent,
     Contact,
     Customer,
+    CustomerAuditEvent,
     Incident,
     Product,
     Supplier,
@@ -164,9 +166,20 @@ class ActionItemInline(ReadOnlyInline):
     fields = ("description", "owner", "due_at", "status", "resolution", "resolved_at")
 
 
+class CustomerAuditEventInline(ReadOnlyInline):
+    model = CustomerAuditEvent
+    fields = ("sequence", "occurred_at", "actor_username", "actor_contact_email", "verb", "data")
+    ordering = ("sequence",)
+
+
 @admin.register(Customer, site=audit_site)
 class CustomerAudit(CustomerDisplay, ReadOnlyAdmin):
-    inlines = [ContactInline]
+    inlines = [ContactInline, CustomerAuditEventInline]
+
+
+@admin.register(CustomerAuditEvent, site=audit_site)
+class CustomerAuditEventAudit(CustomerAuditEventDisplay, ReadOnlyAdmin):
+    pass
 
 
 @admin.register(Contact, site=audit_site)

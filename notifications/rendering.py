@@ -209,7 +209,16 @@ def render_notice(
             "post_mortem_summary": notice.post_mortem_summary,
             "contact_point": notice.contact_point or settings.NOTICE_CONTACT_POINT,
         }
-        folder = f"notices/{notice.kind}"
+    return render_templates(folder=f"notices/{notice.kind}", context=context, language=language)
+
+
+def render_templates(*, folder: str, context: dict[str, Any], language: str) -> RenderedMessage:
+    """Render ``<folder>/subject.txt``, ``body.txt`` and ``body.html`` with ``context`` in
+    ``language``: the subject is one line (``SUBJECT_MAX_LENGTH``), the HTML part autoescaped,
+    blank-line runs in the text part collapsed. The templates see ``subject`` and ``language``.
+    """
+    with translation.override(language):
+        context = {**context, "language": language}
         subject = render_to_string(f"{folder}/subject.txt", context)
         context["subject"] = subject
         text = render_to_string(f"{folder}/body.txt", context)

@@ -23,7 +23,16 @@ from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, LifecycleConflict
 from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
 from notifications import clocks
-from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.emails import message_domain as _message_domain
+from notifications.models import (
+    NOTICE_FIELDS,
+    Clock,
+    Delivery,
+    Escalation,
+    Notice,
+    SkippedRecipient,
+    Withholding,
+)
 from notifications.rendering import (
     changed_fields,
     choose_language,
@@ -68,11 +77,30 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
     )
     if created and not _deliverable_contacts(customer).exists():
         escalation_raise(
-            clock=clock,
-            threshold=Escalation.Threshold.NO_CONTACT,
-            detail=f"{customer} has no active administrative contact to notify.",
+            clock=clock, threshold=Escalation.Threshold.NO_CONTACT, detail=unreachable_detail(customer)
         )
     return clock
+
+
+def unreachable_detail(customer: Customer) -> str:
+    """Why ``customer`` cannot be notified (it has no deliverable administrative contact), with
+    the link to its readiness entry: the ``no_contact`` escalation's text."""
+    contacts = list(Contact.objects.administrative().filter(customer=customer).order_by("id"))
+    if not contacts:
+        why = "no active administrative contact"
+    else:
+        reasons = []
+        for contact in contacts:
+            if contact.undeliverable_at is not None:
+                reasons.append(
+                    f"{contact.email} undeliverable since {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                    f" ({contact.undeliverable_reason or 'refused'})"
+                )
+            elif contact.pending_confirmation:
+                reasons.append(f"{contact.email} not confirmed yet")
+        why = "no deliverable administrative contact: " + "; ".join(reasons)
+    link = settings.SITE_URL.rstrip("/") + reverse("contacts:customer_readiness", args=[customer.pk])
+    return f"{customer} has {why}. Readiness entry: {link}"
 
 
 def clocks_start_for_declaration(*, incident: Incident, at: datetime) -> list[Clock]:
@@ -476,12 +504,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
 
 
 def _deliverable_contacts(customer: Customer):
-    return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
-
-
-def _message_domain() -> str:
-    address = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">").strip()
-    return address or "breachdesk.invalid"
+    return Contact.objects.deliverable().filter(customer=customer)
 
 
 def notice_content_for(notice: Notice, incident: Incident) -> dict[str, Any]:
@@ -523,7 +546,8 @@ def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
 
 def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     """Approve a draft: snapshot the breach fields, record what is withheld and what changed,
-    create one delivery per (notice, active administrative contact of each target customer),
+    create one delivery per (notice, deliverable administrative contact of each target
+    customer; an undeliverable or unconfirmed one gets a ``SkippedRecipient`` saying why),
     and wake the sender after commit. Returns the approved, now immutable, notice.
 
     Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
@@ -565,7 +589,7 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             approved_at=now,
             approved_by=actor,
         )
-        deliveries = _create_deliveries(notice=notice, targets=targets, now=now)
+        deliveries, skipped = _create_deliveries(notice=notice, targets=targets, now=now)
         audit_append(
             incident=incident,
             actor=actor,
@@ -576,6 +600,7 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
                 "automatic": actor is None,
                 "customers": len(targets),
                 "deliveries": deliveries,
+                "skipped_recipients": skipped,
                 "withheld": sorted(notice.withheld),
                 "changes": notice.changes,
             },
@@ -585,14 +610,44 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     return notice
 
 
-def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime) -> int:
-    """Render once per (customer, language) and bulk-create the deliveries; returns how many."""
+def _create_deliveries(
+    *, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime
+) -> tuple[int, int]:
+    """Render once per (customer, language) and bulk-create the deliveries to the deliverable
+    contacts; record each active administrative contact left out (refused earlier, or a new
+    address not confirmed yet) as a ``SkippedRecipient``. Returns (deliveries, skipped)."""
     targets = list(targets)
     contacts_by_customer: dict[int, list[Contact]] = {}
-    for contact in Contact.objects.filter(
-        customer_id__in=[t.customer_id for t in targets], is_active=True, role=Contact.Role.ADMINISTRATIVE
-    ).order_by("id"):
-        contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+    skipped_rows: list[SkippedRecipient] = []
+    for contact in (
+        Contact.objects.administrative()
+        .filter(customer_id__in=[t.customer_id for t in targets])
+        .order_by("id")
+    ):
+        if contact.is_deliverable:
+            contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+            continue
+        undeliverable = contact.undeliverable_at is not None
+        skipped_rows.append(
+            SkippedRecipient(
+                notice=notice,
+                contact=contact,
+                customer_id=contact.customer_id,
+                address=contact.email,
+                reason=(
+                    SkippedRecipient.Reason.UNDELIVERABLE
+                    if undeliverable
+                    else SkippedRecipient.Reason.PENDING_CONFIRMATION
+                ),
+                detail=(
+                    f"Refused {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC: "
+                    f"{contact.undeliverable_reason}"
+                    if undeliverable and contact.undeliverable_at
+                    else "Added through a confirmation link; the address has not confirmed itself."
+                ),
+                created_at=now,
+            )
+        )
     domain = _message_domain()
     rows = []
     for affected in targets:
@@ -607,7 +662,7 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
                 escalation_raise(
                     clock=clock,
                     threshold=Escalation.Threshold.NO_CONTACT,
-                    detail=f"{affected.customer} has no active administrative contact to notify.",
+                    detail=unreachable_detail(affected.customer),
                 )
             continue
         rendered_by_language: dict[str, Any] = {}
@@ -640,7 +695,8 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
                 )
             )
     Delivery.objects.bulk_create(rows, batch_size=500)
-    return len(rows)
+    SkippedRecipient.objects.bulk_create(skipped_rows, batch_size=500)
+    return len(rows), len(skipped_rows)
 
 
 def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None = None) -> Notice | None:

@@ -27,20 +27,25 @@ def scan_deadlines() -> dict:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_due_deliveries() -> dict:
-    """Send every due delivery (``notifications.sender.deliveries_send_due``).
+    """Send every due outbox row, notice deliveries first (``notifications.sender.outbox_send_due``).
 
     While more than a chunk is due, it first wakes one more sender, so a ``notices`` worker
     with several processes (or several workers) sends one notice in parallel; claims skip rows
     another sender holds. A sender that finds nothing due ends at once, which bounds the chain.
     """
-    from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
+    from notifications.sender import outbox_backlog_exceeds, outbox_send_due
 
-    if not send_due_deliveries.app.conf.task_always_eager and deliveries_backlog_exceeds(
+    if not send_due_deliveries.app.conf.task_always_eager and outbox_backlog_exceeds(
         settings.NOTICE_SEND_CHUNK_SIZE
     ):
         enqueue(send_due_deliveries)
-    report = deliveries_send_due()
-    return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+    report = outbox_send_due()
+    return {
+        "sent": report.sent,
+        "retried": report.retried,
+        "failed": report.failed,
+        "contacts_undeliverable": report.contacts_undeliverable,
+    }
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

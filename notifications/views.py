@@ -61,11 +61,10 @@ EDIT_PERMISSION = "notifications.change_notice"
 APPROVE_PERMISSION = "notifications.approve_notice"
 WITHHOLD_PERMISSION = "notifications.withhold_notice_field"
 
-# Who can be notified: the contacts ``services.notice_approve`` creates deliveries for (active,
-# administrative). A subquery, so the panel flags every customer without one in one query.
-_ACTIVE_ADMIN_CONTACT = Contact.objects.filter(
-    customer_id=OuterRef("customer_id"), is_active=True, role=Contact.Role.ADMINISTRATIVE
-)
+# Who can be notified: the contacts ``services.notice_approve`` creates deliveries for
+# (``Contact.objects.deliverable()``). A subquery, so the panel flags every customer without one
+# in one query.
+_ACTIVE_ADMIN_CONTACT = Contact.objects.deliverable().filter(customer_id=OuterRef("customer_id"))
 
 
 def countdown(remaining: timedelta | None) -> str:
@@ -197,7 +196,7 @@ def notification_panel_context(
         .annotate(has_contact=Exists(_ACTIVE_ADMIN_CONTACT))
         .filter(has_contact=False)
         .order_by("customer__name")
-        .values_list("customer__name", flat=True)
+        .values("customer_id", "customer__name")
     )
     withholdings = list(
         Withholding.objects.filter(incident=incident, released_at__isnull=True)

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import services
 from incidents.models import AuditEvent, Incident, Product, Supplier, WorkerHeartbeat
 from postmortems.models import ActionItem
 
@@ -93,6 +94,7 @@ def one_of_each(db, make_incident, customer):
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
+    services.contact_create(customer=customer, actor=None, name="Carl Colleague", email="carl@acme.example")
     incident = make_incident(state="closed")
     ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add checks", status="done")
     return incident
