@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "SkippedRecipientReasonEnum": "notifications.models.SkippedRecipient.Reason",
+        "WithholdingReasonEnum": "notifications.models.Withholding.Reason",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
     },
 }

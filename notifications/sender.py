@@ -138,11 +138,10 @@ def _claim(outbox: Outbox, now: datetime, limit: int) -> list[OutboxMessage]:
             claimed_until=now + timedelta(seconds=settings.NOTICE_CLAIM_SECONDS),
             attempts=F("attempts") + 1,
         )
-    return list(
-        model.objects.filter(claim_token=token, status=OutboxMessage.Status.SENDING)
-        .select_related(*outbox.select_related)
-        .order_by("id")
-    )
+    claimed = model.objects.filter(claim_token=token, status=OutboxMessage.Status.SENDING)
+    if outbox.select_related:
+        claimed = claimed.select_related(*outbox.select_related)
+    return list(claimed.order_by("id"))
 
 
 def _message(row: OutboxMessage, connection) -> EmailMultiAlternatives:

@@ -1,7 +1,7 @@
 """Celery tasks of the notification system. Thin: take ids, call one service, safe twice.
 
 ``scan_deadlines`` runs every minute on queue ``deadlines``; ``send_due_deliveries`` on queue
-``notices``. Both are idempotent, so they acknowledge late and are re-delivered if a worker is
+``notices``; ``send_contact_confirmations`` daily on ``default``. All are idempotent, so they acknowledge late and are re-delivered if a worker is
 lost mid-task.
 """
 
@@ -54,3 +54,16 @@ def send_escalation(escalation_id: int) -> int:
     from notifications.services import escalation_email
 
     return escalation_email(escalation_id=escalation_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_contact_confirmations() -> dict:
+    """One confirmation round (``notifications.confirmations.contacts_confirmation_round``):
+    mark customers whose links expired unanswered, ask up to ``CONTACT_CONFIRMATION_BATCH``
+    customers that are due, and queue itself again while more are due. Beat runs it daily."""
+    from notifications.confirmations import contacts_confirmation_round
+
+    result = contacts_confirmation_round()
+    if result.more_due:
+        enqueue(send_contact_confirmations)
+    return result.__dict__

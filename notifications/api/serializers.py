@@ -26,7 +26,15 @@ from incidents.api.serializers import (
     StrictSerializer,
 )
 from incidents.models import Incident
-from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.models import (
+    NOTICE_FIELDS,
+    Clock,
+    Delivery,
+    Escalation,
+    Notice,
+    SkippedRecipient,
+    Withholding,
+)
 
 _USERNAME = {"slug_field": "username", "read_only": True}
 
@@ -139,6 +147,16 @@ def with_delivery_counts(notices: QuerySet[Notice]) -> QuerySet[Notice]:
     )
 
 
+class SkippedRecipientSerializer(serializers.ModelSerializer):
+    """A contact an approved notice was not sent to: ``contact`` and ``customer`` ids, the
+    ``address``, the ``reason`` (``undeliverable`` or ``pending_confirmation``) and ``detail``."""
+
+    class Meta:
+        model = SkippedRecipient
+        fields = ["contact", "customer", "address", "reason", "detail"]
+        read_only_fields = fields
+
+
 class NoticeSerializer(StrictModelSerializer):
     """One version of what the affected customers are told about an incident (DESIGN.md s. 4).
 
@@ -150,7 +168,10 @@ class NoticeSerializer(StrictModelSerializer):
     user with ``view_notice`` sees it here; the customers' messages never contain it.
     ``withheld``: the fields left out of the customers' messages, with the reason (names and
     reason labels only). ``changes``: fields that differ from the previous approved notice.
-    ``deliveries``: counts by delivery status (``total`` 0 for a draft). Instants are UTC.
+    ``deliveries``: counts by delivery status (``total`` 0 for a draft).
+    ``skipped_recipients``: the active administrative contacts the approved notice was not
+    sent to, and why (``undeliverable``: refused for good earlier; ``pending_confirmation``: a
+    new address not confirmed yet). Instants are UTC.
     """
 
     created_by = serializers.SlugRelatedField(**_USERNAME)
@@ -162,6 +183,7 @@ class NoticeSerializer(StrictModelSerializer):
     )
     withheld = serializers.SerializerMethodField()
     deliveries = serializers.SerializerMethodField()
+    skipped_recipients = SkippedRecipientSerializer(many=True, read_only=True)
 
     class Meta:
         model = Notice
@@ -178,6 +200,7 @@ class NoticeSerializer(StrictModelSerializer):
             "withheld",
             "changes",
             "deliveries",
+            "skipped_recipients",
             "created_at",
             "created_by",
             "approved_at",

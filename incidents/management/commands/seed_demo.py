@@ -200,7 +200,7 @@ class Command(BaseCommand):
             rows, problems = validate_customer_rows(enumerate(DEMO_CUSTOMERS, start=1))
             if problems:  # A mistake in DEMO_CUSTOMERS, not in the user's input.
                 raise CommandError("Demo customers are invalid: " + "; ".join(problems))
-            customers, contacts = upsert_customer_rows(rows)
+            imported = upsert_customer_rows(rows, source="seed_demo")
             products = sum(
                 Product.objects.get_or_create(name=name, defaults={"description": description})[1]
                 for name, description in DEMO_PRODUCTS
@@ -219,7 +219,9 @@ class Command(BaseCommand):
             password = logins.get(user.username, "(unchanged: not in the credentials file)")
             self.stdout.write(f"  {user.username:<10} {password}  (group {user.group})")
         self.stdout.write(f"Users: {users_created} created.")
-        self.stdout.write(f"Customers: {customers}. Contacts: {contacts}. Products: {products} created.")
+        self.stdout.write(
+            f"Customers: {imported.customers}. Contacts: {imported.contacts}. Products: {products} created."
+        )
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")
