@@ -147,10 +147,10 @@ def verify_chain(
     not match its content, its ``previous_hash`` does not match the row before it, or a sequence
     number is missing (a deleted row). Reads in pages of 2,000 rows; memory stays flat.
     """
-    everything = incident_ids is None and customer_ids is None
+    wanted = {"incident": incident_ids, "customer": customer_ids}
+    everything = all(ids is None for ids in wanted.values())
     breaks: list[ChainBreak] = []
-    if everything or incident_ids is not None:
-        breaks += _verify("incident", AuditEvent, incident_ids)
-    if everything or customer_ids is not None:
-        breaks += _verify("customer", CustomerAuditEvent, customer_ids)
+    for chain, model in CHAINS.items():
+        if everything or wanted[chain] is not None:
+            breaks += _verify(chain, model, wanted[chain])
     return breaks

@@ -6,7 +6,7 @@ only its own customer's administrative contacts. It is throttled per link and pe
 address before the token is even read (``notifications.throttle``: 429), answers 404 for a link
 that is altered, expired or used (nothing changes), protects its forms with CSRF, escapes
 everything it shows, says nothing about other customers or any incident, is never cached and
-sends no Referer (the token is in the URL). It is shown in the recipient's language.
+sends no Referer to other sites (the token is in the URL). It is shown in the recipient's language.
 
 ``/contacts/readiness/`` and ``/contacts/customers/<id>/`` need
 ``incidents.view_contact_readiness`` (incident managers, auditors; others get 404); sending a
@@ -52,8 +52,10 @@ READINESS_PAGE_SIZE = 100
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    # The token is in the URL: no Referer may carry it to another site, no index may keep it.
-    response["Referrer-Policy"] = "no-referrer"
+    # The token is in the URL: no Referer may carry it to another site (same-origin: our own form
+    # posts still carry Origin, which CSRF checks; no-referrer would make it "null"), no index
+    # may keep it.
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
@@ -112,6 +114,12 @@ def _confirmation_context(
     }
 
 
+def _thank_you() -> HttpResponse:
+    """The redirect to the thank-you page, in the language the link's page was shown in (the
+    link no longer works, so that page cannot look it up)."""
+    return redirect(f"{reverse('contacts:confirmed')}?language={translation.get_language()}")
+
+
 def _handle_post(request: HttpRequest, link: ContactConfirmationRequest, token: str) -> HttpResponse:
     """One action of the confirmation page; a redirect on success, the page with errors (400)
     otherwise. ``LinkNotValid`` propagates (404)."""
@@ -120,7 +128,7 @@ def _handle_post(request: HttpRequest, link: ContactConfirmationRequest, token: 
     here = reverse("contacts:confirm", args=[token])
     if action == "confirm":
         confirmations.confirmation_confirm(link=link, client_address=address)
-        return redirect("contacts:confirmed")
+        return _thank_you()
     contact_id = request.POST.get("contact", "")
     if action == "deactivate":
         form: Form = ContactDeactivateForm(request.POST, prefix=f"deactivate-{contact_id}")
@@ -133,7 +141,7 @@ def _handle_post(request: HttpRequest, link: ContactConfirmationRequest, token: 
                 messages.error(request, " ".join(error.messages))
                 return _render_confirmation(request, link, status=400)
             if contact.pk == link.recipient_id:
-                return redirect("contacts:confirmed")
+                return _thank_you()
             messages.success(
                 request, _("%(name)s will no longer receive our notices.") % {"name": contact.name}
             )
@@ -217,8 +225,13 @@ def contact_confirmation(request: HttpRequest, token: str) -> HttpResponse:
 
 @never_cache
 def contact_confirmation_done(request: HttpRequest) -> HttpResponse:
-    """The thank-you page after a link was used up (it names nobody)."""
-    return _private(render(request, "contacts/confirmed.html"))
+    """The thank-you page after a link was used up (it names nobody), in ``?language=`` when
+    that is one of ``settings.LANGUAGES`` (else English)."""
+    language = request.GET.get("language", "")
+    if language not in dict(settings.LANGUAGES):
+        language = "en"
+    with translation.override(language):
+        return _private(render(request, "contacts/confirmed.html"))
 
 
 # --- Readiness (incident managers) --------------------------------------------------------

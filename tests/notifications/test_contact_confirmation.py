@@ -102,7 +102,7 @@ def test_a_token_page_shows_only_its_customers_administrative_contacts(acme, oth
     for hidden in ("Olga", "olga@other.example", "Other Corp", "tech@acme.example", "old@acme.example"):
         assert hidden not in page, hidden
     assert "Secret incident" not in page and "BD-" not in page
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
 
 
@@ -120,7 +120,7 @@ def test_confirming_is_audited_naming_the_recipient_and_uses_the_link_up(acme):
 
     response = client.post(_path(link), {"action": "confirm"})
 
-    assert response.status_code == 302 and response.url == reverse("contacts:confirmed")
+    assert response.status_code == 302 and response.url == reverse("contacts:confirmed") + "?language=en"
     acme.refresh_from_db()
     assert acme.contacts_confirmed_at is not None and acme.contacts_unconfirmed_since is None
     confirmed = Contact.objects.filter(customer=acme, confirmed_at__isnull=False)
@@ -231,7 +231,7 @@ def test_a_new_address_can_decline(acme):
         _path(own), {"action": "deactivate", "contact": dan.pk, f"deactivate-{dan.pk}-contact": dan.pk}
     )
 
-    assert response.status_code == 302 and response.url == reverse("contacts:confirmed")
+    assert response.status_code == 302 and response.url.startswith(reverse("contacts:confirmed"))
     dan.refresh_from_db()
     assert not dan.is_active
     assert Client().get(_path(own)).status_code == 404  # the recipient is gone: its link too
