@@ -115,7 +115,7 @@ def main() -> int:
                 response = api.get("/api/customers/?deliverable=false")
                 assert response.status_code == 200 and len(response.json()["results"]) == 50
 
-            def due_batch() -> None:
+            def due_batch(size: int = size) -> None:
                 assert len(
                     list(customers_due_for_confirmation(now).values_list("pk", flat=True)[:501])
                 ) == min(501, size // 100)
