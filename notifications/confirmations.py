@@ -340,6 +340,8 @@ def confirmation_contact_correct(
         if locked.purpose != ContactConfirmationRequest.Purpose.PERIODIC:
             raise LinkNotValid("This link only confirms an address.")
         contact = _contact_of(locked, contact_id)
+        if not contact.language and language == choose_language(contact, locked.customer):
+            language = ""  # still the customer's language, as the page showed it: no change
         return incident_services.contact_update(
             contact=contact,
             actor=None,

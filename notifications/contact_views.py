@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +30,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -269,6 +270,34 @@ def _page(customers: QuerySet[Customer], cursor: str | None) -> tuple[list[Custo
     return rows, (_encode_cursor(rows[-1]) if more and rows else None)
 
 
+def _refused_page(cursor: str | None) -> tuple[list[Contact], str | None]:
+    """One page of the active administrative contacts refused for good, newest refusal first
+    (keyset on ``(undeliverable_at, id)``); returns it and the next cursor."""
+    contacts = (
+        Contact.objects.administrative()
+        .filter(undeliverable_at__isnull=False)
+        .select_related("customer")
+        .order_by("-undeliverable_at", "-id")
+    )
+    if cursor:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+            at, pk = datetime.fromisoformat(raw[0]), raw[1]
+            if timezone.is_naive(at) or type(pk) is not int:
+                raise ValueError("bad cursor")
+        except (binascii.Error, ValueError, TypeError, IndexError, UnicodeDecodeError):
+            raise ValueError("bad cursor") from None
+        contacts = contacts.filter(Q(undeliverable_at__lt=at) | Q(undeliverable_at=at, pk__lt=pk))
+    rows = list(contacts[: READINESS_PAGE_SIZE + 1])
+    more = len(rows) > READINESS_PAGE_SIZE
+    rows = rows[:READINESS_PAGE_SIZE]
+    if not (more and rows):
+        return rows, None
+    last = rows[-1]
+    raw = json.dumps([last.undeliverable_at.isoformat(), last.pk]).encode()
+    return rows, base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def _with_contact_counts(customers: QuerySet[Customer]) -> QuerySet[Customer]:
     administrative = Q(contacts__is_active=True, contacts__role=Contact.Role.ADMINISTRATIVE)
     return customers.annotate(
@@ -284,8 +313,9 @@ def _with_contact_counts(customers: QuerySet[Customer]) -> QuerySet[Customer]:
 def readiness(request: HttpRequest) -> HttpResponse:
     """Who could not be reached if a breach were declared today: the counts
     (``incidents.readiness.readiness_figures``), the customers with no deliverable
-    administrative contact and those unconfirmed, each list by name, ``READINESS_PAGE_SIZE`` per
-    page (``?unreachable=<cursor>``, ``?unconfirmed=<cursor>``). 404 without
+    administrative contact and those unconfirmed (each list by name), and the addresses refused
+    by their mail server (newest first), ``READINESS_PAGE_SIZE`` per page
+    (``?unreachable=<cursor>``, ``?unconfirmed=<cursor>``, ``?refused=<cursor>``). 404 without
     ``incidents.view_contact_readiness``; 400 for a bad cursor."""
     _require_readiness(request)
     try:
@@ -295,6 +325,7 @@ def readiness(request: HttpRequest) -> HttpResponse:
         unconfirmed, unconfirmed_next = _page(
             _with_contact_counts(customers_unconfirmed()), request.GET.get("unconfirmed")
         )
+        refused, refused_next = _refused_page(request.GET.get("refused"))
     except ValueError:
         return render(request, "contacts/readiness.html", {"bad_cursor": True}, status=400)
     return render(
@@ -306,6 +337,8 @@ def readiness(request: HttpRequest) -> HttpResponse:
             "unreachable_next": unreachable_next,
             "unconfirmed": unconfirmed,
             "unconfirmed_next": unconfirmed_next,
+            "refused": refused,
+            "refused_next": refused_next,
             "period_days": settings.CONTACT_CONFIRMATION_DAYS,
             "link_days": settings.CONTACT_CONFIRMATION_LINK_DAYS,
         },

@@ -516,3 +516,56 @@ def test_beat_runs_the_round_daily_and_the_task_queues_itself_while_more_are_due
 
     assert result["customers_asked"] == 1 and result["more_due"] is True
     assert queued == ["notifications.tasks.send_contact_confirmations"]
+
+
+def test_a_name_corrected_alone_leaves_the_customers_language_as_it_was(acme):
+    Contact.objects.filter(email="anna@acme.example").update(language="")  # follows the customer (de)
+    link = _link_of(acme, "bob@acme.example")
+    anna = Contact.objects.get(email="anna@acme.example")
+
+    confirmations.confirmation_contact_correct(
+        link=link, contact_id=anna.pk, name="Anna A.", language="de", client_address="192.0.2.1"
+    )
+
+    anna.refresh_from_db()
+    assert (anna.name, anna.language) == ("Anna A.", "")
+    assert _events(acme)[-1].data["changes"] == {"name": ["Anna Admin", "Anna A."]}
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "es", "ja"])
+def test_every_string_of_the_emails_and_the_page_is_translated(language):
+    import ast
+    from pathlib import Path
+
+    import polib
+    from django.conf import settings
+    from django.template import engines
+    from django.templatetags.i18n import BlockTranslateNode, TranslateNode
+
+    root = Path(settings.BASE_DIR)
+    wanted: set[str] = set()
+    for folder in ("templates/emails", "templates/contacts"):
+        for path in sorted((root / folder).rglob("*")):
+            if not path.is_file():
+                continue
+            nodelist = engines["django"].from_string(path.read_text()).template.nodelist
+            wanted |= {
+                str(node.filter_expression.var.literal) for node in nodelist.get_nodes_by_type(TranslateNode)
+            }
+            wanted |= {
+                node.render_token_list(node.singular)[0]
+                for node in nodelist.get_nodes_by_type(BlockTranslateNode)
+            }
+    for module in ("notifications/contact_views.py", "notifications/contact_forms.py"):
+        for call in ast.walk(ast.parse((root / module).read_text())):
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) in (
+                "_",
+                "gettext",
+                "gettext_lazy",
+            ):
+                wanted.add(call.args[0].value)
+    catalogue = polib.pofile(str(root / "locale" / language / "LC_MESSAGES" / "django.po"))
+    translated = {entry.msgid for entry in catalogue if entry.translated()}
+
+    assert len(wanted) > 40
+    assert wanted - translated == set()  # run makemessages and translate after adding a string

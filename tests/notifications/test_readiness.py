@@ -83,7 +83,9 @@ def test_the_page_shows_the_counts_and_the_bounced_customer(customers, manager):
 
     assert '<dd id="count-unreachable"><strong>3</strong></dd>' in page
     assert '<dd id="count-unconfirmed"><strong>1</strong></dd>' in page
-    unreachable = page[page.index('id="unreachable"') : page.index('id="unconfirmed"')]
+    unreachable = page[page.index('id="unreachable"') : page.index('id="refused"')]
+    refused = page[page.index('id="refused"') : page.index('id="unconfirmed"')]
+    assert "gone@bounced.example" in refused and "550" in refused  # the bounced address itself
     for name in ("Bounced BV", "Empty Ltd", "Pending AG"):
         assert name in unreachable
     assert "Fine SA" not in page
@@ -108,6 +110,7 @@ def test_the_lists_are_paged_by_name(customers, manager, monkeypatch):
     assert [c.name for c in first.context["unreachable"]] == ["Bounced BV", "Empty Ltd"]
     assert [c.name for c in second.context["unreachable"]] == ["Pending AG"]
     assert client.get(reverse("contacts:readiness"), {"unreachable": "!!"}).status_code == 400
+    assert client.get(reverse("contacts:readiness"), {"refused": "!!"}).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -149,3 +152,30 @@ def test_anonymous_users_are_sent_to_the_login(customers):
     response = Client().get(reverse("contacts:readiness"))
 
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_the_refused_addresses_are_paged_newest_first(db, manager, monkeypatch):
+    from datetime import timedelta
+
+    from incidents.services import contact_mark_undeliverable
+    from notifications import contact_views
+
+    monkeypatch.setattr(contact_views, "READINESS_PAGE_SIZE", 2)
+    customer = Customer.objects.create(name="Many BV", account_reference="MANY")
+    now = timezone.now()
+    for hours in (3, 2, 1):
+        contact = Contact.objects.create(
+            customer=customer, name=f"Gone {hours}", email=f"gone{hours}@many.example"
+        )
+        contact_mark_undeliverable(
+            contact_id=contact.pk, address=contact.email, reason="550", at=now - timedelta(hours=hours)
+        )
+    client = Client()
+    client.force_login(manager)
+
+    first = client.get(reverse("contacts:readiness"))
+    second = client.get(reverse("contacts:readiness"), {"refused": first.context["refused_next"]})
+
+    assert [c.email for c in first.context["refused"]] == ["gone1@many.example", "gone2@many.example"]
+    assert [c.email for c in second.context["refused"]] == ["gone3@many.example"]
+    assert second.context["refused_next"] is None

@@ -58,7 +58,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("auditor", "auditor", "Aude", "Auditor"),
 )
 
-#: Demo customers, one administrative contact each, in the columns of ``import_customers``.
+#: Demo customers and their administrative contacts, in the columns of ``import_customers``.
 DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
     {
         "account_reference": "DEMO-EN-001",
@@ -68,6 +68,19 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
         "notification_window_hours": "72",
         "contact_name": "Olivia Bennett",
         "contact_email": "olivia.bennett@northwind.example",
+        "contact_language": "en",
+        "contact_role": "administrative",
+    },
+    {
+        # An address the embedded run's mail sink refuses (550): the first confirmation round
+        # marks it undeliverable, and the readiness page shows it.
+        "account_reference": "DEMO-EN-001",
+        "customer_name": "Northwind Traders Ltd",
+        "country": "GB",
+        "preferred_language": "en",
+        "notification_window_hours": "72",
+        "contact_name": "Former Administrator",
+        "contact_email": "former.admin@undeliverable.example",
         "contact_language": "en",
         "contact_role": "administrative",
     },
