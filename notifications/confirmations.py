@@ -194,20 +194,28 @@ def contacts_confirmation_request(
     return links
 
 
-def customers_due_for_confirmation(now: datetime):
-    """Customers to ask now: never asked, or asked ``CONTACT_CONFIRMATION_DAYS`` or more ago,
-    with at least one deliverable administrative contact; longest-waiting first (index
-    ``incidents_customer_confirm_due``)."""
+def customers_due_for_confirmation(now: datetime, *, limit: int) -> list[int]:
+    """Ids of up to ``limit`` customers to ask now: never asked (first, by id), then asked
+    ``CONTACT_CONFIRMATION_DAYS`` or more ago (longest-waiting first), each with at least one
+    deliverable administrative contact. Two queries, each an index range of
+    ``incidents_customer_confirm_due`` (an ``OR`` across ``NULL`` would read the whole table)."""
     cutoff = now - timedelta(days=settings.CONTACT_CONFIRMATION_DAYS)
-    deliverable = Contact.objects.deliverable().filter(customer_id=OuterRef("pk"))
-    return (
-        Customer.objects.filter(
-            Q(contacts_confirmation_requested_at__isnull=True)
-            | Q(contacts_confirmation_requested_at__lte=cutoff)
-        )
-        .filter(Exists(deliverable))
-        .order_by(F("contacts_confirmation_requested_at").asc(nulls_first=True), "id")
+    with_contact = Customer.objects.filter(
+        Exists(Contact.objects.deliverable().filter(customer_id=OuterRef("pk")))
     )
+    never = list(
+        with_contact.filter(contacts_confirmation_requested_at__isnull=True)
+        .order_by("id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if len(never) >= limit:
+        return never
+    overdue = (
+        with_contact.filter(contacts_confirmation_requested_at__lte=cutoff)
+        .order_by("contacts_confirmation_requested_at", "id")
+        .values_list("pk", flat=True)[: limit - len(never)]
+    )
+    return never + list(overdue)
 
 
 def customers_mark_unconfirmed(*, now: datetime | None = None) -> int:
@@ -267,7 +275,7 @@ def contacts_confirmation_round(
     now = now or timezone.now()
     limit = limit or settings.CONTACT_CONFIRMATION_BATCH
     result = ConfirmationRound(customers_marked_unconfirmed=customers_mark_unconfirmed(now=now))
-    due = list(customers_due_for_confirmation(now).values_list("pk", flat=True)[: limit + 1])
+    due = customers_due_for_confirmation(now, limit=limit + 1)
     result.more_due = len(due) > limit
     for customer in Customer.objects.filter(pk__in=due[:limit]).order_by("id"):
         links = contacts_confirmation_request(customer=customer, now=now)
