@@ -114,13 +114,13 @@ def _worker_heartbeat() -> dict[str, Any]:
 
 @login_required
 def incident_list(request: HttpRequest) -> HttpResponse:
-    """Incidents newest first, filtered by ``state``, ``severity``, ``detection_source`` and a
-    text search ``q``; ``?cursor=`` pages to older ones (keyset on ``(created_at, id)``, no
+    """Incidents newest first, filtered by ``state``, ``severity``, ``detection_source``,
+    ``drill`` (``real`` or ``drill``) and a text search ``q``; ``?cursor=`` pages to older ones (keyset on ``(created_at, id)``, no
     COUNT). Bad filters or a bad cursor answer 400 with the reason. 403 without
     ``incidents.view_incident``."""
     if not request.user.has_perm("incidents.view_incident"):
         raise PermissionDenied("Your role may not see incidents.")
-    columns = ("reference", "title", "state", "severity", "detection_source", "created_at")
+    columns = ("reference", "title", "state", "severity", "detection_source", "is_drill", "created_at")
     filterset = IncidentFilter(request.GET, queryset=Incident.objects.only(*columns))
     context: dict[str, Any] = {
         "filter_form": filterset.form,
@@ -273,7 +273,6 @@ def _render_detail(
             )
         ),
         "audit_events": list(incident.audit_events.order_by("sequence")),
-        "post_mortem": getattr(incident, "post_mortem", None),
         "transitions": _transition_panels(request, incident, bound or {}),
         "can_edit": user.has_perm("incidents.change_incident") and not is_final,
         "can_add_customer": user.has_perm("incidents.change_incident")

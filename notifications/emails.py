@@ -16,9 +16,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import enqueue
 from incidents.models import Contact, Customer
 from notifications.models import OutgoingEmail
 from notifications.rendering import RenderedMessage, render_templates
+
+#: The sender's task, queued by name (a module below ``notifications.tasks`` never imports it).
+TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
 
 
 def message_domain() -> str:
@@ -52,9 +56,6 @@ def outgoing_email_queue(
     ``<kind.key@domain>``; a second email with the same key raises ``IntegrityError``.
     ``contact``: the contact it goes to, if any (a permanent refusal marks it undeliverable).
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_due_deliveries
-
     rendered = render_email(kind=kind, context=context, language=language)
     now = now or timezone.now()
     email = OutgoingEmail.objects.create(
@@ -70,5 +71,5 @@ def outgoing_email_queue(
         next_attempt_at=now,
         created_at=now,
     )
-    transaction.on_commit(lambda: enqueue(send_due_deliveries))
+    transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
     return email

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import formats, translation
+from django.utils.html import escape
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
@@ -209,21 +210,43 @@ def render_notice(
             "post_mortem_summary": notice.post_mortem_summary,
             "contact_point": notice.contact_point or settings.NOTICE_CONTACT_POINT,
         }
-    return render_templates(folder=f"notices/{notice.kind}", context=context, language=language)
+    return render_templates(
+        folder=f"notices/{notice.kind}", context=context, language=language, incident=incident
+    )
 
 
-def render_templates(*, folder: str, context: dict[str, Any], language: str) -> RenderedMessage:
+def render_templates(
+    *, folder: str, context: dict[str, Any], language: str, incident: Incident | None = None
+) -> RenderedMessage:
     """Render ``<folder>/subject.txt``, ``body.txt`` and ``body.html`` with ``context`` in
     ``language``: the subject is one line (``SUBJECT_MAX_LENGTH``), the HTML part autoescaped,
     blank-line runs in the text part collapsed. The templates see ``subject`` and ``language``.
+    ``incident``: the incident a notice is about; a drill's subject and both parts then say it
+    is an exercise.
     """
     with translation.override(language):
         context = {**context, "language": language}
         subject = render_to_string(f"{folder}/subject.txt", context)
+        if incident is not None:
+            subject = incident.email_subject(subject)
         context["subject"] = subject
         text = render_to_string(f"{folder}/body.txt", context)
         html = render_to_string(f"{folder}/body.html", context)
+        if incident is not None and incident.is_drill:
+            text, html = _mark_as_drill(text, html)
     return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)
+
+
+def _mark_as_drill(text: str, html: str) -> tuple[str, str]:
+    """Open both parts with the line saying the message is an exercise (in the active
+    language): first in the text, first inside ``<body>`` in the HTML (escaped)."""
+    line = gettext(
+        "This is an exercise (a drill). No personal data breach has happened; no action is needed."
+    )
+    paragraph = f"<p><strong>{escape(line)}</strong></p>"
+    body_start = html.find("<body")
+    body_end = html.find(">", body_start) + 1 if body_start >= 0 else 0
+    return f"{line}\n\n{text}", f"{html[:body_end]}\n{paragraph}{html[body_end:]}"
 
 
 def _one_line(subject: str) -> str:

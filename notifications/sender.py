@@ -31,6 +31,9 @@ Algorithm (``outbox_send_due``):
 
 from __future__ import annotations
 
+import email.message
+import email.policy
+import hashlib
 import logging
 import smtplib
 import uuid
@@ -45,7 +48,8 @@ from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from incidents.services import contact_mark_undeliverable
-from notifications.models import Clock, Delivery, Escalation, OutboxMessage, OutgoingEmail
+from notifications.models import Clock, Delivery, Escalation, OutboxMessage, OutgoingEmail, SentMessage
+from notifications.services import escalation_raise, incident_settle_if_notified
 
 logger = logging.getLogger("breachdesk.sender")
 
@@ -107,14 +111,14 @@ class Outbox:
 
     ``select_related``: what ``on_sent`` and ``on_failed`` read of each claimed row.
     ``on_sent(accepted, report)``: runs in the transaction that records a chunk's acceptances,
-    with the rows still under this claim and their acceptance instants. ``on_failed(row)``:
+    with ``(row, acceptance instant, bytes sent)`` for the rows still under this claim. ``on_failed(row)``:
     runs after a row was recorded ``failed``.
     """
 
     name: str
     model: type[OutboxMessage]
     select_related: tuple[str, ...] = ()
-    on_sent: Callable[[list[tuple[OutboxMessage, datetime]], SendReport], None] | None = None
+    on_sent: Callable[[list[tuple[OutboxMessage, datetime, bytes]], SendReport], None] | None = None
     on_failed: Callable[[OutboxMessage], None] | None = None
 
 
@@ -144,8 +148,23 @@ def _claim(outbox: Outbox, now: datetime, limit: int) -> list[OutboxMessage]:
     return list(claimed.order_by("id"))
 
 
-def _message(row: OutboxMessage, connection) -> EmailMultiAlternatives:
-    message = EmailMultiAlternatives(
+class RecordedMessage(EmailMultiAlternatives):
+    """An email that builds its MIME message once per policy, so the bytes recorded after
+    sending (``raw``) are the bytes the backend handed to the relay."""
+
+    def message(self, *, policy: email.policy.Policy = email.policy.default) -> email.message.EmailMessage:
+        built = getattr(self, "_built", None)
+        if built is None or built[0] is not policy:
+            self._built = (policy, super().message(policy=policy))
+        return self._built[1]
+
+    def raw(self) -> bytes:
+        """The message as SMTP sends it (``email.policy.SMTP``: CRLF line ends)."""
+        return self.message(policy=email.policy.SMTP).as_bytes()
+
+
+def _message(row: OutboxMessage, connection) -> RecordedMessage:
+    message = RecordedMessage(
         subject=row.subject,
         body=row.body_text,
         to=[row.address],
@@ -175,11 +194,12 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
         for row in rows:
             _retry_or_fail(outbox, row, failure, report)
         return
-    accepted: list[tuple[OutboxMessage, datetime]] = []
+    accepted: list[tuple[OutboxMessage, datetime, bytes]] = []
     try:
         for row in rows:
             try:
-                _message(row, connection).send()
+                message = _message(row, connection)
+                message.send()
             except Exception as error:  # noqa: BLE001 - recorded per row, others go on
                 failure = classify(error)
                 _retry_or_fail(outbox, row, failure, report)
@@ -193,7 +213,7 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
                             _retry_or_fail(outbox, remaining, classify(reopen_error), report)
                         return
                 continue
-            accepted.append((row, timezone.now()))
+            accepted.append((row, timezone.now(), message.raw()))
     finally:
         try:
             connection.close()
@@ -202,15 +222,18 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
         _record_sent(outbox, accepted, report)
 
 
-def _record_sent(outbox: Outbox, accepted: list[tuple[OutboxMessage, datetime]], report: SendReport) -> None:
+def _record_sent(
+    outbox: Outbox, accepted: list[tuple[OutboxMessage, datetime, bytes]], report: SendReport
+) -> None:
     """Record one chunk's acceptances in one transaction: each row still under our claim
-    becomes ``sent`` at its own acceptance instant, then ``outbox.on_sent`` runs (deliveries
-    meet each customer's clock at the first of them). (Row by row, two commits per message
-    cost more than the SMTP exchange.)"""
+    becomes ``sent`` at its own acceptance instant, then ``outbox.on_sent`` runs with the rows
+    held, their instants and the bytes sent (deliveries keep the bytes as ``SentMessage`` and
+    meet each customer's clock at the first of them). (Row by row, two commits per message cost
+    more than the SMTP exchange.)"""
     if not accepted:
         return
     model = outbox.model
-    sent_at = {row.pk: at for row, at in accepted}
+    sent_at = {row.pk: at for row, at, _raw in accepted}
     with transaction.atomic():
         held = set(
             model.objects.select_for_update()
@@ -230,7 +253,7 @@ def _record_sent(outbox: Outbox, accepted: list[tuple[OutboxMessage, datetime]],
             ),
         )
         if outbox.on_sent is not None:
-            outbox.on_sent([(row, at) for row, at in accepted if row.pk in held], report)
+            outbox.on_sent([entry for entry in accepted if entry[0].pk in held], report)
     report.sent += len(held)
 
 
@@ -256,11 +279,19 @@ def _retry_or_fail(outbox: Outbox, row: OutboxMessage, failure: Exception, repor
         report.retried += 1
 
 
-def _deliveries_sent(accepted: list[tuple[OutboxMessage, datetime]], report: SendReport) -> None:
-    """``Outbox.on_sent`` of notice deliveries: meet each customer's clock at the first
-    acceptance of a delivery to it."""
+def _deliveries_sent(accepted: list[tuple[OutboxMessage, datetime, bytes]], report: SendReport) -> None:
+    """``Outbox.on_sent`` of notice deliveries: keep the bytes each relay accepted
+    (``SentMessage``, the evidence; a message sent again keeps the first recording) and meet
+    each customer's clock at the first acceptance of a delivery to it."""
+    SentMessage.objects.bulk_create(
+        (
+            SentMessage(delivery_id=row.pk, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), recorded_at=at)
+            for row, at, raw in accepted
+        ),
+        ignore_conflicts=True,
+    )
     first_sent: dict[tuple[int, int], datetime] = {}
-    for delivery, at in accepted:
+    for delivery, at, _raw in accepted:
         assert isinstance(delivery, Delivery)
         first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
     _meet_clocks(first_sent, report)
@@ -295,8 +326,6 @@ def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport
 def _escalate_if_customer_unreachable(delivery: OutboxMessage) -> None:
     """``Outbox.on_failed`` of notice deliveries: when every delivery of this notice to the
     customer has failed, raise one escalation."""
-    from notifications.services import escalation_raise
-
     assert isinstance(delivery, Delivery)
     siblings = Delivery.objects.filter(notice_id=delivery.notice_id, customer_id=delivery.customer_id)
     if siblings.exclude(status=Delivery.Status.FAILED).exists():
@@ -333,8 +362,6 @@ def outbox_send_due(*, max_chunks: int | None = None) -> SendReport:
 
     Returns a ``SendReport``. Safe to run in several workers at once and to run twice.
     """
-    from notifications.services import incident_settle_if_notified
-
     report = SendReport()
     chunks = 0
     while max_chunks is None or chunks < max_chunks:

@@ -9,8 +9,6 @@ import re
 
 import pytest
 
-from tests.notifications.conftest import smtp_server  # noqa: F401
-
 PASSWORD = "correct horse battery"
 LINK = re.compile(r"https?://[^\s]+/contacts/confirm/[^/\s]+/")
 

@@ -12,25 +12,19 @@ from django.utils import timezone
 
 from incidents.audit_site import audit_site
 from incidents.models import Product, Supplier, WorkerHeartbeat
-from postmortems.models import ActionItem
+from tests.conftest import second_half_rows
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer, manager):
+def one_of_each(db, make_incident, customer, manager, smtp_server):
     """At least one row of every model of the audited apps, built through the services."""
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd", country="IE")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
-    incident = make_incident(state="closed")  # audit events, an affected customer, a post-mortem
-    ActionItem.objects.create(
-        post_mortem=incident.post_mortem,
-        description="Add recipient checks",
-        status=ActionItem.Status.DONE,
-        resolution="Shipped.",
-        resolved_at=timezone.now(),
-    )
+    # Audit events, an affected customer, a post-mortem with its rows, a drill.
+    incident = second_half_rows(make_incident, manager)
     _notification_rows(make_incident, manager)
     _triage_rows(make_incident, manager)
     _contact_rows(customer)
@@ -44,13 +38,14 @@ def _contact_rows(customer):
     assert contacts_confirmation_request(customer=customer)
 
 
-def _notification_rows(make_incident, manager):
+def _notification_rows(make_incident, manager):  # needs the smtp_server fixture
     """A clock, an escalation, a withheld field, an approved notice, its delivery and a contact
     it skipped (refused earlier)."""
     from datetime import timedelta
 
     from incidents.services import contact_create, contact_mark_undeliverable
     from notifications.scanner import deadlines_scan
+    from notifications.sender import deliveries_send_due
     from notifications.services import notice_approve, notice_draft, withholding_create
 
     declared = make_incident(state="declared")
@@ -73,6 +68,7 @@ def _notification_rows(make_incident, manager):
     )
     notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
     deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
+    deliveries_send_due()  # through the real SMTP server: a delivery sent, its message recorded
 
 
 def _triage_rows(make_incident, manager):

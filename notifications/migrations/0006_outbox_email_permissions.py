@@ -22,7 +22,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0004_outbox_emails_and_contact_confirmation"),
+        ("notifications", "0005_outbox_emails_and_contact_confirmation"),
         ("incidents", "0002_groups"),
     ]
 

@@ -30,7 +30,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("incidents", "0004_contact_confirmation_and_customer_audit_chain"),
+        ("incidents", "0005_contact_confirmation_and_customer_audit_chain"),
     ]
 
     operations = [migrations.RunPython(grant, revoke)]
