@@ -46,9 +46,10 @@ class CustomerDisplay:
         "country",
         "preferred_language",
         "notification_window_hours",
+        "is_drill_customer",
         "created_at",
     )
-    list_filter = ("country", "preferred_language")
+    list_filter = ("country", "preferred_language", "is_drill_customer")
     search_fields = ("name", "account_reference")
     readonly_fields = (
         "contacts_confirmation_requested_at",

@@ -346,7 +346,8 @@ def incident_transition(request: HttpRequest, pk: int, name: str) -> HttpRespons
 def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a customer (by account reference) as affected
     (``services.affected_customer_add``). Unknown customer: 400; already recorded or the
-    incident is final: 409; both re-show the page with the form's error."""
+    incident is final: 409; a drill customer on a real incident: 400; each re-shows the page
+    with the form's error."""
     incident = _get_incident_for_user(request, pk, write=True)
     form = AffectedCustomerAddForm(request.POST, prefix="affected")
     status = 400
@@ -362,6 +363,8 @@ def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
         except LifecycleConflict as conflict:
             form.add_error(None, str(conflict))
             status = 409
+        except ValidationError as error:
+            _add_validation_errors(form, error)
         else:
             messages.success(request, f"{affected.customer} recorded as affected.")
             return redirect("incidents:incident_detail", pk=pk)

@@ -21,10 +21,12 @@ from aiosmtpd.controller import Controller
 
 @dataclass
 class ReceivedMessage:
-    """One message as the relay accepted it: envelope recipients and the parsed message."""
+    """One message as the relay accepted it: envelope recipients, the parsed message and the
+    bytes as received (``raw``)."""
 
     recipients: list[str]
     message: EmailMessage
+    raw: bytes = b""
 
     @property
     def message_id(self) -> str:
@@ -71,7 +73,7 @@ class MailSink:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
-            self.received.append(ReceivedMessage(list(envelope.rcpt_tos), message))
+            self.received.append(ReceivedMessage(list(envelope.rcpt_tos), message, envelope.original_content))
             count = len(self.received)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)

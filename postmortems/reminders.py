@@ -66,7 +66,12 @@ def _record_due(now: datetime) -> int:
         pending = (
             open_items.filter(due_at__lte=until).exclude(Exists(already)).values_list("pk", "owner__email")
         )
-        rows += [ActionItemReminder(action_item_id=pk, kind=kind, recipient=email) for pk, email in pending]
+        rows += [
+            ActionItemReminder(
+                action_item_id=pk, kind=kind, recipient=email, created_at=now, next_attempt_at=now
+            )
+            for pk, email in pending
+        ]
     ActionItemReminder.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     return len(rows)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -109,6 +110,8 @@ class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class CustomerSerializer(StrictModelSerializer):
     """A customer (the controller). ``notification_window_hours``: 1 to 72 hours.
+    ``is_drill_customer``: exists for drills only (only drills may affect it, and drills notify
+    no other customer); it cannot change once an incident affects the customer.
 
     Read-only: ``deliverable`` (bool: at least one deliverable administrative contact, see
     ``incidents.readiness``), ``unconfirmed`` (bool: marked unconfirmed),
@@ -128,6 +131,7 @@ class CustomerSerializer(StrictModelSerializer):
             "country",
             "preferred_language",
             "notification_window_hours",
+            "is_drill_customer",
             "created_at",
             "deliverable",
             "unconfirmed",
@@ -148,6 +152,17 @@ class CustomerSerializer(StrictModelSerializer):
         if annotated is not None:
             return bool(annotated)
         return Contact.objects.deliverable().filter(customer=customer).exists()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The model's own rule on ``is_drill_customer`` (``Customer.clean``), as a 400."""
+        attrs = super().validate(attrs)
+        if self.instance is not None and "is_drill_customer" in attrs:
+            probe = Customer(pk=self.instance.pk, is_drill_customer=attrs["is_drill_customer"])
+            try:
+                probe.clean()
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.message_dict) from None
+        return attrs
 
 
 class ContactSerializer(StrictModelSerializer):
@@ -493,12 +508,14 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
     """A customer affected by an incident, as listed and as returned after adding it.
 
     ``added_at``: when it was recorded (UTC); its notice clock is under
-    ``/api/incidents/{id}/clocks/``.
+    ``/api/incidents/{id}/clocks/``. ``no_notice_reason``: why this customer gets no notice
+    whatever is approved (a real customer affected by a drill), or null.
     """
 
     customer = CustomerSummarySerializer(read_only=True)
     added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     added_at = AwareDateTimeField(read_only=True)
+    no_notice_reason = serializers.CharField(read_only=True, allow_null=True)
 
     class Meta:
         model = AffectedCustomer
@@ -509,6 +526,7 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
             "notes",
             "added_at",
             "added_by",
+            "no_notice_reason",
         ]
         read_only_fields = fields
 

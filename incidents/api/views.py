@@ -292,7 +292,9 @@ class IncidentViewSet(
             affected = services.affected_customer_add(
                 incident=incident, actor=request.user, **body.validated_data
             )
-            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(pk=affected.pk)
+            affected = AffectedCustomer.objects.select_related("customer", "added_by", "incident").get(
+                pk=affected.pk
+            )
             return Response(AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED)
         if request.method == "DELETE":
             data: Any = request.data
@@ -304,7 +306,9 @@ class IncidentViewSet(
                 incident=incident, actor=request.user, customer=body.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
-        rows = AffectedCustomer.objects.filter(incident=incident).select_related("customer", "added_by")
+        rows = AffectedCustomer.objects.filter(incident=incident).select_related(
+            "customer", "added_by", "incident"
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AffectedCustomerSerializer(page, many=True).data)
 

@@ -6,6 +6,9 @@ The file has a header row and one row per contact, carrying its customer's colum
     account_reference, customer_name, country, preferred_language, notification_window_hours,
     contact_name, contact_email, contact_language, contact_role
 
+An optional column ``is_drill_customer`` (``yes``/``no``, ``true``/``false``, ``1``/``0``;
+blank: no) marks customers that exist for drills only.
+
 Customers are matched by ``account_reference``, contacts by (customer, email, case-insensitive).
 Blank optional cells take defaults: ``country`` none, ``preferred_language`` ``en``,
 ``notification_window_hours`` 72 (our policy commitment), ``contact_language`` the customer's
@@ -52,6 +55,11 @@ COLUMNS: tuple[str, ...] = (
     "contact_role",
 )
 
+#: Columns a file may leave out.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("is_drill_customer",)
+_YES = {"yes", "true", "1"}
+_NO = {"no", "false", "0", ""}
+
 #: Languages our notices are written in (settings.LANGUAGES: en, de, fr, es, ja).
 LANGUAGE_CODES: tuple[str, ...] = tuple(code for code, _ in settings.LANGUAGES)
 
@@ -67,6 +75,7 @@ class CustomerValues:
     country: str
     preferred_language: str
     notification_window_hours: int
+    is_drill_customer: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,8 +143,8 @@ def validate_customer_rows(
         if None in row:
             problems.append(f"row {number}: more cells than columns")
             continue
-        cell = {name: (row.get(name) or "").strip() for name in COLUMNS}
-        if not any(cell.values()):
+        cell = {name: (row.get(name) or "").strip() for name in (*COLUMNS, *OPTIONAL_COLUMNS)}
+        if not any(cell[name] for name in COLUMNS):
             continue
         row_problems: list[str] = []
 
@@ -167,6 +176,11 @@ def validate_customer_rows(
             else:
                 window = int(window_text)
 
+        drill_text = cell["is_drill_customer"].lower()
+        if drill_text not in _YES | _NO:
+            row_problems.append(f"is_drill_customer {cell['is_drill_customer']!r} is not yes or no")
+        is_drill_customer = drill_text in _YES
+
         contact_name = cell["contact_name"]
         if not contact_name:
             row_problems.append("contact_name is required")
@@ -192,7 +206,9 @@ def validate_customer_rows(
             )
 
         if not row_problems:
-            customer = CustomerValues(account, customer_name, country, preferred_language, window)
+            customer = CustomerValues(
+                account, customer_name, country, preferred_language, window, is_drill_customer
+            )
             if account in customers and customers[account] != customer:
                 first_row = customer_first_row[account]
                 row_problems.append(f"customer {account} has other customer values than on row {first_row}")
@@ -246,6 +262,7 @@ def _upsert(rows: CustomerRows, report: ImportReport, *, deactivate_missing: boo
             "country": values.country,
             "preferred_language": values.preferred_language,
             "notification_window_hours": values.notification_window_hours,
+            "is_drill_customer": values.is_drill_customer,
         }
         customer, customer_diff = _save(
             customer, Customer(account_reference=account), wanted, report.customers
