@@ -20,7 +20,8 @@ import argparse
 import statistics
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 
-def load(first: int, count: int, now) -> None:
+def load(first: int, count: int, now: datetime) -> None:
     """Customers ``first`` .. ``first + count - 1`` with two administrative contacts each."""
     from incidents.models import Contact, Customer
 
@@ -62,7 +63,7 @@ def load(first: int, count: int, now) -> None:
     )
 
 
-def median_seconds(function, runs: int = 5) -> float:
+def median_seconds(function: Callable[[], object], runs: int = 5) -> float:
     timings = []
     for _ in range(runs):
         started = time.perf_counter()

@@ -16,9 +16,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("BREACHDESK_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# django-environ is untyped: the annotations below give the type checker each setting's type
+# wherever ``settings.NAME`` is read.
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG: bool = env.bool("DEBUG", default=True)
 
 
 def _secret_key() -> str:
@@ -36,8 +38,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -171,7 +173,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+DISPLAY_TIME_ZONE: str = env.str("DISPLAY_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
@@ -182,11 +184,11 @@ STORAGES = {
 }
 
 # Request bodies above this size are refused with 413 (API) rather than parsed.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -194,7 +196,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # (manage.py run_mail_sink, messages stored under var/mail/). EMAIL_URL
 # switches: smtp://user:password@relay:25, smtp+tls://...:587 (STARTTLS), smtps://...:465,
 # consolemail://, filemail://. EMAIL_TIMEOUT (seconds) bounds every SMTP operation.
-_EMAIL_TIMEOUT_SECONDS = env.int("EMAIL_TIMEOUT", default=30)
+_EMAIL_TIMEOUT_SECONDS: int = env.int("EMAIL_TIMEOUT", default=30)
 _email = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:8025")
 _email_options: dict = {}
 if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
@@ -210,12 +212,12 @@ if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
 elif _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
     _email_options = {"file_path": str(VAR_DIR / "mail")}
 MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL: str = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Celery. Default: the filesystem broker under var/ (no Redis needed); CELERY_BROKER_URL=redis://...
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery" / "broker"
     for _sub in ("out", "processed", "control"):
@@ -244,7 +246,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 # Runs tasks in-process (tests that do not start a worker; never in production).
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -296,30 +298,30 @@ LOGGING = {
 # elapsed time after declaration (a customer's contract may set a shorter window). The scanner
 # issues the initial notice from the facts known so far NOTICE_AUTO_SEND_LEAD_HOURS before a
 # clock is due if none has gone out (0 disables).
-NOTICE_WINDOW_HOURS = env.int("NOTICE_WINDOW_HOURS", default=72)
-NOTICE_AUTO_SEND_LEAD_HOURS = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
+NOTICE_WINDOW_HOURS: int = env.int("NOTICE_WINDOW_HOURS", default=72)
+NOTICE_AUTO_SEND_LEAD_HOURS: int = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
 if not 1 <= NOTICE_WINDOW_HOURS <= 72:
     raise ImproperlyConfigured("NOTICE_WINDOW_HOURS must be between 1 and 72.")
 if not 0 <= NOTICE_AUTO_SEND_LEAD_HOURS < NOTICE_WINDOW_HOURS:
     raise ImproperlyConfigured("NOTICE_AUTO_SEND_LEAD_HOURS must be 0 or less than the window.")
 # Shown in every customer notice as the contact point for questions (GDPR Art. 33(3)(b)).
-NOTICE_CONTACT_POINT = env.str(
+NOTICE_CONTACT_POINT: str = env.str(
     "NOTICE_CONTACT_POINT", default="Data Protection Incident Response Team, privacy@localhost"
 )
 # Deliveries: how many the sender claims at once, and how long a claim lasts before the scanner
 # hands it to another worker (a killed worker delays a notice; it never loses it).
-NOTICE_SEND_CHUNK_SIZE = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
-NOTICE_CLAIM_SECONDS = env.int("NOTICE_CLAIM_SECONDS", default=300)
-NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
+NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
+NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
 
 # Contact confirmation (issue 11). Every CONTACT_CONFIRMATION_DAYS each customer's administrative
 # contacts are emailed a signed link to confirm or correct them; a link works for
 # CONTACT_CONFIRMATION_LINK_DAYS, and a customer that has not confirmed by then is marked
 # "unconfirmed". Beat runs the round daily for the customers that are due, at most
 # CONTACT_CONFIRMATION_BATCH customers per task (the task queues itself again while more are due).
-CONTACT_CONFIRMATION_DAYS = env.int("CONTACT_CONFIRMATION_DAYS", default=180)
-CONTACT_CONFIRMATION_LINK_DAYS = env.int("CONTACT_CONFIRMATION_LINK_DAYS", default=30)
-CONTACT_CONFIRMATION_BATCH = env.int("CONTACT_CONFIRMATION_BATCH", default=500)
+CONTACT_CONFIRMATION_DAYS: int = env.int("CONTACT_CONFIRMATION_DAYS", default=180)
+CONTACT_CONFIRMATION_LINK_DAYS: int = env.int("CONTACT_CONFIRMATION_LINK_DAYS", default=30)
+CONTACT_CONFIRMATION_BATCH: int = env.int("CONTACT_CONFIRMATION_BATCH", default=500)
 if CONTACT_CONFIRMATION_DAYS < 1:
     raise ImproperlyConfigured("CONTACT_CONFIRMATION_DAYS must be at least 1.")
 if not 1 <= CONTACT_CONFIRMATION_LINK_DAYS <= CONTACT_CONFIRMATION_DAYS:
@@ -328,11 +330,13 @@ if CONTACT_CONFIRMATION_BATCH < 1:
     raise ImproperlyConfigured("CONTACT_CONFIRMATION_BATCH must be at least 1.")
 # The public confirmation page is throttled per link and per client address (requests per hour,
 # counted in Django's cache: notifications.throttle).
-CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN = env.int("CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN", default=60)
-CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS = env.int("CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS", default=300)
+CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN: int = env.int("CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN", default=60)
+CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS: int = env.int(
+    "CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS", default=300
+)
 # The request header (a META key such as HTTP_X_REAL_IP) that the reverse proxy sets to the
 # client's address; empty: REMOTE_ADDR (no proxy, or one that hides clients behind one address).
-CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="") or "REMOTE_ADDR"
+CLIENT_IP_HEADER: str = env.str("CLIENT_IP_HEADER", default="") or "REMOTE_ADDR"
 
 # Django's cache holds the throttle counters. Default: local memory (one process, the embedded
 # run); with several web processes use a shared one, e.g. CACHE_URL=redis://host:6379/1 (Django's

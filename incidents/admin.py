@@ -1,14 +1,16 @@
 """The incident register in Django's admin (``/admin/``, superusers).
 
-The ``*Display`` mixins hold what both admin sites show (columns, filters, search, layout); the
-read-only auditor site (``incidents.audit_site``) reuses them. Here the reference data
-(customers, contacts, products, suppliers) is edited directly; incidents are written through
-``incidents.services`` so every change lands in the audit trail, and their lifecycle ``state``
-is read-only (it is protected: it changes only through the transition services). Affected
-customers, audit events and worker heartbeats are read-only: the incident page and the system
-write them. Contacts are saved through ``services.contact_create`` and ``services.contact_update``
-(audited on the customer's chain; a staff edit makes an undeliverable contact deliverable
-again); their deliverability and confirmation fields are read-only.
+The ``*Display`` classes hold what both admin sites show (columns, filters, search, layout); the
+read-only auditor site (``incidents.audit_site``) reuses them. They are unregistered
+``ModelAdmin`` subclasses, so the type checker holds their options to ``ModelAdmin``'s types.
+Here the reference data (customers, contacts, products, suppliers) is edited directly; incidents
+are written through ``incidents.services`` so every change lands in the audit trail, and their
+lifecycle ``state`` is read-only (it is protected: it changes only through the transition
+services). Affected customers, audit events and worker heartbeats are read-only: the incident
+page and the system write them. Contacts are saved through ``services.contact_create`` and
+``services.contact_update`` (audited on the customer's chain; a staff edit makes an
+undeliverable contact deliverable again); their deliverability and confirmation fields are
+read-only.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from incidents.models import (
 # --- What both sites show -----------------------------------------------------------------
 
 
-class CustomerDisplay:
+class CustomerDisplay(admin.ModelAdmin):
     list_display = (
         "name",
         "account_reference",
@@ -62,7 +64,7 @@ class CustomerDisplay:
 CONTACT_STATE_FIELDS = ("confirmed_at", "pending_confirmation", "undeliverable_at", "undeliverable_reason")
 
 
-class ContactDisplay:
+class ContactDisplay(admin.ModelAdmin):
     list_display = ("name", "email", "customer", "role", "language", "is_active", "undeliverable_at")
     list_filter = ("role", "is_active", "language", "pending_confirmation")
     search_fields = ("name", "email", "customer__name", "customer__account_reference")
@@ -70,7 +72,7 @@ class ContactDisplay:
     readonly_fields = CONTACT_STATE_FIELDS
 
 
-class CustomerAuditEventDisplay:
+class CustomerAuditEventDisplay(admin.ModelAdmin):
     list_display = ("customer", "sequence", "occurred_at", "actor_username", "actor_contact_email", "verb")
     list_filter = ("verb",)
     search_fields = ("customer__account_reference", "customer__name", "actor_username", "actor_contact_email")
@@ -91,18 +93,18 @@ class CustomerAuditEventDisplay:
     readonly_fields = fields
 
 
-class ProductDisplay:
+class ProductDisplay(admin.ModelAdmin):
     list_display = ("name", "description")
     search_fields = ("name", "description")
 
 
-class SupplierDisplay:
+class SupplierDisplay(admin.ModelAdmin):
     list_display = ("name", "country", "services")
     list_filter = ("country",)
     search_fields = ("name", "services", "contact")
 
 
-class IncidentDisplay:
+class IncidentDisplay(admin.ModelAdmin):
     list_display = (
         "reference",
         "title",
@@ -175,7 +177,7 @@ class IncidentDisplay:
         return reverse("incidents:incident_detail", args=[obj.pk])
 
 
-class AffectedCustomerDisplay:
+class AffectedCustomerDisplay(admin.ModelAdmin):
     list_display = (
         "incident",
         "customer",
@@ -188,7 +190,7 @@ class AffectedCustomerDisplay:
     list_select_related = ("incident", "customer", "added_by")
 
 
-class AuditEventDisplay:
+class AuditEventDisplay(admin.ModelAdmin):
     list_display = (
         "incident",
         "sequence",
@@ -218,7 +220,7 @@ class AuditEventDisplay:
     readonly_fields = fields
 
 
-class WorkerHeartbeatDisplay:
+class WorkerHeartbeatDisplay(admin.ModelAdmin):
     list_display = ("name", "beat_at")
 
 
@@ -262,14 +264,20 @@ def _save_contact(request: HttpRequest, contact: Contact, changed: list[str], ch
     return services.contact_create(customer=contact.customer, actor=request.user, **values)
 
 
-class ContactServiceAdminMixin:
+class ContactServiceAdminMixin(admin.ModelAdmin):
     """Turns a refused contact save (a duplicate address, a bad value) into a message."""
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+            return super().changeform_view(request, object_id, form_url, extra_context)
         except ValidationError as error:
-            self.message_user(request, f"Not saved: {'; '.join(error.messages)}", messages.ERROR)  # type: ignore[attr-defined]
+            self.message_user(request, f"Not saved: {'; '.join(error.messages)}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
 
@@ -281,7 +289,7 @@ class CustomerAuditEventInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ContactServiceAdminMixin, CustomerDisplay, admin.ModelAdmin):
+class CustomerAdmin(ContactServiceAdminMixin, CustomerDisplay):
     inlines = [ContactInline, CustomerAuditEventInline]
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
@@ -304,7 +312,7 @@ class CustomerAdmin(ContactServiceAdminMixin, CustomerDisplay, admin.ModelAdmin)
 
 
 @admin.register(Contact)
-class ContactAdmin(ContactServiceAdminMixin, ContactDisplay, admin.ModelAdmin):
+class ContactAdmin(ContactServiceAdminMixin, ContactDisplay):
     autocomplete_fields = ("customer",)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -318,12 +326,12 @@ class ContactAdmin(ContactServiceAdminMixin, ContactDisplay, admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(ProductDisplay, admin.ModelAdmin):
+class ProductAdmin(ProductDisplay):
     pass
 
 
 @admin.register(Supplier)
-class SupplierAdmin(SupplierDisplay, admin.ModelAdmin):
+class SupplierAdmin(SupplierDisplay):
     pass
 
 
@@ -362,7 +370,7 @@ INCIDENT_READONLY_FIELDS: tuple[str, ...] = (
 
 
 @admin.register(Incident)
-class IncidentAdmin(IncidentDisplay, admin.ModelAdmin):
+class IncidentAdmin(IncidentDisplay):
     """Incidents for superusers: facts are saved through ``services.incident_create`` and
     ``services.incident_update`` (audited); ``state`` and the other lifecycle fields are
     read-only; final incidents are view-only; nothing is deleted (the audit trail keeps it)."""
@@ -424,9 +432,11 @@ class IncidentAdmin(IncidentDisplay, admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
-@admin.register(AffectedCustomer)
-class AffectedCustomerAdmin(AffectedCustomerDisplay, admin.ModelAdmin):
-    """Read-only here: customers are added and removed on the incident page (audited)."""
+class WrittenElsewhere(admin.ModelAdmin):
+    """Shown to superusers and never added, changed or deleted here: these rows are written by
+    an audited service or by the system, and nothing may bypass that."""
+
+    actions = None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -436,83 +446,49 @@ class AffectedCustomerAdmin(AffectedCustomerDisplay, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AffectedCustomer)
+class AffectedCustomerAdmin(AffectedCustomerDisplay, WrittenElsewhere):
+    """Customers are added and removed on the incident page (audited)."""
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(AuditEventDisplay, admin.ModelAdmin):
+class AuditEventAdmin(AuditEventDisplay, WrittenElsewhere):
     """The audit trail is append-only: no one adds, changes or deletes it here, superusers
     included."""
 
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(CustomerAuditEvent)
-class CustomerAuditEventAdmin(CustomerAuditEventDisplay, admin.ModelAdmin):
+class CustomerAuditEventAdmin(CustomerAuditEventDisplay, WrittenElsewhere):
     """Customers' audit chains are append-only, like the incidents'."""
-
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, admin.ModelAdmin):
-    """Written by the worker; read-only here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, WrittenElsewhere):
+    """Written by the worker."""
 
 
-class ReadLogEntryDisplay:
+class ReadLogEntryDisplay(admin.ModelAdmin):
     list_display = ("read_at", "username", "route", "object_type", "object_id", "path")
     list_filter = ("object_type",)
     search_fields = ("username", "path", "object_id")
     date_hierarchy = "read_at"
 
 
-class AccountExpiryDisplay:
+class AccountExpiryDisplay(admin.ModelAdmin):
     list_display = ("user", "expires_at", "note")
     search_fields = ("user__username", "note")
     list_select_related = ("user",)
 
 
 @admin.register(ReadLogEntry)
-class ReadLogEntryAdmin(ReadLogEntryDisplay, admin.ModelAdmin):
+class ReadLogEntryAdmin(ReadLogEntryDisplay, WrittenElsewhere):
     """Written for every record an auditor opens; never changed, superusers included."""
-
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AccountExpiry)
-class AccountExpiryAdmin(AccountExpiryDisplay, admin.ModelAdmin):
+class AccountExpiryAdmin(AccountExpiryDisplay):
     """When an account (every auditor's must have one) stops working; set by superusers."""
 
     autocomplete_fields = ("user",)

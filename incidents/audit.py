@@ -23,12 +23,14 @@ from incidents.models import AuditEvent, Customer, CustomerAuditEvent, HashChain
 CHAINS: dict[str, type[HashChainedEvent]] = {"incident": AuditEvent, "customer": CustomerAuditEvent}
 
 
-def _append(model: type[HashChainedEvent], subject: Any, actor: Any | None, at: datetime | None, **fields):
+def _append[E: HashChainedEvent](
+    model: type[E], subject: Any, actor: Any | None, at: datetime | None, **fields: Any
+) -> E:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction that makes the change.")
     subject_field = model.SUBJECT_FIELD
     last = (
-        model.objects.filter(**{subject_field: subject})
+        model._default_manager.filter(**{subject_field: subject})
         .order_by("-sequence")
         .values("sequence", "hash")
         .first()
@@ -111,7 +113,7 @@ class ChainBreak:
 
 def _verify(chain: str, model: type[HashChainedEvent], subject_ids: list[int] | None) -> list[ChainBreak]:
     subject_field = f"{model.SUBJECT_FIELD}_id"
-    events = model.objects.order_by(subject_field, "sequence")
+    events = model._default_manager.order_by(subject_field, "sequence")
     if subject_ids is not None:
         events = events.filter(**{f"{subject_field}__in": subject_ids})
     breaks: list[ChainBreak] = []

@@ -203,10 +203,13 @@ class IncidentEditForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = _incident_handlers()
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ModelChoiceField)
+        owner.queryset = _incident_handlers()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         started, ended = cleaned.get("exposure_started_at"), cleaned.get("exposure_ended_at")
         if started and ended and ended < started:
             # Said here on the field; the model's check constraint would name only itself.

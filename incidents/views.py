@@ -21,7 +21,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -152,7 +152,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 # --- Creating and editing -----------------------------------------------------------------
 
 
-def _add_validation_errors(form: Form, error: ValidationError) -> None:
+def _add_validation_errors(form: BaseForm, error: ValidationError) -> None:
     """Put a service's ``ValidationError`` on the form: on a field it names if the form has it,
     otherwise as a form-wide error naming the field."""
     if not hasattr(error, "error_dict"):

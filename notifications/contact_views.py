@@ -207,16 +207,18 @@ def contact_confirmation(request: HttpRequest, token: str) -> HttpResponse:
     errors for bad input; success redirects (to the same link, or to the thank-you page once
     the link is used up)."""
     if _throttled(request, token):
-        response = render(request, "contacts/throttled.html", status=429)
-        response["Retry-After"] = "3600"
-        return _private(response)
+        throttled = render(request, "contacts/throttled.html", status=429)
+        throttled["Retry-After"] = "3600"
+        return _private(throttled)
     try:
         link = confirmations.confirmation_link_for_token(token)
     except confirmations.LinkNotValid:
         raise Http404("No such link.") from None
     with translation.override(choose_language(link.recipient, link.customer)):
         try:
-            response = _handle_post(request, link, token) if request.method == "POST" else None
+            response: HttpResponse | None = (
+                _handle_post(request, link, token) if request.method == "POST" else None
+            )
         except confirmations.LinkNotValid:
             raise Http404("No such link.") from None
         if response is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -73,8 +73,8 @@ def notice_content(incident: Incident, *, likely_consequences: str = "") -> dict
         }
     products = sorted(product.name for product in incident.products.all())
     sub_processor = None
-    if incident.sub_processor_id:
-        supplier = incident.sub_processor
+    supplier = incident.sub_processor  # None without a query when no sub-processor is set
+    if supplier is not None:
         sub_processor = {
             "name": supplier.name,
             "country": supplier.country,
@@ -155,6 +155,15 @@ def _display_value(name: str, value: Any) -> str | None:
     return str(value)
 
 
+class _FieldRow(TypedDict):
+    """One breach field as the notice templates show it."""
+
+    label: str
+    value: str | None
+    withheld: bool
+    changed: bool
+
+
 def render_notice(
     *,
     notice: Notice,
@@ -172,7 +181,7 @@ def render_notice(
     """
     incident = notice.incident
     with translation.override(language):
-        fields = []
+        fields: list[_FieldRow] = []
         labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
         for name in FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS):
             is_withheld = name in withheld
@@ -226,12 +235,12 @@ def render_templates(
     """
     with translation.override(language):
         context = {**context, "language": language}
-        subject = render_to_string(f"{folder}/subject.txt", context)
+        subject: str = render_to_string(f"{folder}/subject.txt", context)
         if incident is not None:
             subject = incident.email_subject(subject)
         context["subject"] = subject
-        text = render_to_string(f"{folder}/body.txt", context)
-        html = render_to_string(f"{folder}/body.html", context)
+        text: str = render_to_string(f"{folder}/body.txt", context)
+        html: str = render_to_string(f"{folder}/body.html", context)
         if incident is not None and incident.is_drill:
             text, html = _mark_as_drill(text, html)
     return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)

@@ -40,9 +40,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
@@ -129,30 +131,32 @@ def _claim(outbox: Outbox, now: datetime, limit: int) -> list[OutboxMessage]:
         # SKIP LOCKED: workers claiming at the same moment take different rows. Without it the
         # loser's UPDATE found its rows taken, claimed nothing and its worker stopped sending.
         ids = list(
-            model.objects.select_for_update(skip_locked=True)
+            model._default_manager.select_for_update(skip_locked=True)
             .filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[:limit]
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:limit]
         )
         if not ids:
             return []
-        model.objects.filter(id__in=ids, status=OutboxMessage.Status.PENDING).update(
+        model._default_manager.filter(pk__in=ids, status=OutboxMessage.Status.PENDING).update(
             status=OutboxMessage.Status.SENDING,
             claim_token=token,
             claimed_until=now + timedelta(seconds=settings.NOTICE_CLAIM_SECONDS),
             attempts=F("attempts") + 1,
         )
-    claimed = model.objects.filter(claim_token=token, status=OutboxMessage.Status.SENDING)
+    claimed = model._default_manager.filter(claim_token=token, status=OutboxMessage.Status.SENDING)
     if outbox.select_related:
         claimed = claimed.select_related(*outbox.select_related)
-    return list(claimed.order_by("id"))
+    return list(claimed.order_by("pk"))
 
 
 class RecordedMessage(EmailMultiAlternatives):
     """An email that builds its MIME message once per policy, so the bytes recorded after
     sending (``raw``) are the bytes the backend handed to the relay."""
 
-    def message(self, *, policy: email.policy.Policy = email.policy.default) -> email.message.EmailMessage:
+    def message(
+        self, *, policy: email.policy.Policy | None = email.policy.default
+    ) -> email.message.EmailMessage:
         built = getattr(self, "_built", None)
         if built is None or built[0] is not policy:
             self._built = (policy, super().message(policy=policy))
@@ -163,7 +167,7 @@ class RecordedMessage(EmailMultiAlternatives):
         return self.message(policy=email.policy.SMTP).as_bytes()
 
 
-def _message(row: OutboxMessage, connection) -> RecordedMessage:
+def _message(row: OutboxMessage, connection: BaseEmailBackend | None) -> RecordedMessage:
     message = RecordedMessage(
         subject=row.subject,
         body=row.body_text,
@@ -175,12 +179,12 @@ def _message(row: OutboxMessage, connection) -> RecordedMessage:
     return message
 
 
-def _record(row: OutboxMessage, **values) -> bool:
+def _record(row: OutboxMessage, **values: Any) -> bool:
     """Write a result only if our claim still holds (a slow worker must not overwrite the
     result of the worker that took over its expired claim)."""
     return bool(
         type(row)
-        .objects.filter(pk=row.pk, claim_token=row.claim_token, status=OutboxMessage.Status.SENDING)
+        ._default_manager.filter(pk=row.pk, claim_token=row.claim_token, status=OutboxMessage.Status.SENDING)
         .update(claimed_until=None, **values)
     )
 
@@ -236,7 +240,7 @@ def _record_sent(
     sent_at = {row.pk: at for row, at, _raw in accepted}
     with transaction.atomic():
         held = set(
-            model.objects.select_for_update()
+            model._default_manager.select_for_update()
             .filter(
                 pk__in=sent_at, claim_token=accepted[0][0].claim_token, status=OutboxMessage.Status.SENDING
             )
@@ -244,7 +248,7 @@ def _record_sent(
         )
         if not held:
             return
-        model.objects.filter(pk__in=held).update(
+        model._default_manager.filter(pk__in=held).update(
             status=OutboxMessage.Status.SENT,
             last_error="",
             claimed_until=None,
@@ -384,7 +388,9 @@ def outbox_due_exists(*, now: datetime | None = None) -> bool:
     """Whether any outbox row is due now (one index probe per outbox)."""
     now = now or timezone.now()
     return any(
-        outbox.model.objects.filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now).exists()
+        outbox.model._default_manager.filter(
+            status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now
+        ).exists()
         for outbox in OUTBOXES
     )
 
@@ -394,7 +400,9 @@ def outbox_backlog_exceeds(count: int) -> bool:
     ``count + 1`` entries of each outbox's ``<table>_due`` index)."""
     now = timezone.now()
     for outbox in OUTBOXES:
-        due = outbox.model.objects.filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now)
+        due = outbox.model._default_manager.filter(
+            status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now
+        )
         if due.order_by("next_attempt_at")[count : count + 1].exists():
             return True
     return False
@@ -405,7 +413,9 @@ def outbox_requeue_expired(*, now: datetime | None = None) -> int:
     once; returns how many. The scanner calls this every minute."""
     now = now or timezone.now()
     return sum(
-        outbox.model.objects.filter(status=OutboxMessage.Status.SENDING, claimed_until__lt=now).update(
+        outbox.model._default_manager.filter(
+            status=OutboxMessage.Status.SENDING, claimed_until__lt=now
+        ).update(
             status=OutboxMessage.Status.PENDING,
             claim_token="",
             claimed_until=None,

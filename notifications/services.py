@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -44,6 +44,7 @@ from notifications.models import (
     Withholding,
 )
 from notifications.rendering import (
+    RenderedMessage,
     changed_fields,
     choose_language,
     notice_content,
@@ -150,7 +151,7 @@ def clock_record_late_reason(*, clock: Clock, actor: Any, reason: str) -> Clock:
             verb="clock_late_reason_recorded",
             data={
                 "clock": clock.pk,
-                "customer": clock.customer.account_reference,
+                "customer": clock.customer_reference,
                 "reason": clock.late_reason,
             },
         )
@@ -179,7 +180,7 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
             verb="clock_waived",
             data={
                 "clock": clock.pk,
-                "customer": clock.customer.account_reference,
+                "customer": clock.customer_reference,
                 "reason": clock.waiver_reason,
             },
         )
@@ -252,8 +253,9 @@ def escalation_recipients(incident: Incident) -> list[str]:
     """Email addresses of the incident's owner and the active incident managers, sorted."""
     managers = get_user_model().objects.filter(groups__name="incident_manager", is_active=True)
     addresses = {user.email for user in managers if user.email}
-    if incident.owner_id and incident.owner.email:
-        addresses.add(incident.owner.email)
+    owner = incident.owner  # None without a query when the incident has no owner
+    if owner is not None and owner.email:
+        addresses.add(owner.email)
     return sorted(addresses)
 
 
@@ -497,7 +499,7 @@ def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
     return {name: (None if name in previous.withheld else value) for name, value in previous.content.items()}
 
 
-def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None):
+def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None) -> RenderedMessage:
     """Render ``notice`` as the customer would receive it, in ``language``.
 
     A draft renders from the incident's facts now; an approved notice from its snapshot.
@@ -536,7 +538,7 @@ def _may_notify(incident: Incident, customer: Customer) -> bool:
     return incident.is_drill == customer.is_drill_customer
 
 
-def _deliverable_contacts(customer: Customer):
+def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
     return Contact.objects.deliverable().filter(customer=customer)
 
 

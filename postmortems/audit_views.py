@@ -40,7 +40,7 @@ def _filename(stem: str, period: tuple[date | None, date | None], suffix: str) -
 
 
 @require_safe
-def breach_register_csv(request: HttpRequest) -> HttpResponse:
+def breach_register_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """``GET /audit/register.csv?from=&to=``: the breach register (GDPR Art. 33(5)) as CSV
     (UTF-8, one header row), streamed. 400 for a bad date."""
     period = _period(request)

@@ -52,7 +52,9 @@ class SufficientField(forms.TypedChoiceField):
 
 
 def _as_choice(value: bool | None) -> str:
-    return {True: "yes", False: "no"}.get(value, "")  # type: ignore[call-overload]
+    if value is None:
+        return ""
+    return "yes" if value else "no"
 
 
 class PostMortemForm(forms.Form):
@@ -135,7 +137,9 @@ class ActionItemForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = _staff()  # type: ignore[attr-defined]
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ModelChoiceField)
+        owner.queryset = _staff()
 
 
 class ActionItemStatusForm(forms.Form):

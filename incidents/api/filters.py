@@ -6,11 +6,15 @@ the parameter, never an empty page that looks like "nothing found".
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
+from rest_framework.request import Request
 
 from incidents.models import Contact, Customer, Incident, IncidentState
 
@@ -33,7 +37,7 @@ class StrictBooleanFilter(django_filters.TypedChoiceFilter):
     """``true`` or ``false``; any other value is a 400 naming the parameter (a plain
     ``BooleanFilter`` would ignore it and answer the whole list)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("choices", [("true", "true"), ("false", "false")])
         super().__init__(coerce=lambda value: value == "true", **kwargs)
 
@@ -51,7 +55,7 @@ class CustomerFilter(django_filters.FilterSet):
         fields = ["deliverable", "unconfirmed"]
 
     @extend_schema_field(OpenApiTypes.BOOL)
-    def filter_unconfirmed(self, queryset, name, value):
+    def filter_unconfirmed(self, queryset: QuerySet[Customer], name: str, value: bool) -> QuerySet[Customer]:
         return queryset.filter(contacts_unconfirmed_since__isnull=not value)
 
 
@@ -71,7 +75,7 @@ class TextSearchFilter(SearchFilter):
     case-insensitively), refusing a NUL character with 400: PostgreSQL cannot compare text
     with NUL and would otherwise fail the request."""
 
-    def get_search_terms(self, request):
+    def get_search_terms(self, request: Request) -> list[str]:
         terms = super().get_search_terms(request)
         if any("\x00" in term for term in terms):
             raise ValidationError({self.search_param: ["Search terms cannot contain NUL."]})

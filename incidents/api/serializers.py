@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils import timezone
@@ -37,6 +38,12 @@ from incidents.models import (
 )
 
 # Input rules shared by every serializer ------------------------------------------------------
+
+
+def username_field(*, allow_null: bool = False) -> serializers.SlugRelatedField[AbstractBaseUser]:
+    """A read-only field that shows a user (who declared, added, approved ...) by username;
+    null when nobody is recorded (``allow_null`` says so in the API schema)."""
+    return serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=allow_null)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -65,19 +72,20 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
-class StrictFieldsMixin:
+class StrictFieldsMixin(serializers.Serializer):
     """Refuse input keys that the serializer does not accept (400 naming each of them).
 
     A key that is not a field at all gets "Unknown field."; a read-only field gets
     ``read_only_messages[name]`` or "This field is read-only.". Non-mapping input is left to
-    the serializer's own "expected a dictionary" error.
+    the serializer's own "expected a dictionary" error. It subclasses ``Serializer`` (and comes
+    first in the bases) so that ``self.fields`` and the ``super()`` call are typed.
     """
 
     read_only_messages: Mapping[str, str] = {}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            fields = self.fields  # type: ignore[attr-defined]
+            fields = self.fields
             errors: dict[str, list[str]] = {}
             for key in data:
                 field = fields.get(key)
@@ -89,7 +97,7 @@ class StrictFieldsMixin:
                     errors[str(key)] = [message]
             if errors:
                 raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)
 
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -224,10 +232,12 @@ def _transitions_from(state: str) -> list[tuple[str, str | None]]:
     if not _TRANSITIONS_FROM:
         field = Incident._meta.get_field("state")
         order = {name: index for index, name in enumerate(TRANSITION_NAMES)}
-        for transition in field.get_all_transitions(Incident):  # type: ignore[attr-defined]
-            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append(
-                (transition.name, transition.permission)
-            )
+        for transition in field.get_all_transitions(Incident):
+            permission = transition.permission
+            # Every transition names a permission codename (TRANSITION_PERMISSIONS); django-fsm's
+            # callable form is not used, and ``available_transitions`` does not support it.
+            assert permission is None or isinstance(permission, str)
+            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append((transition.name, permission))
         for entries in _TRANSITIONS_FROM.values():
             entries.sort(key=lambda entry: order[entry[0]])
     return _TRANSITIONS_FROM.get(str(state), [])
@@ -275,7 +285,7 @@ class IncidentSerializer(StrictModelSerializer):
         allow_null=True,
         required=False,
     )
-    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    declared_by = username_field()
     products = serializers.SlugRelatedField(
         slug_field="name", queryset=Product.objects.all(), many=True, required=False
     )
@@ -513,7 +523,7 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
     """
 
     customer = CustomerSummarySerializer(read_only=True)
-    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_by = username_field()
     added_at = AwareDateTimeField(read_only=True)
     no_notice_reason = serializers.CharField(read_only=True, allow_null=True)
 

@@ -27,6 +27,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from incidents import services
 from incidents.api.filters import ContactFilter, CustomerFilter, IncidentFilter, TextSearchFilter
@@ -300,10 +301,10 @@ class IncidentViewSet(
             data: Any = request.data
             if not data and "customer" in request.query_params:
                 data = {"customer": request.query_params["customer"]}
-            body = AffectedCustomerRemoveBody(data=data)
-            body.is_valid(raise_exception=True)
+            removal = AffectedCustomerRemoveBody(data=data)
+            removal.is_valid(raise_exception=True)
             services.affected_customer_remove(
-                incident=incident, actor=request.user, customer=body.validated_data["customer"]
+                incident=incident, actor=request.user, customer=removal.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
         rows = AffectedCustomer.objects.filter(incident=incident).select_related(
@@ -378,14 +379,15 @@ class ContactViewSet(
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
 
-    def perform_create(self, serializer: ContactSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         values = dict(serializer.validated_data)
         customer = values.pop("customer")
         serializer.instance = services.contact_create(customer=customer, actor=self.request.user, **values)
 
-    def perform_update(self, serializer: ContactSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         values = dict(serializer.validated_data)
         contact = serializer.instance
+        assert isinstance(contact, Contact)
         if "customer" in values and values.pop("customer").pk != contact.customer_id:
             raise DRFValidationError({"customer": ["A contact cannot move to another customer."]})
         serializer.instance = services.contact_update(

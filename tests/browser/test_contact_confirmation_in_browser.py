@@ -41,7 +41,7 @@ def test_a_contact_corrects_a_name_and_adds_a_colleague_through_the_emailed_link
 
     (email,) = [m for m in sink.received if m.recipients == ["ina@nordlicht.example"]]
     assert email.message["Subject"] == "Please confirm the administrative contacts of Nordlicht Versand GmbH"
-    link = LINK.search(email.text()).group(0)
+    link = LINK.findall(email.text())[0]
     page = chromium_browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(link)
     expect(
@@ -72,7 +72,7 @@ def test_a_contact_corrects_a_name_and_adds_a_colleague_through_the_emailed_link
     assert klara_email.message["Content-Language"] == "de"
     assert "Ina Admin" in klara_email.text()
     klara_page = chromium_browser.new_context().new_page()
-    klara_page.goto(LINK.search(klara_email.text()).group(0))
+    klara_page.goto(LINK.findall(klara_email.text())[0])
     klara_page.get_by_role("button", name="Meine Adresse bestätigen").click()
     expect(klara_page.get_by_role("heading", name="Vielen Dank")).to_be_visible()
     assert Contact.objects.get(email="klara@nordlicht.example").is_deliverable

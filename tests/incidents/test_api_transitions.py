@@ -146,6 +146,7 @@ def test_it_follows_the_transition_table(api, superuser, ready_incident, state, 
         assert response.json()["state"] == target
         assert Incident.objects.get(pk=incident.pk).state == target
         last = AuditEvent.objects.filter(incident=incident).order_by("-sequence").first()
+        assert last is not None
         assert (last.verb, last.from_state, last.to_state) == (name, state, target)
         assert last.sequence == before[2] + 1
     else:
@@ -311,6 +312,7 @@ def test_it_answers_403_with_the_service_message_for_action_forbidden():
     from incidents.exceptions import ActionForbidden
 
     response = exception_handler(ActionForbidden("Your role may not do this (needs x)."), {})
+    assert response is not None
 
     assert response.status_code == 403
     assert response.data == {"detail": "Your role may not do this (needs x)."}

@@ -52,6 +52,7 @@ def test_a_550_on_a_confirmation_marks_the_contact_undeliverable_with_reason_and
 
     assert (report.sent, report.failed, report.contacts_undeliverable) == (1, 1, 1)
     gone = Contact.objects.get(email="gone@beta.example")
+    assert gone.undeliverable_at is not None
     assert before <= gone.undeliverable_at <= timezone.now()
     assert gone.undeliverable_reason.startswith("550") and "No such user" in gone.undeliverable_reason
     assert not gone.is_deliverable and gone.is_active  # still a contact, just not reachable
@@ -199,7 +200,7 @@ def test_it_comes_back_when_confirmed_again(smtp_server, beta):
 
     gone = Contact.objects.get(email="gone@beta.example")
     assert gone.undeliverable_at is None and gone.is_deliverable
-    event = CustomerAuditEvent.objects.filter(customer=beta).order_by("-sequence").first()
+    event = CustomerAuditEvent.objects.filter(customer=beta).order_by("-sequence")[0]
     assert event.verb == "contacts_confirmed" and event.data["undeliverable_cleared"] == [gone.pk]
 
 
@@ -215,7 +216,7 @@ def test_it_comes_back_when_staff_edit_it_and_the_edit_is_audited(smtp_server, b
     assert response.json()["deliverable"] is True and response.json()["undeliverable_at"] is None
     gone.refresh_from_db()
     assert gone.is_deliverable and gone.email == "back@beta.example"
-    event = CustomerAuditEvent.objects.filter(customer=beta).order_by("-sequence").first()
+    event = CustomerAuditEvent.objects.filter(customer=beta).order_by("-sequence")[0]
     assert (event.verb, event.actor_username) == ("contact_updated", responder.username)
     assert event.data["changes"] == {"email": ["gone@beta.example", "back@beta.example"]}
     assert event.data["cleared"]["undeliverable"]["reason"].startswith("550")

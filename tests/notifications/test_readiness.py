@@ -151,7 +151,7 @@ def test_asking_a_customer_with_nobody_to_ask_says_so(customers, manager):
 def test_anonymous_users_are_sent_to_the_login(customers):
     response = Client().get(reverse("contacts:readiness"))
 
-    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
 def test_the_refused_addresses_are_paged_newest_first(db, manager, monkeypatch):

@@ -114,7 +114,8 @@ def test_a_drill_never_delivers_to_a_real_customer_whatever_path_added_it(
     assert all(clock.waived_at is not None and "drill" in clock.waiver_reason for clock in real_clocks)
     drill.refresh_from_db()
     assert drill.state == "notified"
-    assert not Clock.objects.filter(incident=drill, customer=real_customer).first().escalations.exists()
+    real_clock = Clock.objects.get(incident=drill, customer=real_customer)
+    assert not real_clock.escalations.exists()
 
 
 def test_a_drill_customer_cannot_be_added_to_a_real_incident(make_incident, responder, drill_customers):
@@ -332,6 +333,7 @@ def test_a_drill_record_measures_its_times_and_keeps_participants(make_incident,
         "security",
     }
     drill.refresh_from_db()
+    assert drill.declared_at is not None and drill.notified_at is not None
     assert body["time_to_declare_seconds"] == pytest.approx(
         (drill.declared_at - drill.created_at).total_seconds()
     )
@@ -403,3 +405,17 @@ def test_a_drill_runs_end_to_end_and_closes(make_incident, manager, drill_custom
 
     assert drill.state == "closed"
     assert [m.recipients for m in smtp_server.received] == [["drill-de@drill.example"]]
+
+
+def test_a_drill_with_only_real_customers_moves_on_without_sending_anything(
+    make_incident, manager, real_customer, django_capture_on_commit_callbacks
+):
+    drill = make_incident(state="triaged", is_drill=True)
+    services.affected_customer_add(incident=drill, customer=real_customer, actor=manager)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.incident_declare(incident=drill, actor=manager, nature_of_breach="Exercise.")
+
+    drill.refresh_from_db()
+    assert drill.state == "notified"
+    assert not Delivery.objects.filter(notice__incident=drill).exists()

@@ -36,9 +36,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 
 from incidents.audit import customer_audit_append
 from incidents.models import Contact, Customer
@@ -253,11 +253,11 @@ def upsert_customer_rows(
 
 def _upsert(rows: CustomerRows, report: ImportReport, *, deactivate_missing: bool, source: str) -> None:
     contacts_by_account: dict[str, list[ContactValues]] = {}
-    for values in rows.contacts:
-        contacts_by_account.setdefault(values.account_reference, []).append(values)
+    for listed_contact in rows.contacts:
+        contacts_by_account.setdefault(listed_contact.account_reference, []).append(listed_contact)
     for account, values in rows.customers.items():
         customer = Customer.objects.select_for_update().filter(account_reference=account).first()
-        wanted = {
+        wanted: dict[str, Any] = {
             "name": values.name,
             "country": values.country,
             "preferred_language": values.preferred_language,
@@ -311,7 +311,9 @@ def _upsert(rows: CustomerRows, report: ImportReport, *, deactivate_missing: boo
             )
 
 
-def _save(existing, new, wanted: dict, counts: UpsertCounts):
+def _save[M: models.Model](
+    existing: M | None, new: M, wanted: dict[str, Any], counts: UpsertCounts
+) -> tuple[M, dict[str, list[Any]] | None]:
     """Create ``new`` or update ``existing`` to ``wanted``; returns the row and its diff
     (``{field: [old, new]}``; ``None`` for a created row)."""
     row = existing if existing is not None else new
@@ -351,7 +353,7 @@ class Command(BaseCommand):
         "stores nothing, lists the problems by row number (the header is row 1) and exits non-zero."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, metavar="FILE.csv")
         parser.add_argument(
             "--deactivate-missing",
@@ -363,7 +365,7 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, file: Path, deactivate_missing: bool = False, dry_run: bool = False, **options
+        self, *args: Any, file: Path, deactivate_missing: bool = False, dry_run: bool = False, **options: Any
     ) -> None:
         try:
             with file.open(newline="", encoding="utf-8-sig") as handle:

@@ -2,7 +2,9 @@
 recompute the audit hash chains (one per incident, one per customer) and report any break. Exit
 status 0 when every chain verifies, 1 otherwise."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.audit import verify_chain
 from incidents.models import Customer, Incident
@@ -11,7 +13,7 @@ from incidents.models import Customer, Incident
 class Command(BaseCommand):
     help = "Verify the hash chains of the audit trail; non-zero exit if any row was tampered with."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--incident",
             action="append",
@@ -27,8 +29,11 @@ class Command(BaseCommand):
             help="Only this customer's chain (its account reference); repeatable.",
         )
 
-    def handle(self, *args, incident=None, customer=None, **options):
-        incident_ids = customer_ids = None
+    def handle(
+        self, *args: Any, incident: list[str] | None = None, customer: list[str] | None = None, **options: Any
+    ) -> None:
+        incident_ids: list[int] | None = None
+        customer_ids: list[int] | None = None
         if incident:
             found = dict(Incident.objects.filter(reference__in=incident).values_list("reference", "pk"))
             unknown = sorted(set(incident) - set(found))
@@ -44,7 +49,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No customer with account reference {', '.join(unknown)}.")
             customer_ids = list(found.values())
         breaks = verify_chain(incident_ids=incident_ids, customer_ids=customer_ids)
-        names = {
+        names: dict[str, dict[int, str | None]] = {
             "incident": dict(
                 Incident.objects.filter(
                     pk__in={b.subject_id for b in breaks if b.chain == "incident"}

@@ -7,9 +7,10 @@ too."""
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from notifications.mail_sink import MailSink, start_mail_sink
 
@@ -17,7 +18,7 @@ from notifications.mail_sink import MailSink, start_mail_sink
 class Command(BaseCommand):
     help = "Run a local SMTP sink that stores every message under var/mail/."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8025)
         parser.add_argument("--folder", default=str(Path(settings.VAR_DIR) / "mail"))
         parser.add_argument(
@@ -28,7 +29,9 @@ class Command(BaseCommand):
             help="Answer 550 for every address at DOMAIN (repeatable; default undeliverable.example).",
         )
 
-    def handle(self, *args, port, folder, refuse_domain=None, **options):
+    def handle(
+        self, *args: Any, port: int, folder: str, refuse_domain: list[str] | None = None, **options: Any
+    ) -> None:
         domains = {
             d.lower()
             for d in (refuse_domain if refuse_domain is not None else ["undeliverable.example"])

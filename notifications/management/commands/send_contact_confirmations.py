@@ -9,7 +9,9 @@ an email in the outbox (the recipient's language), sent by the worker (or by
 ``manage.py check_deadlines``). Exit status 1 with one line for an unknown account reference.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.models import Customer
 from notifications.confirmations import contacts_confirmation_request, contacts_confirmation_round
@@ -18,7 +20,7 @@ from notifications.confirmations import contacts_confirmation_request, contacts_
 class Command(BaseCommand):
     help = "Email customers' administrative contacts a link to confirm or correct them."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--customer",
             action="append",
@@ -27,7 +29,7 @@ class Command(BaseCommand):
             help="Ask this customer now (its account reference), whether due or not; repeatable.",
         )
 
-    def handle(self, *args, customer=None, **options):
+    def handle(self, *args: Any, customer: list[str] | None = None, **options: Any) -> None:
         if customer:
             found = {c.account_reference: c for c in Customer.objects.filter(account_reference__in=customer)}
             unknown = sorted(set(customer) - set(found))
