@@ -7,13 +7,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from incidents.accounts import ExpiryAwareAuthenticationForm
 from incidents.audit_site import audit_site
 from postmortems import training_urls, training_views
 from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident_list", permanent=False)),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=ExpiryAwareAuthenticationForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("incidents/", include("incidents.urls")),
     path("incidents/", include("triage.urls")),

@@ -16,7 +16,6 @@ from typing import Any
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Model
@@ -26,7 +25,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents.accounts import is_auditor
+from incidents.accounts import ExpiryAwareAuthenticationForm, is_auditor
 from incidents.admin import (
     AffectedCustomerDisplay,
     AuditEventDisplay,
@@ -61,7 +60,7 @@ def _may_audit(user: Any) -> bool:
     return user.is_superuser or is_auditor(user)
 
 
-class AuditAuthenticationForm(AuthenticationForm):
+class AuditAuthenticationForm(ExpiryAwareAuthenticationForm):
     """The audit site's login: active auditors and superusers, staff status not needed."""
 
     required_css_class = "required"
@@ -232,6 +231,9 @@ class SupplierAudit(SupplierDisplay, ReadOnlyAdmin):
 class IncidentAudit(IncidentDisplay, ReadOnlyAdmin):
     readonly_fields = ("evidence_pack", "reference", "created_at", "updated_at", "source_record")
     inlines = [AffectedCustomerInline, AuditEventInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [("Evidence", {"fields": ("evidence_pack",)}), *super().get_fieldsets(request, obj)]
 
     @admin.display(description="Evidence pack")
     def evidence_pack(self, incident: Incident) -> str:

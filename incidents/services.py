@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
@@ -71,11 +72,14 @@ def _require(actor: Any, permission: str) -> None:
 
 
 def _audit_value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the audit trail (instants in UTC ISO 8601)."""
+    """A JSON-friendly form of a field value for the audit trail: instants in UTC ISO 8601, a
+    user by username, another row by its id."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, AbstractBaseUser):
+        return value.get_username()
     if isinstance(value, models.Model):
         return value.pk
     if isinstance(value, models.QuerySet | list | tuple | set):
