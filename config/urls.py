@@ -1,5 +1,6 @@
 """URL routes: the web pages, the REST API under /api/, /admin/ for superusers and the read-only
-auditor site under /audit/."""
+auditor site under /audit/, and the public customer report page /report/. Errors under /api/ are RFC 9457 problems
+(``incidents.api.problems``), pages elsewhere are Django's."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -8,9 +9,11 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from incidents.audit_site import audit_site
+from incidents.report import customer_report
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident_list", permanent=False)),
+    path("report/", customer_report, name="customer_report"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("incidents/", include("incidents.urls")),
@@ -23,3 +26,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("audit/", audit_site.urls),
 ]
+
+handler400 = "incidents.api.problems.bad_request"
+handler403 = "incidents.api.problems.permission_denied"
+handler404 = "incidents.api.problems.page_not_found"
+handler500 = "incidents.api.problems.server_error"

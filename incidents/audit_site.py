@@ -23,20 +23,34 @@ from django.http import HttpRequest
 
 from incidents.admin import (
     AffectedCustomerDisplay,
+    AlertDisplay,
+    AlertSourceDisplay,
+    AlertThreadDisplay,
+    ApiTokenDisplay,
     AuditEventDisplay,
     ContactDisplay,
     CustomerDisplay,
+    CustomerReportDisplay,
+    IdempotencyRecordDisplay,
     IncidentDisplay,
+    OutgoingEmailDisplay,
     ProductDisplay,
     SupplierDisplay,
     WorkerHeartbeatDisplay,
 )
 from incidents.models import (
     AffectedCustomer,
+    Alert,
+    AlertSource,
+    AlertThread,
+    ApiToken,
     AuditEvent,
     Contact,
     Customer,
+    CustomerReport,
+    IdempotencyRecord,
     Incident,
+    OutgoingEmail,
     Product,
     Supplier,
     WorkerHeartbeat,
@@ -243,6 +257,41 @@ class GroupAudit(ReadOnlyAdmin):
     list_display = ("name",)
     search_fields = ("name",)
     fields = ("name", "permissions")
+
+
+@admin.register(AlertSource, site=audit_site)
+class AlertSourceAudit(AlertSourceDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(Alert, site=audit_site)
+class AlertAudit(AlertDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(AlertThread, site=audit_site)
+class AlertThreadAudit(AlertThreadDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(CustomerReport, site=audit_site)
+class CustomerReportAudit(CustomerReportDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(OutgoingEmail, site=audit_site)
+class OutgoingEmailAudit(OutgoingEmailDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(ApiToken, site=audit_site)
+class ApiTokenAudit(ApiTokenDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(IdempotencyRecord, site=audit_site)
+class IdempotencyRecordAudit(IdempotencyRecordDisplay, ReadOnlyAdmin):
+    pass
 
 
 # Models added to the audited apps later are shown too, with a plain read-only admin, so the

@@ -7,6 +7,8 @@ list; a user who may view but not write gets 403 on writes (DESIGN.md section 6)
 from django.http import Http404
 from rest_framework.permissions import DjangoModelPermissions
 
+from incidents.api.query import is_list_request, refuse_unknown_query_parameters
+
 
 class ModelPermissions(DjangoModelPermissions):
     """``DjangoModelPermissions`` that also requires ``view_<model>`` for safe methods.
@@ -28,6 +30,9 @@ class ModelPermissions(DjangoModelPermissions):
     def has_permission(self, request, view) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
+        if not is_list_request(request, view):
+            # Lists are checked by their paginator, which knows the filters and its own names.
+            refuse_unknown_query_parameters(request, view, listing=False)
         queryset = self._queryset(view)
         view_permission = f"{queryset.model._meta.app_label}.view_{queryset.model._meta.model_name}"
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")

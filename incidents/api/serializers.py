@@ -23,6 +23,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from incidents.api.problems import ProblemSerializer
 from incidents.lifecycle import TRANSITION_NAMES
 from incidents.models import (
     AffectedCustomer,
@@ -262,6 +263,9 @@ class IncidentSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
+        # external_reference's uniqueness per detection source is the service's to check (409
+        # naming the incident that has it), not a 400 from a generated validator.
+        validators: list[Any] = []
         read_only_fields = [
             "id",
             "reference",
@@ -313,6 +317,35 @@ class IncidentDetailSerializer(IncidentSerializer):
 
     class Meta(IncidentSerializer.Meta):
         fields = [*IncidentSerializer.Meta.fields, "source_record"]
+
+
+class IncidentCreateSerializer(IncidentDetailSerializer):
+    """Body of ``POST /api/incidents/``: the writable fields of ``IncidentSerializer`` and
+    ``external_reference``: the sending system's own id for this signal (up to 100
+    characters), unique per ``detection_source``, so an importer can retry without creating
+    twice (a taken one answers 409 naming the incident that has it)."""
+
+    external_reference = serializers.CharField(max_length=100, required=False, allow_null=True)
+
+    class Meta(IncidentDetailSerializer.Meta):
+        read_only_fields = [
+            name for name in IncidentSerializer.Meta.read_only_fields if name != "external_reference"
+        ]
+
+    def validate_external_reference(self, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "\x00" in value):
+            raise serializers.ValidationError("Give a non-blank reference, or leave it out.")
+        return value
+
+
+def prime_created_incident(incident: Incident, *, products: list[Product]) -> None:
+    """Fill the relation caches of an incident just created, so that serializing it costs no
+    query: its ``products`` are those given and it has no affected customers yet."""
+    for name, rows in (("products", products), ("affected_customers", [])):
+        related = getattr(incident, name).all()
+        related._result_cache = list(rows)
+        related._prefetch_done = True
+        incident.__dict__.setdefault("_prefetched_objects_cache", {})[name] = related
 
 
 # Transition bodies -----------------------------------------------------------------------------
@@ -372,17 +405,10 @@ TRANSITION_BODIES: dict[str, type[StrictSerializer]] = {
 }
 
 
-class GuardFailedSerializer(serializers.Serializer):
-    """The 400 answer of a transition whose guard is not met."""
-
-    detail = serializers.CharField()
-    missing = serializers.ListField(child=serializers.CharField())
-
-
-class ErrorSerializer(serializers.Serializer):
-    """An error answer: ``detail`` says what is wrong."""
-
-    detail = serializers.CharField()
+#: Error answers are RFC 9457 problems (``incidents.api.problems``); these names stay for the
+#: views' ``extend_schema`` declarations.
+ErrorSerializer = ProblemSerializer
+GuardFailedSerializer = ProblemSerializer
 
 
 # Affected customers ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from incidents.models import AuditEvent, Incident, Product, Supplier, WorkerHeartbeat
 from postmortems.models import ActionItem
+from tests.conftest import intake_rows
 
 
 class _FormFields(HTMLParser):
@@ -89,12 +90,13 @@ def admin_client_for(superuser) -> Client:
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer):
+def one_of_each(db, make_incident, customer, superuser):
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
     incident = make_incident(state="closed")
     ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add checks", status="done")
+    intake_rows(superuser)
     return incident
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from incidents.audit_site import audit_site
 from incidents.models import Product, Supplier, WorkerHeartbeat
 from postmortems.models import ActionItem
+from tests.conftest import intake_rows
 
 PASSWORD = "correct horse battery"
 
@@ -33,6 +34,7 @@ def one_of_each(db, make_incident, customer, manager):
     )
     _notification_rows(make_incident, manager)
     _triage_rows(make_incident, manager)
+    intake_rows(manager)
     return incident
 
 
