@@ -37,9 +37,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
-from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.api.permissions import ModelPermissions
 from incidents.api.serializers import EmptyBody, ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.models import Customer, Incident
 from notifications import services
 from notifications.api.serializers import (

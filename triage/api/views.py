@@ -27,8 +27,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
-from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.api.serializers import ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.models import Incident
 from triage import services
 from triage.api.serializers import (
