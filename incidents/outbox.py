@@ -90,11 +90,10 @@ def outgoing_emails_send_due() -> dict[str, int]:
                     body=email.body_text,
                     to=[email.to_address],
                     headers={"Message-ID": email.message_id, "Content-Language": email.language},
-                    connection=connection,
                 )
                 mine = OutgoingEmail.objects.filter(pk=email.pk, claim_token=email.claim_token)
                 try:
-                    message.send()
+                    connection.send_messages([message])
                 except Exception as error:  # noqa: BLE001 - every failure is recorded on the row
                     text = f"{type(error).__name__}: {error}"[:2000]
                     if _permanent(error) or email.attempts >= settings.NOTICE_MAX_ATTEMPTS:
