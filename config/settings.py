@@ -239,11 +239,9 @@ REST_FRAMEWORK = {
         "token": env.str("API_THROTTLE_TOKEN", default="600/minute"),
         "alert_source": env.str("API_THROTTLE_ALERT_SOURCE", default="6000/minute"),
     },
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "incidents.api.parsers.StrictFormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a form-encoded or multipart body is 415. (Forms would let DRF coerce types and
+    # drop empty values the schema refuses, and invalid UTF-8 would be stored as U+FFFD.)
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "incidents.api.pagination.KeysetPagination",

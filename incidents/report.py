@@ -10,6 +10,8 @@ Floods: ``REPORT_LIMIT_PER_EMAIL_PER_HOUR`` per contact address and
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -17,11 +19,16 @@ from django.shortcuts import render
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from incidents.api.parsers import require_utf8_form
 from incidents.exceptions import ReportThrottled
 from incidents.intake import customer_report_submit, new_report_reference
 
 HONEYPOT_FIELD = "website"
+
+
+def require_utf8_form(raw: bytes) -> None:
+    """Raise ``UnicodeDecodeError`` unless ``raw`` (an urlencoded body) is UTF-8 throughout,
+    raw or percent-encoded (Django would replace bad bytes with U+FFFD)."""
+    parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
 
 
 class CustomerReportForm(forms.Form):

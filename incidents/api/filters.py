@@ -7,10 +7,32 @@ the parameter, never an empty page that looks like "nothing found".
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
 
 from incidents.models import Contact, Customer, Incident, IncidentState
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """``true`` or ``false`` (also ``True``/``False``, ``1``/``0``); anything else is an error,
+    not silently "no filter" as Django's ``NullBooleanField`` would have it."""
+
+    accepted = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value not in self.accepted:
+            raise forms.ValidationError("Give true or false.", code="invalid")
+        return self.accepted[value]
+
+    def validate(self, value):
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -20,7 +42,7 @@ class IncidentFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=IncidentState.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
     detection_source = django_filters.MultipleChoiceFilter(choices=Incident.DetectionSource.choices)
-    is_drill = django_filters.BooleanFilter()
+    is_drill = StrictBooleanFilter()
 
     class Meta:
         model = Incident
@@ -32,6 +54,7 @@ class ContactFilter(django_filters.FilterSet):
     ``?role=``."""
 
     customer = django_filters.ModelChoiceFilter(queryset=Customer.objects.all())
+    is_active = StrictBooleanFilter()
 
     class Meta:
         model = Contact

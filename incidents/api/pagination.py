@@ -26,6 +26,8 @@ class KeysetPagination(CursorPagination):
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request):
+        if request.query_params.get(self.cursor_query_param) == "":
+            return None  # ?cursor= (empty): the first page
         try:
             return super().decode_cursor(request)
         except NotFound:

@@ -160,6 +160,14 @@ def _first_messages(errors: dict[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
+def _leaves(codes: Any) -> list[str]:
+    if isinstance(codes, dict):
+        return [leaf for value in codes.values() for leaf in _leaves(value)]
+    if isinstance(codes, list | tuple):
+        return [leaf for value in codes for leaf in _leaves(value)]
+    return [str(codes)]
+
+
 def _validation_problem(errors: dict[str, Any]) -> dict[str, Any]:
     lines = _first_messages(errors)
     detail = "; ".join(lines) if lines else "Invalid input."
@@ -200,7 +208,12 @@ def _problem_for(exc: BaseException) -> dict[str, Any] | None:
             return _validation_problem({key: list(value) for key, value in exc.message_dict.items()})
         return _validation_problem({"non_field_errors": exc.messages})
     if isinstance(exc, exceptions.ValidationError):
-        return _validation_problem(_errors_mapping(exc.detail))
+        problem = _validation_problem(_errors_mapping(exc.detail))
+        if set(_leaves(exc.get_codes())) == {"unique"}:
+            # A value another record already has: a conflict with the current state, not a
+            # malformed request (the same body can succeed once the other record changes).
+            problem.update(status_code=409, code="conflict")
+        return problem
     if isinstance(exc, RequestDataTooBig):
         return {
             "status_code": 413,

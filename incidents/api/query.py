@@ -63,6 +63,12 @@ def _paginator_parameters(paginator: Any) -> set[str]:
     return names
 
 
+def _handles(view: Any, method: str) -> bool:
+    if hasattr(view, "action_map"):
+        return view.action_map.get(method.lower()) is not None or method in ("OPTIONS", "HEAD")
+    return method.lower() in getattr(view, "http_method_names", ()) and hasattr(view, method.lower())
+
+
 def declared_parameters(view: Any, method: str) -> set[str]:
     return set((getattr(view, "extra_query_parameters", None) or {}).get(method, ()))
 
@@ -73,8 +79,8 @@ def refuse_unknown_query_parameters(request: Any, view: Any, *, listing: bool) -
     ``listing``: the request is a paginated list (filters and pagination allowed).
     """
     given = set(request.query_params.keys())
-    if not given:
-        return
+    if not given or not _handles(view, request.method):
+        return  # a method the view does not handle gets its 405 from DRF
     allowed = declared_parameters(view, request.method)
     if listing:
         allowed |= _filter_backend_parameters(view)

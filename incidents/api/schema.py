@@ -63,9 +63,39 @@ def _problem(status: int) -> dict[str, Any]:
     return response
 
 
+def _walk(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _tell_the_truth_about_bodies(schemas: dict[str, Any]) -> None:
+    """Request bodies refuse keys they do not name (``StrictFieldsMixin``): say so with
+    ``additionalProperties: false``. A transition's body is any one of the bodies (``{}``
+    fits several), so ``anyOf``, not ``oneOf``. Email addresses may be internationalised
+    (Django's validator accepts them): ``idn-email``."""
+    for name, component in schemas.items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False
+            for node in _walk(component.get("properties", {})):
+                if node.get("type") == "object" and "properties" in node:
+                    node.setdefault("additionalProperties", False)
+    transition = schemas.get("TransitionBodyRequest") or schemas.get("TransitionBody")
+    if transition and "oneOf" in transition:
+        transition["anyOf"] = transition.pop("oneOf")
+    for node in _walk(schemas):
+        if node.get("format") == "email":
+            node["format"] = "idn-email"
+
+
 def problem_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular ``POSTPROCESSING_HOOKS`` entry: see the module docstring."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    _tell_the_truth_about_bodies(schemas)
     schemas["Problem"] = PROBLEM_SCHEMA
     for stale in ("Error", "GuardFailed"):
         schemas.pop(stale, None)
@@ -80,6 +110,8 @@ def problem_responses(result: dict[str, Any], generator: Any, request: Any, publ
                 codes.add(401)
             if "requestBody" in operation:
                 codes.update((413, 415))
+            if method in ("post", "put", "patch", "delete"):
+                codes.add(409)  # a unique value taken, or a change that conflicts with the state
             if method == "post" and any(
                 parameter.get("name") == "Idempotency-Key" for parameter in operation.get("parameters", [])
             ):

@@ -86,12 +86,54 @@ class StrictFieldsMixin:
                 elif field.read_only:
                     message = self.read_only_messages.get(key, "This field is read-only.")
                     errors[str(key)] = [message]
+                else:
+                    wrong_type = _wrong_json_type(field, data[key])
+                    if wrong_type:
+                        errors[str(key)] = [wrong_type]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
-class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+def _wrong_json_type(field: serializers.Field, value: Any) -> str | None:
+    """The message for a JSON value of the wrong type for ``field`` (DRF would coerce it: the
+    number 5 into the text "5", the text "5" into the number 5), or ``None``. The API reads JSON
+    only, so types are what the schema says."""
+    if value is None:
+        return None
+    if value == "" and (isinstance(field, serializers.RelatedField) or not getattr(field, "allow_blank", True)):
+        # DRF reads "" as "not given" (a form or query string) or as null (a relation).
+        return "This field may not be blank."
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "Must be true or false."
+    if isinstance(field, serializers.IntegerField):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "Must be an integer."
+    if isinstance(field, serializers.FloatField):
+        return None if isinstance(value, int | float) and not isinstance(value, bool) else "Must be a number."
+    if isinstance(field, serializers.CharField | serializers.ChoiceField | serializers.DateField | serializers.DateTimeField):
+        return None if isinstance(value, str) else "Must be a string."
+    return None
+
+
+class BlankChoicesMixin:
+    """Read-only choice fields of a blank model field keep ``allow_blank``, so the schema's
+    enum includes the ``""`` they return (DRF drops it from read-only fields)."""
+
+    def build_standard_field(self, field_name: str, model_field: Any) -> Any:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)  # type: ignore[misc]
+        if "choices" in kwargs and getattr(model_field, "blank", False):
+            self.__dict__.setdefault("_blank_choices", set()).add(field_name)
+        return field_class, kwargs
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()  # type: ignore[misc]
+        for name in self.__dict__.get("_blank_choices", ()):
+            if name in fields and isinstance(fields[name], serializers.ChoiceField):
+                fields[name].allow_blank = True
+        return fields
+
+
+class StrictModelSerializer(StrictFieldsMixin, BlankChoicesMixin, serializers.ModelSerializer):
     """A ``ModelSerializer`` with strict keys and ``AwareDateTimeField`` for every instant."""
 
     serializer_field_mapping = {
@@ -197,7 +239,7 @@ class IncidentSerializer(StrictModelSerializer):
         allow_null=True,
         required=False,
     )
-    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     products = serializers.SlugRelatedField(
         slug_field="name", queryset=Product.objects.all(), many=True, required=False
     )
@@ -464,7 +506,7 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
     """
 
     customer = CustomerSummarySerializer(read_only=True)
-    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     added_at = AwareDateTimeField(read_only=True)
 
     class Meta:

@@ -28,7 +28,7 @@ from incidents.api.serializers import (
 from incidents.models import Incident
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
 
-_USERNAME = {"slug_field": "username", "read_only": True}
+_USERNAME = {"slug_field": "username", "read_only": True, "allow_null": True}
 
 # Clocks -----------------------------------------------------------------------------------------
 

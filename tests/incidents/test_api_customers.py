@@ -84,7 +84,7 @@ def test_it_refuses_invalid_customer_values(api, responder, customer):
         f"{CUSTOMERS}{customer.pk}/", {"notification_window_hours": 96}, format="json"
     )
 
-    assert duplicate.status_code == 400 and "account_reference" in errors(duplicate)
+    assert duplicate.status_code == 409 and "account_reference" in errors(duplicate)  # a conflict
     assert too_long_window.status_code == 400 and "notification_window_hours" in errors(too_long_window)
     customer.refresh_from_db()
     assert customer.notification_window_hours == 72
@@ -155,7 +155,8 @@ def test_it_refuses_a_second_contact_with_the_same_email_at_a_customer(api, resp
         format="json",
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 409  # a conflict with the stored contact, not a bad body
+    assert response.json()["code"] == "conflict" and response.json()["errors"]
     assert customer.contacts.count() == 1
 
 

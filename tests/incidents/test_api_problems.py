@@ -173,15 +173,26 @@ def test_every_list_view_refuses_unknown_query_parameters(api, make_incident):
     assert checked >= 5
 
 
-def test_form_bodies_that_are_not_utf8_are_refused(api):
-    response = api.post(
-        "/api/incidents/",
-        b"title=%FF%FE&detection_source=staff_escalation",
-        content_type="application/x-www-form-urlencoded",
-    )
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_the_api_reads_json_only(api, content_type):
+    response = api.post("/api/incidents/", b"title=%FF%FE&detection_source=staff_escalation", content_type=content_type)
 
-    assert_problem(response, 400)
+    assert_problem(response, 415)
     assert not Incident.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": 5, "detection_source": "staff_escalation"}, "title"),
+        ({"title": "x", "detection_source": "staff_escalation", "records_affected": "5"}, "records_affected"),
+        ({"title": "x", "detection_source": "staff_escalation", "is_drill": "true"}, "is_drill"),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_refused_not_coerced(api, body, field):
+    body = assert_problem(api.post("/api/incidents/", body, format="json"), 400)
+
+    assert field in body["errors"]
 
 
 def test_an_unreachable_database_answers_503_problem(db, responder, monkeypatch):

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from incidents.api.serializers import AwareDateTimeField, StrictSerializer
+from incidents.api.serializers import AwareDateTimeField, BlankChoicesMixin, StrictSerializer
 from incidents.models import DataCategory, Incident
 from triage.inputs import (
     BREACH_TYPE_CHOICES,
@@ -195,7 +195,7 @@ class NotificationRecommendationSerializer(serializers.Serializer):
     reasons = NotificationReasonSerializer(many=True)
 
 
-class AssessmentSerializer(serializers.ModelSerializer):
+class AssessmentSerializer(BlankChoicesMixin, serializers.ModelSerializer):
     """One version of an incident's assessment, as stored (read-only).
 
     ``band``: the band that counts (``override_band`` if set, else ``severity_band``).
@@ -203,7 +203,7 @@ class AssessmentSerializer(serializers.ModelSerializer):
     ``data_categories`` and ``malicious`` they were assessed with; null when not assessed.
     """
 
-    assessed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assessed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     assessed_at = AwareDateTimeField(read_only=True)
     customer_informed_at = AwareDateTimeField(read_only=True, allow_null=True)
     band = serializers.CharField(read_only=True, help_text="The band that counts; empty: none.")
@@ -243,12 +243,12 @@ class AssessmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ResponseTaskSerializer(serializers.ModelSerializer):
+class ResponseTaskSerializer(BlankChoicesMixin, serializers.ModelSerializer):
     """A response task from a scenario playbook. ``due_at``: assessment time + the step's
     hours; ``done``: whether it is ticked done (``done_at``, ``done_by``). Instants in UTC."""
 
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    done_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    done_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     done = serializers.BooleanField(source="is_done", read_only=True)
     due_at = AwareDateTimeField(read_only=True)
     done_at = AwareDateTimeField(read_only=True, allow_null=True)
