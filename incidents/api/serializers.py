@@ -101,7 +101,9 @@ def _wrong_json_type(field: serializers.Field, value: Any) -> str | None:
     only, so types are what the schema says."""
     if value is None:
         return None
-    if value == "" and (isinstance(field, serializers.RelatedField) or not getattr(field, "allow_blank", True)):
+    if value == "" and (
+        isinstance(field, serializers.RelatedField) or not getattr(field, "allow_blank", True)
+    ):
         # DRF reads "" as "not given" (a form or query string) or as null (a relation).
         return "This field may not be blank."
     if isinstance(field, serializers.BooleanField):
@@ -110,7 +112,10 @@ def _wrong_json_type(field: serializers.Field, value: Any) -> str | None:
         return None if isinstance(value, int) and not isinstance(value, bool) else "Must be an integer."
     if isinstance(field, serializers.FloatField):
         return None if isinstance(value, int | float) and not isinstance(value, bool) else "Must be a number."
-    if isinstance(field, serializers.CharField | serializers.ChoiceField | serializers.DateField | serializers.DateTimeField):
+    if isinstance(
+        field,
+        serializers.CharField | serializers.ChoiceField | serializers.DateField | serializers.DateTimeField,
+    ):
         return None if isinstance(value, str) else "Must be a string."
     return None
 

@@ -173,9 +173,13 @@ def test_every_list_view_refuses_unknown_query_parameters(api, make_incident):
     assert checked >= 5
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
 def test_the_api_reads_json_only(api, content_type):
-    response = api.post("/api/incidents/", b"title=%FF%FE&detection_source=staff_escalation", content_type=content_type)
+    response = api.post(
+        "/api/incidents/", b"title=%FF%FE&detection_source=staff_escalation", content_type=content_type
+    )
 
     assert_problem(response, 415)
     assert not Incident.objects.exists()
