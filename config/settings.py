@@ -123,6 +123,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Django's model permissions, read in one query per request instead of two.
+AUTHENTICATION_BACKENDS = ["incidents.backends.ModelBackendOneQuery"]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "incidents:incident_list"
 LOGOUT_REDIRECT_URL = "login"

@@ -22,6 +22,7 @@ def audit_append(
     to_state: str = "",
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
+    first: bool = False,
 ) -> AuditEvent:
     """Append one event to ``incident``'s audit chain and return it.
 
@@ -29,12 +30,18 @@ def audit_append(
     (``select_for_update``) or having just created the incident: the lock is what serialises
     appends to one chain. ``actor`` is a user, or ``None`` for the system. ``data`` must be
     JSON-serialisable; instants in it should be ISO 8601 strings in UTC. ``at`` defaults to now
-    (aware, UTC).
+    (aware, UTC). ``first``: the incident was created in this transaction, so this is its first
+    event (no lookup of the previous one).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction that makes the change.")
     last = (
-        AuditEvent.objects.filter(incident=incident).order_by("-sequence").values("sequence", "hash").first()
+        None
+        if first
+        else AuditEvent.objects.filter(incident=incident)
+        .order_by("-sequence")
+        .values("sequence", "hash")
+        .first()
     )
     event = AuditEvent(
         incident=incident,

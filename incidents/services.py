@@ -202,6 +202,7 @@ def incident_create(
             verb="created",
             to_state=incident.state,
             data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
+            first=True,
         )
     return incident
 

@@ -13,6 +13,7 @@ their model serializers. Common rules for every input:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -135,10 +136,29 @@ class BlankChoicesMixin:
         for name in self.__dict__.get("_blank_choices", ()):
             if name in fields and isinstance(fields[name], serializers.ChoiceField):
                 fields[name].allow_blank = True
+                fields[name]._kwargs["allow_blank"] = True  # kept by deepcopy (FieldsCacheMixin)
         return fields
 
 
-class StrictModelSerializer(StrictFieldsMixin, BlankChoicesMixin, serializers.ModelSerializer):
+class FieldsCacheMixin:
+    """Builds a model serializer's fields once per class and deep-copies them per instance, as
+    DRF does with declared fields. ``ModelSerializer.get_fields`` introspects the model anew for
+    every serializer instance; for the incident (40 fields) that was a fifth of a create's CPU.
+    Fields depend only on the class (``Meta``, declared fields), never on the instance, data or
+    context, so the copy is the same as a fresh build."""
+
+    def get_fields(self) -> dict[str, Any]:
+        cls = type(self)
+        cached = cls.__dict__.get("_fields_blueprint")
+        if cached is None:
+            cached = super().get_fields()  # type: ignore[misc]
+            cls._fields_blueprint = cached  # type: ignore[attr-defined]
+        return copy.deepcopy(cached)
+
+
+class StrictModelSerializer(
+    StrictFieldsMixin, FieldsCacheMixin, BlankChoicesMixin, serializers.ModelSerializer
+):
     """A ``ModelSerializer`` with strict keys and ``AwareDateTimeField`` for every instant."""
 
     serializer_field_mapping = {
