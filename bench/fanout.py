@@ -33,6 +33,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # Django is set up only once the benchmark's database exists
+    from django.contrib.auth.models import User
+
+    from incidents.models import Incident
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -71,18 +77,20 @@ class Sink:
 
     def __init__(self, port: int):
         self.port = port
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> Sink:
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--sink", str(self.port)], stdout=subprocess.PIPE, text=True
         )
+        assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline().strip()
         if line != "ready":
             raise RuntimeError(f"The SMTP sink did not start: {line!r}")
         return self
 
-    def stop(self) -> dict:
+    def stop(self) -> dict[str, Any]:
+        assert self.process is not None, "stop() without start()"
         self.process.send_signal(signal.SIGTERM)
         output, _ = self.process.communicate(timeout=60)
         self.process = None
@@ -91,7 +99,7 @@ class Sink:
     def __enter__(self) -> Sink:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.process is not None:  # an error on the way: do not leave the sink running
             self.process.kill()
             self.process.wait()
@@ -122,7 +130,7 @@ def run_send_worker() -> None:
     )
 
 
-def build_incident(customers: int, contacts: int, language_mix: str):
+def build_incident(customers: int, contacts: int, language_mix: str) -> tuple[Incident, User]:
     """Customers and contacts in bulk (register entries), then the incident through the real
     services: create, triage, affected customers, declare. Returns (incident, manager)."""
     from django.contrib.auth import get_user_model
@@ -299,10 +307,12 @@ def main() -> int:
                 ]
                 try:
                     for process in processes:
+                        assert process.stdout is not None  # stdout=PIPE
                         if process.stdout.readline().strip() != "ready":
                             raise RuntimeError("A send worker did not start.")
                     started = time.perf_counter()
                     for process in processes:
+                        assert process.stdin is not None  # stdin=PIPE
                         process.stdin.write("go\n")
                         process.stdin.flush()
                     reports = [

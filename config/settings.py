@@ -16,9 +16,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("BREACHDESK_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# django-environ is untyped: the annotations below give the type checker each setting's type
+# wherever ``settings.NAME`` is read.
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG: bool = env.bool("DEBUG", default=True)
 
 
 def _secret_key() -> str:
@@ -36,8 +38,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -55,6 +57,39 @@ INSTALLED_APPS = [
     "postmortems",
 ]
 
+#: The seam between the lifecycle (``incidents``, the ground floor) and the apps built on it:
+#: what each app does at each lifecycle moment, by dotted path, in the order the hooks run
+#: (``incidents.lifecycle`` explains the moments and stages and resolves this at start-up).
+#: ``incidents`` imports no other app; this table is the one place where they meet.
+LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
+    "declare": {
+        # Same transaction: one 72-hour notice clock per affected customer.
+        "saved": ["notifications.lifecycle.start_clocks_on_declaration"],
+    },
+    "affected_customer_added": {
+        # Same transaction: a customer added after declaration gets a clock from that moment.
+        "saved": ["notifications.lifecycle.start_clock_for_added_customer"],
+    },
+    "mark_notified": {
+        "guard": ["notifications.lifecycle.customers_not_yet_notified"],
+    },
+    "begin_post_mortem": {
+        "saved": ["postmortems.lifecycle.open_post_mortem"],
+    },
+    "close": {
+        # Closing needs the post-mortem completed with its action items settled, every
+        # playbook task done, and nothing still withheld from the customers.
+        "guard": [
+            "postmortems.lifecycle.missing_to_close",
+            "triage.lifecycle.response_tasks_not_done",
+            "notifications.lifecycle.withholdings_still_active",
+        ],
+    },
+    "notice_approved": {
+        "saved": ["postmortems.lifecycle.record_summary_sent"],
+    },
+}
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Under /api/: an exception that escaped a view becomes a problem (RFC 9457), 503 when the
@@ -68,6 +103,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # An account past its expiry date (every auditor's has one) is logged out.
+    "incidents.middleware.AccountExpiryMiddleware",
+    # Every record an auditor opens is written to the read log.
+    "incidents.middleware.AuditorReadLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -83,6 +122,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The banner reminding incident managers that no drill completed in 12 months.
+                "postmortems.context_processors.drill_reminder",
             ],
         },
     },
@@ -123,10 +164,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Django's model permissions, read in one query per request instead of two.
-AUTHENTICATION_BACKENDS = ["incidents.backends.ModelBackendOneQuery"]
-
 LOGIN_URL = "login"
+#: Username and password, refusing expired accounts and auditors without an expiry date; model
+#: permissions read in one query per request instead of two.
+AUTHENTICATION_BACKENDS = ["incidents.backends.ModelBackendOneQuery"]
 LOGIN_REDIRECT_URL = "incidents:incident_list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -143,7 +184,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+DISPLAY_TIME_ZONE: str = env.str("DISPLAY_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
@@ -154,11 +195,11 @@ STORAGES = {
 }
 
 # Request bodies above this size are refused with 413 (API) rather than parsed.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -166,7 +207,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # (manage.py run_mail_sink, messages stored under var/mail/). EMAIL_URL
 # switches: smtp://user:password@relay:25, smtp+tls://...:587 (STARTTLS), smtps://...:465,
 # consolemail://, filemail://. EMAIL_TIMEOUT (seconds) bounds every SMTP operation.
-_EMAIL_TIMEOUT_SECONDS = env.int("EMAIL_TIMEOUT", default=30)
+_EMAIL_TIMEOUT_SECONDS: int = env.int("EMAIL_TIMEOUT", default=30)
 _email = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:8025")
 _email_options: dict = {}
 if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
@@ -182,12 +223,12 @@ if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
 elif _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
     _email_options = {"file_path": str(VAR_DIR / "mail")}
 MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL: str = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Celery. Default: the filesystem broker under var/ (no Redis needed); CELERY_BROKER_URL=redis://...
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery" / "broker"
     for _sub in ("out", "processed", "control"):
@@ -216,7 +257,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 # Runs tasks in-process (tests that do not start a worker; never in production).
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -272,6 +313,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
     },
 }
@@ -287,38 +330,38 @@ LOGGING = {
 # elapsed time after declaration (a customer's contract may set a shorter window). The scanner
 # issues the initial notice from the facts known so far NOTICE_AUTO_SEND_LEAD_HOURS before a
 # clock is due if none has gone out (0 disables).
-NOTICE_WINDOW_HOURS = env.int("NOTICE_WINDOW_HOURS", default=72)
-NOTICE_AUTO_SEND_LEAD_HOURS = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
+NOTICE_WINDOW_HOURS: int = env.int("NOTICE_WINDOW_HOURS", default=72)
+NOTICE_AUTO_SEND_LEAD_HOURS: int = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
 if not 1 <= NOTICE_WINDOW_HOURS <= 72:
     raise ImproperlyConfigured("NOTICE_WINDOW_HOURS must be between 1 and 72.")
 if not 0 <= NOTICE_AUTO_SEND_LEAD_HOURS < NOTICE_WINDOW_HOURS:
     raise ImproperlyConfigured("NOTICE_AUTO_SEND_LEAD_HOURS must be 0 or less than the window.")
 # Shown in every customer notice as the contact point for questions (GDPR Art. 33(3)(b)).
-NOTICE_CONTACT_POINT = env.str(
+NOTICE_CONTACT_POINT: str = env.str(
     "NOTICE_CONTACT_POINT", default="Data Protection Incident Response Team, privacy@localhost"
 )
 # Deliveries: how many the sender claims at once, and how long a claim lasts before the scanner
 # hands it to another worker (a killed worker delays a notice; it never loses it).
-NOTICE_SEND_CHUNK_SIZE = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
-NOTICE_CLAIM_SECONDS = env.int("NOTICE_CLAIM_SECONDS", default=300)
-NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
+NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
+NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
 
 # API writes: an Idempotency-Key's first answer is kept this long (hours) for retries.
-IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+IDEMPOTENCY_KEY_HOURS: int = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 # API tokens: lifetime of a token created without one (days; at most 366).
-API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+API_TOKEN_DEFAULT_DAYS: int = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 
 # Signed alert intake (POST /api/intake/alerts/): a signature's timestamp may differ from now by
 # at most this many seconds (older: stale; replays inside the window are refused by their
 # stored fingerprint); after a rotation the previous secret keeps working for
 # ALERT_SECRET_GRACE_HOURS unless the command says otherwise.
-ALERT_SIGNATURE_TOLERANCE_SECONDS = env.int("ALERT_SIGNATURE_TOLERANCE_SECONDS", default=300)
-ALERT_SECRET_GRACE_HOURS = env.int("ALERT_SECRET_GRACE_HOURS", default=24)
+ALERT_SIGNATURE_TOLERANCE_SECONDS: int = env.int("ALERT_SIGNATURE_TOLERANCE_SECONDS", default=300)
+ALERT_SECRET_GRACE_HOURS: int = env.int("ALERT_SECRET_GRACE_HOURS", default=24)
 
 # The public report page (/report/): reports accepted per contact address and per IP address
 # in a rolling hour.
-REPORT_LIMIT_PER_EMAIL_PER_HOUR = env.int("REPORT_LIMIT_PER_EMAIL_PER_HOUR", default=3)
-REPORT_LIMIT_PER_IP_PER_HOUR = env.int("REPORT_LIMIT_PER_IP_PER_HOUR", default=10)
+REPORT_LIMIT_PER_EMAIL_PER_HOUR: int = env.int("REPORT_LIMIT_PER_EMAIL_PER_HOUR", default=3)
+REPORT_LIMIT_PER_IP_PER_HOUR: int = env.int("REPORT_LIMIT_PER_IP_PER_HOUR", default=10)
 # Behind a proxy, the number of proxies whose X-Forwarded-For entries to trust (0: use the
 # connection's address).
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)

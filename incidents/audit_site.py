@@ -3,7 +3,8 @@ auditors read every record of the incident register and the post-mortems, and ch
 
 Who may enter: an active user who is a superuser or in the group ``auditor`` (``is_staff`` is
 not needed; the site's own login page admits them). Every model of the ``incidents``,
-``postmortems``, ``notifications`` and ``triage`` apps is registered read-only: no add, change
+``postmortems``, ``notifications`` and ``triage`` apps is registered read-only (the apps above
+``incidents`` register their own displays here from their ``admin.py``): no add, change
 or delete permission and no actions, so those URLs answer 403. Users and groups are shown read-only, without
 password hashes.
 """
@@ -19,8 +20,13 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
+from incidents.accounts import is_auditor
 from incidents.admin import (
     AffectedCustomerDisplay,
     AlertDisplay,
@@ -38,6 +44,7 @@ from incidents.admin import (
     SupplierDisplay,
     WorkerHeartbeatDisplay,
 )
+from incidents.audit import verify_chain
 from incidents.models import (
     AffectedCustomer,
     Alert,
@@ -55,11 +62,6 @@ from incidents.models import (
     Supplier,
     WorkerHeartbeat,
 )
-from postmortems.admin import ActionItemDisplay, PostMortemDisplay
-from postmortems.models import ActionItem, PostMortem
-
-#: The group whose members may use this site (a contract: created by a data migration).
-AUDITOR_GROUP = "auditor"
 
 #: Apps every model of which the auditors see.
 AUDITED_APPS = ("incidents", "postmortems", "notifications", "triage")
@@ -68,14 +70,7 @@ AUDITED_APPS = ("incidents", "postmortems", "notifications", "triage")
 def _may_audit(user: Any) -> bool:
     if not (user and user.is_authenticated and user.is_active):
         return False
-    if user.is_superuser:
-        return True
-    # Cached per user object (one request): the site asks many times per page.
-    cached = getattr(user, "_breachdesk_may_audit", None)
-    if cached is None:
-        cached = user.groups.filter(name=AUDITOR_GROUP).exists()
-        user._breachdesk_may_audit = cached
-    return cached
+    return user.is_superuser or is_auditor(user)
 
 
 class AuditAuthenticationForm(AuthenticationForm):
@@ -93,12 +88,52 @@ class AuditAuthenticationForm(AuthenticationForm):
 
 
 class AuditSite(admin.AdminSite):
-    """An ``AdminSite`` for auditors: read-only, no staff flag needed."""
+    """An ``AdminSite`` for auditors: read-only, no staff flag needed.
+
+    Besides every record, it offers the audit trail's verification (``/audit/verify/``); the
+    exports of the apps above (the breach register, evidence packs) are routed beside it in
+    ``config/urls.py`` and linked from its index (``EXPORT_LINKS``).
+    """
 
     site_header = "Breachdesk audit (read-only)"
     site_title = "Breachdesk audit"
     index_title = "Records of the incident register"
     login_form = AuditAuthenticationForm
+    index_template = "admin/audit_index.html"
+
+    #: ``(label, path)`` of the exports linked from the index.
+    EXPORT_LINKS: tuple[tuple[str, str], ...] = (
+        ("Breach register (CSV)", "register.csv"),
+        ("Breach register (XLSX)", "register.xlsx"),
+        ("Verify the audit trail", "verify/"),
+    )
+
+    def get_urls(self) -> list[Any]:
+        register_every_model()
+        return [
+            path("verify/", self.admin_view(self.verify_view), name="verify_audit_trail"),
+            *super().get_urls(),
+        ]
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        return {**super().each_context(request), "export_links": self.EXPORT_LINKS}
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """``GET /audit/verify/``: recompute every audit chain now and show each break (the
+        incident, the row and why), or that every chain verifies; the same check as
+        ``manage.py verify_audit_trail``."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        breaks = verify_chain()
+        context = {
+            **self.each_context(request),
+            "title": "Audit trail verification",
+            "breaks": breaks,
+            "chains": AuditEvent.objects.values("incident_id").distinct().count(),
+            "events": AuditEvent.objects.count(),
+            "verified_at": timezone.now(),
+        }
+        return TemplateResponse(request, "admin/audit_verify.html", context)
 
     def user_may_audit(self, user: Any) -> bool:
         """Whether ``user`` is active and a superuser or a member of the ``auditor`` group."""
@@ -173,11 +208,6 @@ class AuditEventInline(ReadOnlyInline):
     ordering = ("sequence",)
 
 
-class ActionItemInline(ReadOnlyInline):
-    model = ActionItem
-    fields = ("description", "owner", "due_at", "status", "resolution", "resolved_at")
-
-
 @admin.register(Customer, site=audit_site)
 class CustomerAudit(CustomerDisplay, ReadOnlyAdmin):
     inlines = [ContactInline]
@@ -200,8 +230,15 @@ class SupplierAudit(SupplierDisplay, ReadOnlyAdmin):
 
 @admin.register(Incident, site=audit_site)
 class IncidentAudit(IncidentDisplay, ReadOnlyAdmin):
-    readonly_fields = ("reference", "created_at", "updated_at", "source_record")
+    readonly_fields = ("evidence_pack", "reference", "created_at", "updated_at", "source_record")
     inlines = [AffectedCustomerInline, AuditEventInline]
+
+    @admin.display(description="Evidence pack")
+    def evidence_pack(self, incident: Incident) -> str:
+        return format_html(
+            '<a href="{}">Download the evidence pack (ZIP)</a>',
+            reverse("audit-evidence-pack", args=[incident.pk]),
+        )
 
 
 @admin.register(AffectedCustomer, site=audit_site)
@@ -216,17 +253,6 @@ class AuditEventAudit(AuditEventDisplay, ReadOnlyAdmin):
 
 @admin.register(WorkerHeartbeat, site=audit_site)
 class WorkerHeartbeatAudit(WorkerHeartbeatDisplay, ReadOnlyAdmin):
-    pass
-
-
-@admin.register(PostMortem, site=audit_site)
-class PostMortemAudit(PostMortemDisplay, ReadOnlyAdmin):
-    readonly_fields = ("incident", "started_at")
-    inlines = [ActionItemInline]
-
-
-@admin.register(ActionItem, site=audit_site)
-class ActionItemAudit(ActionItemDisplay, ReadOnlyAdmin):
     pass
 
 
@@ -294,8 +320,12 @@ class IdempotencyRecordAudit(IdempotencyRecordDisplay, ReadOnlyAdmin):
     pass
 
 
-# Models added to the audited apps later are shown too, with a plain read-only admin, so the
-# auditors' promise ("every record") does not depend on remembering to register them here.
-for _model in (model for label in AUDITED_APPS for model in apps.get_app_config(label).get_models()):
-    if not audit_site.is_registered(_model):
-        audit_site.register(_model, ReadOnlyAdmin)
+def register_every_model() -> None:
+    """Show every model of the audited apps that no app registered with a display of its own,
+    with a plain read-only admin, so the auditors' promise ("every record") does not depend on
+    remembering to register a new model. Apps above this one register their own displays with
+    ``audit_site`` in their ``admin.py`` (``postmortems.admin``), which Django imports at
+    start-up; this runs after them, when the site's URLs are first built."""
+    for model in (m for label in AUDITED_APPS for m in apps.get_app_config(label).get_models()):
+        if not audit_site.is_registered(model):
+            audit_site.register(model, ReadOnlyAdmin)

@@ -1,4 +1,5 @@
-"""Django's model permissions backend, reading a user's permissions in one query.
+"""The authentication backend: ``incidents.accounts.ExpiringModelBackend``, reading a user's
+permissions in one query.
 
 ``ModelBackend`` reads a user's own permissions and their groups' permissions with two queries
 on the first permission check of a request; every API request makes one. This reads both with
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.db.models import Q
 
+from incidents.accounts import ExpiringModelBackend
 
-class ModelBackendOneQuery(ModelBackend):
+
+class ModelBackendOneQuery(ExpiringModelBackend):
+    """``ExpiringModelBackend`` (log-in refuses expired accounts) reading permissions in one
+    query."""
+
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()

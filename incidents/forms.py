@@ -61,7 +61,8 @@ class ZonedDateTimeField(forms.DateTimeField):
 
 class IncidentFilter(django_filters.FilterSet):
     """The incident list's filters: ``state``, ``severity``, ``detection_source`` (exact
-    values) and ``q``, a case-insensitive search over reference, title and summary."""
+    values), ``drill`` (``real`` or ``drill``) and ``q``, a case-insensitive search over
+    reference, title and summary."""
 
     q = django_filters.CharFilter(method="search", label="Search")
     state = django_filters.ChoiceFilter(choices=IncidentState.choices, empty_label="any state")
@@ -69,10 +70,20 @@ class IncidentFilter(django_filters.FilterSet):
     detection_source = django_filters.ChoiceFilter(
         choices=Incident.DetectionSource.choices, empty_label="any source"
     )
+    drill = django_filters.ChoiceFilter(
+        field_name="is_drill",
+        choices=[("real", "real incidents"), ("drill", "drills")],
+        empty_label="real and drills",
+        method="filter_drill",
+        label="Drill",
+    )
 
     class Meta:
         model = Incident
-        fields = ["q", "state", "severity", "detection_source"]
+        fields = ["q", "state", "severity", "detection_source", "drill"]
+
+    def filter_drill(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+        return queryset.filter(is_drill=value == "drill") if value else queryset
 
     def search(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
         value = value.strip()
@@ -192,10 +203,13 @@ class IncidentEditForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = _incident_handlers()
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ModelChoiceField)
+        owner.queryset = _incident_handlers()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         started, ended = cleaned.get("exposure_started_at"), cleaned.get("exposure_ended_at")
         if started and ended and ended < started:
             # Said here on the field; the model's check constraint would name only itself.
@@ -254,8 +268,10 @@ MISSING_FACT_LABELS: dict[str, str] = {
     "customer_informed_at": "when the customer was informed",
     "nature_of_breach": "the nature of the breach",
     "affected_customers": "at least one affected customer",
-    "post_mortem.findings": "the post-mortem findings",
-    "post_mortem.action_items": "every post-mortem action item done or risk-accepted",
+    "post_mortem.completed": "the post-mortem completed",
+    "post_mortem.action_items": "every post-mortem action item done or its risk accepted",
+    "response_tasks": "every playbook task done",
+    "withholdings": "every withheld detail released",
 }
 
 
@@ -359,20 +375,11 @@ class BeginPostMortemForm(TransitionForm):
 
 
 class CloseForm(TransitionForm):
+    """Closing takes no input: its guard (the post-mortem completed with its action items
+    settled, playbook tasks done, nothing withheld) is met elsewhere, and the form says what
+    is still open."""
+
     button_label = "Close"
-    guard_fields = {"post_mortem.findings": "findings"}
-
-    findings = forms.CharField(
-        required=False,
-        label="Post-mortem findings",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Was the response sufficient; what must change.",
-    )
-
-    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
-        post_mortem = getattr(incident, "post_mortem", None) if incident.pk else None
-        kwargs.setdefault("initial", {"findings": post_mortem.findings if post_mortem else ""})
-        super().__init__(*args, incident=incident, **kwargs)
 
 
 #: Transition name -> the form carrying its guard's inputs.

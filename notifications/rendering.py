@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import formats, translation
+from django.utils.html import escape
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
@@ -72,8 +73,8 @@ def notice_content(incident: Incident, *, likely_consequences: str = "") -> dict
         }
     products = sorted(product.name for product in incident.products.all())
     sub_processor = None
-    if incident.sub_processor_id:
-        supplier = incident.sub_processor
+    supplier = incident.sub_processor  # None without a query when no sub-processor is set
+    if supplier is not None:
         sub_processor = {
             "name": supplier.name,
             "country": supplier.country,
@@ -154,6 +155,15 @@ def _display_value(name: str, value: Any) -> str | None:
     return str(value)
 
 
+class _FieldRow(TypedDict):
+    """One breach field as the notice templates show it."""
+
+    label: str
+    value: str | None
+    withheld: bool
+    changed: bool
+
+
 def render_notice(
     *,
     notice: Notice,
@@ -171,7 +181,7 @@ def render_notice(
     """
     incident = notice.incident
     with translation.override(language):
-        fields = []
+        fields: list[_FieldRow] = []
         labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
         for name in FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS):
             is_withheld = name in withheld
@@ -210,11 +220,26 @@ def render_notice(
             "contact_point": notice.contact_point or settings.NOTICE_CONTACT_POINT,
         }
         folder = f"notices/{notice.kind}"
-        subject = render_to_string(f"{folder}/subject.txt", context)
+        subject: str = render_to_string(f"{folder}/subject.txt", context)
+        subject = incident.email_subject(subject)
         context["subject"] = subject
-        text = render_to_string(f"{folder}/body.txt", context)
-        html = render_to_string(f"{folder}/body.html", context)
+        text: str = render_to_string(f"{folder}/body.txt", context)
+        html: str = render_to_string(f"{folder}/body.html", context)
+        if incident.is_drill:
+            text, html = _mark_as_drill(text, html)
     return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)
+
+
+def _mark_as_drill(text: str, html: str) -> tuple[str, str]:
+    """Open both parts with the line saying the message is an exercise (in the active
+    language): first in the text, first inside ``<body>`` in the HTML (escaped)."""
+    line = gettext(
+        "This is an exercise (a drill). No personal data breach has happened; no action is needed."
+    )
+    paragraph = f"<p><strong>{escape(line)}</strong></p>"
+    body_start = html.find("<body")
+    body_end = html.find(">", body_start) + 1 if body_start >= 0 else 0
+    return f"{line}\n\n{text}", f"{html[:body_end]}\n{paragraph}{html[body_end:]}"
 
 
 def _one_line(subject: str) -> str:

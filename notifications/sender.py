@@ -22,19 +22,25 @@ Algorithm (``deliveries_send_due``):
 
 from __future__ import annotations
 
+import email.message
+import email.policy
+import hashlib
 import logging
 import smtplib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from notifications.models import Clock, Delivery, Escalation
+from notifications.models import Clock, Delivery, Escalation, SentMessage
+from notifications.services import escalation_raise, incident_settle_if_notified
 
 logger = logging.getLogger("breachdesk.sender")
 
@@ -106,8 +112,25 @@ def _claim(now: datetime, limit: int) -> list[Delivery]:
     )
 
 
-def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
-    message = EmailMultiAlternatives(
+class RecordedMessage(EmailMultiAlternatives):
+    """An email that builds its MIME message once per policy, so the bytes recorded after
+    sending (``raw``) are the bytes the backend handed to the relay."""
+
+    def message(
+        self, *, policy: email.policy.Policy | None = email.policy.default
+    ) -> email.message.EmailMessage:
+        built = getattr(self, "_built", None)
+        if built is None or built[0] is not policy:
+            self._built = (policy, super().message(policy=policy))
+        return self._built[1]
+
+    def raw(self) -> bytes:
+        """The message as SMTP sends it (``email.policy.SMTP``: CRLF line ends)."""
+        return self.message(policy=email.policy.SMTP).as_bytes()
+
+
+def _message(delivery: Delivery, connection: BaseEmailBackend | None) -> RecordedMessage:
+    message = RecordedMessage(
         subject=delivery.subject,
         body=delivery.body_text,
         to=[delivery.address],
@@ -118,7 +141,7 @@ def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
     return message
 
 
-def _record(delivery: Delivery, **values) -> bool:
+def _record(delivery: Delivery, **values: Any) -> bool:
     """Write a result only if our claim still holds (a slow worker must not overwrite the
     result of the worker that took over its expired claim)."""
     return bool(
@@ -137,11 +160,12 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
         for delivery in deliveries:
             _retry_or_fail(delivery, failure, report)
         return
-    accepted: list[tuple[Delivery, datetime]] = []
+    accepted: list[tuple[Delivery, datetime, bytes]] = []
     try:
         for delivery in deliveries:
             try:
-                _message(delivery, connection).send()
+                message = _message(delivery, connection)
+                message.send()
             except Exception as error:  # noqa: BLE001 - recorded per delivery, others go on
                 failure = classify(error)
                 _retry_or_fail(delivery, failure, report)
@@ -155,7 +179,7 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
                             _retry_or_fail(remaining, classify(reopen_error), report)
                         return
                 continue
-            accepted.append((delivery, timezone.now()))
+            accepted.append((delivery, timezone.now(), message.raw()))
     finally:
         try:
             connection.close()
@@ -164,13 +188,14 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
         _record_sent(accepted, report)
 
 
-def _record_sent(accepted: list[tuple[Delivery, datetime]], report: SendReport) -> None:
+def _record_sent(accepted: list[tuple[Delivery, datetime, bytes]], report: SendReport) -> None:
     """Record one chunk's acceptances in one transaction: each row still under our claim
-    becomes ``sent`` at its own acceptance instant, and each customer's clock is met at the
-    first of them. (Row by row, two commits per message cost more than the SMTP exchange.)"""
+    becomes ``sent`` at its own acceptance instant with the bytes sent (``SentMessage``), and
+    each customer's clock is met at the first of them. (Row by row, two commits per message
+    cost more than the SMTP exchange.)"""
     if not accepted:
         return
-    sent_at = {delivery.pk: at for delivery, at in accepted}
+    sent_at = {delivery.pk: at for delivery, at, _raw in accepted}
     with transaction.atomic():
         held = set(
             Delivery.objects.select_for_update()
@@ -187,8 +212,18 @@ def _record_sent(accepted: list[tuple[Delivery, datetime]], report: SendReport) 
                 *(When(pk=pk, then=Value(sent_at[pk])) for pk in held), output_field=DateTimeField()
             ),
         )
+        SentMessage.objects.bulk_create(
+            (
+                SentMessage(
+                    delivery_id=delivery.pk, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), recorded_at=at
+                )
+                for delivery, at, raw in accepted
+                if delivery.pk in held
+            ),
+            ignore_conflicts=True,
+        )
         first_sent: dict[tuple[int, int], datetime] = {}
-        for delivery, at in accepted:
+        for delivery, at, _raw in accepted:
             if delivery.pk in held:
                 first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
         _meet_clocks(first_sent, report)
@@ -239,8 +274,6 @@ def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport
 
 def _escalate_if_customer_unreachable(delivery: Delivery) -> None:
     """When every delivery of this notice to the customer has failed, raise one escalation."""
-    from notifications.services import escalation_raise
-
     siblings = Delivery.objects.filter(notice_id=delivery.notice_id, customer_id=delivery.customer_id)
     if siblings.exclude(status=Delivery.Status.FAILED).exists():
         return
@@ -262,8 +295,6 @@ def deliveries_send_due(*, max_chunks: int | None = None) -> SendReport:
 
     Returns a ``SendReport``. Safe to run in several workers at once and to run twice.
     """
-    from notifications.services import incident_settle_if_notified
-
     report = SendReport()
     chunks = 0
     while max_chunks is None or chunks < max_chunks:

@@ -15,21 +15,38 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import enqueue
 from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, LifecycleConflict
-from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
+from incidents.models import (
+    REAL_CUSTOMER_IN_DRILL,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    IncidentState,
+)
+from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
 from notifications.rendering import (
+    RenderedMessage,
     changed_fields,
     choose_language,
     notice_content,
     render_notice,
 )
+
+#: Tasks these services queue on commit, by name: the tasks module sits above the services and
+#: imports them, so naming the task here keeps the import graph one-way (tasks -> scanner ->
+#: sender -> services).
+TASK_SEND_ESCALATION = "notifications.tasks.send_escalation"
+TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
 
 #: States in which customers are (being) notified: notices can be approved, clocks run.
 NOTIFYING_STATES = frozenset({IncidentState.DECLARED, IncidentState.NOTIFIED, IncidentState.POST_MORTEM})
@@ -56,17 +73,22 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
 
     Due after the customer's notification window (``clocks.customer_notice_window``). Idempotent:
     an existing clock for the pair is returned unchanged. A customer with no active
-    administrative contact raises a ``no_contact`` escalation at once. Must run inside the
-    transaction that holds the incident's row lock (declaration, or adding a customer).
+    administrative contact raises a ``no_contact`` escalation at once. A real customer affected
+    by a drill gets a clock that is waived at once (``REAL_CUSTOMER_IN_DRILL``): it is never
+    notified. Must run inside the transaction that holds the incident's row lock (declaration,
+    or adding a customer).
     """
     window = clocks.customer_notice_window(customer.notification_window_hours)
+    defaults: dict[str, Any] = {"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)}
+    never_notified = not _may_notify(incident, customer)
+    if never_notified:
+        # A real customer in a drill: its clock is closed at once, with the reason, so the drill
+        # runs its lifecycle to the end and nobody is escalated about a notice that must not go.
+        defaults |= {"waived_at": at, "waiver_reason": REAL_CUSTOMER_IN_DRILL}
     clock, created = Clock.objects.get_or_create(
-        incident=incident,
-        kind=Clock.Kind.CUSTOMER_NOTICE,
-        customer=customer,
-        defaults={"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)},
+        incident=incident, kind=Clock.Kind.CUSTOMER_NOTICE, customer=customer, defaults=defaults
     )
-    if created and not _deliverable_contacts(customer).exists():
+    if created and not never_notified and not _deliverable_contacts(customer).exists():
         escalation_raise(
             clock=clock,
             threshold=Escalation.Threshold.NO_CONTACT,
@@ -101,7 +123,7 @@ def clock_record_late_reason(*, clock: Clock, actor: Any, reason: str) -> Clock:
             verb="clock_late_reason_recorded",
             data={
                 "clock": clock.pk,
-                "customer": clock.customer.account_reference,
+                "customer": clock.customer_reference,
                 "reason": clock.late_reason,
             },
         )
@@ -130,7 +152,7 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
             verb="clock_waived",
             data={
                 "clock": clock.pk,
-                "customer": clock.customer.account_reference,
+                "customer": clock.customer_reference,
                 "reason": clock.waiver_reason,
             },
         )
@@ -140,9 +162,13 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
 
 def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str) -> Clock:
     """Move an open clock's start (for example: the customer was found affected later than
-    recorded) and recompute its due time. Needs a reason; audited with old and new instants.
+    recorded) and recompute its due time. Needs a reason; audited with the old and new start
+    and deadline. Late stays late: only a clock that is open and not yet due may move, so an
+    overdue or late clock can never be made to look on time (GDPR Art. 33(1): a late
+    notification is accompanied by the reasons for the delay, not hidden).
     Raises ``ValidationError`` for a naive instant or an empty reason, ``LifecycleConflict``
-    for a clock that is met or waived. Permission: ``notifications.change_clock``."""
+    for a clock that is met, waived or already past its deadline. Permission:
+    ``notifications.change_clock``."""
     _require(actor, "notifications.change_clock")
     if not reason.strip():
         raise ValidationError({"reason": "A reason is required to move a clock's start."})
@@ -153,6 +179,11 @@ def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str)
         clock = Clock.objects.get(pk=clock.pk)
         if not clock.is_open:
             raise LifecycleConflict("A met or waived clock cannot be moved.")
+        if clock.is_late_at():
+            raise LifecycleConflict(
+                "This clock is past its deadline; late stays late. Record the reasons for the "
+                "delay when the notice goes out instead."
+            )
         old = (_iso(clock.starts_at), _iso(clock.due_at))
         clock.starts_at = starts_at.astimezone(UTC)
         clock.due_at = clocks.due_at(clock.starts_at, clock.window)
@@ -177,9 +208,6 @@ def incident_settle_if_notified(*, incident_id: int) -> bool:
     Returns True if it moved. Safe to call any time and twice: a guard that is not met or a
     state that moved on simply answers False.
     """
-    from incidents.exceptions import GuardFailed, TransitionNotAvailable
-    from incidents.services import incident_mark_notified
-
     incident = Incident.objects.filter(pk=incident_id, state=IncidentState.DECLARED).first()
     if incident is None:
         return False
@@ -197,8 +225,9 @@ def escalation_recipients(incident: Incident) -> list[str]:
     """Email addresses of the incident's owner and the active incident managers, sorted."""
     managers = get_user_model().objects.filter(groups__name="incident_manager", is_active=True)
     addresses = {user.email for user in managers if user.email}
-    if incident.owner_id and incident.owner.email:
-        addresses.add(incident.owner.email)
+    owner = incident.owner  # None without a query when the incident has no owner
+    if owner is not None and owner.email:
+        addresses.add(owner.email)
     return sorted(addresses)
 
 
@@ -210,9 +239,6 @@ def escalation_raise(
 
     With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``).
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_escalation
-
     recipients = escalation_recipients(clock.incident) if notify else []
     try:
         with transaction.atomic():
@@ -226,7 +252,7 @@ def escalation_raise(
     except IntegrityError:
         return None
     if notify and recipients:
-        transaction.on_commit(lambda: enqueue(send_escalation, escalation.pk))
+        transaction.on_commit(lambda: enqueue(TASK_SEND_ESCALATION, escalation.pk))
     return escalation
 
 
@@ -238,8 +264,10 @@ def escalation_email(*, escalation_id: int) -> int:
         return 0
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
     message = EmailMessage(
-        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
-        f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}",
+        subject=incident.email_subject(
+            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
+            f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}"
+        ),
         body=(
             f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
             f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
@@ -443,7 +471,7 @@ def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
     return {name: (None if name in previous.withheld else value) for name, value in previous.content.items()}
 
 
-def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None):
+def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None) -> RenderedMessage:
     """Render ``notice`` as the customer would receive it, in ``language``.
 
     A draft renders from the incident's facts now; an approved notice from its snapshot.
@@ -475,7 +503,14 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     )
 
 
-def _deliverable_contacts(customer: Customer):
+def _may_notify(incident: Incident, customer: Customer) -> bool:
+    """Whether a notice of ``incident`` may reach ``customer`` at all: a drill reaches drill
+    customers only, a real incident real customers only. Checked where deliveries are
+    created, whatever path added the customer."""
+    return incident.is_drill == customer.is_drill_customer
+
+
+def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
     return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
 
 
@@ -529,11 +564,9 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
     (or later), or there is nobody to send it to. Permission: ``notifications.approve_notice``
     (incident managers); ``actor=None`` is the deadline scanner's automatic initial notice.
-    Customers without a deliverable contact get a ``no_contact`` escalation.
+    Customers without a deliverable contact get a ``no_contact`` escalation. The
+    ``notice_approved`` hooks (``settings.LIFECYCLE_HOOKS``) run in the same transaction.
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_due_deliveries
-
     if actor is not None:
         _require(actor, "notifications.approve_notice")
     with transaction.atomic():
@@ -581,12 +614,18 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             },
             at=now,
         )
-        transaction.on_commit(lambda: enqueue(send_due_deliveries))
+        run_hooks(
+            NOTICE_APPROVED, "saved", incident, HookContext(actor=actor, at=now, inputs={"notice": notice})
+        )
+        transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
     return notice
 
 
 def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime) -> int:
-    """Render once per (customer, language) and bulk-create the deliveries; returns how many."""
+    """Render once per (customer, language) and bulk-create the deliveries; returns how many.
+
+    Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
+    reaches drill customers only)."""
     targets = list(targets)
     contacts_by_customer: dict[int, list[Contact]] = {}
     for contact in Contact.objects.filter(
@@ -596,6 +635,8 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
     domain = _message_domain()
     rows = []
     for affected in targets:
+        if not _may_notify(notice.incident, affected.customer):
+            continue
         contacts = contacts_by_customer.get(affected.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(

@@ -11,14 +11,15 @@ from celery import shared_task
 from django.conf import settings
 
 from config.celery import enqueue
+from notifications.scanner import deadlines_scan
+from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
+from notifications.services import escalation_email
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def scan_deadlines() -> dict:
     """One scanner pass (``notifications.scanner.deadlines_scan``); wakes the sender when
     deliveries are due. Returns the pass's counts."""
-    from notifications.scanner import deadlines_scan
-
     report = deadlines_scan()
     if report.deliveries_due:
         enqueue(send_due_deliveries)
@@ -33,8 +34,6 @@ def send_due_deliveries() -> dict:
     with several processes (or several workers) sends one notice in parallel; claims skip rows
     another sender holds. A sender that finds nothing due ends at once, which bounds the chain.
     """
-    from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
-
     if not send_due_deliveries.app.conf.task_always_eager and deliveries_backlog_exceeds(
         settings.NOTICE_SEND_CHUNK_SIZE
     ):
@@ -46,6 +45,4 @@ def send_due_deliveries() -> dict:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_escalation(escalation_id: int) -> int:
     """Email one escalation to its recipients; returns how many received it."""
-    from notifications.services import escalation_email
-
     return escalation_email(escalation_id=escalation_id)

@@ -17,6 +17,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from incidents.accounts import account_refusal
 from incidents.models import ApiToken
 
 #: Every key starts with this, so a leaked key is recognisable (secret scanners, logs).
@@ -58,7 +59,8 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
 class ApiTokenAuthentication(BaseAuthentication):
     """``Authorization: Token <key>`` (or ``Bearer <key>``) for an ``ApiToken``.
 
-    Errors (401): a malformed header, an unknown, expired or revoked key, an inactive user.
+    Errors (401): a malformed header, an unknown, expired or revoked key, an inactive user, an
+    account that ``incidents.accounts.account_refusal`` refuses (expired).
     Sets ``request.auth`` to the ``ApiToken`` (the per-token throttle reads it).
     """
 
@@ -84,6 +86,10 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("This token has expired.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This account is inactive.")
+        refusal = account_refusal(token.user, now)
+        if refusal is not None:
+            # An expired account (every auditor's has an expiry date): incidents.accounts.
+            raise exceptions.AuthenticationFailed(refusal)
         if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now

@@ -10,6 +10,7 @@ import django_filters
 from django import forms
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
+from rest_framework.request import Request
 
 from incidents.models import Contact, Customer, Incident, IncidentState
 
@@ -18,6 +19,8 @@ class StrictBooleanField(forms.NullBooleanField):
     """``true`` or ``false`` (also ``True``/``False``, ``1``/``0``); anything else is an error,
     not silently "no filter" as Django's ``NullBooleanField`` would have it."""
 
+    # The raw text reaches to_python (NullBooleanSelect would turn "-1" into "no filter").
+    widget = forms.TextInput
     accepted = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
 
     def to_python(self, value):
@@ -66,7 +69,7 @@ class TextSearchFilter(SearchFilter):
     case-insensitively), refusing a NUL character with 400: PostgreSQL cannot compare text
     with NUL and would otherwise fail the request."""
 
-    def get_search_terms(self, request):
+    def get_search_terms(self, request: Request) -> list[str]:
         terms = super().get_search_terms(request)
         if any("\x00" in term for term in terms):
             raise ValidationError({self.search_param: ["Search terms cannot contain NUL."]})

@@ -15,7 +15,7 @@ class KeysetPagination(CursorPagination):
     """Newest first by ``created_at`` then ``id``; ``?cursor=`` from ``next``/``previous``;
     ``?page_size=`` from 1 to 200 (default 50)."""
 
-    ordering = ("-created_at", "-id")
+    ordering: tuple[str, ...] = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200

@@ -7,7 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from incidents.api.intake import AlertIntakeView
 from incidents.api.tokens import ApiTokenViewSet
-from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet
+from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet, ReadLogViewSet
 
 # SimpleRouter: no browsable API root, whose view has no model for ModelPermissions.
 router = SimpleRouter()
@@ -15,6 +15,7 @@ router.register("incidents", IncidentViewSet, basename="incident")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("read-log", ReadLogViewSet, basename="read-log")
 
 app_name = "api"
 urlpatterns = [

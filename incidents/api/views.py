@@ -29,14 +29,13 @@ from rest_framework.response import Response
 
 from incidents import services
 from incidents.api.filters import ContactFilter, IncidentFilter, TextSearchFilter
-from incidents.api.pagination import AddedAtKeysetPagination
+from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
     AffectedCustomerAddBody,
     AffectedCustomerRemoveBody,
     AffectedCustomerSerializer,
     ClassifyAsCustomerEventBody,
-    CloseBody,
     ContactSerializer,
     CustomerSerializer,
     DeclareBody,
@@ -46,13 +45,21 @@ from incidents.api.serializers import (
     IncidentCreateSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
     prime_created_incident,
 )
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.lifecycle import TRANSITION_NAMES
-from incidents.models import TRANSITION_PERMISSIONS, AffectedCustomer, Contact, Customer, Incident
+from incidents.models import (
+    TRANSITION_PERMISSIONS,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    ReadLogEntry,
+)
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -198,7 +205,6 @@ class IncidentViewSet(
                 RuleOutOfScopeBody,
                 ClassifyAsCustomerEventBody,
                 DeclareBody,
-                CloseBody,
                 EmptyBody,
             ],
             resource_type_field_name=None,
@@ -225,7 +231,7 @@ class IncidentViewSet(
         Body per transition (unknown keys: 400): ``triage`` {severity, malicious, scenario};
         ``rule_out_of_scope`` {out_of_scope_category, scope_rationale};
         ``classify_as_customer_event`` {scope_rationale, customer_informed_at};
-        ``declare`` {nature_of_breach}; ``close`` {findings}; ``mark_notified`` and
+        ``declare`` {nature_of_breach}; ``close``, ``mark_notified`` and
         ``begin_post_mortem`` {}. Values already recorded need not be repeated.
         Errors: 400 ``{"detail", "missing": [field names]}`` when the guard is not met, or a
         field error for an invalid body; 403 when the role may not take it
@@ -303,19 +309,23 @@ class IncidentViewSet(
             affected = services.affected_customer_add(
                 incident=incident, actor=request.user, **body.validated_data
             )
-            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(pk=affected.pk)
+            affected = AffectedCustomer.objects.select_related("customer", "added_by", "incident").get(
+                pk=affected.pk
+            )
             return Response(AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED)
         if request.method == "DELETE":
             data: Any = request.data
             if not data and "customer" in request.query_params:
                 data = {"customer": request.query_params["customer"]}
-            body = AffectedCustomerRemoveBody(data=data)
-            body.is_valid(raise_exception=True)
+            removal = AffectedCustomerRemoveBody(data=data)
+            removal.is_valid(raise_exception=True)
             services.affected_customer_remove(
-                incident=incident, actor=request.user, customer=body.validated_data["customer"]
+                incident=incident, actor=request.user, customer=removal.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
-        rows = AffectedCustomer.objects.filter(incident=incident).select_related("customer", "added_by")
+        rows = AffectedCustomer.objects.filter(incident=incident).select_related(
+            "customer", "added_by", "incident"
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AffectedCustomerSerializer(page, many=True).data)
 
@@ -373,3 +383,38 @@ class ContactViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Create one (201); safe to retry with ``Idempotency-Key``."""
         return super().create(request, *args, **kwargs)
+
+
+class ReadLogKeysetPagination(KeysetPagination):
+    """Newest read first."""
+
+    ordering = ("-read_at", "-id")
+
+
+class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """``GET /api/read-log/``: every record an auditor opened (page or API), newest first;
+    ``?username=`` and ``?object_type=`` narrow it. Read-only, for incident managers and
+    auditors (``incidents.view_readlogentry``); 403 for anyone else."""
+
+    serializer_class = ReadLogEntrySerializer
+    pagination_class = ReadLogKeysetPagination
+    #: Read by get_queryset, not by a filterset (incidents.api.query).
+    extra_query_parameters = {"GET": ["username", "object_type"]}
+
+    def get_queryset(self) -> QuerySet[ReadLogEntry]:
+        entries = ReadLogEntry.objects.all()
+        for name in ("username", "object_type"):
+            value = self.request.query_params.get(name)
+            if value:
+                entries = entries.filter(**{name: value})
+        return entries
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("username", OpenApiTypes.STR),
+            OpenApiParameter("object_type", OpenApiTypes.STR),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The read log, newest first."""
+        return super().list(request, *args, **kwargs)

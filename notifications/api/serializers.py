@@ -24,11 +24,10 @@ from incidents.api.serializers import (
     CustomerSummarySerializer,
     StrictModelSerializer,
     StrictSerializer,
+    username_field,
 )
-from incidents.models import Incident
+from incidents.models import Customer, Incident
 from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
-
-_USERNAME = {"slug_field": "username", "read_only": True, "allow_null": True}
 
 # Clocks -----------------------------------------------------------------------------------------
 
@@ -58,7 +57,7 @@ class ClockSerializer(StrictModelSerializer):
     customer = CustomerSummarySerializer(read_only=True, allow_null=True)
     status = serializers.SerializerMethodField()
     remaining_seconds = serializers.SerializerMethodField()
-    waived_by = serializers.SlugRelatedField(**_USERNAME)
+    waived_by = username_field()
     escalations = EscalationSerializer(many=True, read_only=True)
 
     class Meta:
@@ -153,8 +152,8 @@ class NoticeSerializer(StrictModelSerializer):
     ``deliveries``: counts by delivery status (``total`` 0 for a draft). Instants are UTC.
     """
 
-    created_by = serializers.SlugRelatedField(**_USERNAME)
-    approved_by = serializers.SlugRelatedField(**_USERNAME)
+    created_by = username_field()
+    approved_by = username_field()
     content = serializers.JSONField(read_only=True)
     changes = serializers.ListField(
         child=serializers.ChoiceField(choices=[(name, name) for name in NOTICE_FIELDS]),
@@ -265,8 +264,8 @@ class WithholdingSerializer(StrictModelSerializer):
 
     reason_label = serializers.CharField(source="get_reason_display", read_only=True)
     is_active = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(**_USERNAME)
-    released_by = serializers.SlugRelatedField(**_USERNAME)
+    created_by = username_field()
+    released_by = username_field()
 
     class Meta:
         model = Withholding
@@ -311,7 +310,9 @@ class WithholdingCreateBody(StrictSerializer):
 class DeliveryNoticeSerializer(StrictModelSerializer):
     """The notice a delivery carries: its incident (id and reference), number and kind."""
 
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     incident_reference = serializers.CharField(source="incident.reference", read_only=True)
 
     class Meta:
@@ -332,7 +333,9 @@ class DeliverySerializer(StrictModelSerializer):
     """
 
     notice = DeliveryNoticeSerializer(read_only=True)
-    customer = serializers.SlugRelatedField(slug_field="account_reference", read_only=True)
+    customer: serializers.SlugRelatedField[Customer] = serializers.SlugRelatedField(
+        slug_field="account_reference", read_only=True
+    )
 
     class Meta:
         model = Delivery

@@ -55,7 +55,7 @@ def test_validation_errors_are_problems_with_errors_per_field(api):
     body = assert_problem(api.post("/api/incidents/", {"title": ""}, format="json"), 400)
 
     assert body["code"] == "invalid"
-    assert set(body["errors"]) == {"title", "detection_source"}
+    assert "title" in body["errors"]
     assert body["detail"].startswith(("title:", "detection_source:"))
 
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from incidents.models import CustomerReport, Incident, OutgoingEmail
 from incidents.outbox import outgoing_emails_send_due
-from tests.notifications.conftest import smtp_server  # noqa: F401 - a fixture
 
 FORM = {
     "organisation": "Acme Logistics GmbH",
@@ -41,7 +40,7 @@ def test_the_page_needs_no_login_and_shows_the_form(page):
         assert f'name="{name}"' in response.content.decode()
 
 
-def test_a_report_creates_a_detected_incident_and_emails_the_reference(page, smtp_server):  # noqa: F811
+def test_a_report_creates_a_detected_incident_and_emails_the_reference(page, smtp_server):
     response = submit(page, FORM)
 
     assert response.status_code == 200
@@ -74,7 +73,7 @@ def test_the_email_is_a_row_first_and_survives_a_broker_outage(page, monkeypatch
     assert email.status == "pending"  # the minute sweep (beat) sends it
 
 
-def test_a_refused_smtp_send_is_retried_later(page, smtp_server, monkeypatch):  # noqa: F811
+def test_a_refused_smtp_send_is_retried_later(page, smtp_server, monkeypatch):
     from config import celery
 
     monkeypatch.setattr(celery, "enqueue", lambda *args, **kwargs: False)

@@ -1,7 +1,9 @@
 """``python manage.py check_deadlines``: run one pass of the deadline scanner now, then send
 what is due. The same work Celery beat runs every minute; harmless to run at any time."""
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from notifications.scanner import deadlines_scan
 from notifications.sender import deliveries_send_due
@@ -10,10 +12,10 @@ from notifications.sender import deliveries_send_due
 class Command(BaseCommand):
     help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-send", action="store_true", help="Do not send due deliveries.")
 
-    def handle(self, *args, no_send=False, **options):
+    def handle(self, *args: Any, no_send: bool = False, **options: Any) -> None:
         report = deadlines_scan()
         self.stdout.write(
             f"{report.escalations} escalations, {report.automatic_notices} automatic notices, "
