@@ -40,6 +40,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -135,7 +136,7 @@ class Phase:
 
 
 async def open_loop(
-    phase: Phase, rate: float, seconds: float, make_request, port: int, timeout: float
+    phase: Phase, rate: float, seconds: float, make_request: Any, port: int, timeout: float
 ) -> None:
     """Send ``rate`` requests a second for ``seconds`` on a fixed schedule, whatever the answers."""
     interval = 1.0 / rate
@@ -164,7 +165,7 @@ async def open_loop(
 
 
 async def closed_loop(
-    phase: Phase, clients: int, seconds: float, make_request, port: int, timeout: float
+    phase: Phase, clients: int, seconds: float, make_request: Any, port: int, timeout: float
 ) -> None:
     """``clients`` concurrent clients, each sending its next request when the last is answered."""
     deadline = time.monotonic() + seconds
@@ -207,7 +208,7 @@ def profile_in_process(token_key: str, count: int) -> dict:
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()
-    headers = {"HTTP_AUTHORIZATION": f"Token {token_key}"}
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Token {token_key}"}
     results = {}
     for name, path in (("create", "/api/incidents/"), ("raw", "/bench/raw-insert/")):
         client.post(path, incident_body(0), content_type="application/json", **headers)  # warm up
@@ -381,11 +382,11 @@ def main() -> int:
     return 0
 
 
-async def run_load(options, key: str, secret: str) -> dict:
+async def run_load(options: Any, key: str, secret: str) -> dict:
     port, timeout = options.port, options.timeout
     token = {"Authorization": f"Token {key}"}
 
-    def incident_request(index: int):
+    def incident_request(index: int) -> tuple[str, bytes, dict[str, str]]:
         return (
             "/api/incidents/",
             incident_body(index),
@@ -399,7 +400,7 @@ async def run_load(options, key: str, secret: str) -> dict:
     rng = random.Random(7)
     sent_keys: list[str] = []
 
-    def alert_request(index: int):
+    def alert_request(index: int) -> tuple[str, bytes, dict[str, str]]:
         if sent_keys and rng.random() < options.duplicates:
             dedupe_key = rng.choice(sent_keys)
         else:

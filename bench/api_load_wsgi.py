@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -14,7 +15,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 application = get_wsgi_application()
 
 
-def raw_insert(request):
+def raw_insert(request: Any) -> Any:
     from django.db import connection, transaction
     from django.http import JsonResponse
     from django.utils import timezone

@@ -222,6 +222,7 @@ def _receive_once(
                 thread.last_alert_at = now
                 thread.save(update_fields=["incident", "alert_count", "last_alert_at"])
         else:
+            assert thread is not None  # not opened: there is a thread with an open incident
             incident = thread.incident
             thread.alert_count += 1
             AlertThread.objects.filter(pk=thread.pk).update(alert_count=thread.alert_count, last_alert_at=now)
@@ -237,7 +238,8 @@ def _receive_once(
             received_at=now,
             replay_key=fingerprint,
         )
-    return AlertOutcome(alert=alert, incident=incident, opened=opened, alert_count=thread.alert_count)
+    count = thread.alert_count if thread is not None else 1
+    return AlertOutcome(alert=alert, incident=incident, opened=opened, alert_count=count)
 
 
 def alert_receive(

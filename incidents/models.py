@@ -567,7 +567,7 @@ class ApiToken(models.Model):
         """SHA-256 hex digest of a token key (keys are 256-bit random: no slow hash needed)."""
         return hashlib.sha256(key.encode()).hexdigest()
 
-    def is_usable_at(self, now) -> bool:
+    def is_usable_at(self, now: datetime) -> bool:
         """True while not revoked and not expired at ``now`` (aware)."""
         return self.revoked_at is None and now < self.expires_at
 

@@ -10,6 +10,7 @@ Floods: ``REPORT_LIMIT_PER_EMAIL_PER_HOUR`` per contact address and
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 from django import forms
@@ -49,14 +50,14 @@ class CustomerReportForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
-    def clean_occurred_on(self):
+    def clean_occurred_on(self) -> Any:
         value = self.cleaned_data["occurred_on"]
         if value > timezone.now().date():
             raise forms.ValidationError(_("This cannot be in the future."))
         return value
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         for name in ("organisation", "description"):
             if "\x00" in cleaned.get(name, ""):
                 self.add_error(name, _("This contains a character that cannot be stored."))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -272,7 +273,7 @@ def make_incident(db, responder):
     return build
 
 
-def signed_alert_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+def signed_alert_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, Any]:
     """The headers a monitoring system sends with ``body`` (``incidents.intake``)."""
     import time
 

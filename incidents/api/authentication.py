@@ -66,7 +66,7 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     keywords = (b"token", b"bearer")
 
-    def authenticate(self, request) -> tuple[Any, ApiToken] | None:
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() not in self.keywords:
             return None
@@ -95,7 +95,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             token.last_used_at = now
         return token.user, token
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Any) -> str:
         return 'Token realm="api"'
 
 
@@ -105,7 +105,7 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "incidents.api.authentication.ApiTokenAuthentication"
     name = "tokenAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {
             "type": "apiKey",
             "in": "header",

@@ -6,6 +6,8 @@ the parameter, never an empty page that looks like "nothing found".
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from rest_framework.exceptions import ValidationError
@@ -23,14 +25,14 @@ class StrictBooleanField(forms.NullBooleanField):
     widget = forms.TextInput
     accepted = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: no filter, as NullBooleanField
         if value in (None, ""):
             return None
         if value not in self.accepted:
             raise forms.ValidationError("Give true or false.", code="invalid")
         return self.accepted[value]
 
-    def validate(self, value):
+    def validate(self, value: Any) -> None:
         pass
 
 

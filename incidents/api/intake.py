@@ -14,6 +14,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,7 +38,7 @@ class _SourceUser:
     pk = None
 
 
-class AlertSignatureAuthentication:
+class AlertSignatureAuthentication(BaseAuthentication):
     """Verifies ``X-Breachdesk-Signature`` over ``<X-Breachdesk-Timestamp>.<raw body>``;
     ``request.auth`` becomes the ``AlertSource``. Refusals: 401 with code ``bad_signature``,
     ``stale_timestamp`` (see ``incidents.intake.alert_source_verify``)."""
@@ -51,7 +52,7 @@ class AlertSignatureAuthentication:
             )
         except AlertRefused as refused:
             raise exceptions.AuthenticationFailed(str(refused), code=refused.code) from None
-        request.alert_fingerprint = fingerprint
+        request.alert_fingerprint = fingerprint  # type: ignore[attr-defined]  # read by the view
         return _SourceUser(), source
 
     def authenticate_header(self, request: Request) -> str:
@@ -62,7 +63,7 @@ class AlertSignatureScheme(OpenApiAuthenticationExtension):
     target_class = "incidents.api.intake.AlertSignatureAuthentication"
     name = "alertSignature"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {
             "type": "apiKey",
             "in": "header",
@@ -91,12 +92,12 @@ class AlertBody(StrictSerializer):
     summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
     details = serializers.DictField(required=False, allow_null=True, default=None)
 
-    def validate_detected_at(self, value):
+    def validate_detected_at(self, value: Any) -> Any:
         if value > timezone.now() + timedelta(minutes=5):
             raise serializers.ValidationError("This cannot be in the future.")
         return value
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for name in ("dedupe_key", "title", "summary"):
             if "\x00" in attrs.get(name, ""):
                 raise serializers.ValidationError({name: ["NUL characters cannot be stored."]})
@@ -159,9 +160,9 @@ class AlertIntakeView(APIView):
         body = AlertBody(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            outcome = alert_receive(
-                source=request.auth, fingerprint=request.alert_fingerprint, **body.validated_data
-            )
+            source, fingerprint = request.auth, getattr(request, "alert_fingerprint", "")
+            assert isinstance(source, AlertSource)  # SignedBySource let only a source through
+            outcome = alert_receive(source=source, fingerprint=fingerprint, **body.validated_data)
         except AlertRefused as refused:
             raise exceptions.AuthenticationFailed(str(refused), code=refused.code) from None
         answer = {

@@ -5,6 +5,8 @@ Every paginated list also refuses, with 400, an unknown query parameter
 ``cursor`` that was not issued by the API.
 """
 
+from typing import Any
+
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
@@ -20,12 +22,12 @@ class KeysetPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
         if view is not None:
             refuse_unknown_query_parameters(request, view, listing=True)
         return super().paginate_queryset(queryset, request, view)
 
-    def decode_cursor(self, request):
+    def decode_cursor(self, request: Any) -> Any:
         if request.query_params.get(self.cursor_query_param) == "":
             return None  # ?cursor= (empty): the first page
         try:
@@ -35,7 +37,7 @@ class KeysetPagination(CursorPagination):
                 {self.cursor_query_param: ["Invalid cursor: use a next or previous link as given."]}
             ) from None
 
-    def get_page_size(self, request):
+    def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
@@ -45,7 +47,7 @@ class KeysetPagination(CursorPagination):
             )
         return int(raw)
 
-    def get_schema_operation_parameters(self, view):
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:

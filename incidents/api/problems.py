@@ -380,7 +380,7 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, in one line.")
     instance = serializers.CharField(required=False, help_text="The request's path.")
     code = serializers.CharField(help_text="A stable machine-readable slug (see the README).")
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # the member, not Serializer.errors
         required=False,
         help_text="400: messages per field, nested like the body; others under non_field_errors.",
     )

@@ -10,6 +10,7 @@ needs them), 403, 404 (any path), 406 (an ``Accept`` it cannot serve), 429 (thro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -63,7 +64,7 @@ def _problem(status: int) -> dict[str, Any]:
     return response
 
 
-def _walk(node: Any):
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
         yield node
         for value in node.values():

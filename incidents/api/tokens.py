@@ -99,7 +99,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
     def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
-        return ApiToken.objects.filter(user=self.request.user)
+        return ApiToken.objects.filter(user_id=self.request.user.pk or 0)
 
     @extend_schema(request=ApiTokenCreateBody, responses={201: NewApiTokenSerializer})
     def create(self, request: Request) -> Response:

@@ -72,7 +72,7 @@ def _fingerprint(request: Request) -> str:
     else:
         body = request.body if data is None else str(data).encode()
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), body):
+    for part in ((request.method or "").encode(), request.path.encode(), body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
@@ -127,9 +127,9 @@ def run_create(request: Request, produce: Callable[[], Response]) -> Response:
                 # Last statement of the transaction: a concurrent request with this key that
                 # committed first makes it fail, and this request's work is rolled back.
                 IdempotencyRecord.objects.create(
-                    user=user,
+                    user=user,  # type: ignore[misc]  # not None: a key is used only with a user
                     key=key,
-                    method=request.method,
+                    method=request.method or "POST",
                     path=request.path[:500],
                     request_fingerprint=fingerprint,
                     response_status=response.status_code,

@@ -94,7 +94,7 @@ def test_create_api_token_prints_the_key_alone_on_its_last_line(responder):
 
 @pytest.fixture
 def tight_rates(settings):
-    rates = {"user": "5/minute", "token": "3/minute", "alert_source": "100/minute"}
+    rates: dict[str, str | None] = {"user": "5/minute", "token": "3/minute", "alert_source": "100/minute"}
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     from rest_framework.throttling import SimpleRateThrottle
 

@@ -8,6 +8,7 @@ import io
 import json
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -34,10 +35,10 @@ def alert(dedupe_key: str = "edr-host-42-beacon", **extra) -> bytes:
     return json.dumps(body).encode()
 
 
-def post(body: bytes, headers: dict[str, str]):
+def post(body: bytes, headers: dict[str, str]) -> Any:
     client = APIClient()
     client.raise_request_exception = False
-    return client.post(URL, body, content_type="application/json", **headers)
+    return client.post(URL, body, content_type="application/json", **headers)  # type: ignore[arg-type]  # headers as WSGI keys
 
 
 @pytest.fixture
@@ -63,7 +64,10 @@ def test_it_opens_a_detected_incident_for_a_valid_signed_alert(source):
     }
     assert incident.state == "detected"
     assert incident.detection_source == "automated_alert"
-    assert incident.detected_at.isoformat() == "2026-05-01T07:30:00+00:00"
+    assert (
+        incident.detected_at is not None and incident.detected_at.isoformat() == "2026-05-01T07:30:00+00:00"
+    )
+    assert incident.source_record is not None
     assert incident.source_record["details"] == {"host": "host-42", "rule": "C2-BEACON"}
     created = AuditEvent.objects.get(incident=incident)
     assert created.verb == "created" and created.actor_username == ""

@@ -2,7 +2,9 @@
 intake and print its secret, once, alone on the last line (for a script to capture with
 ``tail -n 1``). The secret is stored encrypted and never shown again; lost, rotate it."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.intake import alert_source_create
 
@@ -10,10 +12,10 @@ from incidents.intake import alert_source_create
 class Command(BaseCommand):
     help = "Create an alert source for POST /api/intake/alerts/ and print its secret on the last line."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="A name for the monitoring system, unique.")
 
-    def handle(self, *args, name: str, **options):
+    def handle(self, *args: Any, name: str, **options: Any) -> None:
         try:
             source, secret = alert_source_create(name=name)
         except ValueError as error:

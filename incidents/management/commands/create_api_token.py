@@ -2,10 +2,11 @@
 and print its key, once, alone on the last line (``Authorization: Token <key>``)."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.api.authentication import api_token_create
 
@@ -13,12 +14,12 @@ from incidents.api.authentication import api_token_create
 class Command(BaseCommand):
     help = "Create an expiring API token for USERNAME; print the key on the last line."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="created with manage.py")
         parser.add_argument("--days", type=int, default=None, help="Lifetime in days (1 to 366).")
 
-    def handle(self, *args, username: str, name: str, days: int | None, **options):
+    def handle(self, *args: Any, username: str, name: str, days: int | None, **options: Any) -> None:
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"No active user {username!r}.")

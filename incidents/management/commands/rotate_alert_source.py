@@ -3,9 +3,10 @@ printed once alone on the last line; the old one keeps verifying for ``H`` hours
 ``ALERT_SECRET_GRACE_HOURS``, 24; 0 revokes it at once)."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.intake import alert_source_rotate
 from incidents.models import AlertSource
@@ -14,13 +15,13 @@ from incidents.models import AlertSource
 class Command(BaseCommand):
     help = "Rotate an alert source's secret; print the new one on the last line."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument(
             "--grace-hours", type=float, default=None, help="Hours the old secret stays valid."
         )
 
-    def handle(self, *args, name: str, grace_hours: float | None, **options):
+    def handle(self, *args: Any, name: str, grace_hours: float | None, **options: Any) -> None:
         source = AlertSource.objects.filter(name=name).first()
         if source is None:
             raise CommandError(f"No alert source named {name!r}.")
