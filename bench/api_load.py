@@ -92,6 +92,7 @@ class Phase:
         self.errors: dict[str, int] = {}
         self.answers: list[dict] = []
         self.sent = 0
+        self.retried = 0
         self.elapsed = 0.0
 
     def record(self, status: int, payload: bytes, seconds: float) -> None:
@@ -122,6 +123,7 @@ class Phase:
 
         figures = {
             "sent": self.sent,
+            "retried": self.retried,
             "ok": self.ok(),
             "statuses": dict(sorted(self.statuses.items())),
             "errors": self.errors,
@@ -136,9 +138,17 @@ class Phase:
 
 
 async def open_loop(
-    phase: Phase, rate: float, seconds: float, make_request: Any, port: int, timeout: float
+    phase: Phase,
+    rate: float,
+    seconds: float,
+    make_request: Any,
+    port: int,
+    timeout: float,
+    retries: int = 0,
 ) -> None:
-    """Send ``rate`` requests a second for ``seconds`` on a fixed schedule, whatever the answers."""
+    """Send ``rate`` requests a second for ``seconds`` on a fixed schedule, whatever the answers.
+    With ``retries``, a request that timed out or failed to connect is sent again, unchanged
+    (same Idempotency-Key), after a second, up to that many times: as a careful client would."""
     interval = 1.0 / rate
     tasks = []
     started = time.monotonic()
@@ -146,12 +156,18 @@ async def open_loop(
     async def one(index: int) -> None:
         path, body, headers = make_request(index)
         sent_at = time.monotonic()
-        try:
-            status, payload = await http_post(port, path, body, headers, timeout)
-        except Exception as error:  # noqa: BLE001 - every failure is counted
-            phase.fail(error)
+        for attempt in range(retries + 1):
+            try:
+                status, payload = await http_post(port, path, body, headers, timeout)
+            except Exception as error:  # noqa: BLE001 - every failure is counted
+                phase.fail(error)
+                if attempt < retries:
+                    phase.retried += 1
+                    await asyncio.sleep(1)
+                    continue
+                return
+            phase.record(status, payload, time.monotonic() - sent_at)
             return
-        phase.record(status, payload, time.monotonic() - sent_at)
 
     total = int(rate * seconds)
     for index in range(total):
@@ -188,10 +204,10 @@ async def closed_loop(
     phase.elapsed = time.monotonic() - started
 
 
-def incident_body(index: int) -> bytes:
+def incident_body(index: int, *, title: str = "Misdirected email") -> bytes:
     return json.dumps(
         {
-            "title": f"Misdirected email {index}",
+            "title": f"{title} {index}",
             "detection_source": "staff_escalation",
             "summary": "A payroll file went to the wrong recipient.",
             "detected_at": "2026-05-01T09:30:00Z",
@@ -241,6 +257,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--saturate-seconds", type=float, default=20)
     parser.add_argument("--timeout", type=float, default=10)
+    parser.add_argument("--retries", type=int, default=3, help="resends of a timed-out create (same key)")
     parser.add_argument("--profile-count", type=int, default=200)
     parser.add_argument("--show-queries", action="store_true", help="print the SQL of one create")
     parser.add_argument("--profile-only", action="store_true", help="stop after the in-process profile")
@@ -250,6 +267,9 @@ def main() -> int:
         print("Set DATABASE_URL=postgres://... (the benchmark measures PostgreSQL).", file=sys.stderr)
         return 2
 
+    # One SECRET_KEY for this process and the server: the alert source's secret is encrypted
+    # with a key derived from it.
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + uuid.uuid4().hex)
     # Throttles on, far above the offered load (their cost is part of the measurement).
     rates = {
         "API_THROTTLE_USER": "1000000/minute",
@@ -264,7 +284,7 @@ def main() -> int:
 
         from incidents.api.authentication import api_token_create
         from incidents.intake import alert_source_create
-        from incidents.models import Alert, Incident
+        from incidents.models import Alert, IdempotencyRecord, Incident
 
         user = get_user_model().objects.create_user(username="bench.responder", password="x")  # noqa: S106
         user.groups.add(Group.objects.get(name="responder"))
@@ -307,7 +327,7 @@ def main() -> int:
         env = {
             **os.environ,
             "DEBUG": "false",
-            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-" + uuid.uuid4().hex),
+            "SECRET_KEY": os.environ["SECRET_KEY"],
             "ALLOWED_HOSTS": HOST,
             "LOG_LEVEL": "WARNING",
             **rates,
@@ -363,9 +383,10 @@ def main() -> int:
             "alert_incident_rows": Incident.objects.filter(detection_source="automated_alert").count(),
             "alert_incidents_named": len(alert_incidents),
             "raw_rows": raw_rows,
+            "idempotency_records": IdempotencyRecord.objects.count(),
         }
         print(f"database check: {json.dumps(check)}", flush=True)
-        ratio = figures["saturation"]["create_per_s"] / figures["saturation"]["raw_per_s"]
+        ratio = figures["saturation"]["create_per_s"] / (figures["saturation"]["raw_per_s"] or float("nan"))
         print(
             json.dumps(
                 {
@@ -382,6 +403,20 @@ def main() -> int:
     return 0
 
 
+async def drained(port: int) -> None:
+    """Wait until the server has worked off any queue a phase left (a raw request answers
+    within half a second), so one phase's backlog is not measured in the next."""
+    for _ in range(600):
+        started = time.monotonic()
+        try:
+            await http_post(port, "/bench/raw-insert/", b'{"title": "probe"}', {}, 5)
+        except Exception:  # noqa: BLE001 - still busy
+            continue
+        if time.monotonic() - started < 0.5:
+            return
+        await asyncio.sleep(0.5)
+
+
 async def run_load(options: Any, key: str, secret: str) -> dict:
     port, timeout = options.port, options.timeout
     token = {"Authorization": f"Token {key}"}
@@ -394,8 +429,11 @@ async def run_load(options: Any, key: str, secret: str) -> dict:
         )
 
     incidents = Phase(f"incidents at {options.incident_rate:g}/s for {options.seconds:g} s")
-    await open_loop(incidents, options.incident_rate, options.seconds, incident_request, port, timeout)
+    await open_loop(
+        incidents, options.incident_rate, options.seconds, incident_request, port, timeout, options.retries
+    )
     incident_report = incidents.report()
+    await drained(port)
 
     rng = random.Random(7)
     sent_keys: list[str] = []
@@ -427,6 +465,7 @@ async def run_load(options: Any, key: str, secret: str) -> dict:
     )
     await open_loop(alerts, options.alert_rate, options.seconds, alert_request, port, timeout)
     alert_report = alerts.report()
+    await drained(port)
 
     create = Phase(f"saturation: POST /api/incidents/, {options.clients} clients")
     await closed_loop(
@@ -438,12 +477,13 @@ async def run_load(options: Any, key: str, secret: str) -> dict:
         timeout,
     )
     create_report = create.report()
+    await drained(port)
     raw = Phase(f"saturation: raw INSERT view, {options.clients} clients")
     await closed_loop(
         raw,
         options.clients,
         options.saturate_seconds,
-        lambda index: ("/bench/raw-insert/", incident_body(index), {}),
+        lambda index: ("/bench/raw-insert/", incident_body(index, title="Raw insert"), {}),
         port,
         timeout,
     )
