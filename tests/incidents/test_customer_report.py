@@ -141,3 +141,7 @@ def test_a_form_body_that_is_not_utf8_is_refused(page):
     response = page.post("/report/", body, content_type="application/x-www-form-urlencoded")
 
     assert response.status_code == 400 and not Incident.objects.exists()
+
+
+def test_the_login_page_links_to_the_report_page(page):
+    assert 'href="/report/"' in page.get("/accounts/login/").content.decode()
