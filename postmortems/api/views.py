@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
 from incidents.api.serializers import ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from notifications.api.views import _PERMISSIONS, IncidentScopedMixin
 from notifications.models import Notice
 from postmortems import services
@@ -181,7 +182,12 @@ class IncidentActionItemViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(request=ActionItemCreateBody, responses={201: ActionItemSerializer, **_ERRORS})
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
+        request=ActionItemCreateBody,
+        responses={201: ActionItemSerializer, **_ERRORS},
+    )
+    @idempotent_create
     def create(self, request: Request, incident_pk: str) -> Response:
         """Add an action item (``services.action_item_create``)."""
         incident = self.incident

@@ -194,3 +194,22 @@ def test_contacts_create_is_atomic_with_its_record(manager):
     client.post("/api/contacts/", body, format="json", HTTP_IDEMPOTENCY_KEY="c")
 
     assert Contact.objects.count() == IdempotencyRecord.objects.count() == 1
+
+
+def test_every_create_route_of_the_schema_takes_the_key(db):
+    """Every POST that answers 201 documents (and, through ``@idempotent_create``, honours)
+    Idempotency-Key; a new create route without it fails here. Tokens (a replay would have to
+    store the key) and signed alerts (deduplicated by their own key) are the exceptions."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    missing = [
+        path
+        for path, item in schema["paths"].items()
+        if "post" in item
+        and "201" in item["post"]["responses"]
+        and path not in ("/api/tokens/", "/api/intake/alerts/")
+        and not any(p["name"] == "Idempotency-Key" for p in item["post"].get("parameters", []))
+    ]
+
+    assert missing == []
