@@ -306,11 +306,17 @@ class IncidentDrillViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
             return {"POST": ["postmortems.change_drill"]}
         return {"PUT": ["postmortems.add_drill"]}
 
-    def _represent(self) -> Response:
+    def get_object(self) -> Drill:
+        """The incident's drill record; 404 when there is none. (The route has no ``pk``: DRF's
+        own ``get_object``, which OPTIONS calls to describe PUT, would fail with a 500.)"""
         drill = self.get_queryset().filter(incident=self.incident).first()
         if drill is None:
             raise NotFound("This incident has no drill record.")
-        return Response(DrillSerializer(drill).data)
+        self.check_object_permissions(self.request, drill)
+        return drill
+
+    def _represent(self) -> Response:
+        return Response(DrillSerializer(self.get_object()).data)
 
     @extend_schema(responses={200: DrillSerializer, 403: _ERROR, 404: _ERROR})
     def retrieve(self, request: Request, incident_pk: str) -> Response:
