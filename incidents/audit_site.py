@@ -28,11 +28,18 @@ from django.utils.html import format_html
 from incidents.accounts import ExpiryAwareAuthenticationForm, is_auditor
 from incidents.admin import (
     AffectedCustomerDisplay,
+    AlertDisplay,
+    AlertSourceDisplay,
+    AlertThreadDisplay,
+    ApiTokenDisplay,
     AuditEventDisplay,
     ContactDisplay,
     CustomerAuditEventDisplay,
     CustomerDisplay,
+    CustomerReportDisplay,
+    IdempotencyRecordDisplay,
     IncidentDisplay,
+    OutgoingEmailDisplay,
     ProductDisplay,
     SupplierDisplay,
     WorkerHeartbeatDisplay,
@@ -40,11 +47,18 @@ from incidents.admin import (
 from incidents.audit import verify_chain
 from incidents.models import (
     AffectedCustomer,
+    Alert,
+    AlertSource,
+    AlertThread,
+    ApiToken,
     AuditEvent,
     Contact,
     Customer,
     CustomerAuditEvent,
+    CustomerReport,
+    IdempotencyRecord,
     Incident,
+    OutgoingEmail,
     Product,
     Supplier,
     WorkerHeartbeat,
@@ -285,6 +299,41 @@ class GroupAudit(ReadOnlyAdmin):
     list_display = ("name",)
     search_fields = ("name",)
     fields = ("name", "permissions")
+
+
+@admin.register(AlertSource, site=audit_site)
+class AlertSourceAudit(AlertSourceDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(Alert, site=audit_site)
+class AlertAudit(AlertDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(AlertThread, site=audit_site)
+class AlertThreadAudit(AlertThreadDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(CustomerReport, site=audit_site)
+class CustomerReportAudit(CustomerReportDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(OutgoingEmail, site=audit_site)
+class OutgoingEmailAudit(OutgoingEmailDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(ApiToken, site=audit_site)
+class ApiTokenAudit(ApiTokenDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(IdempotencyRecord, site=audit_site)
+class IdempotencyRecordAudit(IdempotencyRecordDisplay, ReadOnlyAdmin):
+    pass
 
 
 def register_every_model() -> None:

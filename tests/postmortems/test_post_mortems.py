@@ -97,7 +97,7 @@ def test_nothing_changed_is_no_new_version(in_post_mortem, manager):
 def test_completing_names_every_missing_finding_then_freezes_it(in_post_mortem, manager):
     missing = _api(manager).post(_url(in_post_mortem, "complete/"), format="json")
     assert missing.status_code == 400
-    assert set(missing.json()) == {
+    assert set(missing.json()["errors"]) == {
         "timeline_summary",
         "root_cause",
         "what_went_well",
@@ -109,7 +109,7 @@ def test_completing_names_every_missing_finding_then_freezes_it(in_post_mortem, 
         _url(in_post_mortem), {**COMPLETE_POST_MORTEM, "procedure_changes": ""}, format="json"
     )
     needs_changes = _api(manager).post(_url(in_post_mortem, "complete/"), format="json")
-    assert needs_changes.status_code == 400 and list(needs_changes.json()) == ["procedure_changes"]
+    assert needs_changes.status_code == 400 and list(needs_changes.json()["errors"]) == ["procedure_changes"]
 
     _api(manager).patch(_url(in_post_mortem), {"procedure_changes": "Add recipient checks."}, format="json")
     done = _api(manager).post(_url(in_post_mortem, "complete/"), format="json")
