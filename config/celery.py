@@ -37,9 +37,24 @@ app.conf.beat_schedule = {
         "schedule": 60.0 * int(os.environ.get("METRICS_REFRESH_MINUTES", "5")),
         "options": {"expires": 240},
     },
+    "send-outgoing-emails": {
+        "task": "incidents.tasks.send_outgoing_emails",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "purge-idempotency-records": {
+        "task": "incidents.tasks.purge_idempotency_records",
+        "schedule": crontab(minute=41),
+    },
     "verify-audit-trail": {
         "task": "incidents.tasks.verify_audit_trail",
         "schedule": crontab(minute=17),
+    },
+    # Each customer is asked every CONTACT_CONFIRMATION_DAYS: the daily run asks only those due
+    # (a "what is due" query), so a missed day or a restarted beat loses nothing.
+    "send-contact-confirmations": {
+        "task": "notifications.tasks.send_contact_confirmations",
+        "schedule": crontab(hour=6, minute=41),
     },
 }
 app.conf.task_routes = {

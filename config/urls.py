@@ -1,6 +1,7 @@
 """URL routes: the web pages (the due-next board at /), the REST API under /api/, /admin/ for
-superusers and the read-only auditor site under /audit/. 403 and 404 pages: templates/403.html
-and templates/404.html (Django's default handlers render them with the reason)."""
+superusers and the read-only auditor site under /audit/, and the public customer report page
+/report/. Errors under /api/ are RFC 9457 problems (``incidents.api.problems``); pages elsewhere
+are Django's, with templates/403.html and templates/404.html saying why."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -8,17 +9,25 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dashboard.api import MetricsView
+from incidents.accounts import ExpiryAwareAuthenticationForm
 from incidents.audit_site import audit_site
+from incidents.report import customer_report
 from postmortems import training_urls, training_views
 from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
     path("", include("dashboard.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("report/", customer_report, name="customer_report"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=ExpiryAwareAuthenticationForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("incidents/", include("incidents.urls")),
     path("incidents/", include("triage.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
+    path("contacts/", include("notifications.contact_urls")),
     path("", include("postmortems.urls")),
     path("training/", include(training_urls.pages)),
     path("api/", include("incidents.api.urls")),
@@ -44,3 +53,8 @@ urlpatterns = [
     ),
     path("audit/", audit_site.urls),
 ]
+
+handler400 = "incidents.api.problems.bad_request"
+handler403 = "incidents.api.problems.permission_denied"
+handler404 = "incidents.api.problems.page_not_found"
+handler500 = "incidents.api.problems.server_error"

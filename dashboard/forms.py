@@ -93,7 +93,7 @@ class CustomerForm(forms.ModelForm):
 
 
 class ContactForm(forms.ModelForm):
-    """A contact of a customer (``services.contact_save``)."""
+    """A contact of a customer (``services.contact_create`` and ``contact_update``)."""
 
     class Meta:
         model = Contact

@@ -362,14 +362,24 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def contact_new(request: HttpRequest, pk: int) -> HttpResponse:
-    """Add a contact to customer ``pk`` (``services.contact_save``); needs
-    ``incidents.add_contact``. A duplicate email at this customer: 400 naming it."""
+    """Add a contact to customer ``pk`` (``services.contact_create``, audited on the customer's chain);
+    needs ``incidents.add_contact``. A duplicate email at this customer: 400 naming it."""
     customer = _customer_for(request, pk)
     _require(request, "incidents.add_contact", "Your role may not add contacts.")
     form = ContactForm(request.POST or None, prefix="contact", instance=Contact(customer=customer))
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         contact = _save_with_form(
-            form, lambda: services.contact_save(actor=request.user, contact=form.instance)
+            form,
+            lambda: services.contact_create(
+                customer=customer,
+                actor=request.user,
+                name=data["name"],
+                email=data["email"],
+                language=data["language"],
+                role=data["role"],
+                is_active=data["is_active"],
+            ),
         )
         if contact is not None:
             messages.success(request, f"{contact.name} added to {customer.name}.")
@@ -388,15 +398,22 @@ def _contact_for(request: HttpRequest, pk: int, contact_pk: int) -> tuple[Custom
 
 @login_required
 def contact_edit(request: HttpRequest, pk: int, contact_pk: int) -> HttpResponse:
-    """Change a contact (``services.contact_save``); needs ``incidents.change_contact``."""
+    """Change a contact (``services.contact_update``, audited on the customer's chain); needs
+    ``incidents.change_contact``."""
     customer, contact = _contact_for(request, pk, contact_pk)
     _require(request, "incidents.change_contact", "Your role may view this contact but not change it.")
     form = ContactForm(request.POST or None, prefix="contact", instance=contact)
     if request.method == "POST" and form.is_valid():
         saved = _save_with_form(
             form,
-            lambda: services.contact_save(
-                actor=request.user, contact=form.instance, changed=form.changed_data
+            lambda: services.contact_update(
+                contact=contact,
+                actor=request.user,
+                changes={
+                    name: form.cleaned_data[name]
+                    for name in form.changed_data
+                    if name in services.CONTACT_FIELDS
+                },
             ),
         )
         if saved is not None:
@@ -419,8 +436,7 @@ def contact_deactivate(request: HttpRequest, pk: int, contact_pk: int) -> HttpRe
     customer, contact = _contact_for(request, pk, contact_pk)
     _require(request, "incidents.change_contact", "Your role may not change contacts.")
     if contact.is_active:
-        contact.is_active = False
-        services.contact_save(actor=request.user, contact=contact, changed=["is_active"])
+        services.contact_update(contact=contact, actor=request.user, changes={"is_active": False})
         messages.success(request, f"{contact.name} is deactivated and gets no further notice.")
     else:
         messages.info(request, f"{contact.name} was already inactive.")
@@ -478,7 +494,7 @@ def _import(upload: Any) -> tuple[list[str], str]:
     if not rows.contacts:
         return ["no rows to import"], ""
     try:
-        customers, contacts = upsert_customer_rows(rows)
+        report = upsert_customer_rows(rows, source=f"the import page ({getattr(upload, 'name', 'upload')})")
     except ValidationError as error:
         return [f"refused: {' '.join(error.messages)}"], ""
-    return [], f"Customers: {customers}. Contacts: {contacts}."
+    return [], f"Customers: {report.customers}. Contacts: {report.contacts}."

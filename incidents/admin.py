@@ -7,7 +7,10 @@ Here the reference data (customers, contacts, products, suppliers) is edited dir
 are written through ``incidents.services`` so every change lands in the audit trail, and their
 lifecycle ``state`` is read-only (it is protected: it changes only through the transition
 services). Affected customers, audit events and worker heartbeats are read-only: the incident
-page and the system write them.
+page and the system write them. Contacts are saved through ``services.contact_create`` and
+``services.contact_update`` (audited on the customer's chain; a staff edit makes an
+undeliverable contact deliverable again); their deliverability and confirmation fields are
+read-only.
 """
 
 from __future__ import annotations
@@ -27,11 +30,19 @@ from incidents.exceptions import LifecycleConflict
 from incidents.models import (
     AccountExpiry,
     AffectedCustomer,
+    Alert,
+    AlertSource,
+    AlertThread,
+    ApiToken,
     AuditEvent,
     Contact,
     Customer,
+    CustomerAuditEvent,
+    CustomerReport,
+    IdempotencyRecord,
     Incident,
     Note,
+    OutgoingEmail,
     Product,
     ReadLogEntry,
     Supplier,
@@ -67,13 +78,44 @@ class CustomerDisplay(admin.ModelAdmin):
     )
     list_filter = ("country", "preferred_language", "is_drill_customer")
     search_fields = ("name", "account_reference")
+    readonly_fields = (
+        "contacts_confirmation_requested_at",
+        "contacts_confirmed_at",
+        "contacts_unconfirmed_since",
+    )
+
+
+#: Contact fields only the system writes (bounces, confirmation links); shown, never edited.
+CONTACT_STATE_FIELDS = ("confirmed_at", "pending_confirmation", "undeliverable_at", "undeliverable_reason")
 
 
 class ContactDisplay(admin.ModelAdmin):
-    list_display = ("name", "email", "customer", "role", "language", "is_active")
-    list_filter = ("role", "is_active", "language")
+    list_display = ("name", "email", "customer", "role", "language", "is_active", "undeliverable_at")
+    list_filter = ("role", "is_active", "language", "pending_confirmation")
     search_fields = ("name", "email", "customer__name", "customer__account_reference")
     list_select_related = ("customer",)
+    readonly_fields = CONTACT_STATE_FIELDS
+
+
+class CustomerAuditEventDisplay(admin.ModelAdmin):
+    list_display = ("customer", "sequence", "occurred_at", "actor_username", "actor_contact_email", "verb")
+    list_filter = ("verb",)
+    search_fields = ("customer__account_reference", "customer__name", "actor_username", "actor_contact_email")
+    list_select_related = ("customer",)
+    show_full_result_count = False
+    fields = (
+        "customer",
+        "sequence",
+        "occurred_at",
+        "actor",
+        "actor_username",
+        "actor_contact_email",
+        "verb",
+        "data",
+        "previous_hash",
+        "hash",
+    )
+    readonly_fields = fields
 
 
 class ProductDisplay(admin.ModelAdmin):
@@ -231,17 +273,82 @@ class ReadOnlyInline(admin.TabularInline):
 class ContactInline(admin.TabularInline):
     model = Contact
     extra = 0
-    fields = ("name", "email", "role", "language", "is_active")
+    fields = ("name", "email", "role", "language", "is_active", "undeliverable_at")
+    readonly_fields = ("undeliverable_at",)
+    can_delete = False
+
+
+def _save_contact(request: HttpRequest, contact: Contact, changed: list[str], change: bool) -> Contact:
+    """Save an admin form's contact through the services (audited on the customer's chain)."""
+    values = {name: getattr(contact, name) for name in services.CONTACT_FIELDS}
+    if change:
+        return services.contact_update(
+            contact=contact,
+            actor=request.user,
+            changes={name: values[name] for name in changed if name in services.CONTACT_FIELDS},
+        )
+    return services.contact_create(customer=contact.customer, actor=request.user, **values)
+
+
+class ContactServiceAdminMixin(admin.ModelAdmin):
+    """Turns a refused contact save (a duplicate address, a bad value) into a message."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            self.message_user(request, f"Not saved: {'; '.join(error.messages)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class CustomerAuditEventInline(ReadOnlyInline):
+    model = CustomerAuditEvent
+    fields = ("sequence", "occurred_at", "actor_username", "actor_contact_email", "verb", "data")
+    readonly_fields = fields
+    ordering = ("sequence",)
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerDisplay):
-    inlines = [ContactInline]
+class CustomerAdmin(ContactServiceAdminMixin, CustomerDisplay):
+    inlines = [ContactInline, CustomerAuditEventInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Contact:
+            return super().save_formset(request, form, formset, change)
+        # What formset.save() would leave for the admin's change message.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for contact_form in formset.forms:
+            if not contact_form.has_changed():
+                continue
+            contact = contact_form.instance
+            is_new = contact.pk is None
+            contact.customer = form.instance
+            saved = _save_contact(request, contact, contact_form.changed_data, change=not is_new)
+            if is_new:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, contact_form.changed_data))
+        return None
 
 
 @admin.register(Contact)
-class ContactAdmin(ContactDisplay):
+class ContactAdmin(ContactServiceAdminMixin, ContactDisplay):
     autocomplete_fields = ("customer",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deactivate instead: past deliveries keep their contact.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        saved = _save_contact(request, obj, list(form.changed_data), change)
+        obj.pk = saved.pk
+        obj._state.adding = False
 
 
 @admin.register(Product)
@@ -378,9 +485,76 @@ class AuditEventAdmin(AuditEventDisplay, WrittenElsewhere):
     included."""
 
 
+@admin.register(CustomerAuditEvent)
+class CustomerAuditEventAdmin(CustomerAuditEventDisplay, WrittenElsewhere):
+    """Customers' audit chains are append-only, like the incidents'."""
+
+
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, WrittenElsewhere):
     """Written by the worker."""
+
+
+# Intake and API access: written by the system (signed alerts, the report page, the API);
+# superusers read them here and may deactivate an alert source or revoke a token. Secrets
+# never appear: alert sources show no secret fields, tokens no key hash.
+
+
+class AlertSourceDisplay(admin.ModelAdmin):
+    list_display = ("name", "is_active", "created_at", "rotated_at", "previous_secret_expires_at")
+    fields = ("name", "is_active", "created_at", "rotated_at", "previous_secret_expires_at")
+    readonly_fields = ("name", "created_at", "rotated_at", "previous_secret_expires_at")
+
+
+class AlertDisplay(admin.ModelAdmin):
+    list_display = ("received_at", "source", "dedupe_key", "incident", "opened_incident", "title")
+    list_filter = ("source", "opened_incident")
+    search_fields = ("dedupe_key", "title")
+    list_select_related = ("source", "incident")
+
+
+class AlertThreadDisplay(admin.ModelAdmin):
+    list_display = ("source", "dedupe_key", "incident", "alert_count", "last_alert_at")
+    list_select_related = ("source", "incident")
+
+
+class CustomerReportDisplay(admin.ModelAdmin):
+    list_display = ("reference", "created_at", "organisation", "contact_email", "incident")
+    search_fields = ("reference", "organisation", "contact_email")
+    list_select_related = ("incident",)
+
+
+class OutgoingEmailDisplay(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "to_address", "status", "attempts", "sent_at")
+    list_filter = ("kind", "status")
+    search_fields = ("to_address", "subject")
+
+
+class ApiTokenDisplay(admin.ModelAdmin):
+    list_display = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    fields = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_select_related = ("user",)
+
+
+class IdempotencyRecordDisplay(admin.ModelAdmin):
+    list_display = ("created_at", "user", "method", "path", "response_status")
+    fields = ("user", "key", "method", "path", "response_status", "created_at")
+    list_select_related = ("user",)
+
+
+class _SystemWritten(admin.ModelAdmin):
+    """Read-only: the system writes these rows."""
+
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class ReadLogEntryDisplay(admin.ModelAdmin):
@@ -399,6 +573,59 @@ class AccountExpiryDisplay(admin.ModelAdmin):
 @admin.register(ReadLogEntry)
 class ReadLogEntryAdmin(ReadLogEntryDisplay, WrittenElsewhere):
     """Written for every record an auditor opens; never changed, superusers included."""
+
+
+@admin.register(AlertSource)
+class AlertSourceAdmin(AlertSourceDisplay):
+    """Create and rotate with ``manage.py create_alert_source`` / ``rotate_alert_source`` (the
+    secret is shown once there); here only ``is_active`` changes."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(AlertDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(AlertThread)
+class AlertThreadAdmin(AlertThreadDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(CustomerReport)
+class CustomerReportAdmin(CustomerReportDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(OutgoingEmail)
+class OutgoingEmailAdmin(OutgoingEmailDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(IdempotencyRecordDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ApiTokenDisplay, _SystemWritten):
+    """Tokens are created by their owners (``/api/tokens/``, ``manage.py create_api_token``);
+    a superuser may revoke any (the action below)."""
+
+    actions = ["revoke"]  # type: ignore[assignment]  # _SystemWritten has none; this one has one
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        from incidents.api.authentication import api_token_revoke
+
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
 
 @admin.register(AccountExpiry)

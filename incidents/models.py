@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +25,14 @@ class Customer(models.Model):
 
     ``notification_window_hours`` is the customer's contractual window for our initial notice
     after declaration (hours of elapsed time, 1 to 72; our policy commitment is 72).
+
+    Contact confirmation (customers keep their administrative contacts correct): every
+    ``CONTACT_CONFIRMATION_DAYS`` the customer's contacts are asked to confirm them through a
+    signed link. ``contacts_confirmation_requested_at``: when the last request went out (UTC;
+    ``None``: never asked). ``contacts_confirmed_at``: when a contact last confirmed the list
+    through a link (``None``: never). ``contacts_unconfirmed_since``: set when a request's link
+    expired with no confirmation since it was sent (the customer is "unconfirmed"); cleared by
+    the next confirmation.
     """
 
     name = models.CharField(max_length=200)
@@ -40,12 +48,36 @@ class Customer(models.Model):
         "no other customer.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    contacts_confirmation_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    contacts_confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    contacts_unconfirmed_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name", "id"]
+        permissions = [
+            ("view_contact_readiness", "Can see which customers could not be reached today"),
+        ]
+        indexes = [
+            # send_contact_confirmations: customers never asked, or asked longest ago, first.
+            models.Index(
+                fields=["contacts_confirmation_requested_at"],
+                name="incidents_customer_confirm_due",
+            ),
+            # The readiness page and ?unconfirmed=true: only marked customers are indexed.
+            models.Index(
+                fields=["contacts_unconfirmed_since"],
+                name="incidents_customer_unconfirmed",
+                condition=Q(contacts_unconfirmed_since__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.account_reference})"
+
+    @property
+    def is_unconfirmed(self) -> bool:
+        """Whether the customer is marked "unconfirmed" (a confirmation link expired unanswered)."""
+        return self.contacts_unconfirmed_since is not None
 
     def clean(self) -> None:
         """Refuse to turn a customer into a drill customer, or back, once any incident affects
@@ -64,8 +96,32 @@ class Customer(models.Model):
             )
 
 
+class ContactQuerySet(models.QuerySet):
+    """Who can be notified. One definition, used by notice approval, clocks, the readiness page
+    and the API, so "deliverable" means the same everywhere."""
+
+    def administrative(self) -> ContactQuerySet:
+        """Active administrative contacts (whether or not email reaches them)."""
+        return self.filter(is_active=True, role=Contact.Role.ADMINISTRATIVE)
+
+    def deliverable(self) -> ContactQuerySet:
+        """Active administrative contacts that notices go to: not marked undeliverable (a
+        permanent SMTP refusal) and not waiting for their own address to be confirmed."""
+        return self.administrative().filter(pending_confirmation=False, undeliverable_at__isnull=True)
+
+
 class Contact(models.Model):
-    """A person at a customer whom we notify. Customers keep their contacts correct."""
+    """A person at a customer whom we notify. Customers keep their contacts correct.
+
+    Only active administrative contacts receive notices, and of those only the deliverable ones
+    (``Contact.objects.deliverable()``). ``undeliverable_at`` and ``undeliverable_reason``: set
+    when the receiving mail server permanently refused an email to this address (SMTP 5xx on
+    the recipient, for a notice or a confirmation request); cleared only when a confirmation
+    link confirms the contact again or staff edit it. ``pending_confirmation``: added by a
+    customer through a confirmation link and not counted until the new address confirms
+    itself through the link emailed to it. ``confirmed_at``: when a confirmation link last
+    confirmed it (UTC).
+    """
 
     class Role(models.TextChoices):
         ADMINISTRATIVE = "administrative", "Administrative"
@@ -82,6 +138,14 @@ class Contact(models.Model):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.ADMINISTRATIVE)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pending_confirmation = models.BooleanField(
+        default=False, editable=False, help_text="Added through a confirmation link; counts once confirmed."
+    )
+    undeliverable_at = models.DateTimeField(null=True, blank=True, editable=False)
+    undeliverable_reason = models.TextField(blank=True, editable=False)
+
+    objects = ContactQuerySet.as_manager()
 
     class Meta:
         ordering = ["customer_id", "name", "id"]
@@ -90,9 +154,32 @@ class Contact(models.Model):
                 fields=["customer", "email"], name="incidents_contact_unique_email_per_customer"
             )
         ]
+        indexes = [
+            # "Has this customer a deliverable contact?": notice approval, clocks, readiness.
+            models.Index(
+                fields=["customer"],
+                name="incidents_contact_deliverable",
+                condition=Q(
+                    is_active=True,
+                    role="administrative",
+                    pending_confirmation=False,
+                    undeliverable_at__isnull=True,
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
+
+    @property
+    def is_deliverable(self) -> bool:
+        """Whether notices go to this contact (see ``ContactQuerySet.deliverable``)."""
+        return (
+            self.is_active
+            and self.role == self.Role.ADMINISTRATIVE
+            and not self.pending_confirmation
+            and self.undeliverable_at is None
+        )
 
 
 class Product(models.Model):
@@ -294,8 +381,9 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     notified_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    # Imported incidents: the source's identifier (the idempotency key) and the whole record.
-    external_reference = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    # The sending system's identifier (unique per detection source: an importer's idempotency
+    # key) and, for imported incidents, the whole record.
+    external_reference = models.CharField(max_length=100, null=True, blank=True)
     source_record = models.JSONField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -332,7 +420,11 @@ class Incident(ConcurrentTransitionMixin, models.Model):
                 | Q(exposure_started_at__isnull=True)
                 | Q(exposure_ended_at__gte=models.F("exposure_started_at")),
                 name="incidents_incident_exposure_ends_after_start",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["detection_source", "external_reference"],
+                name="incidents_incident_unique_external_reference_per_source",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -499,17 +591,19 @@ class Note(models.Model):
         return f"Note by {self.author_username} on {self.incident_id}"
 
 
-class AuditEvent(models.Model):
-    """One entry of an incident's append-only, hash-chained audit trail.
+class HashChainedEvent(models.Model):
+    """One entry of an append-only, hash-chained audit trail about one subject.
 
-    Written by the service functions in the same transaction as the change they record. Each
-    incident has its own chain: ``sequence`` counts from 1 and ``hash`` is SHA-256 over the
-    previous row's hash and this row's content (see ``compute_hash``), so a row changed, removed
-    or inserted behind the application's back is detected by ``incidents.audit.verify_chain``.
-    Appends are serialised by the row lock the services hold on the incident.
+    Each subject (an incident, a customer) has its own chain: ``sequence`` counts from 1 and
+    ``hash`` is SHA-256 over the previous row's hash and this row's content
+    (``hash_content``), so a row changed, removed or inserted behind the application's back is
+    detected by ``incidents.audit.verify_chain``. Subclasses name their subject's foreign key in
+    ``SUBJECT_FIELD``; appends are serialised by the row lock the services hold on the subject.
     """
 
-    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="audit_events")
+    SUBJECT_FIELD: ClassVar[str]
+    GENESIS_HASH = "0" * 64
+
     sequence = models.PositiveIntegerField()
     occurred_at = models.DateTimeField()
     actor = models.ForeignKey(
@@ -517,21 +611,12 @@ class AuditEvent(models.Model):
     )
     actor_username = models.CharField(max_length=150, blank=True, help_text="Empty: the system.")
     verb = models.CharField(max_length=64)
-    from_state = models.CharField(max_length=20, blank=True)
-    to_state = models.CharField(max_length=20, blank=True)
     data = models.JSONField(default=dict, blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["incident_id", "sequence"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["incident", "sequence"], name="incidents_auditevent_unique_sequence"
-            )
-        ]
-
-    GENESIS_HASH = "0" * 64
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.verb}"
@@ -544,22 +629,90 @@ class AuditEvent(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("Audit events are append-only.")
 
-    def compute_hash(self) -> str:
-        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
-        content: dict[str, Any] = {
-            "incident": self.incident_id,
+    @property
+    def subject_id(self) -> int:
+        return getattr(self, f"{self.SUBJECT_FIELD}_id")
+
+    def hash_content(self) -> dict[str, Any]:
+        """The content the hash covers (every field but the hashes and the actor's key)."""
+        return {
+            self.SUBJECT_FIELD: self.subject_id,
             "sequence": self.sequence,
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "actor_username": self.actor_username,
             "verb": self.verb,
-            "from_state": self.from_state,
-            "to_state": self.to_state,
             "data": self.data,
         }
+
+    def compute_hash(self) -> str:
+        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
         payload = self.previous_hash + json.dumps(
-            content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+            self.hash_content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class AuditEvent(HashChainedEvent):
+    """One entry of an incident's audit chain (see ``HashChainedEvent``).
+
+    Written by the service functions in the same transaction as the change they record, under
+    the incident's row lock. ``from_state`` and ``to_state``: the lifecycle states around a
+    transition (empty for other verbs).
+    """
+
+    SUBJECT_FIELD = "incident"
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="audit_events")
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["incident_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "sequence"], name="incidents_auditevent_unique_sequence"
+            )
+        ]
+
+    def hash_content(self) -> dict[str, Any]:
+        return {**super().hash_content(), "from_state": self.from_state, "to_state": self.to_state}
+
+
+class CustomerAuditEvent(HashChainedEvent):
+    """One entry of a customer's audit chain: changes to its contacts and their confirmation,
+    which are about no incident (see ``HashChainedEvent``).
+
+    Written in the transaction that makes the change, under the customer's row lock. The actor
+    is a staff user (``actor``), the system (neither), or the recipient of a confirmation link
+    acting without a login (``actor_contact_email``: the address the link was sent to).
+    """
+
+    SUBJECT_FIELD = "customer"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="audit_events")
+    actor_contact_email = models.CharField(
+        max_length=254, blank=True, help_text="The confirmation link's recipient, when it acted."
+    )
+
+    class Meta:
+        ordering = ["customer_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "sequence"], name="incidents_customerauditevent_unique_sequence"
+            )
+        ]
+
+    def hash_content(self) -> dict[str, Any]:
+        return {**super().hash_content(), "actor_contact_email": self.actor_contact_email}
+
+    @property
+    def actor_display(self) -> str:
+        """Who acted, as a person reads it: a username, "link recipient <address>" or "system"."""
+        if self.actor_username:
+            return self.actor_username
+        if self.actor_contact_email:
+            return f"link recipient {self.actor_contact_email}"
+        return "system"
 
 
 class WorkerHeartbeat(models.Model):
@@ -571,6 +724,238 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+# API access ---------------------------------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A personal API token: ``Authorization: Token <key>``.
+
+    Only the SHA-256 of the key is stored (``key_hash``); the key is shown once, when the token
+    is created. A token works until ``expires_at`` (UTC) unless revoked (``revoked_at``) or its
+    user is deactivated. ``prefix``: the key's first characters, so its owner can tell tokens
+    apart in a list. ``last_used_at`` is refreshed at most once a minute.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="incidents_apitoken_by_user")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        """SHA-256 hex digest of a token key (keys are 256-bit random: no slow hash needed)."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def is_usable_at(self, now: datetime) -> bool:
+        """True while not revoked and not expired at ``now`` (aware)."""
+        return self.revoked_at is None and now < self.expires_at
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful answer to a create sent with ``Idempotency-Key``, replayed for a
+    retry with the same key and body (per user, for ``IDEMPOTENCY_KEY_HOURS``).
+
+    ``request_fingerprint``: SHA-256 over the method, path and canonical body; a retry whose
+    fingerprint differs gets 422. Written in the transaction that made the resource, so a
+    record exists exactly when its resource was committed.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "key"], name="incidents_idempotencyrecord_unique_key_per_user"
+            )
+        ]
+        # The daily purge of expired records (incidents.tasks.purge_idempotency_records).
+        indexes = [models.Index(fields=["created_at"], name="incidents_idempotency_age")]
+
+
+# Intake from machines and customers -----------------------------------------------------------
+
+
+class AlertSource(models.Model):
+    """A monitoring system allowed to post signed alerts to ``POST /api/intake/alerts/``.
+
+    The shared secret must be recoverable to verify HMAC-SHA256 signatures, so it cannot be
+    hashed: it is stored encrypted (Fernet, with a key derived from ``SECRET_KEY``; see
+    ``incidents.intake.secret_box``), shown once when created or rotated
+    (``manage.py create_alert_source`` / ``rotate_alert_source``) and never logged. After a
+    rotation the previous secret keeps verifying until ``previous_secret_expires_at`` (UTC).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    secret_encrypted = models.TextField()
+    previous_secret_encrypted = models.TextField(blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One signed alert as received from a source, attached to the incident it opened or to
+    the open incident with the same ``dedupe_key``.
+
+    ``replay_key``: SHA-256 over the signed timestamp and body; unique per source, so the same
+    signed request accepted twice is refused as a replay. ``opened_incident``: true for the
+    alert that created its incident.
+    """
+
+    source = models.ForeignKey(AlertSource, on_delete=models.PROTECT, related_name="alerts")
+    dedupe_key = models.CharField(max_length=200)
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="alerts")
+    opened_incident = models.BooleanField(default=False)
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    details = models.JSONField(null=True, blank=True)
+    detected_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    replay_key = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "replay_key"], name="incidents_alert_unique_replay_per_source"
+            )
+        ]
+        indexes = [
+            # Deduplication: the newest alert of a (source, dedupe key) names the open incident.
+            models.Index(fields=["source", "dedupe_key", "-id"], name="incidents_alert_dedupe"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.dedupe_key} at {self.received_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class AlertThread(models.Model):
+    """The incident that alerts of one (source, dedupe key) currently attach to.
+
+    One row per pair, locked while an alert is taken in, so two identical alerts arriving at
+    once open one incident. When that incident is closed or ruled out, the next alert opens
+    a new one and the row points at it.
+    """
+
+    source = models.ForeignKey(AlertSource, on_delete=models.PROTECT, related_name="+")
+    dedupe_key = models.CharField(max_length=200)
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="+")
+    alert_count = models.PositiveIntegerField(default=1)
+    last_alert_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "dedupe_key"], name="incidents_alertthread_unique_key")
+        ]
+
+
+class CustomerReport(models.Model):
+    """A report of suspicious activity from the public page ``/report/``.
+
+    ``reference``: random and unguessable (``CR-XXXX-XXXX``), given to the reporter; it says
+    nothing about any other report or incident (the incident's own ``BD-`` reference is
+    sequential and stays internal). ``ip_address`` and ``contact_email`` feed the page's
+    throttles.
+    """
+
+    reference = models.CharField(max_length=20, unique=True)
+    incident = models.OneToOneField(Incident, on_delete=models.PROTECT, related_name="customer_report")
+    organisation = models.CharField(max_length=200)
+    contact_email = models.EmailField()
+    description = models.TextField()
+    occurred_on = models.DateField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    language = models.CharField(max_length=8, default="en")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The page's throttles count recent reports per address and per IP.
+            models.Index(fields=["contact_email", "created_at"], name="incidents_report_by_email"),
+            models.Index(fields=["ip_address", "created_at"], name="incidents_report_by_ip"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class OutgoingEmail(models.Model):
+    """An email to send that is not a customer notice (those are ``notifications.Delivery``):
+    a row first, claimed and sent by ``incidents.tasks.send_outgoing_emails``, retried with
+    backoff. Today: the confirmation of a customer report.
+
+    ``status``: ``pending`` (``next_attempt_at`` says when), ``sending`` (claimed until
+    ``claimed_until``; an expired claim is taken again), ``sent`` (``sent_at``) or ``failed``
+    (refused for good, or out of attempts; ``last_error``). ``message_id`` is deterministic,
+    so a re-send after a crash carries the same Message-ID.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=40)
+    to_address = models.EmailField()
+    language = models.CharField(max_length=8, default="en")
+    subject = models.CharField(max_length=300)
+    body_text = models.TextField()
+    message_id = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The sender's "what is due now?" query.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="incidents_outgoingemail_due",
+            ),
+            # Claims that expired (a killed worker) are taken again.
+            models.Index(
+                fields=["claimed_until"], condition=Q(status="sending"), name="incidents_outgoingemail_claims"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.to_address} ({self.status})"
 
 
 class ReadLogEntry(models.Model):

@@ -14,14 +14,21 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
 from config.celery import enqueue
-from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.audit import audit_append, customer_audit_append
+from incidents.exceptions import (
+    ActionForbidden,
+    DuplicateExternalReference,
+    GuardFailed,
+    LifecycleConflict,
+    TransitionNotAvailable,
+)
 from incidents.lifecycle import AFFECTED_CUSTOMER_ADDED, OWNER_ASSIGNED, HookContext, missing_for, run_hooks
 from incidents.models import (
     TRANSITION_PERMISSIONS,
@@ -72,11 +79,14 @@ def _require(actor: Any, permission: str) -> None:
 
 
 def _audit_value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the audit trail (instants in UTC ISO 8601)."""
+    """A JSON-friendly form of a field value for the audit trail: instants in UTC ISO 8601, a
+    user by username, another row by its id."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, AbstractBaseUser):
+        return value.get_username()
     if isinstance(value, models.Model):
         return value.pk
     if isinstance(value, models.QuerySet | list | tuple | set):
@@ -146,8 +156,25 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
         if old != new:
             diff[name] = [_audit_value(old), _audit_value(new)]
             setattr(incident, name, new)
-    incident.full_clean(exclude=["products", "reference", "source_record", "state"])
+    _validate(incident)
     return diff
+
+
+#: Relations whose value, when given as a saved instance, was just read from the database.
+_RELATIONS = ("owner", "sub_processor", "created_by", "declared_by")
+
+
+def _validate(incident: Incident) -> None:
+    """``full_clean`` without the queries that repeat work: a relation given as a saved
+    instance is not looked up again (the database's foreign key still backs it), and the
+    exposure check constraint is checked here in Python instead of by a query (the constraint
+    itself still backs it under concurrent edits). Raises ``ValidationError``."""
+    exclude = ["products", "reference", "source_record", "state"]
+    exclude += [name for name in _RELATIONS if getattr(incident, f"{name}_id") is not None]
+    incident.full_clean(exclude=exclude, validate_constraints=False)
+    started, ended = incident.exposure_started_at, incident.exposure_ended_at
+    if started is not None and ended is not None and ended < started:
+        raise ValidationError({"exposure_ended_at": "The exposure cannot end before it started."})
 
 
 def _announce_owner(incident: Incident, actor: Any | None, at: datetime | None = None) -> dict[str, Any]:
@@ -178,8 +205,10 @@ def incident_create(
     instants aware). ``actor``: the user recording it, or ``None`` for a system import.
     ``external_reference`` and ``source_record``: the identifier and whole record of an imported
     incident. The reference ``BD-<year>-<number>`` is assigned from the creation year (UTC).
-    Raises ``ActionForbidden`` without ``incidents.add_incident``; ``ValidationError`` for bad
-    values. Writes the incident and its first audit event (``created``).
+    ``external_reference`` is unique per ``detection_source``. Raises ``ActionForbidden``
+    without ``incidents.add_incident``; ``ValidationError`` for bad values;
+    ``DuplicateExternalReference`` (naming the incident that has it) for a taken external
+    reference. Writes the incident and its first audit event (``created``).
     """
     if actor is not None:
         _require(actor, "incidents.add_incident")
@@ -190,7 +219,17 @@ def incident_create(
             source_record=source_record,
         )
         diff = _apply_changes(incident, fields)
-        incident.save()
+        if external_reference is None:
+            incident.save()
+        else:
+            _refuse_duplicate_reference(incident)
+            try:
+                with transaction.atomic():
+                    incident.save()
+            except IntegrityError:
+                # A concurrent create took the reference between the check and the INSERT.
+                _refuse_duplicate_reference(incident)
+                raise
         incident.reference = f"BD-{incident.created_at.year}-{incident.pk:05d}"
         incident.save(update_fields=["reference"])
         _save_products(incident, fields)
@@ -200,9 +239,26 @@ def incident_create(
             verb="created",
             to_state=incident.state,
             data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
+            first=True,
         )
         _announce_owner(incident, actor)
     return incident
+
+
+def _refuse_duplicate_reference(incident: Incident) -> None:
+    existing = (
+        Incident.objects.filter(
+            detection_source=incident.detection_source, external_reference=incident.external_reference
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if existing is not None:
+        raise DuplicateExternalReference(
+            external_reference=str(incident.external_reference),
+            detection_source=str(incident.detection_source),
+            incident_id=existing,
+        )
 
 
 def _locked(incident: Incident) -> Incident:
@@ -332,7 +388,7 @@ def _set_scope_fields(**values: Any) -> Callable[[Incident], dict[str, Any]]:
                 setattr(locked, name, value)
                 recorded[name] = _audit_value(value)
         if locked.out_of_scope_category:
-            locked.full_clean(exclude=["products", "reference", "source_record", "state"])
+            _validate(locked)
         return recorded
 
     return prepare
@@ -521,6 +577,270 @@ def affected_customer_remove(*, incident: Incident, customer: Customer, actor: A
         )
 
 
+# Customers' contacts ---------------------------------------------------------------------------
+#
+# Contact changes are audited on the customer's own hash chain (``customer_audit_append``), not
+# an incident's. Two kinds of actor change contacts: staff (``actor``: a user, permission
+# checked here) and a confirmation link's recipient acting without a login (``acting_contact``:
+# the caller, ``notifications.confirmations``, has verified the signed link). The system
+# (``actor=None`` and no ``acting_contact``) marks bounced addresses and imports feeds.
+
+#: Contact fields staff may set through ``contact_create`` and ``contact_update``.
+CONTACT_FIELDS: tuple[str, ...] = ("name", "email", "language", "role", "is_active")
+#: What a confirmation link's recipient may correct on a contact (an address changes by
+#: adding the new one, which must confirm itself, and deactivating the old one).
+CONTACT_FIELDS_VIA_LINK: tuple[str, ...] = ("name", "language", "is_active")
+
+
+def _locked_customer(customer_id: int) -> Customer:
+    """The customer re-read under a row lock: serialises appends to its audit chain."""
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def _normalise_email(email: str) -> str:
+    """The address with its domain in lower case (the local part may be case-sensitive)."""
+    local, at, domain = email.strip().rpartition("@")
+    return f"{local}@{domain.lower()}" if at else email.strip()
+
+
+def _refuse_duplicate_email(customer: Customer, email: str, exclude_pk: int | None = None) -> None:
+    duplicates = Contact.objects.filter(customer=customer, email__iexact=email)
+    if exclude_pk is not None:
+        duplicates = duplicates.exclude(pk=exclude_pk)
+    if duplicates.exists():
+        raise ValidationError({"email": f"{email} is already a contact of this customer."})
+
+
+def contact_create(
+    *,
+    customer: Customer,
+    actor: Any | None,
+    name: str,
+    email: str,
+    language: str = "",
+    role: str = Contact.Role.ADMINISTRATIVE,
+    is_active: bool = True,
+    acting_contact: Contact | None = None,
+    audit_data: Mapping[str, Any] | None = None,
+) -> Contact:
+    """Add a contact to ``customer`` and return it; audited (``contact_added``) on the
+    customer's chain.
+
+    Staff (``actor`` a user) need ``incidents.add_contact``; the contact counts at once. Added
+    by a confirmation link's recipient (``acting_contact``), it is an administrative contact
+    with ``pending_confirmation`` set: it receives nothing until its own address confirms.
+    ``actor=None`` without ``acting_contact`` is the system (a feed import). Raises
+    ``ActionForbidden``, or ``ValidationError`` for a bad value or an email the customer
+    already has (any case).
+    """
+    if actor is not None:
+        _require(actor, "incidents.add_contact")
+    email = _normalise_email(email)
+    with transaction.atomic():
+        locked = _locked_customer(customer.pk)
+        _refuse_duplicate_email(locked, email)
+        contact = Contact(
+            customer=locked,
+            name=name.strip(),
+            email=email,
+            language=language,
+            role=Contact.Role.ADMINISTRATIVE if acting_contact is not None else role,
+            is_active=True if acting_contact is not None else is_active,
+            pending_confirmation=acting_contact is not None,
+        )
+        contact.full_clean()
+        contact.save()
+        customer_audit_append(
+            customer=locked,
+            actor=actor,
+            actor_contact_email=acting_contact.email if acting_contact is not None else "",
+            verb="contact_added",
+            data={
+                "contact": contact.pk,
+                "fields": {name: getattr(contact, name) for name in CONTACT_FIELDS},
+                "pending_confirmation": contact.pending_confirmation,
+                **(audit_data or {}),
+            },
+            at=contact.created_at,
+        )
+    return contact
+
+
+def contact_update(
+    *,
+    contact: Contact,
+    actor: Any | None,
+    changes: Mapping[str, Any],
+    acting_contact: Contact | None = None,
+    audit_data: Mapping[str, Any] | None = None,
+) -> Contact:
+    """Change a contact and return it; audited (``contact_updated``, with ``{field: [old,
+    new]}``) on the customer's chain when anything changed.
+
+    ``changes``: a mapping of ``CONTACT_FIELDS``. Staff (``actor``, permission
+    ``incidents.change_contact``): a staff edit also brings the contact back: an undeliverable
+    mark is cleared (staff checked the address) and a pending new address counts (staff vouch
+    for it); that is audited even when no field changed. A confirmation link's recipient
+    (``acting_contact``) may change only ``CONTACT_FIELDS_VIA_LINK``, and only to deactivate;
+    that clears nothing. Raises ``ActionForbidden``; ``ValidationError`` for unknown fields,
+    bad values or an email the customer already has.
+    """
+    if actor is not None:
+        _require(actor, "incidents.change_contact")
+    allowed = CONTACT_FIELDS_VIA_LINK if acting_contact is not None else CONTACT_FIELDS
+    unknown = sorted(set(changes).difference(allowed))
+    if unknown:
+        raise ValidationError(dict.fromkeys(unknown, "This field cannot be changed here."))
+    if acting_contact is not None and changes.get("is_active", False) is not False:
+        raise ValidationError({"is_active": "A contact can only be deactivated here."})
+    with transaction.atomic():
+        locked_customer = _locked_customer(contact.customer_id)
+        locked = Contact.objects.get(pk=contact.pk)
+        diff: dict[str, list[Any]] = {}
+        for name, value in changes.items():
+            if name == "email":
+                value = _normalise_email(value)
+                if value.lower() != locked.email.lower():
+                    _refuse_duplicate_email(locked_customer, value, exclude_pk=locked.pk)
+            elif name == "name":
+                value = value.strip()
+            if getattr(locked, name) != value:
+                diff[name] = [getattr(locked, name), value]
+                setattr(locked, name, value)
+        cleared: dict[str, Any] = {}
+        if actor is not None:
+            if locked.undeliverable_at is not None:
+                cleared["undeliverable"] = {
+                    "since": _audit_value(locked.undeliverable_at),
+                    "reason": locked.undeliverable_reason,
+                }
+                locked.undeliverable_at, locked.undeliverable_reason = None, ""
+            if locked.pending_confirmation:
+                cleared["pending_confirmation"] = True
+                locked.pending_confirmation = False
+        if not diff and not cleared:
+            return locked
+        locked.full_clean()
+        locked.save()
+        customer_audit_append(
+            customer=locked_customer,
+            actor=actor,
+            actor_contact_email=acting_contact.email if acting_contact is not None else "",
+            verb="contact_updated",
+            data={"contact": locked.pk, "changes": diff, "cleared": cleared, **(audit_data or {})},
+        )
+    return locked
+
+
+def contacts_confirm(
+    *,
+    customer: Customer,
+    acting_contact: Contact,
+    at: datetime | None = None,
+    audit_data: Mapping[str, Any] | None = None,
+) -> list[Contact]:
+    """Record that ``acting_contact`` (a confirmation link's recipient, link verified by the
+    caller) confirmed ``customer``'s administrative contacts as they stand; returns them.
+
+    Every active administrative contact that is not waiting for its own address gets
+    ``confirmed_at``, and an undeliverable mark on it is cleared (the customer says the address
+    is right: we try it again). The recipient's own pending address counts from now (following
+    the link proved it). The customer's ``contacts_confirmed_at`` is set and its
+    "unconfirmed" mark cleared. Audited (``contacts_confirmed``) on the customer's chain.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = _locked_customer(customer.pk)
+        recipient = Contact.objects.get(pk=acting_contact.pk, customer=locked)
+        if recipient.pending_confirmation:
+            recipient.pending_confirmation = False
+            recipient.save(update_fields=["pending_confirmation"])
+        confirmed = list(Contact.objects.administrative().filter(customer=locked, pending_confirmation=False))
+        cleared = [c.pk for c in confirmed if c.undeliverable_at is not None]
+        Contact.objects.filter(pk__in=[c.pk for c in confirmed]).update(
+            confirmed_at=at, undeliverable_at=None, undeliverable_reason=""
+        )
+        was_unconfirmed = locked.contacts_unconfirmed_since
+        locked.contacts_confirmed_at = at
+        locked.contacts_unconfirmed_since = None
+        locked.save(update_fields=["contacts_confirmed_at", "contacts_unconfirmed_since"])
+        customer_audit_append(
+            customer=locked,
+            actor=None,
+            actor_contact_email=recipient.email,
+            verb="contacts_confirmed",
+            data={
+                "contacts": [c.pk for c in confirmed],
+                "addresses": [c.email for c in confirmed],
+                "undeliverable_cleared": cleared,
+                "was_unconfirmed_since": _audit_value(was_unconfirmed),
+                **(audit_data or {}),
+            },
+            at=at,
+        )
+    for contact in confirmed:
+        contact.confirmed_at, contact.undeliverable_at, contact.undeliverable_reason = at, None, ""
+    return confirmed
+
+
+def contact_confirm_address(
+    *, contact: Contact, at: datetime | None = None, audit_data: Mapping[str, Any] | None = None
+) -> Contact:
+    """Record that a contact added through a confirmation link confirmed its own address
+    through the link emailed to it (the caller verified the link): it counts from now
+    (``pending_confirmation`` cleared, ``confirmed_at`` set). Audited
+    (``contact_address_confirmed``) on the customer's chain, naming the contact."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked_customer = _locked_customer(contact.customer_id)
+        locked = Contact.objects.get(pk=contact.pk)
+        locked.pending_confirmation = False
+        locked.confirmed_at = at
+        locked.undeliverable_at, locked.undeliverable_reason = None, ""
+        locked.save(
+            update_fields=["pending_confirmation", "confirmed_at", "undeliverable_at", "undeliverable_reason"]
+        )
+        customer_audit_append(
+            customer=locked_customer,
+            actor=None,
+            actor_contact_email=locked.email,
+            verb="contact_address_confirmed",
+            data={"contact": locked.pk, "address": locked.email, **(audit_data or {})},
+            at=at,
+        )
+    return locked
+
+
+def contact_mark_undeliverable(*, contact_id: int, address: str, reason: str, at: datetime) -> bool:
+    """Mark a contact undeliverable: the receiving server permanently refused ``address`` (an
+    SMTP 5xx on the recipient) at ``at``, saying ``reason``. Returns True if it was marked now.
+
+    Nothing happens (False) when the contact is already marked, or its address changed since
+    the email was written (the refusal is about the old address). Later notices skip it (the
+    notice records why) until a confirmation link confirms it or staff edit it. Audited
+    (``contact_undeliverable``) on the customer's chain, by the system.
+    """
+    contact = Contact.objects.filter(pk=contact_id).only("customer_id").first()
+    if contact is None:
+        return False
+    with transaction.atomic():
+        locked_customer = _locked_customer(contact.customer_id)
+        locked = Contact.objects.get(pk=contact_id)
+        if locked.undeliverable_at is not None or locked.email.lower() != address.lower():
+            return False
+        locked.undeliverable_at = at
+        locked.undeliverable_reason = reason[:2000]
+        locked.save(update_fields=["undeliverable_at", "undeliverable_reason"])
+        customer_audit_append(
+            customer=locked_customer,
+            actor=None,
+            verb="contact_undeliverable",
+            data={"contact": locked.pk, "address": locked.email, "reason": locked.undeliverable_reason},
+            at=at,
+        )
+    return True
+
+
 # --- Notes --------------------------------------------------------------------------------
 
 
@@ -592,32 +912,3 @@ def customer_save(*, actor: Any, customer: Customer, changed: list[str] | None =
             "Created." if creating else f"Changed {', '.join(changed or []) or 'nothing'}.",
         )
     return customer
-
-
-def contact_save(*, actor: Any, contact: Contact, changed: list[str] | None = None) -> Contact:
-    """Create ``contact`` (unsaved) or save the ``changed`` fields of a stored one; return it.
-
-    An email already used by another contact of the same customer (any case) is a
-    ``ValidationError`` on ``email``. Needs ``incidents.add_contact`` / ``incidents.change_contact``
-    (``ActionForbidden``). Deactivating is ``changed=["is_active"]`` with ``is_active`` false: the
-    contact stays on record (past deliveries name it) but gets no further notice.
-    """
-    from django.contrib.admin.models import ADDITION, CHANGE
-
-    creating = contact.pk is None
-    _require(actor, "incidents.add_contact" if creating else "incidents.change_contact")
-    contact.full_clean()
-    clash = Contact.objects.filter(customer_id=contact.customer_id, email__iexact=contact.email)
-    if contact.pk is not None:
-        clash = clash.exclude(pk=contact.pk)
-    if clash.exists():
-        raise ValidationError({"email": "This customer already has a contact with this email address."})
-    with transaction.atomic():
-        contact.save()
-        _log_change(
-            actor,
-            contact,
-            ADDITION if creating else CHANGE,
-            "Created." if creating else f"Changed {', '.join(changed or []) or 'nothing'}.",
-        )
-    return contact

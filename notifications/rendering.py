@@ -219,13 +219,29 @@ def render_notice(
             "post_mortem_summary": notice.post_mortem_summary,
             "contact_point": notice.contact_point or settings.NOTICE_CONTACT_POINT,
         }
-        folder = f"notices/{notice.kind}"
+    return render_templates(
+        folder=f"notices/{notice.kind}", context=context, language=language, incident=incident
+    )
+
+
+def render_templates(
+    *, folder: str, context: dict[str, Any], language: str, incident: Incident | None = None
+) -> RenderedMessage:
+    """Render ``<folder>/subject.txt``, ``body.txt`` and ``body.html`` with ``context`` in
+    ``language``: the subject is one line (``SUBJECT_MAX_LENGTH``), the HTML part autoescaped,
+    blank-line runs in the text part collapsed. The templates see ``subject`` and ``language``.
+    ``incident``: the incident a notice is about; a drill's subject and both parts then say it
+    is an exercise.
+    """
+    with translation.override(language):
+        context = {**context, "language": language}
         subject: str = render_to_string(f"{folder}/subject.txt", context)
-        subject = incident.email_subject(subject)
+        if incident is not None:
+            subject = incident.email_subject(subject)
         context["subject"] = subject
         text: str = render_to_string(f"{folder}/body.txt", context)
         html: str = render_to_string(f"{folder}/body.html", context)
-        if incident.is_drill:
+        if incident is not None and incident.is_drill:
             text, html = _mark_as_drill(text, html)
     return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)
 

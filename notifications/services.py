@@ -33,7 +33,16 @@ from incidents.models import (
 )
 from incidents.services import incident_mark_notified
 from notifications import clocks
-from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.emails import message_domain as _message_domain
+from notifications.models import (
+    NOTICE_FIELDS,
+    Clock,
+    Delivery,
+    Escalation,
+    Notice,
+    SkippedRecipient,
+    Withholding,
+)
 from notifications.rendering import (
     RenderedMessage,
     changed_fields,
@@ -90,11 +99,30 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
     )
     if created and not never_notified and not _deliverable_contacts(customer).exists():
         escalation_raise(
-            clock=clock,
-            threshold=Escalation.Threshold.NO_CONTACT,
-            detail=f"{customer} has no active administrative contact to notify.",
+            clock=clock, threshold=Escalation.Threshold.NO_CONTACT, detail=unreachable_detail(customer)
         )
     return clock
+
+
+def unreachable_detail(customer: Customer) -> str:
+    """Why ``customer`` cannot be notified (it has no deliverable administrative contact), with
+    the link to its readiness entry: the ``no_contact`` escalation's text."""
+    contacts = list(Contact.objects.administrative().filter(customer=customer).order_by("id"))
+    if not contacts:
+        why = "no active administrative contact"
+    else:
+        reasons = []
+        for contact in contacts:
+            if contact.undeliverable_at is not None:
+                reasons.append(
+                    f"{contact.email} undeliverable since {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                    f" ({contact.undeliverable_reason or 'refused'})"
+                )
+            elif contact.pending_confirmation:
+                reasons.append(f"{contact.email} not confirmed yet")
+        why = "no deliverable administrative contact: " + "; ".join(reasons)
+    link = settings.SITE_URL.rstrip("/") + reverse("contacts:customer_readiness", args=[customer.pk])
+    return f"{customer} has {why}. Readiness entry: {link}"
 
 
 def clocks_start_for_declaration(*, incident: Incident, at: datetime) -> list[Clock]:
@@ -368,7 +396,6 @@ def notice_draft(
     kind: str,
     contact_point: str = "",
     likely_consequences: str = "",
-    post_mortem_summary: str = "",
     observation: str = "",
     help_offered: str = "",
 ) -> Notice:
@@ -411,7 +438,6 @@ def notice_draft(
             kind=kind,
             contact_point=contact_point,
             likely_consequences=likely_consequences,
-            post_mortem_summary=post_mortem_summary,
             observation=observation,
             help_offered=help_offered,
             created_by=actor,
@@ -424,13 +450,14 @@ def notice_draft(
 
 
 def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) -> Notice:
-    """Change a draft's written parts (``contact_point``, ``likely_consequences``,
-    ``post_mortem_summary``, ``kind``). Raises ``LifecycleConflict`` once approved."""
+    """Change a draft's written parts (``contact_point``, ``likely_consequences``, ``kind``,
+    and for an observation ``observation`` and ``help_offered``). Raises ``LifecycleConflict``
+    once approved. The post-mortem summary is not among them: only the post-mortem's own
+    statements go there (``notice_take_post_mortem_summary``)."""
     _require(actor, "notifications.change_notice")
     allowed = {
         "contact_point",
         "likely_consequences",
-        "post_mortem_summary",
         "kind",
         "observation",
         "help_offered",
@@ -452,6 +479,35 @@ def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) 
             actor=actor,
             verb="notice_draft_changed",
             data={"number": notice.number, "fields": sorted(changes)},
+        )
+    return notice
+
+
+def notice_take_post_mortem_summary(*, notice: Notice, actor: Any, text: str) -> Notice:
+    """Put a completed post-mortem's customer summary (``text``: its statements, one per
+    paragraph) into an update or final notice draft; returns the notice.
+
+    Called by ``postmortems.services.post_mortem_summary_into_notice``, which takes the text
+    from the post-mortem's statements and records the version; nothing else sets it, so no
+    free text reaches customers as "Summary of our review". Raises ``LifecycleConflict`` once
+    approved or for another kind of notice. Permission: ``notifications.change_notice``.
+    Audit event ``notice_draft_changed`` naming the field.
+    """
+    _require(actor, "notifications.change_notice")
+    with transaction.atomic():
+        locked = _locked_incident(notice.incident_id)
+        notice = Notice.objects.get(pk=notice.pk)
+        if notice.status != Notice.Status.DRAFT:
+            raise LifecycleConflict("An approved notice is immutable.")
+        if notice.kind not in (Notice.Kind.UPDATE, Notice.Kind.FINAL):
+            raise LifecycleConflict("A post-mortem summary goes into an update or the final notice.")
+        notice.post_mortem_summary = text
+        notice.save(update_fields=["post_mortem_summary"])
+        audit_append(
+            incident=locked,
+            actor=actor,
+            verb="notice_draft_changed",
+            data={"number": notice.number, "fields": ["post_mortem_summary"]},
         )
     return notice
 
@@ -488,6 +544,9 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
     if customer is not None:
         affected = affected.filter(customer=customer)
+    else:
+        # Shown as one of those who will receive it (a drill's drill customers, never a real one).
+        affected = affected.filter(customer__is_drill_customer=incident.is_drill)
     first = affected.first()
     shown_customer = (
         first.customer if first else Customer(name="Example Customer", preferred_language=language)
@@ -511,12 +570,7 @@ def _may_notify(incident: Incident, customer: Customer) -> bool:
 
 
 def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
-    return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
-
-
-def _message_domain() -> str:
-    address = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">").strip()
-    return address or "breachdesk.invalid"
+    return Contact.objects.deliverable().filter(customer=customer)
 
 
 def notice_content_for(notice: Notice, incident: Incident) -> dict[str, Any]:
@@ -539,8 +593,11 @@ def notice_may_go_out(notice: Notice, incident: Incident) -> bool:
 
 def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
     """Who this notice goes to: for an initial notice, affected customers whose clock is open
-    and who have no delivery on its way or accepted; otherwise every affected customer."""
-    affected = AffectedCustomer.objects.filter(incident_id=notice.incident_id).select_related("customer")
+    and who have no delivery on its way or accepted; otherwise every affected customer. Never a
+    customer the incident may not notify (a drill reaches drill customers only)."""
+    affected = AffectedCustomer.objects.filter(
+        incident_id=notice.incident_id, customer__is_drill_customer=notice.incident.is_drill
+    ).select_related("customer")
     if notice.kind != Notice.Kind.INITIAL:
         return list(affected)
     served = Delivery.objects.filter(
@@ -558,7 +615,8 @@ def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
 
 def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     """Approve a draft: snapshot the breach fields, record what is withheld and what changed,
-    create one delivery per (notice, active administrative contact of each target customer),
+    create one delivery per (notice, deliverable administrative contact of each target
+    customer; an undeliverable or unconfirmed one gets a ``SkippedRecipient`` saying why),
     and wake the sender after commit. Returns the approved, now immutable, notice.
 
     Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
@@ -598,7 +656,7 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             approved_at=now,
             approved_by=actor,
         )
-        deliveries = _create_deliveries(notice=notice, targets=targets, now=now)
+        deliveries, skipped = _create_deliveries(notice=notice, targets=targets, now=now)
         audit_append(
             incident=incident,
             actor=actor,
@@ -609,6 +667,7 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
                 "automatic": actor is None,
                 "customers": len(targets),
                 "deliveries": deliveries,
+                "skipped_recipients": skipped,
                 "withheld": sorted(notice.withheld),
                 "changes": notice.changes,
             },
@@ -621,22 +680,54 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     return notice
 
 
-def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime) -> int:
-    """Render once per (customer, language) and bulk-create the deliveries; returns how many.
+def _create_deliveries(
+    *, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime
+) -> tuple[int, int]:
+    """Render once per (customer, language) and bulk-create the deliveries to the deliverable
+    contacts; record each active administrative contact left out (refused earlier, or a new
+    address not confirmed yet) as a ``SkippedRecipient``. Returns (deliveries, skipped).
 
     Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
     reaches drill customers only)."""
     targets = list(targets)
     contacts_by_customer: dict[int, list[Contact]] = {}
-    for contact in Contact.objects.filter(
-        customer_id__in=[t.customer_id for t in targets], is_active=True, role=Contact.Role.ADMINISTRATIVE
-    ).order_by("id"):
-        contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+    left_out: dict[int, list[SkippedRecipient]] = {}
+    for contact in (
+        Contact.objects.administrative()
+        .filter(customer_id__in=[t.customer_id for t in targets])
+        .order_by("id")
+    ):
+        if contact.is_deliverable:
+            contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+            continue
+        undeliverable = contact.undeliverable_at is not None
+        left_out.setdefault(contact.customer_id, []).append(
+            SkippedRecipient(
+                notice=notice,
+                contact=contact,
+                customer_id=contact.customer_id,
+                address=contact.email,
+                reason=(
+                    SkippedRecipient.Reason.UNDELIVERABLE
+                    if undeliverable
+                    else SkippedRecipient.Reason.PENDING_CONFIRMATION
+                ),
+                detail=(
+                    f"Refused {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC: "
+                    f"{contact.undeliverable_reason}"
+                    if undeliverable and contact.undeliverable_at
+                    else "Added through a confirmation link; the address has not confirmed itself."
+                ),
+                created_at=now,
+            )
+        )
     domain = _message_domain()
     rows = []
+    skipped_rows: list[SkippedRecipient] = []
     for affected in targets:
         if not _may_notify(notice.incident, affected.customer):
             continue
+        skipped_rows += left_out.get(affected.customer_id, [])
         contacts = contacts_by_customer.get(affected.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(
@@ -648,7 +739,7 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
                 escalation_raise(
                     clock=clock,
                     threshold=Escalation.Threshold.NO_CONTACT,
-                    detail=f"{affected.customer} has no active administrative contact to notify.",
+                    detail=unreachable_detail(affected.customer),
                 )
             continue
         rendered_by_language: dict[str, Any] = {}
@@ -681,7 +772,8 @@ def _create_deliveries(*, notice: Notice, targets: Iterable[AffectedCustomer], n
                 )
             )
     Delivery.objects.bulk_create(rows, batch_size=500)
-    return len(rows)
+    SkippedRecipient.objects.bulk_create(skipped_rows, batch_size=500)
+    return len(rows), len(skipped_rows)
 
 
 def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None = None) -> Notice | None:

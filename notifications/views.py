@@ -49,7 +49,15 @@ from notifications.forms import (
     NoticeForm,
     WithholdingForm,
 )
-from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.models import (
+    NOTICE_FIELDS,
+    Clock,
+    Delivery,
+    Escalation,
+    Notice,
+    SkippedRecipient,
+    Withholding,
+)
 from notifications.rendering import FIELD_LABELS, changed_fields
 
 #: Which form a bound (failed) form replaces on a re-shown page: ``(form name, object id)``.
@@ -63,11 +71,10 @@ EDIT_PERMISSION = "notifications.change_notice"
 APPROVE_PERMISSION = "notifications.approve_notice"
 WITHHOLD_PERMISSION = "notifications.withhold_notice_field"
 
-# Who can be notified: the contacts ``services.notice_approve`` creates deliveries for (active,
-# administrative). A subquery, so the panel flags every customer without one in one query.
-_ACTIVE_ADMIN_CONTACT = Contact.objects.filter(
-    customer_id=OuterRef("customer_id"), is_active=True, role=Contact.Role.ADMINISTRATIVE
-)
+# Who can be notified: the contacts ``services.notice_approve`` creates deliveries for
+# (``Contact.objects.deliverable()``). A subquery, so the panel flags every customer without one
+# in one query.
+_ACTIVE_ADMIN_CONTACT = Contact.objects.deliverable().filter(customer_id=OuterRef("customer_id"))
 
 
 def countdown(remaining: timedelta | None) -> str:
@@ -211,7 +218,7 @@ def notification_panel_context(
         .annotate(has_contact=Exists(_ACTIVE_ADMIN_CONTACT))
         .filter(has_contact=False)
         .order_by("customer__name")
-        .values_list("customer__name", flat=True)
+        .values("customer_id", "customer__name")
     )
     withholdings = list(
         Withholding.objects.filter(incident=incident, released_at__isnull=True)
@@ -455,7 +462,7 @@ def notice_draft(request: HttpRequest, pk: int) -> HttpResponse:
 
 @dataclass
 class Audience:
-    """Who approving a draft would send it to: the target customers, how many active
+    """Who approving a draft would send it to: the target customers, how many deliverable
     administrative contacts they have, and the targets with none (they get an escalation)."""
 
     customers: int
@@ -467,9 +474,8 @@ def _audience(notice: Notice) -> Audience:
     """The recipients ``services.notice_approve`` would create deliveries for right now."""
     targets = services.notice_recipients(notice)
     counts = dict(
-        Contact.objects.filter(
-            customer_id__in=[t.customer_id for t in targets], is_active=True, role=Contact.Role.ADMINISTRATIVE
-        )
+        Contact.objects.deliverable()
+        .filter(customer_id__in=[t.customer_id for t in targets])
         .values("customer_id")
         .annotate(count=Count("id"))
         .values_list("customer_id", "count")
@@ -572,6 +578,11 @@ def _render_notice_page(
     delivery_counts = dict.fromkeys(Delivery.Status.values, 0)
     for delivery in deliveries:
         delivery_counts[delivery.status] += 1
+    skipped = list(
+        SkippedRecipient.objects.filter(notice=notice)
+        .select_related("customer")
+        .order_by("customer__name", "address")
+    )
     context = {
         "incident": incident,
         "notice": notice,
@@ -583,6 +594,7 @@ def _render_notice_page(
         "field_rows": _field_rows(notice),
         "previous_number": previous,
         "deliveries": deliveries,
+        "skipped_recipients": skipped,
         "delivery_counts": delivery_counts,
         "unreachable": unreachable,
         "can_acknowledge": can_acknowledge,

@@ -24,11 +24,13 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from incidents import services
-from incidents.api.filters import ContactFilter, IncidentFilter, TextSearchFilter
+from incidents.api.filters import ContactFilter, CustomerFilter, IncidentFilter, TextSearchFilter
 from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
@@ -42,12 +44,16 @@ from incidents.api.serializers import (
     EmptyBody,
     ErrorSerializer,
     GuardFailedSerializer,
+    IncidentCreateSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    ReadinessSerializer,
     ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
+    prime_created_incident,
 )
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.lifecycle import TRANSITION_NAMES
 from incidents.models import (
     TRANSITION_PERMISSIONS,
@@ -57,6 +63,7 @@ from incidents.models import (
     Incident,
     ReadLogEntry,
 )
+from incidents.readiness import has_deliverable_contact, readiness_figures
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -86,6 +93,8 @@ class IncidentViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     filter_backends = [DjangoFilterBackend, TextSearchFilter]
     filterset_class = IncidentFilter
+    #: ``DELETE .../affected-customers/?customer=`` (incidents.api.query).
+    extra_query_parameters = {"DELETE": ["customer"]}
     search_fields = ["title", "summary", "reference"]
 
     def get_queryset(self) -> QuerySet[Incident]:
@@ -133,19 +142,32 @@ class IncidentViewSet(
         return IncidentDetailSerializer(fresh, context=self.get_serializer_context()).data
 
     @extend_schema(
-        request=IncidentDetailSerializer,
-        responses={201: IncidentDetailSerializer, 400: _ERROR, 403: _ERROR},
+        parameters=[IDEMPOTENCY_KEY],
+        request=IncidentCreateSerializer,
+        responses={201: IncidentDetailSerializer, 400: _ERROR, 403: _ERROR, 409: _ERROR},
     )
+    @idempotent_create
     def create(self, request: Request) -> Response:
         """Record a new signal through ``services.incident_create``; 201 with the incident.
 
-        Body: the writable incident fields (``title`` and ``detection_source`` required).
-        Errors: 400 (invalid, unknown or read-only fields), 403 without ``add_incident``.
+        Body: the writable incident fields (``title`` and ``detection_source`` required) and
+        ``external_reference`` (the sending system's id, unique per detection source).
+        The answer is built from what was written, inside the transaction (no re-read), so a
+        committed create always answers 201. Errors: 400 (invalid, unknown or read-only
+        fields), 403 without ``add_incident``, 409 ``duplicate_external_reference`` naming the
+        incident that has it, 422 for a reused ``Idempotency-Key``.
         """
-        serializer = self.get_serializer(data=request.data)
+        serializer = IncidentCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        incident = services.incident_create(actor=request.user, fields=serializer.validated_data)
-        return Response(self._represent(incident), status=status.HTTP_201_CREATED)
+        fields = dict(serializer.validated_data)
+        external_reference = fields.pop("external_reference", None)
+        incident = services.incident_create(
+            actor=request.user, fields=fields, external_reference=external_reference
+        )
+        products = sorted(fields.get("products", []), key=lambda product: product.name)
+        prime_created_incident(incident, products=products)
+        data = IncidentDetailSerializer(incident, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=IncidentDetailSerializer,
@@ -238,6 +260,7 @@ class IncidentViewSet(
     )
     @extend_schema(
         methods=["POST"],
+        parameters=[IDEMPOTENCY_KEY],
         request=AffectedCustomerAddBody,
         responses={
             201: AffectedCustomerSerializer,
@@ -267,6 +290,7 @@ class IncidentViewSet(
         filter_backends=[],
         pagination_class=AddedAtKeysetPagination,
     )
+    @idempotent_create
     def affected_customers(self, request: Request, pk: str | None = None) -> Response:
         """The customers whose personal data an incident involves.
 
@@ -320,16 +344,43 @@ class CustomerViewSet(
     """Customers (the controllers whose personal data we process).
 
     ``GET /api/customers/`` (keyset-paginated, newest first; ``?search=`` over name and account
-    reference), ``POST`` (201), ``GET|PUT|PATCH /api/customers/{id}/``. No DELETE (405): a
-    customer named in an incident stays on record. Permissions: ``view_customer``,
-    ``add_customer``, ``change_customer``. Errors: 400 (invalid, unknown or read-only fields, a
-    duplicate account reference), 403, 404.
+    reference; ``?deliverable=false`` the customers no notice could reach today, ``?unconfirmed=
+    true`` those marked unconfirmed: ``CustomerFilter``), ``POST`` (201), ``GET|PUT|PATCH
+    /api/customers/{id}/``, ``GET /api/customers/readiness/`` (counts; needs
+    ``incidents.view_contact_readiness``). No DELETE (405): a customer named in an incident
+    stays on record. Permissions: ``view_customer``, ``add_customer``, ``change_customer``.
+    Errors: 400 (invalid, unknown or read-only fields, a duplicate account reference, a bad
+    filter value), 403, 404.
     """
 
-    queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filter_backends = [DjangoFilterBackend, TextSearchFilter]
+    filterset_class = CustomerFilter
     search_fields = ["name", "account_reference"]
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        return Customer.objects.annotate(has_deliverable_contact=has_deliverable_contact())
+
+    @property
+    def required_permissions(self) -> dict[str, list[str]]:
+        if self.action == "readiness":
+            return {method: ["incidents.view_contact_readiness"] for method in ("GET", "HEAD", "OPTIONS")}
+        return {}
+
+    @extend_schema(responses={200: ReadinessSerializer, 403: _ERROR})
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def readiness(self, request: Request) -> Response:
+        """Today's readiness counts (``incidents.readiness.readiness_figures``): customers
+        with no deliverable administrative contact, customers unconfirmed, contacts refused by
+        their mail server, new contacts waiting to confirm. 403 without
+        ``incidents.view_contact_readiness``."""
+        return Response(ReadinessSerializer(readiness_figures().as_dict()).data)
+
+    @extend_schema(parameters=[IDEMPOTENCY_KEY])
+    @idempotent_create
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create one (201); safe to retry with ``Idempotency-Key``."""
+        return super().create(request, *args, **kwargs)
 
 
 class ContactViewSet(
@@ -344,6 +395,8 @@ class ContactViewSet(
     ``GET /api/contacts/`` (keyset-paginated, newest first; ``?customer=<id>``,
     ``?is_active=``, ``?role=``), ``POST`` (201), ``GET|PUT|PATCH /api/contacts/{id}/``. No
     DELETE (405): deactivate with ``is_active=false`` so past deliveries keep their contact.
+    Writes go through ``services.contact_create`` / ``contact_update``: audited on the
+    customer's chain, and a staff edit makes an undeliverable contact deliverable again.
     Permissions: ``view_contact``, ``add_contact``, ``change_contact``. Errors: 400 (invalid,
     unknown or read-only fields, an email already used at that customer), 403, 404.
     """
@@ -351,6 +404,27 @@ class ContactViewSet(
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+
+    @extend_schema(parameters=[IDEMPOTENCY_KEY])
+    @idempotent_create
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create one (201); safe to retry with ``Idempotency-Key``."""
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        values = dict(serializer.validated_data)
+        customer = values.pop("customer")
+        serializer.instance = services.contact_create(customer=customer, actor=self.request.user, **values)
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        values = dict(serializer.validated_data)
+        contact = serializer.instance
+        assert isinstance(contact, Contact)
+        if "customer" in values and values.pop("customer").pk != contact.customer_id:
+            raise DRFValidationError({"customer": ["A contact cannot move to another customer."]})
+        serializer.instance = services.contact_update(
+            contact=contact, actor=self.request.user, changes=values
+        )
 
 
 class ReadLogKeysetPagination(KeysetPagination):
@@ -366,6 +440,8 @@ class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = ReadLogEntrySerializer
     pagination_class = ReadLogKeysetPagination
+    #: Read by get_queryset, not by a filterset (incidents.api.query).
+    extra_query_parameters = {"GET": ["username", "object_type"]}
 
     def get_queryset(self) -> QuerySet[ReadLogEntry]:
         entries = ReadLogEntry.objects.all()

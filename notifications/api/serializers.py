@@ -27,7 +27,15 @@ from incidents.api.serializers import (
     username_field,
 )
 from incidents.models import Customer, Incident
-from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.models import (
+    NOTICE_FIELDS,
+    Clock,
+    Delivery,
+    Escalation,
+    Notice,
+    SkippedRecipient,
+    Withholding,
+)
 
 # Clocks -----------------------------------------------------------------------------------------
 
@@ -138,6 +146,16 @@ def with_delivery_counts(notices: QuerySet[Notice]) -> QuerySet[Notice]:
     )
 
 
+class SkippedRecipientSerializer(serializers.ModelSerializer):
+    """A contact an approved notice was not sent to: ``contact`` and ``customer`` ids, the
+    ``address``, the ``reason`` (``undeliverable`` or ``pending_confirmation``) and ``detail``."""
+
+    class Meta:
+        model = SkippedRecipient
+        fields = ["contact", "customer", "address", "reason", "detail"]
+        read_only_fields = fields
+
+
 class NoticeSerializer(StrictModelSerializer):
     """One version of what the affected customers are told about an incident (DESIGN.md s. 4).
 
@@ -149,7 +167,10 @@ class NoticeSerializer(StrictModelSerializer):
     user with ``view_notice`` sees it here; the customers' messages never contain it.
     ``withheld``: the fields left out of the customers' messages, with the reason (names and
     reason labels only). ``changes``: fields that differ from the previous approved notice.
-    ``deliveries``: counts by delivery status (``total`` 0 for a draft). Instants are UTC.
+    ``deliveries``: counts by delivery status (``total`` 0 for a draft).
+    ``skipped_recipients``: the active administrative contacts the approved notice was not
+    sent to, and why (``undeliverable``: refused for good earlier; ``pending_confirmation``: a
+    new address not confirmed yet). Instants are UTC.
     """
 
     created_by = username_field()
@@ -161,6 +182,7 @@ class NoticeSerializer(StrictModelSerializer):
     )
     withheld = serializers.SerializerMethodField()
     deliveries = serializers.SerializerMethodField()
+    skipped_recipients = SkippedRecipientSerializer(many=True, read_only=True)
 
     class Meta:
         model = Notice
@@ -177,6 +199,7 @@ class NoticeSerializer(StrictModelSerializer):
             "withheld",
             "changes",
             "deliveries",
+            "skipped_recipients",
             "created_at",
             "created_by",
             "approved_at",
@@ -206,22 +229,21 @@ class NoticeSerializer(StrictModelSerializer):
 class NoticeDraftBody(StrictSerializer):
     """Body of ``POST .../notices/``: ``kind`` (required: ``initial`` first, then ``update`` or
     ``final``) and the written parts ``contact_point``, ``likely_consequences`` (GDPR Art.
-    33(3)(c)), ``post_mortem_summary`` (each optional text)."""
+    33(3)(c)) (each optional text). A post-mortem's summary is taken in through
+    ``POST /api/incidents/{id}/post-mortem/summary-into-notice/``, never typed here."""
 
     kind = serializers.ChoiceField(choices=Notice.Kind.choices)
     contact_point = serializers.CharField(required=False, allow_blank=True, default="")
     likely_consequences = serializers.CharField(required=False, allow_blank=True, default="")
-    post_mortem_summary = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class NoticeChangeBody(StrictSerializer):
     """Body of ``PATCH .../notices/{number}/``: at least one of ``kind``, ``contact_point``,
-    ``likely_consequences``, ``post_mortem_summary``."""
+    ``likely_consequences``."""
 
     kind = serializers.ChoiceField(choices=Notice.Kind.choices, required=False)
     contact_point = serializers.CharField(required=False, allow_blank=True)
     likely_consequences = serializers.CharField(required=False, allow_blank=True)
-    post_mortem_summary = serializers.CharField(required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:

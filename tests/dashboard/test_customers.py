@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from incidents import services
 from incidents.management.commands.import_customers import COLUMNS
-from incidents.models import Contact, Customer
+from incidents.models import Contact, Customer, CustomerAuditEvent
 from tests.queries import assert_same_query_count, capture_queries
 
 
@@ -84,7 +84,9 @@ def test_it_creates_a_customer_and_a_contact_and_logs_both(manager):
     assert added.status_code == 302
     contact = Contact.objects.get(customer=customer)
     assert (contact.email, contact.is_active) == ("claire@dupont.example", True)
-    assert LogEntry.objects.filter(user=manager).count() == 2
+    assert LogEntry.objects.filter(user=manager).count() == 1  # the customer (reference data)
+    event = CustomerAuditEvent.objects.get(customer=customer, verb="contact_added")
+    assert event.actor == manager  # the contact, on the customer's own audit chain
 
 
 def test_it_refuses_bad_values_and_duplicates_with_the_reason_and_stores_nothing(manager, customer):
@@ -120,7 +122,7 @@ def test_it_refuses_bad_values_and_duplicates_with_the_reason_and_stores_nothing
     assert window.status_code == 400 and "less than or equal to 72" in window.content.decode()
     assert duplicate_reference.status_code == 400 and "already exists" in duplicate_reference.content.decode()
     assert duplicate_email.status_code == 400
-    assert "already has a contact with this email" in duplicate_email.content.decode()
+    assert "is already a contact of this customer" in duplicate_email.content.decode()
     assert Customer.objects.count() == 1 and Contact.objects.count() == 1
 
 

@@ -28,6 +28,7 @@ from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
 from incidents.api.serializers import ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.models import Incident
 from triage import services
 from triage.api.serializers import (
@@ -96,9 +97,11 @@ class AssessmentListCreateView(IncidentScopedMixin, generics.ListCreateAPIView):
         return Assessment.objects.filter(incident=self.incident).select_related("assessed_by")
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=AssessmentBody,
         responses={201: AssessmentSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
     )
+    @idempotent_create
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = AssessmentBody(data=request.data)
         body.is_valid(raise_exception=True)

@@ -6,14 +6,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from notifications.scanner import deadlines_scan
-from notifications.sender import deliveries_send_due
+from notifications.sender import outbox_send_due
 
 
 class Command(BaseCommand):
     help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--no-send", action="store_true", help="Do not send due deliveries.")
+        parser.add_argument("--no-send", action="store_true", help="Do not send due emails.")
 
     def handle(self, *args: Any, no_send: bool = False, **options: Any) -> None:
         report = deadlines_scan()
@@ -22,5 +22,5 @@ class Command(BaseCommand):
             f"{report.requeued} deliveries re-queued."
         )
         if report.deliveries_due and not no_send:
-            sent = deliveries_send_due()
+            sent = outbox_send_due()
             self.stdout.write(f"{sent.sent} sent, {sent.retried} to retry, {sent.failed} failed.")

@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0007_trigram_search'),
-        ('notifications', '0004_sent_message'),
+        ('incidents', '0010_trigram_search'),
+        ('notifications', '0006_outbox_email_permissions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0004_drill_customers_read_log_account_expiry'),
+        ('incidents', '0007_intake_tokens_idempotency_outbox'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -26,6 +26,6 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("incidents", "0005_notes_and_board_indexes")]
+    dependencies = [("incidents", "0008_notes_and_board_indexes")]
 
     operations = [migrations.RunPython(grant, revoke)]

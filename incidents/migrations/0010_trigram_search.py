@@ -54,6 +54,6 @@ class TrigramIndexOnPostgreSQL(migrations.operations.base.Operation):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("incidents", "0006_note_permissions")]
+    dependencies = [("incidents", "0009_note_permissions")]
 
     operations = [TrigramExtension()] + [TrigramIndexOnPostgreSQL(*index) for index in INDEXES]
