@@ -83,7 +83,7 @@ def test_a_contact_corrects_a_name_and_adds_a_colleague_through_the_emailed_link
     staff.get_by_label("Username").fill(manager.username)
     staff.get_by_label("Password").fill(PASSWORD)
     staff.get_by_role("button", name="Log in").click()
-    staff.wait_for_url(f"{live_server.url}/incidents/")
+    staff.wait_for_url(f"{live_server.url}/")  # the board is the home page
     staff.get_by_role("link", name="Contact readiness").click()
     expect(staff.locator("#count-undeliverable")).to_have_text("1")
     staff.goto(f"{live_server.url}/contacts/customers/{customer.pk}/")
