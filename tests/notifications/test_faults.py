@@ -283,7 +283,9 @@ def test_it_retries_through_451_and_fails_only_the_550_address(
         )
         assert _customer_messages(smtp_server, addresses) == []
         smtp_server.refuse_temporarily = False  # the relay recovers; beat's scanner retries
-        wait_for(_all_settled(incident, 12, failed=1), timeout=150, interval=0.5, what="the retries")
+        # Beat scans every minute and backoff starts at 15 s: one to two scans; generous for a
+        # loaded CI machine.
+        wait_for(_all_settled(incident, 12, failed=1), timeout=300, interval=0.5, what="the retries")
         wait_for(lambda: _state(incident) == "notified", timeout=30, what="the incident to be notified")
 
     failed = Delivery.objects.get(notice__incident=incident, status="failed")
