@@ -35,6 +35,7 @@ app.conf.beat_schedule = {
 app.conf.task_routes = {
     "notifications.tasks.scan_deadlines": {"queue": "deadlines"},
     "notifications.tasks.send_due_deliveries": {"queue": "notices"},
+    "notifications.tasks.create_notice_deliveries": {"queue": "notices"},
 }
 app.autodiscover_tasks()
 

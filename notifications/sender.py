@@ -9,8 +9,11 @@ Algorithm (``deliveries_send_due``):
 2. Claim them with one conditional UPDATE ("only if still pending"), stamping a fresh claim
    token, ``claimed_until = now + NOTICE_CLAIM_SECONDS`` and ``attempts + 1``. Two workers never
    claim the same row.
-3. Open one SMTP connection and send each claimed delivery with its stored Message-ID. A
-   refusal is recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or
+3. Open one SMTP connection and send each claimed delivery with its stored Message-ID: the
+   message built once per (customer, language) at creation (``NoticeMessage``) with this
+   contact's headers in front (``notifications.messages.delivery_bytes``), handed to the relay
+   as bytes; through a non-SMTP mail backend (console, file, memory), through Django's mail
+   API. A refusal is recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or
    ``failed`` (5xx, or out of attempts). Acceptances are recorded together when the chunk
    ends, in one transaction, each ``sent`` at its own acceptance instant, conditional on the
    claim token. A killed worker therefore re-sends at most one chunk (the messages in flight),
@@ -28,13 +31,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from email.utils import parseaddr
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from notifications.models import Clock, Delivery, Escalation
+from notifications.messages import delivery_bytes, fold_header
+from notifications.models import Clock, Delivery, Escalation, NoticeMessage
 
 logger = logging.getLogger("breachdesk.sender")
 
@@ -99,23 +106,78 @@ def _claim(now: datetime, limit: int) -> list[Delivery]:
             claimed_until=now + timedelta(seconds=settings.NOTICE_CLAIM_SECONDS),
             attempts=F("attempts") + 1,
         )
-    return list(
+    claimed = list(
         Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING)
         .select_related("notice", "customer")
+        .defer("body_text", "body_html")
         .order_by("id")
     )
+    # Each shared message once per chunk, not once per delivery.
+    messages = NoticeMessage.objects.in_bulk({d.notice_message_id for d in claimed if d.notice_message_id})
+    for delivery in claimed:
+        if delivery.notice_message_id:
+            delivery.notice_message = messages[delivery.notice_message_id]
+    return claimed
+
+
+def _headers(delivery: Delivery) -> dict[str, str]:
+    headers = {"Message-ID": delivery.message_id, "Content-Language": delivery.language}
+    if delivery.in_reply_to:
+        headers["In-Reply-To"] = delivery.in_reply_to
+    if delivery.references:
+        headers["References"] = delivery.references
+    return headers
 
 
 def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
+    """The delivery as a Django email (non-SMTP backends, unusual addresses, and deliveries
+    created before messages were shared)."""
+    shared = delivery.notice_message if delivery.notice_message_id else None
+    text = shared.body_text if shared else Delivery.objects.values_list("body_text", flat=True).get(pk=delivery.pk)
+    html = shared.body_html if shared else Delivery.objects.values_list("body_html", flat=True).get(pk=delivery.pk)
     message = EmailMultiAlternatives(
         subject=delivery.subject,
-        body=delivery.body_text,
+        body=text,
         to=[delivery.address],
-        headers={"Message-ID": delivery.message_id, "Content-Language": delivery.language},
+        headers=_headers(delivery),
         connection=connection,
     )
-    message.attach_alternative(delivery.body_html, "text/html")
+    message.attach_alternative(html, "text/html")
     return message
+
+
+class _Transport:
+    """Sends deliveries over an open mail backend: as prebuilt bytes straight over the SMTP
+    connection when the backend is Django's SMTP backend, else through Django's mail API."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+        self.raw = isinstance(connection, SMTPBackend)
+        self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+        self.from_header = fold_header("From", settings.DEFAULT_FROM_EMAIL)
+
+    def send(self, delivery: Delivery) -> None:
+        shared = delivery.notice_message if delivery.notice_message_id else None
+        smtp = getattr(self.connection, "connection", None)
+        if self.raw and shared is not None and smtp is not None:
+            try:
+                data = delivery_bytes(
+                    from_header=self.from_header,
+                    to_address=delivery.address,
+                    message_id=delivery.message_id,
+                    in_reply_to=delivery.in_reply_to,
+                    references=delivery.references.split(),
+                    language=delivery.language,
+                    subject_header=shared.subject_header,
+                    body=bytes(shared.mime),
+                    date=timezone.now(),
+                )
+            except ValueError:
+                data = None
+            if data is not None:
+                smtp.sendmail(self.envelope_from, [delivery.address], data)
+                return
+        _message(delivery, self.connection).send()
 
 
 def _record(delivery: Delivery, **values) -> bool:
@@ -138,10 +200,11 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
             _retry_or_fail(delivery, failure, report)
         return
     accepted: list[tuple[Delivery, datetime]] = []
+    transport = _Transport(connection)
     try:
         for delivery in deliveries:
             try:
-                _message(delivery, connection).send()
+                transport.send(delivery)
             except Exception as error:  # noqa: BLE001 - recorded per delivery, others go on
                 failure = classify(error)
                 _retry_or_fail(delivery, failure, report)

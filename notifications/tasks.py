@@ -1,7 +1,7 @@
 """Celery tasks of the notification system. Thin: take ids, call one service, safe twice.
 
-``scan_deadlines`` runs every minute on queue ``deadlines``; ``send_due_deliveries`` on queue
-``notices``. Both are idempotent, so they acknowledge late and are re-delivered if a worker is
+``scan_deadlines`` runs every minute on queue ``deadlines``; ``create_notice_deliveries`` and
+``send_due_deliveries`` on queue ``notices``. Both are idempotent, so they acknowledge late and are re-delivered if a worker is
 lost mid-task.
 """
 
@@ -20,8 +20,21 @@ def scan_deadlines() -> dict:
     from notifications.scanner import deadlines_scan
 
     report = deadlines_scan()
+    for notice_id in report.notices_awaiting_deliveries:
+        enqueue(create_notice_deliveries, notice_id)
     if report.deliveries_due:
         enqueue(send_due_deliveries)
+    return report.__dict__
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def create_notice_deliveries(notice_id: int) -> dict:
+    """Create the deliveries of an approved notice from its committed approval
+    (``notifications.services.notice_deliveries_create``): resumable, and safe to run in
+    several workers at once. Returns the run's counts."""
+    from notifications.services import notice_deliveries_create
+
+    report = notice_deliveries_create(notice_id=notice_id)
     return report.__dict__
 
 

@@ -26,7 +26,17 @@ from incidents.api.serializers import (
     StrictSerializer,
 )
 from incidents.models import Incident
-from notifications.models import NOTICE_FIELDS, Clock, Delivery, Escalation, Notice, Withholding
+from notifications.models import (
+    NOTICE_FIELDS,
+    TRANSLATABLE_TEXTS,
+    Clock,
+    Delivery,
+    DeliveryCreation,
+    Escalation,
+    Notice,
+    Translation,
+    Withholding,
+)
 
 _USERNAME = {"slug_field": "username", "read_only": True}
 
@@ -118,6 +128,19 @@ class WithheldFieldSerializer(serializers.Serializer):
     reason_label = serializers.CharField()
 
 
+class DeliveryCreationSerializer(serializers.Serializer):
+    """Where an approved notice's deliveries stand: ``status`` ``""`` (a draft), ``pending``
+    (a worker is creating them from the committed approval) or ``done``; how many of the
+    ``customers_total`` customers are done; ``deliveries_created`` so far; ``completed_at``
+    (UTC, null until done)."""
+
+    status = serializers.ChoiceField(choices=DeliveryCreation.choices)
+    customers_total = serializers.IntegerField()
+    customers_done = serializers.IntegerField()
+    deliveries_created = serializers.IntegerField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
 class DeliveryCountsSerializer(serializers.Serializer):
     """How many deliveries of a notice are in each status, and in all."""
 
@@ -150,7 +173,11 @@ class NoticeSerializer(StrictModelSerializer):
     user with ``view_notice`` sees it here; the customers' messages never contain it.
     ``withheld``: the fields left out of the customers' messages, with the reason (names and
     reason labels only). ``changes``: fields that differ from the previous approved notice.
-    ``deliveries``: counts by delivery status (``total`` 0 for a draft). Instants are UTC.
+    ``deliveries``: counts by delivery status (``total`` 0 for a draft).
+    ``update_number``: 1, 2, ... for updates (the subject says "Update 1"), null otherwise.
+    ``translations``: ``{text name: {language: text}}`` as approved. ``delivery_creation``:
+    the worker's progress creating the deliveries after approval (``DeliveryCreationSerializer``).
+    Instants are UTC.
     """
 
     created_by = serializers.SlugRelatedField(**_USERNAME)
@@ -162,6 +189,8 @@ class NoticeSerializer(StrictModelSerializer):
     )
     withheld = serializers.SerializerMethodField()
     deliveries = serializers.SerializerMethodField()
+    delivery_creation = serializers.SerializerMethodField()
+    translations = serializers.JSONField(read_only=True)
 
     class Meta:
         model = Notice
@@ -169,6 +198,7 @@ class NoticeSerializer(StrictModelSerializer):
             "id",
             "number",
             "kind",
+            "update_number",
             "status",
             "is_automatic",
             "contact_point",
@@ -177,7 +207,9 @@ class NoticeSerializer(StrictModelSerializer):
             "content",
             "withheld",
             "changes",
+            "translations",
             "deliveries",
+            "delivery_creation",
             "created_at",
             "created_by",
             "approved_at",
@@ -192,6 +224,12 @@ class NoticeSerializer(StrictModelSerializer):
             {"field": name, "reason": reason, "reason_label": str(labels.get(reason, reason))}
             for name, reason in sorted(notice.withheld.items())
         ]
+
+    @extend_schema_field(DeliveryCreationSerializer)
+    def get_delivery_creation(self, notice: Notice) -> dict[str, Any]:
+        from notifications.services import notice_delivery_progress
+
+        return DeliveryCreationSerializer(notice_delivery_progress(notice)).data
 
     @extend_schema_field(DeliveryCountsSerializer)
     def get_deliveries(self, notice: Notice) -> dict[str, int]:
@@ -234,21 +272,35 @@ class NoticeChangeBody(StrictSerializer):
 
 class NoticePreviewQuery(StrictSerializer):
     """Query string of ``GET .../preview/``: ``language``, a code of ``settings.LANGUAGES``
-    (default ``settings.LANGUAGE_CODE``)."""
+    (default ``settings.LANGUAGE_CODE``); ``customer``, an affected customer's id or account
+    reference (default: the first affected customer)."""
 
     language = serializers.ChoiceField(
         choices=settings.LANGUAGES, required=False, default=settings.LANGUAGE_CODE
     )
+    customer = CustomerReferenceField(required=False)
+
+    def validate_customer(self, customer: Any) -> Any:
+        incident: Incident = self.context["incident"]
+        if not incident.affected_customers.filter(customer=customer).exists():
+            raise serializers.ValidationError(f"{customer.account_reference} is not affected by {incident.reference}.")
+        return customer
 
 
 class NoticePreviewSerializer(serializers.Serializer):
     """A notice rendered as the customer would receive it: one-line ``subject``, the plain
-    ``text`` part, the (escaped) ``html`` part and the ``language`` rendered in."""
+    ``text`` part, the (escaped) ``html`` part, the ``language`` rendered in, the ``customer``
+    shown and the free texts left ``untranslated``."""
 
     subject = serializers.CharField()
     text = serializers.CharField()
     html = serializers.CharField()
     language = serializers.CharField()
+    customer = serializers.CharField(help_text="The account reference of the customer shown.")
+    untranslated = serializers.ListField(
+        child=serializers.ChoiceField(choices=[(name, name) for name in TRANSLATABLE_TEXTS]),
+        help_text="Free texts that go out in NOTICE_SOURCE_LANGUAGE: no translation into this language.",
+    )
 
 
 # Withheld details -------------------------------------------------------------------------------
@@ -328,7 +380,8 @@ class DeliverySerializer(StrictModelSerializer):
     sending attempts so far; ``last_error``: the relay's last refusal or the network error;
     ``next_attempt_at``, ``sent_at`` (null until sent) and ``failure_acknowledged_at`` (an
     incident manager acknowledged the failure) in UTC; ``message_id``: the deterministic
-    Message-ID header.
+    Message-ID header; ``in_reply_to`` and ``references`` (space-separated): the Message-IDs of
+    the contact's earlier notices on the incident, so mail clients thread them.
     """
 
     notice = DeliveryNoticeSerializer(read_only=True)
@@ -350,16 +403,24 @@ class DeliverySerializer(StrictModelSerializer):
             "sent_at",
             "failure_acknowledged_at",
             "message_id",
+            "in_reply_to",
+            "references",
         ]
         read_only_fields = fields
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
     """A delivery with its message: ``text`` (the plain-text part) and ``html`` (the HTML part),
-    exactly as rendered at approval."""
+    exactly as rendered for this customer and language."""
 
-    text = serializers.CharField(source="body_text", read_only=True)
-    html = serializers.CharField(source="body_html", read_only=True)
+    text = serializers.SerializerMethodField()
+    html = serializers.SerializerMethodField()
+
+    def get_text(self, delivery: Delivery) -> str:
+        return delivery.notice_message.body_text if delivery.notice_message_id else delivery.body_text
+
+    def get_html(self, delivery: Delivery) -> str:
+        return delivery.notice_message.body_html if delivery.notice_message_id else delivery.body_html
 
     class Meta(DeliverySerializer.Meta):
         fields = [*DeliverySerializer.Meta.fields, "text", "html"]
@@ -382,3 +443,32 @@ class AcknowledgeDeliveryFailureBody(StrictSerializer):
                 f"{customer.account_reference} has no notice clock on {incident.reference}."
             )
         return customer
+
+
+# Per-language text ------------------------------------------------------------------------------
+
+
+class TranslationSerializer(StrictModelSerializer):
+    """A free text of an incident's notices in one language: ``field`` (``TRANSLATABLE_TEXTS``),
+    ``language``, ``text``, ``source_text`` (the default text it translates) and
+    ``is_current`` (false once that default text has changed: notices then fall back to it)."""
+
+    updated_by = serializers.SlugRelatedField(**_USERNAME)
+    is_current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Translation
+        fields = ["id", "field", "language", "text", "source_text", "is_current", "updated_at", "updated_by"]
+        read_only_fields = fields
+
+    def get_is_current(self, translation: Translation) -> bool:
+        return self.context.get("source_texts", {}).get(translation.field) == translation.source_text
+
+
+class TranslationBody(StrictSerializer):
+    """Body of ``POST .../translations/``: ``field`` (``TRANSLATABLE_TEXTS``), ``language`` (a
+    notice language other than ``NOTICE_SOURCE_LANGUAGE``), ``text`` (empty: remove)."""
+
+    field = serializers.ChoiceField(choices=[(name, name) for name in TRANSLATABLE_TEXTS])
+    language = serializers.ChoiceField(choices=settings.LANGUAGES)
+    text = serializers.CharField(allow_blank=True, max_length=8000)

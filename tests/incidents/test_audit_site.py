@@ -37,11 +37,18 @@ def one_of_each(db, make_incident, customer, manager):
 
 
 def _notification_rows(make_incident, manager):
-    """A clock, an escalation, a withheld field, an approved notice and its delivery."""
+    """A clock, an escalation, a withheld field, a translation, an approved notice with its
+    recipient, shared message and delivery."""
     from datetime import timedelta
 
     from notifications.scanner import deadlines_scan
-    from notifications.services import notice_approve, notice_draft, withholding_create
+    from notifications.services import (
+        notice_approve,
+        notice_deliveries_create,
+        notice_draft,
+        translation_set,
+        withholding_create,
+    )
 
     declared = make_incident(state="declared")
     withholding_create(
@@ -52,7 +59,11 @@ def _notification_rows(make_incident, manager):
         requested_by="Police case 12",
         review_at=timezone.now() + timedelta(days=7),
     )
-    notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
+    translation_set(
+        incident=declared, actor=manager, field="nature_of_breach", language="de", text="Lohnabrechnung falsch versandt."
+    )
+    notice = notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
+    notice_deliveries_create(notice_id=notice.pk)
     deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
 
 

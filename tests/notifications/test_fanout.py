@@ -9,6 +9,7 @@ from django.utils import timezone
 from incidents import services as incident_services
 from notifications.models import Clock, Delivery, Escalation, Notice
 from notifications.sender import deliveries_send_due
+from tests.notifications.support import approve
 from notifications.services import (
     notice_approve,
     notice_draft,
@@ -22,9 +23,7 @@ NOT_YET_KNOWN = {
 
 
 def _approve(incident, manager, kind="initial", **written):
-    return notice_approve(
-        notice=notice_draft(incident=incident, actor=manager, kind=kind, **written), actor=manager
-    )
+    return approve(notice_draft(incident=incident, actor=manager, kind=kind, **written), manager)
 
 
 def _by_address(sink):
