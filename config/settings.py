@@ -273,7 +273,9 @@ NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)
 # a notice while a text lacks a translation into a language it will be sent in.
 NOTICE_SOURCE_LANGUAGE = env.str("NOTICE_SOURCE_LANGUAGE", default="en")
 if NOTICE_SOURCE_LANGUAGE not in {code for code, _name in LANGUAGES}:
-    raise ImproperlyConfigured("NOTICE_SOURCE_LANGUAGE must be one of the notice languages (en, de, fr, es, ja).")
+    raise ImproperlyConfigured(
+        "NOTICE_SOURCE_LANGUAGE must be one of the notice languages (en, de, fr, es, ja)."
+    )
 NOTICE_REQUIRE_TRANSLATIONS = env.bool("NOTICE_REQUIRE_TRANSLATIONS", default=False)
 # The worker that acts on an approval renders and creates the deliveries of this many customers
 # per transaction (progress is committed chunk by chunk; a killed worker resumes there).

@@ -43,7 +43,9 @@ def _encode_part(text: str, subtype: str) -> bytes:
         body = binascii.b2a_qp(data, istext=True).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-        f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode("ascii") + body + b"\r\n"
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode("ascii")
+        + body
+        + b"\r\n"
     )
 
 

@@ -280,7 +280,7 @@ class Notice(models.Model):
 
     @property
     def label(self) -> str:
-        """"Initial notice", "Update 2", "Final notice" (English, for staff pages)."""
+        """ "Initial notice", "Update 2", "Final notice" (English, for staff pages)."""
         if self.kind == self.Kind.UPDATE and self.update_number:
             return f"Update {self.update_number}"
         return self.get_kind_display()
@@ -307,7 +307,9 @@ class NoticeRecipient(models.Model):
     class Meta:
         ordering = ["notice_id", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["notice", "customer"], name="notifications_noticerecipient_unique")
+            models.UniqueConstraint(
+                fields=["notice", "customer"], name="notifications_noticerecipient_unique"
+            )
         ]
         indexes = [
             # The delivery-creating worker's "customers still to do" for one notice.

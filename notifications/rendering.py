@@ -472,7 +472,9 @@ def render_notice(
         shareable = bool(content.get("incident_figures_shareable"))
         previous_content = previous_content or {}
         labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
-        own_changes = set(changed_figures(previous_figures, figures)) if previous_figures is not None else set()
+        own_changes = (
+            set(changed_figures(previous_figures, figures)) if previous_figures is not None else set()
+        )
         untranslated_fields = {TEXT_FIELD[name] for name in untranslated_texts}
         fields = []
         for name in FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS):

@@ -133,8 +133,16 @@ def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
     """The delivery as a Django email (non-SMTP backends, unusual addresses, and deliveries
     created before messages were shared)."""
     shared = delivery.notice_message if delivery.notice_message_id else None
-    text = shared.body_text if shared else Delivery.objects.values_list("body_text", flat=True).get(pk=delivery.pk)
-    html = shared.body_html if shared else Delivery.objects.values_list("body_html", flat=True).get(pk=delivery.pk)
+    text = (
+        shared.body_text
+        if shared
+        else Delivery.objects.values_list("body_text", flat=True).get(pk=delivery.pk)
+    )
+    html = (
+        shared.body_html
+        if shared
+        else Delivery.objects.values_list("body_html", flat=True).get(pk=delivery.pk)
+    )
     message = EmailMultiAlternatives(
         subject=delivery.subject,
         body=text,

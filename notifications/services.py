@@ -565,7 +565,9 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
         else:
             figures = customer_figures(first, incident)
             previous_figures = _previous_figures(notice, [first.customer_id]).get(first.customer_id)
-    shown_customer = first.customer if first else Customer(name="Example Customer", preferred_language=language)
+    shown_customer = (
+        first.customer if first else Customer(name="Example Customer", preferred_language=language)
+    )
     return render_notice(
         notice=notice,
         content=content,
@@ -672,7 +674,9 @@ def notice_missing_translations(
 
 def _missing_translations_message(missing: dict[str, list[str]]) -> str:
     labels = {name: str(TRANSLATABLE_LABELS[name]) for names in missing.values() for name in names}
-    parts = [f"{language} ({', '.join(labels[name] for name in names)})" for language, names in missing.items()]
+    parts = [
+        f"{language} ({', '.join(labels[name] for name in names)})" for language, names in missing.items()
+    ]
     return (
         "Translations are required before approval (NOTICE_REQUIRE_TRANSLATIONS); missing for "
         + "; ".join(parts)
@@ -793,7 +797,9 @@ def _earlier_message_ids(notice: Notice, contact_ids: list[int]) -> dict[int, li
     found: dict[int, list[str]] = {}
     rows = (
         Delivery.objects.filter(
-            notice__incident_id=notice.incident_id, notice__number__lt=notice.number, contact_id__in=contact_ids
+            notice__incident_id=notice.incident_id,
+            notice__number__lt=notice.number,
+            contact_id__in=contact_ids,
         )
         .exclude(status=Delivery.Status.FAILED)
         .order_by("notice__number", "id")
@@ -804,7 +810,9 @@ def _earlier_message_ids(notice: Notice, contact_ids: list[int]) -> dict[int, li
     return found
 
 
-def _create_chunk(notice: Notice, recipients: list[NoticeRecipient], context: dict[str, Any]) -> tuple[int, int]:
+def _create_chunk(
+    notice: Notice, recipients: list[NoticeRecipient], context: dict[str, Any]
+) -> tuple[int, int]:
     """Render once per (customer, language), build each message once, and bulk-create the
     deliveries of ``recipients``; mark them done. Returns (deliveries, messages) created."""
     contacts_by_customer: dict[int, list[Contact]] = {}
@@ -850,7 +858,9 @@ def _create_chunk(notice: Notice, recipients: list[NoticeRecipient], context: di
                     previous_figures=recipient.previous_figures,
                     update_number=notice.update_number,
                 )
-                subject_header, mime = build_body(subject=rendered.subject, text=rendered.text, html=rendered.html)
+                subject_header, mime = build_body(
+                    subject=rendered.subject, text=rendered.text, html=rendered.html
+                )
                 messages[key] = NoticeMessage(
                     notice=notice,
                     customer_id=recipient.customer_id,
@@ -1036,7 +1046,9 @@ def translations_for_language(incident: Incident, language: str) -> dict[str, Tr
     return {row.field: row for row in Translation.objects.filter(incident=incident, language=language)}
 
 
-def translation_set(*, incident: Incident, actor: Any, field: str, language: str, text: str) -> Translation | None:
+def translation_set(
+    *, incident: Incident, actor: Any, field: str, language: str, text: str
+) -> Translation | None:
     """Give free text ``field`` (one of ``TRANSLATABLE_TEXTS``) of ``incident``'s notices in
     ``language``, translating the text the next notice would carry (``notice_source_texts``;
     if that text changes later, the translation is outdated and notices fall back to the

@@ -540,7 +540,9 @@ def _render_notice_page(
             "id",
         )[:DELIVERIES_SHOWN]
     )
-    failed_rows = Delivery.objects.filter(notice=notice, status=Delivery.Status.FAILED).select_related("customer")
+    failed_rows = Delivery.objects.filter(notice=notice, status=Delivery.Status.FAILED).select_related(
+        "customer"
+    )
     by_customer: dict[int, list[Delivery]] = {}
     for delivery in failed_rows:
         by_customer.setdefault(delivery.customer_id, []).append(delivery)

@@ -79,7 +79,9 @@ def ensure_groups() -> None:
 
     if not Group.objects.filter(name="auditor").exists():
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
-        importlib.import_module("incidents.migrations.0005_share_incident_figures_permission").grant(apps, None)
+        importlib.import_module("incidents.migrations.0005_share_incident_figures_permission").grant(
+            apps, None
+        )
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0005_approved_notices_done_and_translators").grant(
             apps, None

@@ -283,7 +283,9 @@ class NoticePreviewQuery(StrictSerializer):
     def validate_customer(self, customer: Any) -> Any:
         incident: Incident = self.context["incident"]
         if not incident.affected_customers.filter(customer=customer).exists():
-            raise serializers.ValidationError(f"{customer.account_reference} is not affected by {incident.reference}.")
+            raise serializers.ValidationError(
+                f"{customer.account_reference} is not affected by {incident.reference}."
+            )
         return customer
 
 

@@ -427,7 +427,9 @@ class IncidentTranslationViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         ``translate_notice_text``; 404; 409 for a closed incident."""
         body = TranslationBody(data=request.data)
         body.is_valid(raise_exception=True)
-        translation = services.translation_set(incident=self.incident, actor=request.user, **body.validated_data)
+        translation = services.translation_set(
+            incident=self.incident, actor=request.user, **body.validated_data
+        )
         if translation is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         fresh = self.get_queryset().get(pk=translation.pk)

@@ -60,9 +60,15 @@ def _notification_rows(make_incident, manager):
         review_at=timezone.now() + timedelta(days=7),
     )
     translation_set(
-        incident=declared, actor=manager, field="nature_of_breach", language="de", text="Lohnabrechnung falsch versandt."
+        incident=declared,
+        actor=manager,
+        field="nature_of_breach",
+        language="de",
+        text="Lohnabrechnung falsch versandt.",
     )
-    notice = notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
+    notice = notice_approve(
+        notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager
+    )
     notice_deliveries_create(notice_id=notice.pk)
     deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
 

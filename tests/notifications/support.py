@@ -11,7 +11,10 @@ from notifications.services import notice_approve, notice_deliveries_create, not
 def run_delivery_worker() -> int:
     """Create the deliveries of every approved notice still waiting for them; returns how many
     deliveries were created."""
-    return sum(notice_deliveries_create(notice_id=notice_id).deliveries for notice_id in notices_awaiting_deliveries())
+    return sum(
+        notice_deliveries_create(notice_id=notice_id).deliveries
+        for notice_id in notices_awaiting_deliveries()
+    )
 
 
 def approve(notice: Notice, actor) -> Notice:

@@ -14,6 +14,7 @@ from incidents.models import AuditEvent, Incident
 from notifications import services
 from notifications.models import Clock, Delivery, Escalation, Notice, Withholding
 from notifications.sender import deliveries_send_due
+from tests.notifications.support import approve, run_delivery_worker
 
 LANGUAGES = ["en", "de", "fr", "es", "ja"]
 
@@ -234,8 +235,20 @@ def test_it_takes_a_notice_from_draft_through_preview_and_approval_to_sent_and_n
     data = approved.json()
     assert data["status"] == "approved" and data["approved_by"] == manager.username
     assert data["approved_at"].endswith("Z")
-    assert data["content"]["likely_consequences"] == "Targeted phishing."
+    assert data["content"]["likely_consequences"] == {"consequences": [], "description": "Targeted phishing."}
+    # The approval answers at once; a worker creates the deliveries from the committed approval.
+    assert data["deliveries"]["total"] == 0
+    assert data["delivery_creation"] == {
+        "status": "pending",
+        "customers_total": 3,
+        "customers_done": 0,
+        "deliveries_created": 0,
+        "completed_at": None,
+    }
+    assert run_delivery_worker() == 4
+    data = api.get(notices_url(incident, 1)).json()
     assert data["deliveries"] == {"pending": 4, "sending": 0, "sent": 0, "failed": 0, "total": 4}
+    assert data["delivery_creation"]["status"] == "done" and data["delivery_creation"]["customers_done"] == 3
 
     listed = api.get("/api/deliveries/", {"incident": incident.pk})
     assert listed.status_code == 200
@@ -276,7 +289,7 @@ def test_it_lists_notices_in_number_order_with_their_delivery_counts(
 ):
     incident = declare_for(multilingual_customers[:1])
     first = services.notice_draft(incident=incident, actor=manager, kind="initial")
-    services.notice_approve(notice=first, actor=manager)
+    approve(first, manager)
     services.notice_draft(incident=incident, actor=manager, kind="update")
 
     response = as_user(api, auditor).get(notices_url(incident))
@@ -347,10 +360,7 @@ def test_it_acknowledges_a_customer_whose_every_delivery_failed(
     api, smtp_server, declare_for, multilingual_customers, manager
 ):
     incident = declare_for(multilingual_customers[1:2])  # Dupont: one contact
-    services.notice_approve(
-        notice=services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     smtp_server.refuse_permanently = {"claire@dupont.example"}
     deliveries_send_due()
     api.force_login(manager)
@@ -503,10 +513,7 @@ def test_outsiders_may_not_list_or_read_deliveries(
     api, declare_for, multilingual_customers, manager, outsider
 ):
     incident = declare_for(multilingual_customers[:1])
-    services.notice_approve(
-        notice=services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     delivery = Delivery.objects.first()
 
     api.force_login(outsider)
@@ -655,12 +662,12 @@ def test_a_preview_defaults_to_english_and_refuses_unknown_parameters(api, scene
     [
         (
             "approve_notice",
-            lambda s, m: services.notice_approve(notice=Notice.objects.get(incident=s["incident"]), actor=m),
+            lambda s, m: approve(Notice.objects.get(incident=s["incident"]), m),
             "already approved",
         ),
         (
             "edit_draft",
-            lambda s, m: services.notice_approve(notice=Notice.objects.get(incident=s["incident"]), actor=m),
+            lambda s, m: approve(Notice.objects.get(incident=s["incident"]), m),
             "immutable",
         ),
         (
@@ -756,10 +763,7 @@ def test_the_deliveries_list_filters_by_customer_and_status(
 ):
     acme, dupont, _yamada = multilingual_customers
     incident = declare_for(multilingual_customers)
-    services.notice_approve(
-        notice=services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     api.force_login(manager)
 
     by_customer = api.get("/api/deliveries/", {"customer": dupont.pk}).json()["results"]
@@ -820,9 +824,7 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     api, declare_for, multilingual_customers, manager, responder, django_assert_num_queries
 ):
     first = declare_for(multilingual_customers[:1])
-    services.notice_approve(
-        notice=services.notice_draft(incident=first, actor=manager, kind="initial"), actor=manager
-    )
+    approve(services.notice_draft(incident=first, actor=manager, kind="initial"), manager)
     api.force_login(responder)
     api.get("/api/deliveries/")  # warm the session
 
@@ -830,9 +832,7 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     with django_assert_num_queries(5):
         small = api.get("/api/deliveries/")
     second = declare_for(multilingual_customers[1:])
-    services.notice_approve(
-        notice=services.notice_draft(incident=second, actor=manager, kind="initial"), actor=manager
-    )
+    approve(services.notice_draft(incident=second, actor=manager, kind="initial"), manager)
     with django_assert_num_queries(5):
         large = api.get("/api/deliveries/")
 
