@@ -167,9 +167,9 @@ def _require_restricted(actor: Any, changes: Mapping[str, Any], incident: Incide
     """``ActionForbidden`` when ``changes`` sets a ``RESTRICTED_FIELDS`` field to a new value
     and the actor lacks its permission."""
     for name, permission in RESTRICTED_FIELDS.items():
-        if name in changes and (incident is None or getattr(incident, name) != changes[name]):
-            if actor is not None and not actor.has_perm(permission):
-                raise ActionForbidden(f"Your role may not change {name} (needs {permission}).")
+        changing = name in changes and (incident is None or getattr(incident, name) != changes[name])
+        if changing and actor is not None and not actor.has_perm(permission):
+            raise ActionForbidden(f"Your role may not change {name} (needs {permission}).")
 
 
 def _save_products(incident: Incident, changes: Mapping[str, Any]) -> None:

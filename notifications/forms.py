@@ -18,7 +18,6 @@ from notifications.models import NOTICE_FIELDS, Notice, Withholding
 from notifications.rendering import FIELD_LABELS
 from notifications.services import TRANSLATABLE_LABELS
 
-
 #: ``(field, label)`` choices for the breach fields of a notice, in notice order.
 NOTICE_FIELD_CHOICES: list[tuple[str, str]] = [(name, str(FIELD_LABELS[name])) for name in NOTICE_FIELDS]
 

@@ -31,9 +31,8 @@ from babel.units import format_unit
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from incidents.models import AffectedCustomer, Contact, Customer, Incident
 from notifications.models import CUSTOMER_FIGURE_FIELDS, NOTICE_FIELDS, Notice
@@ -285,7 +284,7 @@ def _localised(
     source_language = settings.NOTICE_SOURCE_LANGUAGE
     localised = {**content}
     untranslated: set[str] = set()
-    for name, text in source_texts(content).items():
+    for name in source_texts(content):
         given = (translations.get(name) or {}).get(language)
         if language == source_language:
             continue

@@ -30,7 +30,6 @@ import smtplib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
 from email.utils import parseaddr
 
 from django.conf import settings

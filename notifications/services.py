@@ -42,8 +42,8 @@ from notifications.models import (
 )
 from notifications.rendering import (
     RenderedMessage,
-    changed_figures,
     changed_fields,
+    changed_figures,
     choose_language,
     customer_figures,
     notice_content,

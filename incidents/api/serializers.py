@@ -331,6 +331,16 @@ class IncidentSerializer(StrictModelSerializer):
         return available_transitions(incident, getattr(request, "user", None))
 
 
+def incident_representation(incident_id: int, request: Any = None) -> dict[str, Any]:
+    """The detail representation of an incident as stored now (what every transition answers)."""
+    incident = (
+        Incident.objects.select_related("owner", "declared_by")
+        .prefetch_related("products", "affected_customers__customer")
+        .get(pk=incident_id)
+    )
+    return IncidentDetailSerializer(incident, context={"request": request}).data
+
+
 class IncidentDetailSerializer(IncidentSerializer):
     """An incident with ``source_record``: the whole record an imported incident came from
     (null for incidents recorded here)."""

@@ -4,8 +4,8 @@ Celery beat and the workers do every minute; harmless to run at any time."""
 
 from django.core.management.base import BaseCommand
 
-from notifications.scanner import deadlines_scan
 from notifications.models import Delivery
+from notifications.scanner import deadlines_scan
 from notifications.sender import deliveries_send_due
 from notifications.services import notice_deliveries_create
 
