@@ -10,25 +10,37 @@ more than the SMTP exchange itself (docs/performance.md).
 
 The parts are encoded with the C codecs of ``binascii`` (quoted-printable for mostly-ASCII
 text, base64 otherwise), and the headers are folded and encoded (RFC 2047) by the standard
-library's ``email.policy.SMTP``: every line ends in CRLF and stays under 78 characters. The
+library's ``email.header``: every line ends in CRLF and stays under 78 characters. The
 stdlib parser reads the result back exactly (``tests/notifications/test_messages.py``).
 """
 
 from __future__ import annotations
 
 import binascii
-import email.policy
 import email.utils
 import uuid
 from datetime import datetime
-
-_POLICY = email.policy.SMTP
+from email.header import Header
 
 
 def fold_header(name: str, value: str) -> str:
     """``"Name: value\\r\\n"`` folded at 78 characters, RFC 2047-encoded where not ASCII, with
-    surrounding and repeated whitespace (and any line break) removed from ``value``."""
-    return _POLICY.fold(name, " ".join(value.split()))
+    surrounding and repeated whitespace (and any line break) removed from ``value``.
+
+    ``email.header.Header`` folds after the first word; the modern policy's folder sometimes
+    breaks right after the colon, which readers then show as a subject starting with a space.
+    """
+    value = " ".join(value.split())
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return (
+        f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n", maxlinelen=78) + "\r\n"
+    )
+
+
+def address_header(name: str, address: str) -> str:
+    """An address header (``From``, ``To``) with the display name encoded where not ASCII."""
+    display, addr = email.utils.parseaddr(address)
+    return f"{name}: {email.utils.formataddr((display, addr), charset='utf-8')}\r\n"
 
 
 def _encode_part(text: str, subtype: str) -> bytes:
@@ -49,13 +61,15 @@ def _encode_part(text: str, subtype: str) -> bytes:
     )
 
 
-def build_body(*, subject: str, text: str, html: str) -> tuple[str, bytes]:
+def build_body(*, subject: str, text: str, html: str | None) -> tuple[str, bytes]:
     """The encoded ``Subject`` header line and the MIME body (headers ``MIME-Version`` and
-    ``Content-Type`` included) of one rendered notice. The boundary contains "==", which
-    neither quoted-printable nor base64 output can contain."""
+    ``Content-Type`` included) of one rendered notice; without ``html``, a single text part.
+    The boundary contains "==", which neither quoted-printable nor base64 output can contain."""
+    if html is None:
+        return fold_header("Subject", subject), b"MIME-Version: 1.0\r\n" + _encode_part(text, "plain")
     boundary = f"==breachdesk-{uuid.uuid4().hex}=="
     body = (
-        f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode()
         + f"--{boundary}\r\n".encode()
         + _encode_part(text, "plain")
         + f"--{boundary}\r\n".encode()
@@ -101,3 +115,37 @@ def delivery_bytes(
         + subject_header
     )
     return headers.encode("ascii") + body
+
+
+def send_plain_email(*, connection, to: list[str], subject: str, text: str, message_id: str) -> int:
+    """Send one plain-text email (an escalation) to ``to`` over ``connection`` (a Django mail
+    backend), with the headers folded as notices' are; returns how many recipients the relay
+    accepted. Through Django's SMTP backend the bytes go straight to the relay; through any
+    other backend (console, file, memory) as a Django ``EmailMessage``."""
+    from django.conf import settings
+    from django.core.mail import EmailMessage
+    from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+    from django.utils import timezone
+
+    if not isinstance(connection, SMTPBackend) or not all(address.isascii() for address in to):
+        message = EmailMessage(
+            subject=" ".join(subject.split()),
+            body=text,
+            to=to,
+            headers={"Message-ID": message_id},
+            connection=connection,
+        )
+        return message.send()
+    subject_header, body = build_body(subject=subject, text=text, html=None)
+    headers = (
+        address_header("From", settings.DEFAULT_FROM_EMAIL)
+        + fold_header("To", ", ".join(to))
+        + f"Date: {email.utils.format_datetime(timezone.now())}\r\n"
+        + f"Message-ID: {message_id}\r\n"
+        + subject_header
+    )
+    with connection:
+        refused = connection.connection.sendmail(
+            email.utils.parseaddr(settings.DEFAULT_FROM_EMAIL)[1], to, headers.encode("ascii") + body
+        )
+    return len(to) - len(refused)

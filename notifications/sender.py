@@ -39,7 +39,7 @@ from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from notifications.messages import delivery_bytes, fold_header
+from notifications.messages import address_header, delivery_bytes
 from notifications.models import Clock, Delivery, Escalation, NoticeMessage
 
 logger = logging.getLogger("breachdesk.sender")
@@ -161,7 +161,7 @@ class _Transport:
         self.connection = connection
         self.raw = isinstance(connection, SMTPBackend)
         self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
-        self.from_header = fold_header("From", settings.DEFAULT_FROM_EMAIL)
+        self.from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
 
     def send(self, delivery: Delivery) -> None:
         shared = delivery.notice_message if delivery.notice_message_id else None

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage
+from django.core.mail import mailers
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.urls import reverse
@@ -25,7 +25,7 @@ from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, LifecycleConflict
 from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
 from notifications import clocks
-from notifications.messages import build_body
+from notifications.messages import build_body, send_plain_email
 from notifications.models import (
     CUSTOMER_FIGURE_FIELDS,
     NOTICE_FIELDS,
@@ -257,19 +257,19 @@ def escalation_email(*, escalation_id: int) -> int:
     if not escalation.recipients:
         return 0
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
-    message = EmailMessage(
-        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
-        f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}",
-        body=(
+    who = clock.customer.name if clock.customer else clock.get_kind_display()
+    return send_plain_email(
+        connection=mailers.default,
+        to=escalation.recipients,
+        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} notice to {who}",
+        text=(
             f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
             f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
             f"Due: {clock.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC\n"
             f"{escalation.detail}\n\n{link}\n"
         ),
-        to=escalation.recipients,
-        headers={"Message-ID": f"<escalation-{escalation.pk}@{_message_domain()}>"},
+        message_id=f"<escalation-{escalation.pk}@{_message_domain()}>",
     )
-    return message.send()
 
 
 # Withheld details --------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def _draft_state(notice: Notice) -> tuple[dict[str, Any], dict[str, str], list[s
     (an approved notice answers from its snapshot)."""
     if notice.status == Notice.Status.APPROVED:
         return notice.content, notice.withheld, notice.changes, notice.translations
-    incident = notice.incident
+    incident = Incident.objects.select_related("sub_processor").get(pk=notice.incident_id)  # facts now
     content = notice_content_for(notice, incident)
     return (
         content,
@@ -546,7 +546,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     (or a placeholder with unknown figures). Returns a ``RenderedMessage`` whose
     ``untranslated`` names the free texts that would go out in the source language.
     """
-    incident = notice.incident
+    incident = Incident.objects.get(pk=notice.incident_id)
     content, withheld, changes, translations = _draft_state(notice)
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
     if customer is not None:
