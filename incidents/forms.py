@@ -261,7 +261,29 @@ class AffectedCustomerAddForm(forms.Form):
     records_affected = forms.IntegerField(
         min_value=0, max_value=MAX_RECORD_COUNT, required=False, label="Records affected (this customer)"
     )
+    records_affected_is_estimate = forms.BooleanField(required=False, label="The records are an estimate")
+    data_subjects_affected = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_RECORD_COUNT,
+        required=False,
+        label="Data subjects affected (this customer)",
+    )
+    data_subjects_affected_is_estimate = forms.BooleanField(
+        required=False, label="The data subjects are an estimate"
+    )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def figures(self) -> dict[str, Any]:
+        """The customer's own figures for ``affected_customer_add`` (told to it only)."""
+        return {
+            name: self.cleaned_data[name]
+            for name in (
+                "records_affected",
+                "records_affected_is_estimate",
+                "data_subjects_affected",
+                "data_subjects_affected_is_estimate",
+            )
+        }
 
     def clean_account_reference(self) -> Customer:
         given = self.cleaned_data["account_reference"].strip()

@@ -21,8 +21,12 @@ import email.utils
 import uuid
 from datetime import datetime
 from email.header import Header
+from functools import lru_cache
+
+_NON_ASCII = bytes(range(128, 256))
 
 
+@lru_cache(maxsize=1024)  # a notice's subject is the same for every customer in one language
 def fold_header(name: str, value: str) -> str:
     """``"Name: value\\r\\n"`` folded at 78 characters, RFC 2047-encoded where not ASCII, with
     surrounding and repeated whitespace (and any line break) removed from ``value``.
@@ -45,7 +49,7 @@ def address_header(name: str, address: str) -> str:
 
 def _encode_part(text: str, subtype: str) -> bytes:
     data = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
-    non_ascii = sum(byte > 127 for byte in data)
+    non_ascii = len(data) - len(data.translate(None, _NON_ASCII))
     if non_ascii * 8 > len(data):  # mostly non-Latin text (Japanese): base64 is shorter
         encoding = "base64"
         raw = binascii.b2a_base64(data, newline=False)

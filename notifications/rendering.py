@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale
@@ -311,6 +312,7 @@ def format_count(count: int, language: str) -> str:
     return format_decimal(count, locale=language)
 
 
+@lru_cache(maxsize=4096)  # the declaration instant, once per language for a whole fan-out
 def format_instant(instant: datetime, language: str) -> str:
     """An instant as a localised date and time in UTC, always naming the zone
     ("20. November 2026, 10:00 UTC", "2026年11月20日 10:00 UTC")."""
