@@ -41,18 +41,26 @@ app.autodiscover_tasks()
 
 
 def enqueue(task: Any, *args: Any) -> bool:
-    """Queue ``task`` with ``args`` without ever failing the caller; True if the broker took it.
+    """Queue ``task`` (a task object, or a registered task's name such as
+    ``"notifications.tasks.send_escalation"``) with ``args`` without ever failing the caller;
+    True if the broker took it.
+
+    A name lets a service queue a task of a module above it without importing that module
+    (the tasks module imports the services, never the reverse). Under ``task_always_eager``
+    (the tests) a named task runs in process like a task object.
 
     The broker only wakes workers: PostgreSQL holds the work, and the deadline scanner (every
     minute) finds anything whose wake-up message was lost. So a broker that is down must not
     turn a committed declaration into an error page, or make a request wait: one attempt, no
     retries, and a log line.
     """
+    name = task if isinstance(task, str) else task.name
     try:
-        task.apply_async(args=args, retry=False)
+        signature = app.signature(name, args=args) if isinstance(task, str) else task.s(*args)
+        signature.apply_async(retry=False)
     except Exception:  # noqa: BLE001 - any broker failure is survivable by design
         logging.getLogger("breachdesk.queue").warning(
-            "Could not queue %s; the deadline scanner will pick the work up.", task.name, exc_info=True
+            "Could not queue %s; the deadline scanner will pick the work up.", name, exc_info=True
         )
         return False
     return True

@@ -56,6 +56,39 @@ INSTALLED_APPS = [
     "postmortems",
 ]
 
+#: The seam between the lifecycle (``incidents``, the ground floor) and the apps built on it:
+#: what each app does at each lifecycle moment, by dotted path, in the order the hooks run
+#: (``incidents.lifecycle`` explains the moments and stages and resolves this at start-up).
+#: ``incidents`` imports no other app; this table is the one place where they meet.
+LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
+    "declare": {
+        # Same transaction: one 72-hour notice clock per affected customer.
+        "saved": ["notifications.lifecycle.start_clocks_on_declaration"],
+    },
+    "affected_customer_added": {
+        # Same transaction: a customer added after declaration gets a clock from that moment.
+        "saved": ["notifications.lifecycle.start_clock_for_added_customer"],
+    },
+    "mark_notified": {
+        "guard": ["notifications.lifecycle.customers_not_yet_notified"],
+    },
+    "begin_post_mortem": {
+        "saved": ["postmortems.lifecycle.open_post_mortem"],
+    },
+    "close": {
+        # Closing needs the post-mortem completed with its action items settled, every
+        # playbook task done, and nothing still withheld from the customers.
+        "guard": [
+            "postmortems.lifecycle.missing_to_close",
+            "triage.lifecycle.response_tasks_not_done",
+            "notifications.lifecycle.withholdings_still_active",
+        ],
+    },
+    "notice_approved": {
+        "saved": ["postmortems.lifecycle.record_summary_sent"],
+    },
+}
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves static files (admin, site CSS) in production without a separate web server.
@@ -66,6 +99,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # An account past its expiry date (every auditor's has one) is logged out.
+    "incidents.middleware.AccountExpiryMiddleware",
+    # Every record an auditor opens is written to the read log.
+    "incidents.middleware.AuditorReadLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -114,6 +151,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
+#: Username and password, refusing expired accounts and auditors without an expiry date.
+AUTHENTICATION_BACKENDS = ["incidents.accounts.ExpiringModelBackend"]
 LOGIN_REDIRECT_URL = "incidents:incident_list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -213,7 +252,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "incidents.api.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -236,6 +275,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
         "NoticeTextEnum": "notifications.models.TRANSLATABLE_TEXTS",
         "LikelyConsequenceEnum": "incidents.models.LikelyConsequence",

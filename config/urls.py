@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/", include("triage.api.urls")),
     path("api/", include("incidents.api.urls")),
     path("api/", include("notifications.api.urls")),
+    path("api/", include("postmortems.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("audit/", audit_site.urls),

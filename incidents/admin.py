@@ -21,12 +21,14 @@ from django.urls import reverse
 from incidents import services
 from incidents.exceptions import LifecycleConflict
 from incidents.models import (
+    AccountExpiry,
     AffectedCustomer,
     AuditEvent,
     Contact,
     Customer,
     Incident,
     Product,
+    ReadLogEntry,
     Supplier,
     WorkerHeartbeat,
 )
@@ -368,3 +370,39 @@ class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadLogEntryDisplay:
+    list_display = ("read_at", "username", "route", "object_type", "object_id", "path")
+    list_filter = ("object_type",)
+    search_fields = ("username", "path", "object_id")
+    date_hierarchy = "read_at"
+
+
+class AccountExpiryDisplay:
+    list_display = ("user", "expires_at", "note")
+    search_fields = ("user__username", "note")
+    list_select_related = ("user",)
+
+
+@admin.register(ReadLogEntry)
+class ReadLogEntryAdmin(ReadLogEntryDisplay, admin.ModelAdmin):
+    """Written for every record an auditor opens; never changed, superusers included."""
+
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AccountExpiry)
+class AccountExpiryAdmin(AccountExpiryDisplay, admin.ModelAdmin):
+    """When an account (every auditor's must have one) stops working; set by superusers."""
+
+    autocomplete_fields = ("user",)

@@ -308,8 +308,10 @@ MISSING_FACT_LABELS: dict[str, str] = {
     "customer_informed_at": "when the customer was informed",
     "nature_of_breach": "the nature of the breach",
     "affected_customers": "at least one affected customer",
-    "post_mortem.findings": "the post-mortem findings",
-    "post_mortem.action_items": "every post-mortem action item done or risk-accepted",
+    "post_mortem.completed": "the post-mortem completed",
+    "post_mortem.action_items": "every post-mortem action item done or its risk accepted",
+    "response_tasks": "every playbook task done",
+    "withholdings": "every withheld detail released",
 }
 
 
@@ -413,20 +415,11 @@ class BeginPostMortemForm(TransitionForm):
 
 
 class CloseForm(TransitionForm):
+    """Closing takes no input: its guard (the post-mortem completed with its action items
+    settled, playbook tasks done, nothing withheld) is met elsewhere, and the form says what
+    is still open."""
+
     button_label = "Close"
-    guard_fields = {"post_mortem.findings": "findings"}
-
-    findings = forms.CharField(
-        required=False,
-        label="Post-mortem findings",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Was the response sufficient; what must change.",
-    )
-
-    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
-        post_mortem = getattr(incident, "post_mortem", None) if incident.pk else None
-        kwargs.setdefault("initial", {"findings": post_mortem.findings if post_mortem else ""})
-        super().__init__(*args, incident=incident, **kwargs)
 
 
 #: Transition name -> the form carrying its guard's inputs.

@@ -12,6 +12,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -33,6 +34,11 @@ class Customer(models.Model):
     notification_window_hours = models.PositiveSmallIntegerField(
         default=72, validators=[MinValueValidator(1), MaxValueValidator(72)]
     )
+    is_drill_customer = models.BooleanField(
+        default=False,
+        help_text="A customer that exists for drills: only drills may affect it, and drills notify "
+        "no other customer.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -40,6 +46,22 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.account_reference})"
+
+    def clean(self) -> None:
+        """Refuse to turn a customer into a drill customer, or back, once any incident affects
+        it: a real incident would then have a drill customer, or a drill a real one, behind the
+        checks made when it was added. Raises ``ValidationError`` on ``is_drill_customer``."""
+        super().clean()
+        if self.pk is None:
+            return
+        stored = Customer.objects.filter(pk=self.pk).values_list("is_drill_customer", flat=True).first()
+        if stored is not None and stored != self.is_drill_customer and self.incidents.exists():
+            raise ValidationError(
+                {
+                    "is_drill_customer": "This customer is already affected by an incident; whether it is "
+                    "a drill customer can no longer change."
+                }
+            )
 
 
 class Contact(models.Model):
@@ -162,6 +184,11 @@ class IncidentState(models.TextChoices):
     CLOSED = "closed", "Closed"
     OUT_OF_SCOPE = "out_of_scope", "Out of scope"
     CUSTOMER_EVENT = "customer_event", "Customer-driven event"
+
+
+#: The first word of the subject of every email about a drill, in every language (mail filters
+#: and people match it).
+DRILL_MARKER = "[DRILL]"
 
 
 #: Transition name -> permission codename (app label ``incidents``) that allows it.
@@ -344,6 +371,11 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.reference or 'new'}: {self.title}"
 
+    def email_subject(self, subject: str) -> str:
+        """``subject`` for an email about this incident: prefixed with ``DRILL_MARKER`` when the
+        incident is a drill, so no exercise email can be taken for a real one."""
+        return f"{DRILL_MARKER} {subject}" if self.is_drill else subject
+
     @property
     def exposure_duration(self) -> timedelta | None:
         """How long personal data was exposed (``timedelta``), or ``None`` when either end is
@@ -479,6 +511,21 @@ class AffectedCustomer(models.Model):
     def __str__(self) -> str:
         return f"{self.customer} in {self.incident.reference}"
 
+    @property
+    def no_notice_reason(self) -> str | None:
+        """Why this customer gets no notice whatever is approved (a real customer added to a
+        drill), or ``None`` when it is notified as usual."""
+        if self.incident.is_drill and not self.customer.is_drill_customer:
+            return REAL_CUSTOMER_IN_DRILL
+        return None
+
+
+#: Why a real customer affected by a drill is never notified (shown on its clock and row).
+REAL_CUSTOMER_IN_DRILL = (
+    "This incident is a drill and the customer is not a drill customer: it gets no notice, "
+    "and its clock is closed at once."
+)
+
 
 class AuditEvent(models.Model):
     """One entry of an incident's append-only, hash-chained audit trail.
@@ -552,3 +599,52 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class ReadLogEntry(models.Model):
+    """One record an auditor opened (a page or an API route), kept so that the organisation
+    can show who read what and when. Written by ``incidents.middleware.AuditorReadLogMiddleware``
+    for every successful read by a member of the ``auditor`` group; never changed.
+
+    ``route``: the URL pattern's name (for example ``incidents:incident_detail``);
+    ``object_type`` and ``object_id``: what the route names (the model of its first id
+    argument, for example ``incident`` and ``42``), empty for lists; ``path``: the path and query
+    string as requested.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    read_at = models.DateTimeField(default=timezone.now)
+    route = models.CharField(max_length=200, blank=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=2000)
+
+    class Meta:
+        ordering = ["-read_at", "-id"]
+        verbose_name_plural = "read log entries"
+        indexes = [models.Index(fields=["-read_at", "-id"], name="incidents_readlogentry_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.username} read {self.path} at {self.read_at:%Y-%m-%dT%H:%M:%SZ}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Read log entries are never changed.")
+        super().save(*args, **kwargs)
+
+
+class AccountExpiry(models.Model):
+    """When a user account stops working (UTC): after ``expires_at`` it cannot log in, and a
+    session or token still open is refused. Every auditor account must carry one (external
+    auditors are given access for an engagement, not forever); other accounts may."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="expiry")
+    expires_at = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True, help_text="For example the audit engagement.")
+
+    class Meta:
+        verbose_name_plural = "account expiries"
+
+    def __str__(self) -> str:
+        return f"{self.user} until {self.expires_at:%Y-%m-%dT%H:%MZ}"

@@ -19,9 +19,10 @@ from django.db import models, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
+from config.celery import enqueue
 from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
-from incidents.lifecycle import missing_for
+from incidents.lifecycle import AFFECTED_CUSTOMER_ADDED, OWNER_ASSIGNED, HookContext, missing_for, run_hooks
 from incidents.models import (
     TRANSITION_PERMISSIONS,
     AffectedCustomer,
@@ -33,6 +34,7 @@ from incidents.models import (
     LikelyConsequence,
     Product,
 )
+from incidents.tasks import send_declaration_alert
 
 #: Incident fields that intake and editing may set, in the order forms show them. ``state`` is
 #: never among them: it changes only through the transition services below.
@@ -112,6 +114,25 @@ def _refuse_future(values: Mapping[str, Any]) -> None:
         raise ValidationError(errors)
 
 
+def _refuse_drill_change(incident: Incident, changes: Mapping[str, Any]) -> None:
+    """A drill stays a drill once declared (its notices went to drill customers only), and an
+    incident that affects a drill customer cannot become real. Raises ``ValidationError`` on
+    ``is_drill``."""
+    if "is_drill" not in changes or bool(changes["is_drill"]) == incident.is_drill or incident.pk is None:
+        return
+    if incident.declared_at is not None:
+        raise ValidationError({"is_drill": "A declared incident cannot become, or stop being, a drill."})
+    if (
+        not changes["is_drill"]
+        and incident.affected_customers.filter(customer__is_drill_customer=True).exists()
+    ):
+        raise ValidationError(
+            {
+                "is_drill": "This incident affects drill customers; remove them before making it a real incident."
+            }
+        )
+
+
 def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Set ``changes`` on ``incident`` (saved separately; products applied after save).
 
@@ -125,6 +146,7 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
         if name in changes:
             changes = {**changes, name: _choice_list(name, changes[name])}
     _refuse_future(changes)
+    _refuse_drill_change(incident, changes)
     diff: dict[str, list[Any]] = {}
     for name, new in changes.items():
         if name == "products":
@@ -172,6 +194,15 @@ def _require_restricted(actor: Any, changes: Mapping[str, Any], incident: Incide
             raise ActionForbidden(f"Your role may not change {name} (needs {permission}).")
 
 
+def _announce_owner(incident: Incident, actor: Any | None, at: datetime | None = None) -> dict[str, Any]:
+    """Run the ``owner_assigned`` hooks for ``incident``'s (new) owner, if it has one; returns
+    their audit data. Inside the transaction that assigned the owner."""
+    if incident.owner_id is None:
+        return {}
+    context = HookContext(actor=actor, at=at or timezone.now(), inputs={"owner": incident.owner})
+    return run_hooks(OWNER_ASSIGNED, "saved", incident, context)
+
+
 def _save_products(incident: Incident, changes: Mapping[str, Any]) -> None:
     if "products" in changes:
         incident.products.set(changes["products"])
@@ -216,6 +247,7 @@ def incident_create(
             to_state=incident.state,
             data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
         )
+        _announce_owner(incident, actor)
     return incident
 
 
@@ -243,6 +275,8 @@ def incident_update(*, incident: Incident, actor: Any, changes: Mapping[str, Any
             locked.save()
             _save_products(locked, changes)
             audit_append(incident=locked, actor=actor, verb="updated", data={"changes": diff})
+            if "owner" in diff:
+                _announce_owner(locked, actor)
     return locked
 
 
@@ -254,16 +288,17 @@ def _transition(
     changes: Mapping[str, Any] | None = None,
     prepare: Callable[[Incident], dict[str, Any]] | None = None,
     method_kwargs: Mapping[str, Any] | None = None,
-    after_save: Callable[[Incident], dict[str, Any]] | None = None,
+    inputs: Mapping[str, Any] | None = None,
     after_commit: Callable[[Incident], None] | None = None,
 ) -> Incident:
     """Run lifecycle transition ``name`` as described in the module docstring.
 
     Order of checks: permission (403), availability from the current state (409), then the guard
-    with the body's ``changes`` applied (400 naming what is missing). ``prepare`` may change
-    related rows after the lock and returns extra audit data; ``after_save`` does the same once
-    the transition is saved (same transaction). A concurrent transition that
-    slipped past the lock surfaces as ``TransitionNotAvailable``.
+    with the body's ``changes`` applied (400 naming what is missing). In between, in the same
+    transaction: ``prepare`` (this app's own step, after the lock) and the apps' ``prepare``
+    hooks (``incidents.lifecycle``; they get ``inputs``) may change related rows and return extra
+    audit data; once the transition is saved, the ``saved`` hooks run and return more. A
+    concurrent transition that slipped past the lock surfaces as ``TransitionNotAvailable``.
     """
     if actor is not None or name != "mark_notified":
         _require(actor, TRANSITION_PERMISSIONS[name])
@@ -273,17 +308,18 @@ def _transition(
             method = getattr(locked, name)
             if not can_proceed(method, check_conditions=False):
                 raise TransitionNotAvailable(transition_name=name, state=locked.state)
-            from_state = locked.state
+            from_state, owner_before = locked.state, locked.owner_id
             diff = _apply_changes(locked, changes or {})
+            now = timezone.now()
+            context = HookContext(actor=actor, at=now, inputs=inputs or {})
             extra = prepare(locked) if prepare else {}
+            extra.update(run_hooks(name, "prepare", locked, context))
             missing = missing_for(locked, name)
             if missing:
                 raise GuardFailed(transition_name=name, missing=missing)
-            now = timezone.now()
             method(at=now, **(method_kwargs or {}))
             locked.save()
-            if after_save is not None:
-                extra.update(after_save(locked))
+            extra.update(run_hooks(name, "saved", locked, context))
             audit_append(
                 incident=locked,
                 actor=actor,
@@ -293,6 +329,8 @@ def _transition(
                 data={"changes": diff, **extra},
                 at=now,
             )
+            if locked.owner_id != owner_before:
+                _announce_owner(locked, actor, now)
             if after_commit is not None:
                 transaction.on_commit(lambda: after_commit(locked))
     except ConcurrentTransition:
@@ -397,23 +435,11 @@ def incident_declare(*, incident: Incident, actor: Any, nature_of_breach: str | 
     Declaration starts the 72-hour customer-notification commitment (a policy commitment of
     the processor; GDPR Art. 33(2) asks a processor to notify its controllers "without undue
     delay"). Guard: ``nature_of_breach`` and at least one affected customer. Permission:
-    ``incidents.declare_incident`` (incident managers). In the same transaction, one notice
-    clock per affected customer starts at the declaration instant
-    (``notifications.services.clocks_start_for_declaration``). After commit, the incident
-    managers and the owner are emailed (``incidents.tasks.send_declaration_alert``).
+    ``incidents.declare_incident`` (incident managers). In the same transaction the ``saved``
+    hooks of ``declare`` run (``settings.LIFECYCLE_HOOKS``: one notice clock per affected
+    customer starts at the declaration instant). After commit, the incident managers and the
+    owner are emailed (``incidents.tasks.send_declaration_alert``).
     """
-    from config.celery import enqueue
-    from incidents.tasks import send_declaration_alert
-    from notifications.services import clocks_start_for_declaration
-
-    def start_clocks(locked: Incident) -> dict[str, Any]:
-        started = clocks_start_for_declaration(incident=locked, at=locked.declared_at)
-        return {
-            "clocks": [
-                {"customer": c.customer.account_reference, "due_at": _audit_value(c.due_at)} for c in started
-            ]
-        }
-
     changes = {"nature_of_breach": nature_of_breach} if nature_of_breach is not None else {}
     return _transition(
         incident=incident,
@@ -421,7 +447,6 @@ def incident_declare(*, incident: Incident, actor: Any, nature_of_breach: str | 
         name="declare",
         changes=changes,
         method_kwargs={"by": actor},
-        after_save=start_clocks,
         after_commit=lambda locked: enqueue(send_declaration_alert, locked.pk),
     )
 
@@ -437,38 +462,23 @@ def incident_mark_notified(*, incident: Incident, actor: Any | None = None) -> I
 
 
 def incident_begin_post_mortem(*, incident: Incident, actor: Any) -> Incident:
-    """Start the post-mortem of a ``notified`` incident; creates its ``PostMortem`` record.
+    """Start the post-mortem of a ``notified`` incident (the ``saved`` hooks of
+    ``begin_post_mortem`` open its post-mortem record).
 
     Permission: ``incidents.begin_incident_post_mortem``.
     """
-    from postmortems.models import PostMortem
-
-    def create_post_mortem(locked: Incident) -> dict[str, Any]:
-        PostMortem.objects.get_or_create(incident=locked)
-        return {}
-
-    return _transition(incident=incident, actor=actor, name="begin_post_mortem", prepare=create_post_mortem)
+    return _transition(incident=incident, actor=actor, name="begin_post_mortem")
 
 
-def incident_close(*, incident: Incident, actor: Any, findings: str | None = None) -> Incident:
+def incident_close(*, incident: Incident, actor: Any) -> Incident:
     """Close an incident in ``post_mortem``.
 
-    ``findings`` (optional here if recorded before) completes the post-mortem. Guard: a
-    completed post-mortem and every action item done or accepted. Permission:
+    Guard: the ``guard`` hooks of ``close`` (``settings.LIFECYCLE_HOOKS``): a completed
+    post-mortem with every action item done or its risk accepted, every playbook task done, and
+    no breach field still withheld; the 400 names each that is not. Permission:
     ``incidents.close_incident`` (incident managers).
     """
-    from postmortems.models import PostMortem
-
-    def complete_post_mortem(locked: Incident) -> dict[str, Any]:
-        if findings is None or not findings.strip():
-            return {}
-        post_mortem, _ = PostMortem.objects.get_or_create(incident=locked)
-        post_mortem.findings = findings
-        post_mortem.completed_at = timezone.now()
-        post_mortem.save()
-        return {"post_mortem_completed": True}
-
-    return _transition(incident=incident, actor=actor, name="close", prepare=complete_post_mortem)
+    return _transition(incident=incident, actor=actor, name="close")
 
 
 #: Transition name -> its service, for the API's and web's transition routes.
@@ -496,10 +506,13 @@ def affected_customer_add(
 
     ``records_affected`` and the other ``AffectedCustomer.FIGURE_FIELDS`` (keyword arguments)
     are the customer's own figures, told to that customer only. Allowed until the incident is
-    closed or ruled out; a customer added after declaration gets its own notice clock from the
-    moment it is added. Raises ``ActionForbidden`` without ``incidents.add_affectedcustomer``;
+    closed or ruled out. The ``saved`` hooks of ``affected_customer_added`` run in the same
+    transaction (a customer added after declaration gets its own notice clock from the moment
+    it is added). Raises ``ActionForbidden`` without ``incidents.add_affectedcustomer``;
     ``LifecycleConflict`` if the incident is final or the customer is already recorded;
-    ``ValidationError`` for an unknown figure or an exposure that ends before it starts.
+    ``ValidationError`` for an unknown figure, an exposure that ends before it starts, or a
+    drill customer on a real incident (a real customer may be added to a drill: it is never
+    notified, ``AffectedCustomer.no_notice_reason``).
     """
     _require(actor, "incidents.add_affectedcustomer")
     unknown = sorted(set(figures) - set(AffectedCustomer.FIGURE_FIELDS))
@@ -512,6 +525,10 @@ def affected_customer_add(
             raise LifecycleConflict(f"A {locked.get_state_display().lower()} incident cannot change.")
         if AffectedCustomer.objects.filter(incident=locked, customer=customer).exists():
             raise LifecycleConflict(f"{customer} is already recorded as affected.")
+        if customer.is_drill_customer and not locked.is_drill:
+            raise ValidationError(
+                {"customer": f"{customer} is a drill customer; only a drill may affect it."}
+            )
         affected = AffectedCustomer(
             incident=locked,
             customer=customer,
@@ -528,11 +545,8 @@ def affected_customer_add(
             **{name: _audit_value(value) for name, value in figures.items()},
             "after_declaration": locked.declared_at is not None,
         }
-        if locked.declared_at is not None:
-            from notifications.services import clock_start_for_customer
-
-            clock = clock_start_for_customer(incident=locked, customer=customer, at=affected.added_at)
-            data["clock_due_at"] = _audit_value(clock.due_at)
+        context = HookContext(actor=actor, at=affected.added_at, customer=customer)
+        data.update(run_hooks(AFFECTED_CUSTOMER_ADDED, "saved", locked, context))
         audit_append(
             incident=locked,
             actor=actor,

@@ -29,7 +29,7 @@ def send_declaration_alert(incident_id: int) -> int:
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
     declared = incident.declared_at.strftime("%Y-%m-%d %H:%M UTC") if incident.declared_at else ""
     send_mail(
-        subject=f"[Breachdesk] Personal data breach declared: {incident.reference}",
+        subject=incident.email_subject(f"[Breachdesk] Personal data breach declared: {incident.reference}"),
         message=(
             f"{incident.reference} was declared a personal data breach at {declared}.\n"
             f"Title: {incident.title}\n"

@@ -23,6 +23,11 @@ from datetime import datetime
 from email.header import Header
 from functools import lru_cache
 
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.utils import timezone
+
 _NON_ASCII = bytes(range(128, 256))
 
 
@@ -126,11 +131,6 @@ def send_plain_email(*, connection, to: list[str], subject: str, text: str, mess
     backend), with the headers folded as notices' are; returns how many recipients the relay
     accepted. Through Django's SMTP backend the bytes go straight to the relay; through any
     other backend (console, file, memory) as a Django ``EmailMessage``."""
-    from django.conf import settings
-    from django.core.mail import EmailMessage
-    from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-    from django.utils import timezone
-
     if not isinstance(connection, SMTPBackend) or not all(address.isascii() for address in to):
         message = EmailMessage(
             subject=" ".join(subject.split()),

@@ -26,7 +26,10 @@ class Clock(models.Model):
 
     Status (``status_at``): ``met`` (met on time), ``met_late`` (met after ``due_at``; stays
     late forever, with ``late_reason`` recorded, GDPR Art. 33(1)), ``waived`` (an incident manager
-    acknowledged that it cannot be met, with a reason), ``overdue`` (not met, past due), ``open``.
+    acknowledged before ``due_at`` that it cannot be met, with a reason), ``waived_late`` (the
+    same, acknowledged after ``due_at``: the deadline was missed), ``overdue`` (not met, past
+    due), ``open``. Late stays late: ``due_at`` never moves once passed
+    (``notifications.services.clock_restart``).
     """
 
     class Kind(models.TextChoices):
@@ -38,6 +41,7 @@ class Clock(models.Model):
         MET = "met", "Met"
         MET_LATE = "met_late", "Met late"
         WAIVED = "waived", "Failure acknowledged"
+        WAIVED_LATE = "waived_late", "Failure acknowledged after the deadline"
 
     incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="clocks")
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.CUSTOMER_NOTICE)
@@ -88,12 +92,18 @@ class Clock(models.Model):
     def is_open(self) -> bool:
         return self.met_at is None and self.waived_at is None
 
+    def is_late_at(self, now: datetime | None = None) -> bool:
+        """Whether the deadline was (or is being) missed: met or waived after ``due_at``, or
+        open past it at ``now``. Once true it stays true."""
+        settled = self.met_at or self.waived_at
+        return (settled or now or timezone.now()) > self.due_at
+
     def status_at(self, now: datetime | None = None) -> str:
         """The clock's ``Status`` value at ``now`` (default: the current instant)."""
         if self.met_at is not None:
             return self.Status.MET if self.met_at <= self.due_at else self.Status.MET_LATE
         if self.waived_at is not None:
-            return self.Status.WAIVED
+            return self.Status.WAIVED if self.waived_at <= self.due_at else self.Status.WAIVED_LATE
         now = now or timezone.now()
         return self.Status.OVERDUE if now > self.due_at else self.Status.OPEN
 

@@ -32,6 +32,7 @@ from babel.units import format_unit
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.html import escape
 from django.utils.translation import gettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -529,9 +530,12 @@ def render_notice(
         }
         folder = f"notices/{notice.kind}"
         subject = render_to_string(f"{folder}/subject.txt", context)
+        subject = incident.email_subject(subject)
         context["subject"] = _one_line(subject)
         text = render_to_string(f"{folder}/body.txt", context)
         html = render_to_string(f"{folder}/body.html", context)
+        if incident.is_drill:
+            text, html = _mark_as_drill(text, html)
         shown = set(FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS)) | {"post_mortem_summary", "contact_point"}
         untranslated = tuple(
             name
@@ -545,6 +549,18 @@ def render_notice(
         language=language,
         untranslated=untranslated,
     )
+
+
+def _mark_as_drill(text: str, html: str) -> tuple[str, str]:
+    """Open both parts with the line saying the message is an exercise (in the active
+    language): first in the text, first inside ``<body>`` in the HTML (escaped)."""
+    line = gettext(
+        "This is an exercise (a drill). No personal data breach has happened; no action is needed."
+    )
+    paragraph = f"<p><strong>{escape(line)}</strong></p>"
+    body_start = html.find("<body")
+    body_end = html.find(">", body_start) + 1 if body_start >= 0 else 0
+    return f"{line}\n\n{text}", f"{html[:body_end]}\n{paragraph}{html[body_end:]}"
 
 
 def _one_line(subject: str) -> str:

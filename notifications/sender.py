@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from notifications.messages import address_header, delivery_bytes
 from notifications.models import Clock, Delivery, Escalation, NoticeMessage
+from notifications.services import escalation_raise, incident_settle_if_notified
 
 logger = logging.getLogger("breachdesk.sender")
 
@@ -309,8 +310,6 @@ def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport
 
 def _escalate_if_customer_unreachable(delivery: Delivery) -> None:
     """When every delivery of this notice to the customer has failed, raise one escalation."""
-    from notifications.services import escalation_raise
-
     siblings = Delivery.objects.filter(notice_id=delivery.notice_id, customer_id=delivery.customer_id)
     if siblings.exclude(status=Delivery.Status.FAILED).exists():
         return
@@ -332,8 +331,6 @@ def deliveries_send_due(*, max_chunks: int | None = None) -> SendReport:
 
     Returns a ``SendReport``. Safe to run in several workers at once and to run twice.
     """
-    from notifications.services import incident_settle_if_notified
-
     report = SendReport()
     chunks = 0
     while max_chunks is None or chunks < max_chunks:

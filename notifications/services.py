@@ -21,9 +21,19 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import enqueue
 from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, LifecycleConflict
-from incidents.models import AffectedCustomer, Contact, Customer, Incident, IncidentState
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
+from incidents.models import (
+    REAL_CUSTOMER_IN_DRILL,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    IncidentState,
+)
+from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.messages import build_body, send_plain_email
 from notifications.models import (
@@ -51,6 +61,13 @@ from notifications.rendering import (
     source_texts,
 )
 
+#: Tasks these services queue on commit, by name: the tasks module sits above the services and
+#: imports them, so naming the task here keeps the import graph one-way (tasks -> scanner ->
+#: sender -> services).
+TASK_SEND_ESCALATION = "notifications.tasks.send_escalation"
+TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
+TASK_CREATE_NOTICE_DELIVERIES = "notifications.tasks.create_notice_deliveries"
+
 #: States in which customers are (being) notified: notices can be approved, clocks run.
 NOTIFYING_STATES = frozenset({IncidentState.DECLARED, IncidentState.NOTIFIED, IncidentState.POST_MORTEM})
 
@@ -76,17 +93,22 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
 
     Due after the customer's notification window (``clocks.customer_notice_window``). Idempotent:
     an existing clock for the pair is returned unchanged. A customer with no active
-    administrative contact raises a ``no_contact`` escalation at once. Must run inside the
-    transaction that holds the incident's row lock (declaration, or adding a customer).
+    administrative contact raises a ``no_contact`` escalation at once. A real customer affected
+    by a drill gets a clock that is waived at once (``REAL_CUSTOMER_IN_DRILL``): it is never
+    notified. Must run inside the transaction that holds the incident's row lock (declaration,
+    or adding a customer).
     """
     window = clocks.customer_notice_window(customer.notification_window_hours)
+    defaults: dict[str, Any] = {"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)}
+    never_notified = not _may_notify(incident, customer)
+    if never_notified:
+        # A real customer in a drill: its clock is closed at once, with the reason, so the drill
+        # runs its lifecycle to the end and nobody is escalated about a notice that must not go.
+        defaults |= {"waived_at": at, "waiver_reason": REAL_CUSTOMER_IN_DRILL}
     clock, created = Clock.objects.get_or_create(
-        incident=incident,
-        kind=Clock.Kind.CUSTOMER_NOTICE,
-        customer=customer,
-        defaults={"starts_at": at, "window": window, "due_at": clocks.due_at(at, window)},
+        incident=incident, kind=Clock.Kind.CUSTOMER_NOTICE, customer=customer, defaults=defaults
     )
-    if created and not _deliverable_contacts(customer).exists():
+    if created and not never_notified and not _deliverable_contacts(customer).exists():
         escalation_raise(
             clock=clock,
             threshold=Escalation.Threshold.NO_CONTACT,
@@ -160,9 +182,13 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
 
 def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str) -> Clock:
     """Move an open clock's start (for example: the customer was found affected later than
-    recorded) and recompute its due time. Needs a reason; audited with old and new instants.
+    recorded) and recompute its due time. Needs a reason; audited with the old and new start
+    and deadline. Late stays late: only a clock that is open and not yet due may move, so an
+    overdue or late clock can never be made to look on time (GDPR Art. 33(1): a late
+    notification is accompanied by the reasons for the delay, not hidden).
     Raises ``ValidationError`` for a naive instant or an empty reason, ``LifecycleConflict``
-    for a clock that is met or waived. Permission: ``notifications.change_clock``."""
+    for a clock that is met, waived or already past its deadline. Permission:
+    ``notifications.change_clock``."""
     _require(actor, "notifications.change_clock")
     if not reason.strip():
         raise ValidationError({"reason": "A reason is required to move a clock's start."})
@@ -173,6 +199,11 @@ def clock_restart(*, clock: Clock, actor: Any, starts_at: datetime, reason: str)
         clock = Clock.objects.get(pk=clock.pk)
         if not clock.is_open:
             raise LifecycleConflict("A met or waived clock cannot be moved.")
+        if clock.is_late_at():
+            raise LifecycleConflict(
+                "This clock is past its deadline; late stays late. Record the reasons for the "
+                "delay when the notice goes out instead."
+            )
         old = (_iso(clock.starts_at), _iso(clock.due_at))
         clock.starts_at = starts_at.astimezone(UTC)
         clock.due_at = clocks.due_at(clock.starts_at, clock.window)
@@ -197,9 +228,6 @@ def incident_settle_if_notified(*, incident_id: int) -> bool:
     Returns True if it moved. Safe to call any time and twice: a guard that is not met or a
     state that moved on simply answers False.
     """
-    from incidents.exceptions import GuardFailed, TransitionNotAvailable
-    from incidents.services import incident_mark_notified
-
     incident = Incident.objects.filter(pk=incident_id, state=IncidentState.DECLARED).first()
     if incident is None:
         return False
@@ -230,9 +258,6 @@ def escalation_raise(
 
     With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``).
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_escalation
-
     recipients = escalation_recipients(clock.incident) if notify else []
     try:
         with transaction.atomic():
@@ -246,7 +271,7 @@ def escalation_raise(
     except IntegrityError:
         return None
     if notify and recipients:
-        transaction.on_commit(lambda: enqueue(send_escalation, escalation.pk))
+        transaction.on_commit(lambda: enqueue(TASK_SEND_ESCALATION, escalation.pk))
     return escalation
 
 
@@ -261,7 +286,9 @@ def escalation_email(*, escalation_id: int) -> int:
     return send_plain_email(
         connection=mailers.default,
         to=escalation.recipients,
-        subject=f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} notice to {who}",
+        subject=incident.email_subject(
+            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} notice to {who}"
+        ),
         text=(
             f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
             f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
@@ -583,6 +610,13 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     )
 
 
+def _may_notify(incident: Incident, customer: Customer) -> bool:
+    """Whether a notice of ``incident`` may reach ``customer`` at all: a drill reaches drill
+    customers only, a real incident real customers only. Checked where deliveries are
+    created, whatever path added the customer."""
+    return incident.is_drill == customer.is_drill_customer
+
+
 def _deliverable_contacts(customer: Customer):
     return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
 
@@ -699,10 +733,8 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
     has no translation into a language the notice will be sent in. Permission:
     ``notifications.approve_notice`` (incident managers); ``actor=None`` is the deadline
     scanner's automatic initial notice (never refused for translations: the deadline wins).
+    The ``notice_approved`` hooks (``settings.LIFECYCLE_HOOKS``) run in the same transaction.
     """
-    from config.celery import enqueue
-    from notifications.tasks import create_notice_deliveries
-
     if actor is not None:
         _require(actor, "notifications.approve_notice")
     with transaction.atomic():
@@ -776,7 +808,10 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             },
             at=now,
         )
-        transaction.on_commit(partial(enqueue, create_notice_deliveries, notice.pk))
+        run_hooks(
+            NOTICE_APPROVED, "saved", incident, HookContext(actor=actor, at=now, inputs={"notice": notice})
+        )
+        transaction.on_commit(partial(enqueue, TASK_CREATE_NOTICE_DELIVERIES, notice.pk))
     return notice
 
 
@@ -814,7 +849,10 @@ def _create_chunk(
     notice: Notice, recipients: list[NoticeRecipient], context: dict[str, Any]
 ) -> tuple[int, int]:
     """Render once per (customer, language), build each message once, and bulk-create the
-    deliveries of ``recipients``; mark them done. Returns (deliveries, messages) created."""
+    deliveries of ``recipients``; mark them done. Returns (deliveries, messages) created.
+
+    Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
+    reaches drill customers only): such a recipient is done with no delivery."""
     contacts_by_customer: dict[int, list[Contact]] = {}
     for contact in Contact.objects.filter(
         customer_id__in=[r.customer_id for r in recipients], is_active=True, role=Contact.Role.ADMINISTRATIVE
@@ -827,6 +865,8 @@ def _create_chunk(
     messages: dict[tuple[int, str], NoticeMessage] = {}
     planned: list[tuple[NoticeRecipient, Contact, str]] = []
     for recipient in recipients:
+        if not _may_notify(notice.incident, recipient.customer):
+            continue
         contacts = contacts_by_customer.get(recipient.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(
@@ -921,9 +961,6 @@ def notice_deliveries_create(*, notice_id: int, max_chunks: int | None = None) -
     again; a notice already done is left alone. Customers with no deliverable contact get a
     ``no_contact`` escalation. ``max_chunks`` stops early (tests, benchmarks).
     """
-    from config.celery import enqueue
-    from notifications.tasks import send_due_deliveries
-
     report = DeliveryCreationReport()
     notice = Notice.objects.select_related("incident").filter(pk=notice_id).first()
     if notice is None or notice.delivery_creation != DeliveryCreation.PENDING:
@@ -942,7 +979,7 @@ def notice_deliveries_create(*, notice_id: int, max_chunks: int | None = None) -
             if not recipients:
                 break
             deliveries, messages = _create_chunk(notice, recipients, context)
-            transaction.on_commit(partial(enqueue, send_due_deliveries))
+            transaction.on_commit(partial(enqueue, TASK_SEND_DUE_DELIVERIES))
         chunks += 1
         report.customers += len(recipients)
         report.deliveries += deliveries

@@ -1,8 +1,8 @@
 """Celery tasks of the notification system. Thin: take ids, call one service, safe twice.
 
 ``scan_deadlines`` runs every minute on queue ``deadlines``; ``create_notice_deliveries`` and
-``send_due_deliveries`` on queue ``notices``. Both are idempotent, so they acknowledge late and are re-delivered if a worker is
-lost mid-task.
+``send_due_deliveries`` on queue ``notices``. All are idempotent, so they acknowledge late and
+are re-delivered if a worker is lost mid-task.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from celery import shared_task
 from django.conf import settings
 
 from config.celery import enqueue
+from notifications.scanner import deadlines_scan
+from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
+from notifications.services import escalation_email, notice_deliveries_create
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def scan_deadlines() -> dict:
     """One scanner pass (``notifications.scanner.deadlines_scan``); wakes the sender when
     deliveries are due. Returns the pass's counts."""
-    from notifications.scanner import deadlines_scan
-
     report = deadlines_scan()
     for notice_id in report.notices_awaiting_deliveries:
         enqueue(create_notice_deliveries, notice_id)
@@ -32,8 +33,6 @@ def create_notice_deliveries(notice_id: int) -> dict:
     """Create the deliveries of an approved notice from its committed approval
     (``notifications.services.notice_deliveries_create``): resumable, and safe to run in
     several workers at once. Returns the run's counts."""
-    from notifications.services import notice_deliveries_create
-
     report = notice_deliveries_create(notice_id=notice_id)
     return report.__dict__
 
@@ -46,8 +45,6 @@ def send_due_deliveries() -> dict:
     with several processes (or several workers) sends one notice in parallel; claims skip rows
     another sender holds. A sender that finds nothing due ends at once, which bounds the chain.
     """
-    from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
-
     if not send_due_deliveries.app.conf.task_always_eager and deliveries_backlog_exceeds(
         settings.NOTICE_SEND_CHUNK_SIZE
     ):
@@ -59,6 +56,4 @@ def send_due_deliveries() -> dict:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_escalation(escalation_id: int) -> int:
     """Email one escalation to its recipients; returns how many received it."""
-    from notifications.services import escalation_email
-
     return escalation_email(escalation_id=escalation_id)

@@ -79,7 +79,7 @@ def ensure_groups() -> None:
 
     if not Group.objects.filter(name="auditor").exists():
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
-        importlib.import_module("incidents.migrations.0005_share_incident_figures_permission").grant(
+        importlib.import_module("incidents.migrations.0006_share_incident_figures_permission").grant(
             apps, None
         )
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
@@ -88,6 +88,7 @@ def ensure_groups() -> None:
         )
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("triage.migrations.0003_seed_stakeholders_and_playbooks").seed(apps, None)
+        importlib.import_module("postmortems.migrations.0003_post_mortem_roles").grant(apps, None)
 
 
 def _user_in(django_user_model, username: str, group: str | None, **extra):
@@ -115,7 +116,16 @@ def manager(db, django_user_model):
 
 @pytest.fixture
 def auditor(db, django_user_model):
-    return _user_in(django_user_model, "aude.auditor", "auditor")
+    """An external auditor, whose account (like every auditor's) carries an expiry date."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import AccountExpiry
+
+    user = _user_in(django_user_model, "aude.auditor", "auditor")
+    AccountExpiry.objects.create(user=user, expires_at=timezone.now() + timedelta(days=90), note="Audit 2026")
+    return user
 
 
 @pytest.fixture
@@ -150,6 +160,27 @@ def customer(db):
     )
     Contact.objects.create(customer=customer, name="Anna Admin", email="anna@acme.example", language="de")
     return customer
+
+
+#: A complete post-mortem's findings, for tests that close incidents.
+COMPLETE_POST_MORTEM = {
+    "timeline_summary": "Detected the same day; customers notified within 24 hours.",
+    "root_cause": "The payroll export had no recipient check.",
+    "contributing_factors": "Autocomplete suggested a similar address.",
+    "what_went_well": "The response was timely.",
+    "what_did_not_go_well": "The recipient's deletion confirmation took two days.",
+    "response_sufficient": True,
+    "procedures_sufficient": False,
+    "procedure_changes": "Add recipient checks to the payroll export procedure.",
+}
+
+
+def complete_post_mortem(incident, manager):
+    """Record every finding of ``incident``'s post-mortem and complete it (through the services)."""
+    from postmortems import services as postmortem_services
+
+    postmortem_services.post_mortem_update(incident=incident, actor=manager, changes=COMPLETE_POST_MORTEM)
+    return postmortem_services.post_mortem_complete(incident=incident, actor=manager)
 
 
 @pytest.fixture
@@ -221,10 +252,56 @@ def make_incident(db, responder):
         incident = services.incident_begin_post_mortem(incident=incident, actor=manager)
         if state == "post_mortem":
             return incident
-        incident = services.incident_close(
-            incident=incident, actor=manager, findings="Response was timely; add recipient checks."
-        )
+        complete_post_mortem(incident, manager)
+        incident = services.incident_close(incident=incident, actor=manager)
         assert state == "closed", f"unknown state {state}"
         return incident
 
     return build
+
+
+def second_half_rows(make_incident, manager):
+    """At least one row of every model of the post-mortems app (and the read log and account
+    expiry), built through the services where one exists. Returns the closed incident."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import AccountExpiry, ReadLogEntry
+    from notifications.models import Notice
+    from postmortems import services as postmortem_services
+    from postmortems.models import ActionItemReminder, SummaryRelease
+
+    incident = make_incident(state="post_mortem")
+    postmortem_services.post_mortem_update(
+        incident=incident,
+        actor=manager,
+        changes={
+            **COMPLETE_POST_MORTEM,
+            "customer_summary": [{"text": "We added recipient checks.", "finding": "procedure_changes"}],
+        },
+    )
+    postmortem_services.post_mortem_complete(incident=incident, actor=manager)
+    item = postmortem_services.action_item_create(incident=incident, actor=manager, description="Add checks")
+    postmortem_services.action_item_update(
+        item=item, actor=manager, changes={"status": "done", "resolution": "Shipped."}
+    )
+    ActionItemReminder.objects.create(action_item=item, kind="due", recipient=manager.email)
+    from incidents import services
+
+    incident = services.incident_close(incident=incident, actor=manager)
+    notice = Notice.objects.create(incident=incident, number=99, kind="final")
+    SummaryRelease.objects.create(
+        post_mortem=incident.post_mortem, notice=notice, post_mortem_version=2, text="x"
+    )
+    drill = make_incident(state="triaged", is_drill=True)
+    postmortem_services.drill_record(
+        incident=drill,
+        actor=manager,
+        scenario="A laptop with customer exports is lost on a train.",
+        held_on=timezone.now().date(),
+        participants=[{"function": "legal", "name": "Lena Legal"}],
+    )
+    ReadLogEntry.objects.create(user=manager, username=manager.username, path="/audit/")
+    AccountExpiry.objects.create(user=manager, expires_at=timezone.now() + timedelta(days=30))
+    return incident

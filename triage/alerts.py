@@ -128,7 +128,9 @@ def stakeholder_alert_send(*, alert_id: int) -> int:
         return 0
     band = Incident.Severity(alert.band).label.lower() if alert.band else "unassessed"
     message = EmailMessage(
-        subject=f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity {band}",
+        subject=alert.incident.email_subject(
+            f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity {band}"
+        ),
         body=alert.summary + "\n",
         to=alert.recipients,
         headers={"Message-ID": _message_id(alert)},

@@ -33,6 +33,7 @@ from incidents.models import (
     Incident,
     LikelyConsequence,
     Product,
+    ReadLogEntry,
     Supplier,
 )
 
@@ -387,13 +388,8 @@ class DeclareBody(StrictSerializer):
 
 
 class EmptyBody(StrictSerializer):
-    """``mark_notified`` and ``begin_post_mortem`` take no body (``{}`` or nothing)."""
-
-
-class CloseBody(StrictSerializer):
-    """``close``: the post-mortem's findings unless already recorded."""
-
-    findings = serializers.CharField(required=False, allow_blank=True)
+    """``mark_notified``, ``begin_post_mortem`` and ``close`` take no body (``{}`` or nothing).
+    Findings go into the post-mortem (``/api/incidents/{id}/post-mortem/``)."""
 
 
 #: Transition name -> the serializer of its request body.
@@ -404,7 +400,7 @@ TRANSITION_BODIES: dict[str, type[StrictSerializer]] = {
     "declare": DeclareBody,
     "mark_notified": EmptyBody,
     "begin_post_mortem": EmptyBody,
-    "close": CloseBody,
+    "close": EmptyBody,
 }
 
 
@@ -532,3 +528,16 @@ class AffectedCustomerRemoveBody(StrictSerializer):
     """Body (or query string) of ``DELETE .../affected-customers/``: ``customer``."""
 
     customer = CustomerReferenceField()
+
+
+class ReadLogEntrySerializer(serializers.ModelSerializer):
+    """One record an auditor opened: who (``username``), when (``read_at``, UTC), the route's
+    name (``route``), what it names (``object_type``, ``object_id``; empty for a list) and the
+    path as requested (``path``)."""
+
+    read_at = AwareDateTimeField(read_only=True)
+
+    class Meta:
+        model = ReadLogEntry
+        fields = ["id", "username", "read_at", "route", "object_type", "object_id", "path"]
+        read_only_fields = fields

@@ -3,13 +3,14 @@ transitions and affected customers, customers, contacts."""
 
 from rest_framework.routers import SimpleRouter
 
-from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet
+from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet, ReadLogViewSet
 
 # SimpleRouter: no browsable API root, whose view has no model for ModelPermissions.
 router = SimpleRouter()
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("contacts", ContactViewSet, basename="contact")
+router.register("read-log", ReadLogViewSet, basename="read-log")
 
 app_name = "api"
 urlpatterns = router.urls

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from incidents import services
 from incidents.api.filters import ContactFilter, IncidentFilter, TextSearchFilter
-from incidents.api.pagination import AddedAtKeysetPagination
+from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
     AffectedCustomerAddBody,
@@ -38,7 +38,6 @@ from incidents.api.serializers import (
     AffectedCustomerRemoveBody,
     AffectedCustomerSerializer,
     ClassifyAsCustomerEventBody,
-    CloseBody,
     ContactSerializer,
     CustomerSerializer,
     DeclareBody,
@@ -47,11 +46,19 @@ from incidents.api.serializers import (
     GuardFailedSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
 )
 from incidents.lifecycle import TRANSITION_NAMES
-from incidents.models import TRANSITION_PERMISSIONS, AffectedCustomer, Contact, Customer, Incident
+from incidents.models import (
+    TRANSITION_PERMISSIONS,
+    AffectedCustomer,
+    Contact,
+    Customer,
+    Incident,
+    ReadLogEntry,
+)
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -183,7 +190,6 @@ class IncidentViewSet(
                 RuleOutOfScopeBody,
                 ClassifyAsCustomerEventBody,
                 DeclareBody,
-                CloseBody,
                 EmptyBody,
             ],
             resource_type_field_name=None,
@@ -210,7 +216,7 @@ class IncidentViewSet(
         Body per transition (unknown keys: 400): ``triage`` {severity, malicious, scenario};
         ``rule_out_of_scope`` {out_of_scope_category, scope_rationale};
         ``classify_as_customer_event`` {scope_rationale, customer_informed_at};
-        ``declare`` {nature_of_breach}; ``close`` {findings}; ``mark_notified`` and
+        ``declare`` {nature_of_breach}; ``close``, ``mark_notified`` and
         ``begin_post_mortem`` {}. Values already recorded need not be repeated.
         Errors: 400 ``{"detail", "missing": [field names]}`` when the guard is not met, or a
         field error for an invalid body; 403 when the role may not take it
@@ -361,3 +367,36 @@ class ContactViewSet(
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+
+
+class ReadLogKeysetPagination(KeysetPagination):
+    """Newest read first."""
+
+    ordering = ("-read_at", "-id")
+
+
+class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """``GET /api/read-log/``: every record an auditor opened (page or API), newest first;
+    ``?username=`` and ``?object_type=`` narrow it. Read-only, for incident managers and
+    auditors (``incidents.view_readlogentry``); 403 for anyone else."""
+
+    serializer_class = ReadLogEntrySerializer
+    pagination_class = ReadLogKeysetPagination
+
+    def get_queryset(self) -> QuerySet[ReadLogEntry]:
+        entries = ReadLogEntry.objects.all()
+        for name in ("username", "object_type"):
+            value = self.request.query_params.get(name)
+            if value:
+                entries = entries.filter(**{name: value})
+        return entries
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("username", OpenApiTypes.STR),
+            OpenApiParameter("object_type", OpenApiTypes.STR),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The read log, newest first."""
+        return super().list(request, *args, **kwargs)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0005_share_incident_figures_permission'),
+        ('incidents', '0006_share_incident_figures_permission'),
         ('notifications', '0003_notice_customer_event'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

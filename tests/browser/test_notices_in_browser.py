@@ -5,8 +5,6 @@ incident notified."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 # The notification fixtures live beside the notification tests; importing them makes them
@@ -32,7 +30,7 @@ def test_it_drafts_previews_approves_and_delivers_a_notice_in_the_browser(  # no
 ):
     from playwright.sync_api import expect
 
-    import notifications.tasks
+    import notifications.services
     from notifications.models import Clock, Delivery
     from notifications.sender import deliveries_send_due
 
@@ -43,11 +41,7 @@ def test_it_drafts_previews_approves_and_delivers_a_notice_in_the_browser(  # no
     # Approval wakes the sender after commit; here the test process sends instead, so the page
     # can be seen with the deliveries still pending first.
     woken = []
-    monkeypatch.setattr(
-        notifications.tasks,
-        "send_due_deliveries",
-        SimpleNamespace(name="send_due_deliveries", apply_async=lambda **kwargs: woken.append(kwargs)),
-    )
+    monkeypatch.setattr(notifications.services, "enqueue", lambda task, *args: woken.append(task))
     incident = declare(
         customers,
         title="Support mailbox accessed by an unknown party",
@@ -90,7 +84,7 @@ def test_it_drafts_previews_approves_and_delivers_a_notice_in_the_browser(  # no
     expect(page.locator("#notice-status")).to_have_text("Approved")
     expect(page.locator("#deliveries tr.delivery")).to_have_count(4)
     expect(page.locator("#deliveries")).to_contain_text("Pending")
-    assert len(woken) == 1
+    assert woken == [notifications.services.TASK_SEND_DUE_DELIVERIES]
 
     # The sender runs (here, in the test process) against the real SMTP server.
     report = deliveries_send_due()

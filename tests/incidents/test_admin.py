@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import AuditEvent, Incident, Product, Supplier, WorkerHeartbeat
-from postmortems.models import ActionItem
+from tests.conftest import second_half_rows
 
 
 class _FormFields(HTMLParser):
@@ -89,13 +89,11 @@ def admin_client_for(superuser) -> Client:
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer):
+def one_of_each(db, make_incident, customer, manager):
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
-    incident = make_incident(state="closed")
-    ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add checks", status="done")
-    return incident
+    return second_half_rows(make_incident, manager)
 
 
 def test_it_registers_every_model_of_incidents_and_post_mortems():

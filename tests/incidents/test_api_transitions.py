@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from incidents import services
 from incidents.models import AuditEvent, Customer, Incident
 from notifications.models import Clock
+from tests.conftest import complete_post_mortem
 
 STATES = [
     "detected",
@@ -71,12 +72,12 @@ BODIES = {
     "declare": {"nature_of_breach": "Payroll file sent to a wrong recipient."},
     "mark_notified": {},
     "begin_post_mortem": {},
-    "close": {"findings": "Response was timely; add a recipient check."},
+    "close": {},
 }
 
 #: DESIGN.md section 6: the transitions each group may take (mark_notified: the system only).
 ALLOWED_BY_ROLE = {
-    "responder": {"triage", "rule_out_of_scope", "classify_as_customer_event", "begin_post_mortem"},
+    "responder": {"triage", "rule_out_of_scope", "classify_as_customer_event"},
     "incident_manager": {
         "triage",
         "rule_out_of_scope",
@@ -121,7 +122,7 @@ def snapshot(incident) -> tuple:
 
 
 @pytest.fixture
-def ready_incident(make_incident, responder):
+def ready_incident(make_incident, responder, manager):
     """``ready_incident(state)``: an incident in ``state`` where every guard can be met by the
     transition's body alone (an affected customer recorded and its initial notice settled)."""
 
@@ -134,6 +135,8 @@ def ready_incident(make_incident, responder):
             services.affected_customer_add(incident=incident, customer=extra, actor=responder)
         # What the notification system does when initial notices are delivered.
         Clock.objects.filter(incident=incident).update(met_at=timezone.now())
+        if state == "post_mortem":
+            complete_post_mortem(incident, manager)
         return Incident.objects.get(pk=incident.pk)
 
     return build
@@ -243,7 +246,7 @@ def test_it_triages_through_the_api_with_the_forms_assessment(api, responder, ma
         ),
         ("triaged", "declare", {}, ["nature_of_breach", "affected_customers"]),
         ("declared", "mark_notified", {}, ["affected_customers"]),
-        ("post_mortem", "close", {}, ["post_mortem.findings"]),
+        ("post_mortem", "close", {}, ["post_mortem.completed"]),
     ],
 )
 def test_it_names_the_missing_facts_when_a_guard_fails(
@@ -274,11 +277,13 @@ def test_it_names_affected_customers_when_declaring_without_any(api, manager, ma
 
 
 def test_it_names_open_action_items_when_closing(api, manager, make_incident):
-    from postmortems.models import ActionItem
+    from postmortems import services as postmortem_services
 
     incident = make_incident("post_mortem")
-    # No service writes action items yet; the row stands for one the post-mortem recorded.
-    ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add recipient check")
+    complete_post_mortem(incident, manager)
+    postmortem_services.action_item_create(
+        incident=incident, actor=manager, description="Add recipient check"
+    )
     before = snapshot(incident)
     api.force_login(manager)
 

@@ -18,9 +18,11 @@ def test_the_chain_of_a_full_lifecycle_verifies(make_incident):
         "declare",
         "mark_notified",
         "begin_post_mortem",
+        "post_mortem_updated",
+        "post_mortem_completed",
         "close",
     ]
-    assert list(incident.audit_events.values_list("sequence", flat=True)) == list(range(1, 8))
+    assert list(incident.audit_events.values_list("sequence", flat=True)) == list(range(1, 10))
     assert verify_chain() == []
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from incidents.audit_site import audit_site
 from incidents.models import Product, Supplier, WorkerHeartbeat
-from postmortems.models import ActionItem
+from tests.conftest import second_half_rows
 
 PASSWORD = "correct horse battery"
 
@@ -23,14 +23,8 @@ def one_of_each(db, make_incident, customer, manager):
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd", country="IE")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
-    incident = make_incident(state="closed")  # audit events, an affected customer, a post-mortem
-    ActionItem.objects.create(
-        post_mortem=incident.post_mortem,
-        description="Add recipient checks",
-        status=ActionItem.Status.DONE,
-        resolution="Shipped.",
-        resolved_at=timezone.now(),
-    )
+    # Audit events, an affected customer, a post-mortem with its rows, a drill.
+    incident = second_half_rows(make_incident, manager)
     _notification_rows(make_incident, manager)
     _triage_rows(make_incident, manager)
     return incident

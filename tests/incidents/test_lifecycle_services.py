@@ -7,6 +7,7 @@ from django.utils import timezone
 from incidents import services
 from incidents.exceptions import ActionForbidden, GuardFailed, TransitionNotAvailable
 from incidents.models import AuditEvent, Incident
+from tests.conftest import complete_post_mortem
 
 
 def test_it_creates_a_detected_incident_with_a_reference_and_a_created_event(responder):
@@ -127,22 +128,25 @@ def test_the_state_field_cannot_be_assigned_directly(make_incident):
         incident.state = "declared"
 
 
-def test_closing_needs_findings_and_no_open_action_items(make_incident, manager):
-    from postmortems.models import ActionItem
+def test_closing_needs_a_completed_post_mortem_and_no_open_action_items(make_incident, manager):
+    from postmortems import services as postmortem_services
 
     incident = make_incident(state="post_mortem")
-    ActionItem.objects.create(post_mortem=incident.post_mortem, description="Add a recipient check")
+    item = postmortem_services.action_item_create(incident=incident, actor=manager, description="Add a check")
 
     with pytest.raises(GuardFailed) as failure:
         services.incident_close(incident=incident, actor=manager)
-    assert failure.value.missing == ["post_mortem.findings", "post_mortem.action_items"]
+    assert failure.value.missing == ["post_mortem.completed", "post_mortem.action_items"]
 
+    complete_post_mortem(incident, manager)
     with pytest.raises(GuardFailed) as failure:
-        services.incident_close(incident=incident, actor=manager, findings="Too slow to triage.")
+        services.incident_close(incident=incident, actor=manager)
     assert failure.value.missing == ["post_mortem.action_items"]
 
-    ActionItem.objects.update(status=ActionItem.Status.ACCEPTED, resolution="Accepted by the DPO")
-    closed = services.incident_close(incident=incident, actor=manager, findings="Too slow to triage.")
+    postmortem_services.action_item_update(
+        item=item, actor=manager, changes={"status": "risk_accepted", "resolution": "Accepted by the DPO"}
+    )
+    closed = services.incident_close(incident=incident, actor=manager)
     assert closed.state == "closed"
     assert closed.post_mortem.completed_at is not None
 

@@ -9,9 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +18,7 @@ from notifications import services, views
 from notifications.models import Clock, Delivery, Notice, Withholding
 from notifications.sender import deliveries_send_due
 from tests.notifications.support import approve, run_delivery_worker
+from tests.queries import assert_query_count, assert_same_query_count, capture_queries
 
 
 def _client_for(user) -> Client:
@@ -812,29 +811,27 @@ def _scene_with(count, declare_for, manager, smtp_server):
     return incident, notice
 
 
-def _queries(client, url) -> int:
-    with CaptureQueriesContext(connection) as captured:
+def _queries(client, url, label):
+    with capture_queries(label) as log:
         assert client.get(url).status_code == 200
-    return len(captured)
+    return log
 
 
-def test_the_incident_page_needs_as_many_queries_for_30_customers_as_for_3(
-    declare_for, manager, smtp_server, django_assert_num_queries
-):
+def test_the_incident_page_needs_as_many_queries_for_30_customers_as_for_3(declare_for, manager, smtp_server):
     small, small_notice = _scene_with(3, declare_for, manager, smtp_server)
     client = _client_for(manager)
-    small_page = _queries(client, _incident_page(small))
-    small_notice_page = _queries(client, _notice_page(small_notice))
+    small_page = _queries(client, _incident_page(small), "the incident page with 3 customers")
+    small_notice_page = _queries(client, _notice_page(small_notice), "the notice page with 3 customers")
 
     large, large_notice = _scene_with(30, declare_for, manager, smtp_server)
     assert Clock.objects.filter(incident=large).count() == 30
-    large_page = _queries(client, _incident_page(large))
-    large_notice_page = _queries(client, _notice_page(large_notice))
+    large_page = _queries(client, _incident_page(large), "the incident page with 30 customers")
+    large_notice_page = _queries(client, _notice_page(large_notice), "the notice page with 30 customers")
 
-    assert large_page == small_page
-    assert large_notice_page == small_notice_page
+    assert_same_query_count(small_page, large_page)
+    assert_same_query_count(small_notice_page, large_notice_page)
     # The panel itself: clocks, their escalations, notices with delivery counts, failed
     # deliveries per customer, customers without a contact, withheld fields.
-    with django_assert_num_queries(6):
+    with assert_query_count(6, "the notification panel with 30 customers"):
         context = views.notification_panel_context(large, manager)
     assert len(context["clock_rows"]) == 30 and len(context["customers_without_contact"]) == 6

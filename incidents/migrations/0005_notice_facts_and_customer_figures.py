@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0003_affected_customer_clock_replaces_settled_at'),
+        ('incidents', '0004_drill_customers_read_log_account_expiry'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

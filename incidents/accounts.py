@@ -1,0 +1,77 @@
+"""Who may sign in: accounts that expire (every auditor's must), and who counts as an auditor.
+
+External auditors are given access for an engagement, not forever: an auditor account without
+an expiry date, or past it, cannot log in (``ExpiringModelBackend``), and a session or API token
+still open when the account expires is refused from then on
+(``incidents.middleware.AccountExpiryMiddleware``, ``incidents.api.authentication``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+
+from incidents.models import AccountExpiry
+
+#: The group of external and internal auditors (a contract: created by a data migration).
+AUDITOR_GROUP = "auditor"
+
+
+def _account_facts(user: Any) -> tuple[bool, datetime | None]:
+    """``(is an auditor, expires_at or None)`` of ``user`` in one query, cached on the user
+    object for the request (the read log and the expiry check ask on every request)."""
+    cached = getattr(user, "_breachdesk_account_facts", None)
+    if cached is None:
+        row = (
+            type(user)
+            .objects.filter(pk=user.pk)
+            .annotate(
+                is_auditor=Exists(Group.objects.filter(user=OuterRef("pk"), name=AUDITOR_GROUP)),
+                expires_at=Subquery(
+                    AccountExpiry.objects.filter(user=OuterRef("pk")).values("expires_at")[:1]
+                ),
+            )
+            .values_list("is_auditor", "expires_at")
+            .first()
+        )
+        cached = (bool(row[0]), row[1]) if row else (False, None)
+        user._breachdesk_account_facts = cached
+    return cached
+
+
+def is_auditor(user: Any) -> bool:
+    """Whether ``user`` is an active member of the ``auditor`` group."""
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    return _account_facts(user)[0]
+
+
+def account_refusal(user: Any, now: datetime | None = None) -> str | None:
+    """Why ``user`` may not use the product now (one sentence), or ``None`` when it may.
+
+    Refused: an account whose ``AccountExpiry.expires_at`` has passed, and an auditor account
+    with no expiry date at all.
+    """
+    if not (user and user.is_authenticated):
+        return None
+    auditor, expiry = _account_facts(user)
+    if expiry is not None and expiry <= (now or timezone.now()):
+        return f"This account expired at {expiry:%Y-%m-%d %H:%M} UTC; ask an administrator to extend it."
+    if expiry is None and auditor and not user.is_superuser:
+        return (
+            "Auditor accounts need an expiry date before they can be used; ask an administrator to set one."
+        )
+    return None
+
+
+class ExpiringModelBackend(ModelBackend):
+    """Django's username-and-password backend, refusing accounts that ``account_refusal``
+    refuses (expired, or an auditor without an expiry date)."""
+
+    def user_can_authenticate(self, user: Any) -> bool:
+        return super().user_can_authenticate(user) and account_refusal(user) is None

@@ -1,0 +1,88 @@
+"""Request middleware of the incident register: account expiry and the auditors' read log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from incidents.accounts import account_refusal, is_auditor
+from incidents.models import ReadLogEntry
+
+#: URL kwargs that name the object a route shows, in the order they are looked for.
+_OBJECT_KWARGS = ("object_id", "pk", "number", "incident_pk")
+
+
+class AccountExpiryMiddleware:
+    """Ends the session of an account that has expired since it logged in (or an auditor
+    without an expiry date) and sends the user to the login page with the reason. API token
+    users are refused by ``incidents.api.authentication.ExpiringTokenAuthentication``."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            reason = account_refusal(user)
+            if reason is not None:
+                logout(request)
+                from django.contrib import messages
+
+                messages.error(request, reason)
+                return redirect("login")
+        return self.get_response(request)
+
+
+def _what_was_read(request: HttpRequest) -> tuple[str, str, str]:
+    """``(route name, object type, object id)`` of the route that answered ``request``."""
+    match = request.resolver_match
+    if match is None:
+        return "", "", ""
+    route = match.view_name or ""
+    kwargs: dict[str, Any] = match.kwargs
+    if match.namespace == "audit" and "object_id" in kwargs:
+        # The audit site's change pages: <app>_<model>_change.
+        parts = (match.url_name or "").split("_")
+        return route, parts[1] if len(parts) > 2 else "", str(kwargs["object_id"])
+    for key in _OBJECT_KWARGS:
+        if key in kwargs:
+            if key == "incident_pk" and not any(k in kwargs for k in ("pk", "number")):
+                return route, "incident", str(kwargs[key])
+            name = (match.url_name or "").replace("-", "_")
+            object_type = name.removesuffix("_detail").removeprefix("incident_") or "incident"
+            if key == "number":
+                object_type = "notice"
+            return route, object_type, f"{kwargs.get('incident_pk', '')}/{kwargs[key]}".lstrip("/")
+    return route, "", ""
+
+
+class AuditorReadLogMiddleware:
+    """Records every successful read (GET or HEAD answered 2xx) by an auditor, page or API, as
+    one ``ReadLogEntry``: who, what, when. Static files and the login pages are not records."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.method in ("GET", "HEAD")
+            and 200 <= response.status_code < 300
+            and request.resolver_match is not None
+            and request.resolver_match.url_name not in ("login", "logout")
+            and is_auditor(getattr(request, "user", None))
+        ):
+            route, object_type, object_id = _what_was_read(request)
+            ReadLogEntry.objects.create(
+                user=request.user,
+                username=request.user.get_username(),
+                route=route[:200],
+                object_type=object_type[:64],
+                object_id=object_id[:64],
+                path=request.get_full_path()[:2000],
+            )
+        return response
