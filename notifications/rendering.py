@@ -441,6 +441,22 @@ def display_value(name: str, value: Any, language: str) -> str | None:
 # Rendering ---------------------------------------------------------------------------------------
 
 
+def customer_parts(
+    customer_name: str, figures: dict[str, Any], previous_figures: dict[str, Any] | None, language: str
+) -> dict[str, Any]:
+    """What differs per customer in a notice, as text in the active language: the
+    ``salutation``, and per ``CUSTOMER_FIGURE_FIELDS`` name ``(value or None, changed,
+    previous value or None)`` (changed: it differs from ``previous_figures``, the customer's
+    previous notice; ``None`` there means no earlier notice)."""
+    own_changes = set(changed_figures(previous_figures, figures)) if previous_figures is not None else set()
+    parts: dict[str, Any] = {"salutation": salutation(customer_name, language)}
+    for name in CUSTOMER_FIGURE_FIELDS:
+        changed = name in own_changes
+        previous = display_value(name, (previous_figures or {}).get(name), language) if changed else None
+        parts[name] = (display_value(name, figures.get(name), language), changed, previous)
+    return parts
+
+
 def render_notice(
     *,
     notice: Notice,
@@ -467,88 +483,187 @@ def render_notice(
     source language and is listed in ``RenderedMessage.untranslated``. ``update_number``:
     the number an update carries (update 1, 2, ...).
     """
-    incident = notice.incident
-    figures = figures or dict.fromkeys(CUSTOMER_FIGURE_FIELDS)
-    with translation.override(language):
-        localised, untranslated_texts = _localised(content, translations or {}, language)
-        shareable = bool(content.get("incident_figures_shareable"))
-        previous_content = previous_content or {}
-        labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
-        own_changes = (
-            set(changed_figures(previous_figures, figures)) if previous_figures is not None else set()
-        )
-        untranslated_fields = {TEXT_FIELD[name] for name in untranslated_texts}
-        fields = []
-        for name in FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS):
-            is_withheld = name in withheld
-            per_customer = name in CUSTOMER_FIGURE_FIELDS
-            value = figures.get(name) if per_customer else localised.get(name)
-            changed = (name in own_changes if per_customer else name in changes) and not is_withheld
-            previous = None
-            if changed:
-                old = (previous_figures or {}).get(name) if per_customer else previous_content.get(name)
-                previous = display_value(name, old, language)
-            incident_wide = None
-            if shareable and name in ("records_affected", "data_subjects_affected") and not is_withheld:
-                overall = content.get(name)
-                if overall is not None:
-                    incident_wide = display_value(name, overall, language)
-            fields.append(
-                {
-                    "name": name,
-                    "label": str(labels[name]),
-                    "value": None if is_withheld else display_value(name, value, language),
-                    "withheld": is_withheld,
-                    "changed": changed,
-                    "previous": previous,
-                    "incident_wide": incident_wide,
-                    "source_language": (
-                        settings.NOTICE_SOURCE_LANGUAGE if name in untranslated_fields else None
-                    ),
-                }
-            )
-        changed_labels = [f["label"] for f in fields if f["changed"]]
-        context = {
-            "language": language,
-            "source_language": settings.NOTICE_SOURCE_LANGUAGE,
-            "incident_reference": incident.reference,
-            "notice_number": notice.number,
-            "update_number": update_number or notice.update_number or 1,
-            "customer_name": customer.name,
-            "salutation": salutation(customer.name, language),
-            "declared_at": format_instant(incident.declared_at, language) if incident.declared_at else "",
-            "fields": fields,
-            "any_withheld": bool(withheld),
-            "changed_labels": changed_labels,
-            # Separator and colon differ by language (French "\u00a0:", Japanese "、" and "：").
-            "changed_labels_text": pgettext("list separator", ", ").join(changed_labels),
-            "label_suffix": pgettext("label suffix", ":"),
-            "post_mortem_summary": localised.get("post_mortem_summary") or "",
-            "post_mortem_summary_source_language": "post_mortem_summary" in untranslated_texts,
-            "contact_point": localised.get("contact_point") or settings.NOTICE_CONTACT_POINT,
-            "contact_point_source_language": "contact_point" in untranslated_texts,
-        }
-        folder = f"notices/{notice.kind}"
-        subject = render_to_string(f"{folder}/subject.txt", context)
-        subject = incident.email_subject(subject)
-        context["subject"] = _one_line(subject)
-        text = render_to_string(f"{folder}/body.txt", context)
-        html = render_to_string(f"{folder}/body.html", context)
-        if incident.is_drill:
-            text, html = _mark_as_drill(text, html)
-        shown = set(FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS)) | {"post_mortem_summary", "contact_point"}
-        untranslated = tuple(
-            name
-            for name in sorted(untranslated_texts)
-            if TEXT_FIELD[name] in shown and TEXT_FIELD[name] not in withheld
-        )
-    return RenderedMessage(
-        subject=_one_line(subject),
-        text=_tidy(text),
-        html=html.strip(),
+    (message,) = render_notice_for_customers(
+        notice=notice,
+        content=content,
+        withheld=withheld,
+        changes=changes,
+        customers=[(customer, figures, previous_figures)],
         language=language,
-        untranslated=untranslated,
+        translations=translations,
+        previous_content=previous_content,
+        update_number=update_number,
+        batch=False,
     )
+    return message
+
+
+#: Stand-ins for what differs per customer, rendered once and replaced per customer
+#: (Unicode private-use characters: no template filter or translation changes them).
+_SALUTATION = "\ue000salutation\ue001"
+
+
+def _stand_in(kind: str, name: str) -> str:
+    return f"\ue000{kind}:{name}\ue001"
+
+
+def render_notice_for_customers(
+    *,
+    notice: Notice,
+    content: dict[str, Any],
+    withheld: dict[str, str],
+    changes: list[str],
+    customers: list[tuple[Customer, dict[str, Any] | None, dict[str, Any] | None]],
+    language: str,
+    translations: dict[str, dict[str, str]] | None = None,
+    previous_content: dict[str, Any] | None = None,
+    update_number: int | None = None,
+    batch: bool = True,
+) -> list[RenderedMessage]:
+    """``render_notice`` for many customers in one language: ``customers`` holds
+    ``(customer, figures, previous_figures)``; returns one message each, in order.
+
+    The templates run once per *shape* (which figures are known and which changed), with
+    stand-ins for the salutation and the figures, which are then replaced by each customer's
+    own text (escaped in the HTML part, as the templates escape it); a fan-out to thousands
+    of customers renders a handful of times. ``tests/notifications/test_rendering_batch.py``
+    checks that the result equals rendering each customer alone.
+    """
+    with translation.override(language):
+        groups: dict[tuple, list[tuple[int, dict[str, Any]]]] = {}
+        for index, (customer, figures, previous_figures) in enumerate(customers):
+            parts = customer_parts(
+                customer.name, figures or dict.fromkeys(CUSTOMER_FIGURE_FIELDS), previous_figures, language
+            )
+            shape = tuple(
+                (parts[name][0] is None, parts[name][1], parts[name][2] is None)
+                for name in CUSTOMER_FIGURE_FIELDS
+            )
+            groups.setdefault(shape if batch else (index,), []).append((index, parts))
+        results: list[RenderedMessage | None] = [None] * len(customers)
+        for members in groups.values():
+            first = members[0][1]
+            stand_ins = {"salutation": _SALUTATION} if batch else {"salutation": first["salutation"]}
+            for name in CUSTOMER_FIGURE_FIELDS:
+                value, changed, previous = first[name]
+                if batch:
+                    value = None if value is None else _stand_in("value", name)
+                    previous = None if previous is None else _stand_in("previous", name)
+                stand_ins[name] = (value, changed, previous)
+            subject, text, html, untranslated = _render_parts(
+                notice=notice,
+                content=content,
+                withheld=withheld,
+                changes=changes,
+                parts=stand_ins,
+                language=language,
+                translations=translations or {},
+                previous_content=previous_content or {},
+                update_number=update_number,
+            )
+            for index, parts in members:
+                own_text, own_html = text, html
+                if batch:
+                    replacements = {_SALUTATION: parts["salutation"]}
+                    for name in CUSTOMER_FIGURE_FIELDS:
+                        value, _changed, previous = parts[name]
+                        replacements[_stand_in("value", name)] = value or ""
+                        replacements[_stand_in("previous", name)] = previous or ""
+                    for stand_in, real in replacements.items():
+                        own_text = own_text.replace(stand_in, real)
+                        own_html = own_html.replace(stand_in, escape(real).replace("\n", "<br>"))
+                results[index] = RenderedMessage(
+                    subject=_one_line(subject),
+                    text=_tidy(own_text),
+                    html=own_html.strip(),
+                    language=language,
+                    untranslated=untranslated,
+                )
+    return [message for message in results if message is not None]
+
+
+def _render_parts(
+    *,
+    notice: Notice,
+    content: dict[str, Any],
+    withheld: dict[str, str],
+    changes: list[str],
+    parts: dict[str, Any],
+    language: str,
+    translations: dict[str, dict[str, str]],
+    previous_content: dict[str, Any],
+    update_number: int | None,
+) -> tuple[str, str, str, tuple[str, ...]]:
+    """The subject, text and HTML (before tidying) and the untranslated text names, with the
+    per-customer ``parts`` (``customer_parts``) as given. Runs in the active translation."""
+    incident = notice.incident
+    localised, untranslated_texts = _localised(content, translations, language)
+    shareable = bool(content.get("incident_figures_shareable"))
+    labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
+    untranslated_fields = {TEXT_FIELD[name] for name in untranslated_texts}
+    fields = []
+    for name in FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS):
+        is_withheld = name in withheld
+        if name in CUSTOMER_FIGURE_FIELDS:
+            value, changed, previous = parts[name]
+            changed = changed and not is_withheld
+            previous = previous if changed else None
+        else:
+            value = display_value(name, localised.get(name), language)
+            changed = name in changes and not is_withheld
+            previous = display_value(name, previous_content.get(name), language) if changed else None
+        incident_wide = None
+        if shareable and name in ("records_affected", "data_subjects_affected") and not is_withheld:
+            overall = content.get(name)
+            if overall is not None:
+                incident_wide = display_value(name, overall, language)
+        fields.append(
+            {
+                "name": name,
+                "label": str(labels[name]),
+                "value": None if is_withheld else value,
+                "withheld": is_withheld,
+                "changed": changed,
+                "previous": previous,
+                "incident_wide": incident_wide,
+                "source_language": (settings.NOTICE_SOURCE_LANGUAGE if name in untranslated_fields else None),
+            }
+        )
+    changed_labels = [f["label"] for f in fields if f["changed"]]
+    context = {
+        "language": language,
+        "source_language": settings.NOTICE_SOURCE_LANGUAGE,
+        "incident_reference": incident.reference,
+        "notice_number": notice.number,
+        "update_number": update_number or notice.update_number or 1,
+        "salutation": parts["salutation"],
+        "declared_at": format_instant(incident.declared_at, language) if incident.declared_at else "",
+        "fields": fields,
+        "any_withheld": bool(withheld),
+        "changed_labels": changed_labels,
+        # Separator and colon differ by language (French "\u00a0:", Japanese "、" and "：").
+        "changed_labels_text": pgettext("list separator", ", ").join(changed_labels),
+        "label_suffix": pgettext("label suffix", ":"),
+        "post_mortem_summary": localised.get("post_mortem_summary") or "",
+        "post_mortem_summary_source_language": "post_mortem_summary" in untranslated_texts,
+        "contact_point": localised.get("contact_point") or settings.NOTICE_CONTACT_POINT,
+        "contact_point_source_language": "contact_point" in untranslated_texts,
+    }
+    folder = f"notices/{notice.kind}"
+    subject = render_to_string(f"{folder}/subject.txt", context)
+    subject = incident.email_subject(subject)
+    context["subject"] = _one_line(subject)
+    text = render_to_string(f"{folder}/body.txt", context)
+    html = render_to_string(f"{folder}/body.html", context)
+    if incident.is_drill:
+        text, html = _mark_as_drill(text, html)
+    shown = set(FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS)) | {"post_mortem_summary", "contact_point"}
+    untranslated = tuple(
+        name
+        for name in sorted(untranslated_texts)
+        if TEXT_FIELD[name] in shown and TEXT_FIELD[name] not in withheld
+    )
+    return subject, text, html, untranslated
 
 
 def _mark_as_drill(text: str, html: str) -> tuple[str, str]:

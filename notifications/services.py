@@ -58,6 +58,7 @@ from notifications.rendering import (
     customer_figures,
     notice_content,
     render_notice,
+    render_notice_for_customers,
     source_texts,
 )
 
@@ -864,6 +865,8 @@ def _create_chunk(
     domain = _message_domain()
     messages: dict[tuple[int, str], NoticeMessage] = {}
     planned: list[tuple[NoticeRecipient, Contact, str]] = []
+    wanted: dict[str, list[NoticeRecipient]] = {}  # language -> customers to render it for
+    seen: set[tuple[int, str]] = set()
     for recipient in recipients:
         if not _may_notify(notice.incident, recipient.customer):
             continue
@@ -883,35 +886,36 @@ def _create_chunk(
             continue
         for contact in contacts:
             language = choose_language(contact, recipient.customer)
-            key = (recipient.customer_id, language)
-            if key not in messages:
-                rendered = render_notice(
-                    notice=notice,
-                    content=notice.content,
-                    withheld=notice.withheld,
-                    changes=notice.changes,
-                    customer=recipient.customer,
-                    figures=recipient.figures,
-                    language=language,
-                    translations=notice.translations,
-                    previous_content=context["previous_content"],
-                    previous_figures=recipient.previous_figures,
-                    update_number=notice.update_number,
-                )
-                subject_header, mime = build_body(
-                    subject=rendered.subject, text=rendered.text, html=rendered.html
-                )
-                messages[key] = NoticeMessage(
-                    notice=notice,
-                    customer_id=recipient.customer_id,
-                    language=language,
-                    subject=rendered.subject,
-                    body_text=rendered.text,
-                    body_html=rendered.html,
-                    subject_header=subject_header,
-                    mime=mime,
-                )
+            if (recipient.customer_id, language) not in seen:
+                seen.add((recipient.customer_id, language))
+                wanted.setdefault(language, []).append(recipient)
             planned.append((recipient, contact, language))
+    for language, customers in wanted.items():
+        rendered_all = render_notice_for_customers(
+            notice=notice,
+            content=notice.content,
+            withheld=notice.withheld,
+            changes=notice.changes,
+            customers=[(r.customer, r.figures, r.previous_figures) for r in customers],
+            language=language,
+            translations=notice.translations,
+            previous_content=context["previous_content"],
+            update_number=notice.update_number,
+        )
+        for recipient, rendered in zip(customers, rendered_all, strict=True):
+            subject_header, mime = build_body(
+                subject=rendered.subject, text=rendered.text, html=rendered.html
+            )
+            messages[(recipient.customer_id, language)] = NoticeMessage(
+                notice=notice,
+                customer_id=recipient.customer_id,
+                language=language,
+                subject=rendered.subject,
+                body_text=rendered.text,
+                body_html=rendered.html,
+                subject_header=subject_header,
+                mime=mime,
+            )
     NoticeMessage.objects.bulk_create(list(messages.values()), batch_size=200)
     now = timezone.now()
     rows = []
