@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -34,9 +34,11 @@ from notifications.models import (
     DeliveryCreation,
     Escalation,
     Notice,
+    NoticeRecipient,
     Translation,
     Withholding,
 )
+from notifications.services import notice_delivery_progress
 
 _USERNAME = {"slug_field": "username", "read_only": True}
 
@@ -151,14 +153,23 @@ class DeliveryCountsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
 
 
+def _recipient_count(aggregate: Any, **conditions: Any) -> Subquery:
+    rows = NoticeRecipient.objects.filter(notice=OuterRef("pk"), **conditions).order_by().values("notice")
+    return Subquery(rows.annotate(value=aggregate).values("value"), output_field=IntegerField())
+
+
 def with_delivery_counts(notices: QuerySet[Notice]) -> QuerySet[Notice]:
-    """``notices`` annotated with ``deliveries_<status>`` counts, read by ``NoticeSerializer``
-    (one grouped query instead of one per notice)."""
+    """``notices`` annotated with ``deliveries_<status>`` counts and the delivery-creation
+    progress (``recipients_total``, ``recipients_done``, ``recipients_deliveries``), read by
+    ``NoticeSerializer`` (one query for the whole list instead of some per notice)."""
     return notices.annotate(
         **{
             f"deliveries_{value}": Count("deliveries", filter=Q(deliveries__status=value))
             for value in Delivery.Status.values
-        }
+        },
+        recipients_total=_recipient_count(Count("id")),
+        recipients_done=_recipient_count(Count("id"), deliveries_created_at__isnull=False),
+        recipients_deliveries=_recipient_count(Sum("deliveries")),
     )
 
 
@@ -227,9 +238,17 @@ class NoticeSerializer(StrictModelSerializer):
 
     @extend_schema_field(DeliveryCreationSerializer)
     def get_delivery_creation(self, notice: Notice) -> dict[str, Any]:
-        from notifications.services import notice_delivery_progress
-
-        return DeliveryCreationSerializer(notice_delivery_progress(notice)).data
+        if hasattr(notice, "recipients_total"):
+            progress = {
+                "status": notice.delivery_creation,
+                "customers_total": notice.recipients_total or 0,
+                "customers_done": notice.recipients_done or 0,
+                "deliveries_created": notice.recipients_deliveries or 0,
+                "completed_at": notice.deliveries_created_at,
+            }
+        else:
+            progress = notice_delivery_progress(notice)
+        return DeliveryCreationSerializer(progress).data
 
     @extend_schema_field(DeliveryCountsSerializer)
     def get_deliveries(self, notice: Notice) -> dict[str, int]:

@@ -15,7 +15,7 @@ from notifications import services
 from notifications.models import Clock, Delivery, Escalation, Notice, Withholding
 from notifications.sender import deliveries_send_due
 from tests.notifications.support import approve, run_delivery_worker
-from tests.queries import assert_query_count
+from tests.queries import assert_query_count, assert_same_query_count, capture_queries
 
 LANGUAGES = ["en", "de", "fr", "es", "ja"]
 
@@ -303,6 +303,30 @@ def test_it_lists_notices_in_number_order_with_their_delivery_counts(
         (2, "update", "draft"),
     ]
     assert rows[0]["deliveries"]["pending"] == 2 and rows[1]["deliveries"]["total"] == 0
+    assert rows[0]["delivery_creation"]["status"] == "done" and rows[1]["delivery_creation"]["status"] == ""
+    assert (
+        rows[0]["delivery_creation"]["customers_done"],
+        rows[0]["delivery_creation"]["deliveries_created"],
+    ) == (1, 2)
+
+
+def test_the_notice_list_runs_as_many_queries_for_one_notice_as_for_three(
+    api, declare_for, multilingual_customers, manager, auditor
+):
+    incident = declare_for(multilingual_customers)
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
+    client = as_user(api, auditor)
+    client.get(notices_url(incident))  # warm the session
+
+    with capture_queries("the list with 1 notice") as one:
+        client.get(notices_url(incident))
+    approve(services.notice_draft(incident=incident, actor=manager, kind="update"), manager)
+    services.notice_draft(incident=incident, actor=manager, kind="update")
+    with capture_queries("the list with 3 notices") as three:
+        rows = client.get(notices_url(incident)).json()["results"]
+
+    assert [row["delivery_creation"]["customers_total"] for row in rows] == [3, 3, 0]
+    assert_same_query_count(one, three)
 
 
 def test_it_shows_withheld_fields_by_name_and_reason_and_keeps_their_values_out_of_messages(
