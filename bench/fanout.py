@@ -45,6 +45,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # Django is set up only once the benchmark's database exists
+    from django.contrib.auth.models import User
+
+    from incidents.models import Incident
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -83,18 +89,20 @@ class Sink:
 
     def __init__(self, port: int):
         self.port = port
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> Sink:
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--sink", str(self.port)], stdout=subprocess.PIPE, text=True
         )
+        assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline().strip()
         if line != "ready":
             raise RuntimeError(f"The SMTP sink did not start: {line!r}")
         return self
 
-    def stop(self) -> dict:
+    def stop(self) -> dict[str, Any]:
+        assert self.process is not None, "stop() without start()"
         self.process.send_signal(signal.SIGTERM)
         output, _ = self.process.communicate(timeout=60)
         self.process = None
@@ -103,7 +111,7 @@ class Sink:
     def __enter__(self) -> Sink:
         return self.start()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.process is not None:  # an error on the way: do not leave the sink running
             self.process.kill()
             self.process.wait()
@@ -134,7 +142,7 @@ def run_send_worker() -> None:
     )
 
 
-def build_incident(customers: int, contacts: int, language_mix: str):
+def build_incident(customers: int, contacts: int, language_mix: str) -> tuple[Incident, User]:
     """Customers and contacts in bulk (register entries), then the incident through the real
     services: create, triage, affected customers, declare. Returns (incident, manager)."""
     from django.contrib.auth import get_user_model
@@ -237,13 +245,14 @@ class WebServer:
                 time.sleep(0.2)
         raise RuntimeError("gunicorn did not start")
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
 
     def worker_memory(self) -> dict[str, float]:
         """The worker's ``VmRSS`` and ``VmHWM`` (peak) in MiB."""
+        assert self.process is not None
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
         status = Path(f"/proc/{children[0]}/status").read_text()
         values = {}
@@ -288,7 +297,7 @@ class Browser:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # a 302 is the answer we time
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:  # a 302 is the answer we time
         return None
 
 
@@ -356,10 +365,13 @@ def main() -> int:
                 started = time.perf_counter()
                 page = browser.get(page_path)
                 draft_page_seconds = time.perf_counter() - started
-                counts = {
-                    name: re.search(rf'name="approve-{name}" value="(\d+)"', page).group(1)
+                found = {
+                    name: re.search(rf'name="approve-{name}" value="(\d+)"', page)
                     for name in ("customers", "contacts")
                 }
+                counts = {name: match.group(1) for name, match in found.items() if match is not None}
+                if len(counts) != 2:
+                    raise RuntimeError("The notice page offers no approval form")
                 before = server.worker_memory()
                 started = time.perf_counter()
                 status = browser.post(
@@ -408,23 +420,22 @@ def main() -> int:
 
         # The baseline: the same messages, built before its clock starts, sent by a plain loop.
         from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
-        messages = [
-            (
-                d.address,
-                delivery_bytes(
-                    from_header=from_header,
-                    to_address=d.address,
-                    message_id=d.message_id,
-                    in_reply_to=d.in_reply_to,
-                    references=d.references.split(),
-                    language=d.language,
-                    subject_header=d.notice_message.subject_header,
-                    body=bytes(d.notice_message.mime),
-                    date=timezone.now(),
-                ),
+        messages = []
+        for d in deliveries.select_related("notice_message").order_by("id"):
+            shared = d.notice_message
+            assert shared is not None
+            data = delivery_bytes(
+                from_header=from_header,
+                to_address=d.address,
+                message_id=d.message_id,
+                in_reply_to=d.in_reply_to,
+                references=d.references.split(),
+                language=d.language,
+                subject_header=shared.subject_header,
+                body=bytes(shared.mime),
+                date=timezone.now(),
             )
-            for d in deliveries.select_related("notice_message").order_by("id")
-        ]
+            messages.append((d.address, data))
         from_address = "breachdesk@localhost"
         with Sink(port) as sink:
             started = time.perf_counter()
@@ -459,10 +470,12 @@ def main() -> int:
                 ]
                 try:
                     for process in processes:
+                        assert process.stdout is not None  # stdout=PIPE
                         if process.stdout.readline().strip() != "ready":
                             raise RuntimeError("A send worker did not start.")
                     started = time.perf_counter()
                     for process in processes:
+                        assert process.stdin is not None  # stdin=PIPE
                         process.stdin.write("go\n")
                         process.stdin.flush()
                     reports = [

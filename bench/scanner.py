@@ -21,7 +21,8 @@ import re
 import statistics
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,8 +32,11 @@ sys.path.insert(0, str(REPO / "bench"))
 CUSTOMERS = 1000  # each incident has a clock for each of them: clocks = incidents x customers
 DUE = 100
 
+#: (incident id, customer id, starts_at, window, due_at) of one clock.
+type ClockRow = tuple[int, int, datetime, timedelta, datetime]
 
-def make_parties(incidents: int, *, first_incident: int, now):
+
+def make_parties(incidents: int, *, first_incident: int, now: datetime) -> tuple[list[int], list[int]]:
     """``incidents`` declared incidents (minimal rows, no lifecycle history) and, the first time,
     the customers; returns (incident ids, customer ids)."""
     from incidents.models import Customer, Incident
@@ -65,7 +69,9 @@ def make_parties(incidents: int, *, first_incident: int, now):
     return incident_ids, customer_ids
 
 
-def clock_rows(incident_ids, customer_ids, *, now, due: int):
+def clock_rows(
+    incident_ids: list[int], customer_ids: list[int], *, now: datetime, due: int
+) -> Iterator[ClockRow]:
     """One open clock per (incident, customer); the first ``due`` are due within 48 hours
     (from one hour overdue to 47 hours left), the rest in 49 to 71 hours."""
     window = timedelta(hours=72)
@@ -80,7 +86,7 @@ def clock_rows(incident_ids, customer_ids, *, now, due: int):
             n += 1
 
 
-def load_clocks(rows, vendor: str, now) -> int:
+def load_clocks(rows: Iterable[ClockRow], vendor: str, now: datetime) -> int:
     from django.db import connection
 
     from notifications.models import Clock
@@ -122,7 +128,7 @@ def analyze(vendor: str) -> None:
         cursor.execute("ANALYZE" if vendor == "postgresql" else "ANALYZE")
 
 
-def time_passes(now) -> tuple[float, float, int]:
+def time_passes(now: datetime) -> tuple[float, float, int]:
     """(first pass seconds, median of three more, escalations the first pass recorded)."""
     from notifications.scanner import deadlines_scan
 
@@ -137,7 +143,7 @@ def time_passes(now) -> tuple[float, float, int]:
     return first_seconds, statistics.median(again), first.escalations
 
 
-def explain(now, vendor: str) -> list[tuple[str, str]]:
+def explain(now: datetime, vendor: str) -> list[tuple[str, str]]:
     """EXPLAIN ANALYZE (SQLite: EXPLAIN QUERY PLAN) of every query on the clock table that one
     scanner pass runs, captured as the scanner sent them."""
     from django.db import connection

@@ -23,6 +23,11 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "scan-action-item-reminders": {
+        "task": "postmortems.tasks.scan_action_item_reminders",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "record-worker-heartbeat": {
         "task": "incidents.tasks.record_worker_heartbeat",
         "schedule": 30.0,
@@ -34,6 +39,7 @@ app.conf.beat_schedule = {
 }
 app.conf.task_routes = {
     "notifications.tasks.scan_deadlines": {"queue": "deadlines"},
+    "postmortems.tasks.scan_action_item_reminders": {"queue": "deadlines"},
     "notifications.tasks.send_due_deliveries": {"queue": "notices"},
     "notifications.tasks.create_notice_deliveries": {"queue": "notices"},
 }

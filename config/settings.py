@@ -16,9 +16,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("BREACHDESK_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# django-environ is untyped: the annotations below give the type checker each setting's type
+# wherever ``settings.NAME`` is read.
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG: bool = env.bool("DEBUG", default=True)
 
 
 def _secret_key() -> str:
@@ -36,8 +38,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -118,6 +120,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The banner reminding incident managers that no drill completed in 12 months.
+                "postmortems.context_processors.drill_reminder",
             ],
         },
     },
@@ -169,7 +173,7 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+DISPLAY_TIME_ZONE: str = env.str("DISPLAY_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
@@ -180,11 +184,11 @@ STORAGES = {
 }
 
 # Request bodies above this size are refused with 413 (API) rather than parsed.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -192,7 +196,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # (manage.py run_mail_sink, messages stored under var/mail/). EMAIL_URL
 # switches: smtp://user:password@relay:25, smtp+tls://...:587 (STARTTLS), smtps://...:465,
 # consolemail://, filemail://. EMAIL_TIMEOUT (seconds) bounds every SMTP operation.
-_EMAIL_TIMEOUT_SECONDS = env.int("EMAIL_TIMEOUT", default=30)
+_EMAIL_TIMEOUT_SECONDS: int = env.int("EMAIL_TIMEOUT", default=30)
 _email = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:8025")
 _email_options: dict = {}
 if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
@@ -208,12 +212,12 @@ if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
 elif _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
     _email_options = {"file_path": str(VAR_DIR / "mail")}
 MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL: str = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Celery. Default: the filesystem broker under var/ (no Redis needed); CELERY_BROKER_URL=redis://...
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery" / "broker"
     for _sub in ("out", "processed", "control"):
@@ -242,7 +246,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 # Runs tasks in-process (tests that do not start a worker; never in production).
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ALWAYS_EAGER: bool = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -294,32 +298,32 @@ LOGGING = {
 # elapsed time after declaration (a customer's contract may set a shorter window). The scanner
 # issues the initial notice from the facts known so far NOTICE_AUTO_SEND_LEAD_HOURS before a
 # clock is due if none has gone out (0 disables).
-NOTICE_WINDOW_HOURS = env.int("NOTICE_WINDOW_HOURS", default=72)
-NOTICE_AUTO_SEND_LEAD_HOURS = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
+NOTICE_WINDOW_HOURS: int = env.int("NOTICE_WINDOW_HOURS", default=72)
+NOTICE_AUTO_SEND_LEAD_HOURS: int = env.int("NOTICE_AUTO_SEND_LEAD_HOURS", default=6)
 if not 1 <= NOTICE_WINDOW_HOURS <= 72:
     raise ImproperlyConfigured("NOTICE_WINDOW_HOURS must be between 1 and 72.")
 if not 0 <= NOTICE_AUTO_SEND_LEAD_HOURS < NOTICE_WINDOW_HOURS:
     raise ImproperlyConfigured("NOTICE_AUTO_SEND_LEAD_HOURS must be 0 or less than the window.")
 # Shown in every customer notice as the contact point for questions (GDPR Art. 33(3)(b)).
-NOTICE_CONTACT_POINT = env.str(
+NOTICE_CONTACT_POINT: str = env.str(
     "NOTICE_CONTACT_POINT", default="Data Protection Incident Response Team, privacy@localhost"
 )
 # Deliveries: how many the sender claims at once, and how long a claim lasts before the scanner
 # hands it to another worker (a killed worker delays a notice; it never loses it).
-NOTICE_SEND_CHUNK_SIZE = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
-NOTICE_CLAIM_SECONDS = env.int("NOTICE_CLAIM_SECONDS", default=300)
-NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
+NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
+NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
 # Free text (nature of the breach, measures, ...) is written in NOTICE_SOURCE_LANGUAGE; an
 # incident manager may give it per language. With NOTICE_REQUIRE_TRANSLATIONS, approval refuses
 # a notice while a text lacks a translation into a language it will be sent in.
-NOTICE_SOURCE_LANGUAGE = env.str("NOTICE_SOURCE_LANGUAGE", default="en")
+NOTICE_SOURCE_LANGUAGE: str = env.str("NOTICE_SOURCE_LANGUAGE", default="en")
 if NOTICE_SOURCE_LANGUAGE not in {code for code, _name in LANGUAGES}:
     raise ImproperlyConfigured(
         "NOTICE_SOURCE_LANGUAGE must be one of the notice languages (en, de, fr, es, ja)."
     )
-NOTICE_REQUIRE_TRANSLATIONS = env.bool("NOTICE_REQUIRE_TRANSLATIONS", default=False)
+NOTICE_REQUIRE_TRANSLATIONS: bool = env.bool("NOTICE_REQUIRE_TRANSLATIONS", default=False)
 # The worker that acts on an approval renders and creates the deliveries of this many customers
 # per transaction (progress is committed chunk by chunk; a killed worker resumes there).
-NOTICE_CREATE_CHUNK_CUSTOMERS = env.int("NOTICE_CREATE_CHUNK_CUSTOMERS", default=200)
+NOTICE_CREATE_CHUNK_CUSTOMERS: int = env.int("NOTICE_CREATE_CHUNK_CUSTOMERS", default=200)
 if NOTICE_CREATE_CHUNK_CUSTOMERS < 1:
     raise ImproperlyConfigured("NOTICE_CREATE_CHUNK_CUSTOMERS must be at least 1.")

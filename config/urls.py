@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from incidents.audit_site import audit_site
+from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident_list", permanent=False)),
@@ -17,11 +18,20 @@ urlpatterns = [
     path("incidents/", include("triage.urls")),
     path("incidents/", include("incidents.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
+    path("", include("postmortems.urls")),
     path("api/", include("triage.api.urls")),
     path("api/", include("incidents.api.urls")),
     path("api/", include("notifications.api.urls")),
     path("api/", include("postmortems.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
+    # The auditors' exports, beside their read-only site (same login and permission).
+    path("audit/register.csv", audit_site.admin_view(breach_register_csv), name="audit-register-csv"),
+    path("audit/register.xlsx", audit_site.admin_view(breach_register_xlsx), name="audit-register-xlsx"),
+    path(
+        "audit/incidents/<int:pk>/evidence-pack.zip",
+        audit_site.admin_view(incident_evidence_pack),
+        name="audit-evidence-pack",
+    ),
     path("audit/", audit_site.urls),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Subquery
@@ -28,7 +29,7 @@ def _account_facts(user: Any) -> tuple[bool, datetime | None]:
     cached = getattr(user, "_breachdesk_account_facts", None)
     if cached is None:
         row = (
-            type(user)
+            get_user_model()
             .objects.filter(pk=user.pk)
             .annotate(
                 is_auditor=Exists(Group.objects.filter(user=OuterRef("pk"), name=AUDITOR_GROUP)),
@@ -70,8 +71,14 @@ def account_refusal(user: Any, now: datetime | None = None) -> str | None:
 
 
 class ExpiringModelBackend(ModelBackend):
-    """Django's username-and-password backend, refusing accounts that ``account_refusal``
-    refuses (expired, or an auditor without an expiry date)."""
+    """Django's username-and-password backend, refusing to log in an account that
+    ``account_refusal`` refuses (expired, or an auditor without an expiry date). A session that
+    is already open is ended by ``incidents.middleware.AccountExpiryMiddleware``, which says why."""
 
-    def user_can_authenticate(self, user: Any) -> bool:
-        return super().user_can_authenticate(user) and account_refusal(user) is None
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None and account_refusal(user) is not None:
+            return None
+        return user

@@ -1,12 +1,13 @@
 """The incident register in Django's admin (``/admin/``, superusers).
 
-The ``*Display`` mixins hold what both admin sites show (columns, filters, search, layout); the
-read-only auditor site (``incidents.audit_site``) reuses them. Here the reference data
-(customers, contacts, products, suppliers) is edited directly; incidents are written through
-``incidents.services`` so every change lands in the audit trail, and their lifecycle ``state``
-is read-only (it is protected: it changes only through the transition services). Affected
-customers, audit events and worker heartbeats are read-only: the incident page and the system
-write them.
+The ``*Display`` classes hold what both admin sites show (columns, filters, search, layout); the
+read-only auditor site (``incidents.audit_site``) reuses them. They are unregistered
+``ModelAdmin`` subclasses, so the type checker holds their options to ``ModelAdmin``'s types.
+Here the reference data (customers, contacts, products, suppliers) is edited directly; incidents
+are written through ``incidents.services`` so every change lands in the audit trail, and their
+lifecycle ``state`` is read-only (it is protected: it changes only through the transition
+services). Affected customers, audit events and worker heartbeats are read-only: the incident
+page and the system write them.
 """
 
 from __future__ import annotations
@@ -36,38 +37,39 @@ from incidents.models import (
 # --- What both sites show -----------------------------------------------------------------
 
 
-class CustomerDisplay:
+class CustomerDisplay(admin.ModelAdmin):
     list_display = (
         "name",
         "account_reference",
         "country",
         "preferred_language",
         "notification_window_hours",
+        "is_drill_customer",
         "created_at",
     )
-    list_filter = ("country", "preferred_language")
+    list_filter = ("country", "preferred_language", "is_drill_customer")
     search_fields = ("name", "account_reference")
 
 
-class ContactDisplay:
+class ContactDisplay(admin.ModelAdmin):
     list_display = ("name", "email", "customer", "role", "language", "is_active")
     list_filter = ("role", "is_active", "language")
     search_fields = ("name", "email", "customer__name", "customer__account_reference")
     list_select_related = ("customer",)
 
 
-class ProductDisplay:
+class ProductDisplay(admin.ModelAdmin):
     list_display = ("name", "description")
     search_fields = ("name", "description")
 
 
-class SupplierDisplay:
+class SupplierDisplay(admin.ModelAdmin):
     list_display = ("name", "country", "services")
     list_filter = ("country",)
     search_fields = ("name", "services", "contact")
 
 
-class IncidentDisplay:
+class IncidentDisplay(admin.ModelAdmin):
     list_display = (
         "reference",
         "title",
@@ -140,7 +142,7 @@ class IncidentDisplay:
         return reverse("incidents:incident_detail", args=[obj.pk])
 
 
-class AffectedCustomerDisplay:
+class AffectedCustomerDisplay(admin.ModelAdmin):
     list_display = (
         "incident",
         "customer",
@@ -153,7 +155,7 @@ class AffectedCustomerDisplay:
     list_select_related = ("incident", "customer", "added_by")
 
 
-class AuditEventDisplay:
+class AuditEventDisplay(admin.ModelAdmin):
     list_display = (
         "incident",
         "sequence",
@@ -183,7 +185,7 @@ class AuditEventDisplay:
     readonly_fields = fields
 
 
-class WorkerHeartbeatDisplay:
+class WorkerHeartbeatDisplay(admin.ModelAdmin):
     list_display = ("name", "beat_at")
 
 
@@ -214,22 +216,22 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerDisplay, admin.ModelAdmin):
+class CustomerAdmin(CustomerDisplay):
     inlines = [ContactInline]
 
 
 @admin.register(Contact)
-class ContactAdmin(ContactDisplay, admin.ModelAdmin):
+class ContactAdmin(ContactDisplay):
     autocomplete_fields = ("customer",)
 
 
 @admin.register(Product)
-class ProductAdmin(ProductDisplay, admin.ModelAdmin):
+class ProductAdmin(ProductDisplay):
     pass
 
 
 @admin.register(Supplier)
-class SupplierAdmin(SupplierDisplay, admin.ModelAdmin):
+class SupplierAdmin(SupplierDisplay):
     pass
 
 
@@ -268,7 +270,7 @@ INCIDENT_READONLY_FIELDS: tuple[str, ...] = (
 
 
 @admin.register(Incident)
-class IncidentAdmin(IncidentDisplay, admin.ModelAdmin):
+class IncidentAdmin(IncidentDisplay):
     """Incidents for superusers: facts are saved through ``services.incident_create`` and
     ``services.incident_update`` (audited); ``state`` and the other lifecycle fields are
     read-only; final incidents are view-only; nothing is deleted (the audit trail keeps it)."""
@@ -330,24 +332,9 @@ class IncidentAdmin(IncidentDisplay, admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
-@admin.register(AffectedCustomer)
-class AffectedCustomerAdmin(AffectedCustomerDisplay, admin.ModelAdmin):
-    """Read-only here: customers are added and removed on the incident page (audited)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(AuditEventDisplay, admin.ModelAdmin):
-    """The audit trail is append-only: no one adds, changes or deletes it here, superusers
-    included."""
+class WrittenElsewhere(admin.ModelAdmin):
+    """Shown to superusers and never added, changed or deleted here: these rows are written by
+    an audited service or by the system, and nothing may bypass that."""
 
     actions = None
 
@@ -361,48 +348,42 @@ class AuditEventAdmin(AuditEventDisplay, admin.ModelAdmin):
         return False
 
 
+@admin.register(AffectedCustomer)
+class AffectedCustomerAdmin(AffectedCustomerDisplay, WrittenElsewhere):
+    """Customers are added and removed on the incident page (audited)."""
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditEventDisplay, WrittenElsewhere):
+    """The audit trail is append-only: no one adds, changes or deletes it here, superusers
+    included."""
+
+
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, admin.ModelAdmin):
-    """Written by the worker; read-only here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, WrittenElsewhere):
+    """Written by the worker."""
 
 
-class ReadLogEntryDisplay:
+class ReadLogEntryDisplay(admin.ModelAdmin):
     list_display = ("read_at", "username", "route", "object_type", "object_id", "path")
     list_filter = ("object_type",)
     search_fields = ("username", "path", "object_id")
     date_hierarchy = "read_at"
 
 
-class AccountExpiryDisplay:
+class AccountExpiryDisplay(admin.ModelAdmin):
     list_display = ("user", "expires_at", "note")
     search_fields = ("user__username", "note")
     list_select_related = ("user",)
 
 
 @admin.register(ReadLogEntry)
-class ReadLogEntryAdmin(ReadLogEntryDisplay, admin.ModelAdmin):
+class ReadLogEntryAdmin(ReadLogEntryDisplay, WrittenElsewhere):
     """Written for every record an auditor opens; never changed, superusers included."""
-
-    actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(AccountExpiry)
-class AccountExpiryAdmin(AccountExpiryDisplay, admin.ModelAdmin):
+class AccountExpiryAdmin(AccountExpiryDisplay):
     """When an account (every auditor's must have one) stops working; set by superusers."""
 
     autocomplete_fields = ("user",)

@@ -20,7 +20,11 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from incidents.accounts import is_auditor
 from incidents.admin import (
@@ -33,6 +37,7 @@ from incidents.admin import (
     SupplierDisplay,
     WorkerHeartbeatDisplay,
 )
+from incidents.audit import verify_chain
 from incidents.models import (
     AffectedCustomer,
     AuditEvent,
@@ -69,16 +74,52 @@ class AuditAuthenticationForm(AuthenticationForm):
 
 
 class AuditSite(admin.AdminSite):
-    """An ``AdminSite`` for auditors: read-only, no staff flag needed."""
+    """An ``AdminSite`` for auditors: read-only, no staff flag needed.
 
-    def get_urls(self) -> list[Any]:
-        register_every_model()
-        return super().get_urls()
+    Besides every record, it offers the audit trail's verification (``/audit/verify/``); the
+    exports of the apps above (the breach register, evidence packs) are routed beside it in
+    ``config/urls.py`` and linked from its index (``EXPORT_LINKS``).
+    """
 
     site_header = "Breachdesk audit (read-only)"
     site_title = "Breachdesk audit"
     index_title = "Records of the incident register"
     login_form = AuditAuthenticationForm
+    index_template = "admin/audit_index.html"
+
+    #: ``(label, path)`` of the exports linked from the index.
+    EXPORT_LINKS: tuple[tuple[str, str], ...] = (
+        ("Breach register (CSV)", "register.csv"),
+        ("Breach register (XLSX)", "register.xlsx"),
+        ("Verify the audit trail", "verify/"),
+    )
+
+    def get_urls(self) -> list[Any]:
+        register_every_model()
+        return [
+            path("verify/", self.admin_view(self.verify_view), name="verify_audit_trail"),
+            *super().get_urls(),
+        ]
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        return {**super().each_context(request), "export_links": self.EXPORT_LINKS}
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """``GET /audit/verify/``: recompute every audit chain now and show each break (the
+        incident, the row and why), or that every chain verifies; the same check as
+        ``manage.py verify_audit_trail``."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        breaks = verify_chain()
+        context = {
+            **self.each_context(request),
+            "title": "Audit trail verification",
+            "breaks": breaks,
+            "chains": AuditEvent.objects.values("incident_id").distinct().count(),
+            "events": AuditEvent.objects.count(),
+            "verified_at": timezone.now(),
+        }
+        return TemplateResponse(request, "admin/audit_verify.html", context)
 
     def user_may_audit(self, user: Any) -> bool:
         """Whether ``user`` is active and a superuser or a member of the ``auditor`` group."""
@@ -175,8 +216,15 @@ class SupplierAudit(SupplierDisplay, ReadOnlyAdmin):
 
 @admin.register(Incident, site=audit_site)
 class IncidentAudit(IncidentDisplay, ReadOnlyAdmin):
-    readonly_fields = ("reference", "created_at", "updated_at", "source_record")
+    readonly_fields = ("evidence_pack", "reference", "created_at", "updated_at", "source_record")
     inlines = [AffectedCustomerInline, AuditEventInline]
+
+    @admin.display(description="Evidence pack")
+    def evidence_pack(self, incident: Incident) -> str:
+        return format_html(
+            '<a href="{}">Download the evidence pack (ZIP)</a>',
+            reverse("audit-evidence-pack", args=[incident.pk]),
+        )
 
 
 @admin.register(AffectedCustomer, site=audit_site)

@@ -68,7 +68,8 @@ class ZonedDateTimeField(forms.DateTimeField):
 
 class IncidentFilter(django_filters.FilterSet):
     """The incident list's filters: ``state``, ``severity``, ``detection_source`` (exact
-    values) and ``q``, a case-insensitive search over reference, title and summary."""
+    values), ``drill`` (``real`` or ``drill``) and ``q``, a case-insensitive search over
+    reference, title and summary."""
 
     q = django_filters.CharFilter(method="search", label="Search")
     state = django_filters.ChoiceFilter(choices=IncidentState.choices, empty_label="any state")
@@ -76,10 +77,20 @@ class IncidentFilter(django_filters.FilterSet):
     detection_source = django_filters.ChoiceFilter(
         choices=Incident.DetectionSource.choices, empty_label="any source"
     )
+    drill = django_filters.ChoiceFilter(
+        field_name="is_drill",
+        choices=[("real", "real incidents"), ("drill", "drills")],
+        empty_label="real and drills",
+        method="filter_drill",
+        label="Drill",
+    )
 
     class Meta:
         model = Incident
-        fields = ["q", "state", "severity", "detection_source"]
+        fields = ["q", "state", "severity", "detection_source", "drill"]
+
+    def filter_drill(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+        return queryset.filter(is_drill=value == "drill") if value else queryset
 
     def search(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
         value = value.strip()
@@ -223,10 +234,13 @@ class IncidentEditForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = _incident_handlers()
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ModelChoiceField)
+        owner.queryset = _incident_handlers()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         started, ended = cleaned.get("exposure_started_at"), cleaned.get("exposure_ended_at")
         if started and ended and ended < started:
             # Said here on the field; the model's check constraint would name only itself.

@@ -77,9 +77,11 @@ class AuditorReadLogMiddleware:
             and is_auditor(getattr(request, "user", None))
         ):
             route, object_type, object_id = _what_was_read(request)
+            user = request.user
+            assert user.is_authenticated  # is_auditor() said so; narrows out AnonymousUser
             ReadLogEntry.objects.create(
-                user=request.user,
-                username=request.user.get_username(),
+                user=user,
+                username=user.get_username(),
                 route=route[:200],
                 object_type=object_type[:64],
                 object_id=object_id[:64],

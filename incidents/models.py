@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -394,7 +394,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         permission=TRANSITION_PERMISSIONS["triage"],
         conditions=[lambda self: not _missing(self, "triage")],
     )
-    def triage(self, *, at) -> None:
+    def triage(self, *, at: datetime) -> None:
         self.triaged_at = at
 
     @transition(
@@ -404,7 +404,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         permission=TRANSITION_PERMISSIONS["rule_out_of_scope"],
         conditions=[lambda self: not _missing(self, "rule_out_of_scope")],
     )
-    def rule_out_of_scope(self, *, at) -> None:
+    def rule_out_of_scope(self, *, at: datetime) -> None:
         self.closed_at = at
 
     @transition(
@@ -414,7 +414,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         permission=TRANSITION_PERMISSIONS["classify_as_customer_event"],
         conditions=[lambda self: not _missing(self, "classify_as_customer_event")],
     )
-    def classify_as_customer_event(self, *, at) -> None:
+    def classify_as_customer_event(self, *, at: datetime) -> None:
         self.closed_at = at
 
     @transition(
@@ -424,7 +424,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         permission=TRANSITION_PERMISSIONS["declare"],
         conditions=[lambda self: not _missing(self, "declare")],
     )
-    def declare(self, *, at, by) -> None:
+    def declare(self, *, at: datetime, by: Any) -> None:
         self.declared_at = at
         self.declared_by = by
 
@@ -435,7 +435,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         permission=TRANSITION_PERMISSIONS["mark_notified"],
         conditions=[lambda self: not _missing(self, "mark_notified")],
     )
-    def mark_notified(self, *, at) -> None:
+    def mark_notified(self, *, at: datetime) -> None:
         self.notified_at = at
 
     @transition(
@@ -444,7 +444,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         target=IncidentState.POST_MORTEM,
         permission=TRANSITION_PERMISSIONS["begin_post_mortem"],
     )
-    def begin_post_mortem(self, *, at) -> None:
+    def begin_post_mortem(self, *, at: datetime) -> None:
         pass
 
     @transition(
@@ -454,13 +454,15 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         permission=TRANSITION_PERMISSIONS["close"],
         conditions=[lambda self: not _missing(self, "close")],
     )
-    def close(self, *, at) -> None:
+    def close(self, *, at: datetime) -> None:
         self.closed_at = at
 
 
-def _missing(incident: Incident, transition_name: str) -> list[str]:
+def _missing(incident: models.Model, transition_name: str) -> list[str]:
     from incidents.lifecycle import missing_for
 
+    # django-fsm types a condition's argument as any model; these conditions are Incident's.
+    assert isinstance(incident, Incident)
     return missing_for(incident, transition_name)
 
 
@@ -569,7 +571,7 @@ class AuditEvent(models.Model):
             raise ValueError("Audit events are append-only.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("Audit events are append-only.")
 
     def compute_hash(self) -> str:

@@ -289,7 +289,7 @@ def _transition(
     prepare: Callable[[Incident], dict[str, Any]] | None = None,
     method_kwargs: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
-    after_commit: Callable[[Incident], None] | None = None,
+    after_commit: Callable[[Incident], object] | None = None,
 ) -> Incident:
     """Run lifecycle transition ``name`` as described in the module docstring.
 

@@ -49,7 +49,9 @@ DEFAULT_DETECTION_SOURCE = Incident.DetectionSource.EXTERNAL_REPORT
 TITLE_MAX_LENGTH = 120
 
 #: ``Incident.external_reference`` holds at most this many characters.
-EXTERNAL_REFERENCE_MAX_LENGTH = Incident._meta.get_field("external_reference").max_length
+_external_reference_max_length = Incident._meta.get_field("external_reference").max_length
+assert _external_reference_max_length is not None  # a CharField always has one
+EXTERNAL_REFERENCE_MAX_LENGTH: int = _external_reference_max_length
 
 #: VERIS ``attribute.confidentiality.data.variety`` (lower case) -> personal data category.
 #: "Sensitive Personal" (VERIS 1.4) is sensitive personal information, treated as an Art. 9 GDPR
@@ -212,7 +214,8 @@ def map_veris_record(record: Mapping[str, Any]) -> VerisMapping:
         raise VerisRecordError(f"incident_id is longer than {EXTERNAL_REFERENCE_MAX_LENGTH} characters")
 
     notes: list[str] = []
-    summary = record.get("summary") if isinstance(record.get("summary"), str) else ""
+    raw_summary = record.get("summary")
+    summary = raw_summary if isinstance(raw_summary, str) else ""
     victim_id = _victim_id(record)
     occurred_on, precision = _occurred_on(record, notes)
     records_affected, is_estimate = _records_affected(record, notes)
@@ -250,7 +253,7 @@ def data_categories_from_record(record: Mapping[str, Any]) -> list[str] | None:
     """
     confidentiality = _confidentiality(record)
     varieties = [
-        entry.get("variety").strip().lower()
+        entry["variety"].strip().lower()
         for entry in _list(confidentiality.get("data"))
         if isinstance(entry, Mapping) and isinstance(entry.get("variety"), str)
     ]

@@ -21,7 +21,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.forms import Form
+from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -114,13 +114,13 @@ def _worker_heartbeat() -> dict[str, Any]:
 
 @login_required
 def incident_list(request: HttpRequest) -> HttpResponse:
-    """Incidents newest first, filtered by ``state``, ``severity``, ``detection_source`` and a
-    text search ``q``; ``?cursor=`` pages to older ones (keyset on ``(created_at, id)``, no
+    """Incidents newest first, filtered by ``state``, ``severity``, ``detection_source``,
+    ``drill`` (``real`` or ``drill``) and a text search ``q``; ``?cursor=`` pages to older ones (keyset on ``(created_at, id)``, no
     COUNT). Bad filters or a bad cursor answer 400 with the reason. 403 without
     ``incidents.view_incident``."""
     if not request.user.has_perm("incidents.view_incident"):
         raise PermissionDenied("Your role may not see incidents.")
-    columns = ("reference", "title", "state", "severity", "detection_source", "created_at")
+    columns = ("reference", "title", "state", "severity", "detection_source", "is_drill", "created_at")
     filterset = IncidentFilter(request.GET, queryset=Incident.objects.only(*columns))
     context: dict[str, Any] = {
         "filter_form": filterset.form,
@@ -152,7 +152,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 # --- Creating and editing -----------------------------------------------------------------
 
 
-def _add_validation_errors(form: Form, error: ValidationError) -> None:
+def _add_validation_errors(form: BaseForm, error: ValidationError) -> None:
     """Put a service's ``ValidationError`` on the form: on a field it names if the form has it,
     otherwise as a form-wide error naming the field."""
     if not hasattr(error, "error_dict"):
@@ -273,7 +273,6 @@ def _render_detail(
             )
         ),
         "audit_events": list(incident.audit_events.order_by("sequence")),
-        "post_mortem": getattr(incident, "post_mortem", None),
         "transitions": _transition_panels(request, incident, bound or {}),
         "can_edit": user.has_perm("incidents.change_incident") and not is_final,
         "can_add_customer": user.has_perm("incidents.change_incident")
@@ -347,7 +346,8 @@ def incident_transition(request: HttpRequest, pk: int, name: str) -> HttpRespons
 def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a customer (by account reference) as affected
     (``services.affected_customer_add``). Unknown customer: 400; already recorded or the
-    incident is final: 409; both re-show the page with the form's error."""
+    incident is final: 409; a drill customer on a real incident: 400; each re-shows the page
+    with the form's error."""
     incident = _get_incident_for_user(request, pk, write=True)
     form = AffectedCustomerAddForm(request.POST, prefix="affected")
     status = 400
@@ -363,6 +363,8 @@ def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
         except LifecycleConflict as conflict:
             form.add_error(None, str(conflict))
             status = 409
+        except ValidationError as error:
+            _add_validation_errors(form, error)
         else:
             messages.success(request, f"{affected.customer} recorded as affected.")
             return redirect("incidents:incident_detail", pk=pk)

@@ -129,6 +129,8 @@ class TranslationForm(forms.Form):
     ``for_texts``; an emptied field removes that translation."""
 
     language = forms.ChoiceField(choices=[], widget=forms.HiddenInput)
+    #: ``{text name: default text}`` the form translates (set by ``for_texts``).
+    sources: dict[str, str]
 
     @classmethod
     def for_texts(
@@ -137,7 +139,9 @@ class TranslationForm(forms.Form):
         """``texts``: ``{text name: default text}``; ``current``: ``{text name: Translation}``
         already given (an outdated one is shown, marked, for revision)."""
         form = cls(data, prefix="translate", initial={"language": language})
-        form.fields["language"].choices = [
+        language_field = form.fields["language"]
+        assert isinstance(language_field, forms.ChoiceField)
+        language_field.choices = [
             (code, name) for code, name in settings.LANGUAGES if code != settings.NOTICE_SOURCE_LANGUAGE
         ]
         form.sources = texts

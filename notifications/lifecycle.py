@@ -6,12 +6,17 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 
 from incidents.lifecycle import HookContext
 from incidents.models import Incident
 from notifications.models import Clock, Withholding
-from notifications.services import clock_start_for_customer, clocks_start_for_declaration
+from notifications.services import (
+    clock_start_for_customer,
+    clocks_start_for_declaration,
+    incident_settle_if_notified,
+)
 
 
 def start_clocks_on_declaration(incident: Incident, context: HookContext) -> dict[str, Any]:
@@ -19,6 +24,10 @@ def start_clocks_on_declaration(incident: Incident, context: HookContext) -> dic
     instant (``context.at``, recorded as ``incident.declared_at``). Audit data:
     ``{"clocks": [{"customer": account reference, "due_at": UTC ISO 8601}]}``."""
     started = clocks_start_for_declaration(incident=incident, at=context.at)
+    if started and not any(clock.is_open for clock in started):
+        # Every clock closed at once (real customers in a drill): nothing will be sent, so the
+        # incident moves on to notified as soon as the declaration commits.
+        transaction.on_commit(lambda: incident_settle_if_notified(incident_id=incident.pk))
     return {
         "clocks": [
             {"customer": clock.customer.account_reference, "due_at": clock.due_at.astimezone(UTC).isoformat()}

@@ -17,24 +17,33 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 @dataclass
 class ReceivedMessage:
-    """One message as the relay accepted it: envelope recipients and the parsed message."""
+    """One message as the relay accepted it: envelope recipients, the parsed message and the
+    bytes as received (``raw``)."""
 
     recipients: list[str]
     message: EmailMessage
+    raw: bytes = b""
 
     @property
     def message_id(self) -> str:
         return str(self.message["Message-ID"])
 
     def text(self) -> str:
-        return self.message.get_body(preferencelist=("plain",)).get_content()
+        return self._body("plain")
 
     def html(self) -> str:
-        return self.message.get_body(preferencelist=("html",)).get_content()
+        return self._body("html")
+
+    def _body(self, subtype: str) -> str:
+        part = self.message.get_body(preferencelist=(subtype,))
+        if part is None:
+            raise LookupError(f"The message has no text/{subtype} part.")
+        return part.get_content()
 
 
 @dataclass
@@ -53,7 +62,9 @@ class MailSink:
     delay_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         if self.refuse_temporarily:
             self.refusals += 1
             return "451 4.3.0 Try again later"
@@ -63,14 +74,18 @@ class MailSink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.content
+        assert isinstance(content, bytes)  # the server runs with decode_data off: raw bytes
+        message = email.message_from_bytes(content, policy=email.policy.default)
         with self._lock:
-            self.received.append(ReceivedMessage(list(envelope.rcpt_tos), message))
+            self.received.append(
+                ReceivedMessage(list(envelope.rcpt_tos), message, envelope.original_content or b"")
+            )
             count = len(self.received)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / f"{count:06d}.eml").write_bytes(envelope.content)
+            (self.folder / f"{count:06d}.eml").write_bytes(content)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
         return "250 Message accepted for delivery"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import smtplib
 import uuid
 from datetime import datetime
 from email.header import Header
@@ -25,6 +26,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.utils import timezone
 
@@ -126,7 +128,9 @@ def delivery_bytes(
     return headers.encode("ascii") + body
 
 
-def send_plain_email(*, connection, to: list[str], subject: str, text: str, message_id: str) -> int:
+def send_plain_email(
+    *, connection: BaseEmailBackend, to: list[str], subject: str, text: str, message_id: str
+) -> int:
     """Send one plain-text email (an escalation) to ``to`` over ``connection`` (a Django mail
     backend), with the headers folded as notices' are; returns how many recipients the relay
     accepted. Through Django's SMTP backend the bytes go straight to the relay; through any
@@ -149,7 +153,10 @@ def send_plain_email(*, connection, to: list[str], subject: str, text: str, mess
         + subject_header
     )
     with connection:
-        refused = connection.connection.sendmail(
+        smtp = connection.connection
+        if smtp is None:  # the backend could not open a connection (fail_silently)
+            raise smtplib.SMTPServerDisconnected("No connection to the mail relay.")
+        refused = smtp.sendmail(
             email.utils.parseaddr(settings.DEFAULT_FROM_EMAIL)[1], to, headers.encode("ascii") + body
         )
     return len(to) - len(refused)

@@ -92,6 +92,18 @@ class Clock(models.Model):
     def is_open(self) -> bool:
         return self.met_at is None and self.waived_at is None
 
+    @property
+    def party_name(self) -> str:
+        """Who must be told, as people read it: the customer's name, or the clock's kind for a
+        clock owed to another party (no customer)."""
+        return self.customer.name if self.customer is not None else str(self.get_kind_display())
+
+    @property
+    def customer_reference(self) -> str | None:
+        """The account reference of the customer to tell; ``None`` for a clock owed to another
+        party (no customer)."""
+        return self.customer.account_reference if self.customer is not None else None
+
     def is_late_at(self, now: datetime | None = None) -> bool:
         """Whether the deadline was (or is being) missed: met or waived after ``due_at``, or
         open past it at ``now``. Once true it stays true."""
@@ -502,3 +514,18 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notice} to {self.address} ({self.status})"
+
+
+class SentMessage(models.Model):
+    """The exact bytes of the message the mail relay accepted for a delivery (RFC 5322, CRLF
+    line ends, as handed to SMTP), kept as evidence (the evidence pack's ``.eml`` files), with
+    their SHA-256. Recorded with the acceptance; a message sent again after a crash keeps the
+    first recording (same Message-ID)."""
+
+    delivery = models.OneToOneField(Delivery, on_delete=models.PROTECT, related_name="sent_message")
+    raw = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Message sent for delivery {self.delivery_id}"

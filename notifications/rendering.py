@@ -171,8 +171,8 @@ def notice_content(
     """
     products = sorted(product.name for product in incident.products.all())
     sub_processor = None
-    if incident.sub_processor_id:
-        supplier = incident.sub_processor
+    supplier = incident.sub_processor  # None without a query when no sub-processor is set
+    if supplier is not None:
         sub_processor = {
             "name": supplier.name,
             "country": supplier.country,
@@ -395,7 +395,7 @@ def _exposure_text(value: dict[str, Any], language: str) -> str:
             "start": format_instant(datetime.fromisoformat(started), language)
         }
     return gettext("Exposed until %(end)s; the start is not yet known.") % {
-        "end": format_instant(datetime.fromisoformat(ended), language)
+        "end": format_instant(datetime.fromisoformat(str(ended)), language)
     }
 
 
@@ -543,7 +543,7 @@ def render_notice_for_customers(
         results: list[RenderedMessage | None] = [None] * len(customers)
         for members in groups.values():
             first = members[0][1]
-            stand_ins = {"salutation": _SALUTATION} if batch else {"salutation": first["salutation"]}
+            stand_ins: dict[str, Any] = {"salutation": _SALUTATION if batch else first["salutation"]}
             for name in CUSTOMER_FIGURE_FIELDS:
                 value, changed, previous = first[name]
                 if batch:
@@ -650,11 +650,10 @@ def _render_parts(
         "contact_point_source_language": "contact_point" in untranslated_texts,
     }
     folder = f"notices/{notice.kind}"
-    subject = render_to_string(f"{folder}/subject.txt", context)
-    subject = incident.email_subject(subject)
+    subject: str = incident.email_subject(render_to_string(f"{folder}/subject.txt", context))
     context["subject"] = _one_line(subject)
-    text = render_to_string(f"{folder}/body.txt", context)
-    html = render_to_string(f"{folder}/body.html", context)
+    text: str = render_to_string(f"{folder}/body.txt", context)
+    html: str = render_to_string(f"{folder}/body.html", context)
     if incident.is_drill:
         text, html = _mark_as_drill(text, html)
     shown = set(FIELDS_BY_KIND.get(notice.kind, NOTICE_FIELDS)) | {"post_mortem_summary", "contact_point"}

@@ -25,22 +25,27 @@ Algorithm (``deliveries_send_due``):
 
 from __future__ import annotations
 
+import email.message
+import email.policy
+import hashlib
 import logging
 import smtplib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from notifications.messages import address_header, delivery_bytes
-from notifications.models import Clock, Delivery, Escalation, NoticeMessage
+from notifications.models import Clock, Delivery, Escalation, NoticeMessage, SentMessage
 from notifications.services import escalation_raise, incident_settle_if_notified
 
 logger = logging.getLogger("breachdesk.sender")
@@ -129,7 +134,24 @@ def _headers(delivery: Delivery) -> dict[str, str]:
     return headers
 
 
-def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
+class RecordedMessage(EmailMultiAlternatives):
+    """An email that builds its MIME message once per policy, so the bytes recorded after
+    sending (``raw``) are the bytes the backend handed to the relay."""
+
+    def message(
+        self, *, policy: email.policy.Policy | None = email.policy.default
+    ) -> email.message.EmailMessage:
+        built = getattr(self, "_built", None)
+        if built is None or built[0] is not policy:
+            self._built = (policy, super().message(policy=policy))
+        return self._built[1]
+
+    def raw(self) -> bytes:
+        """The message as SMTP sends it (``email.policy.SMTP``: CRLF line ends)."""
+        return self.message(policy=email.policy.SMTP).as_bytes()
+
+
+def _message(delivery: Delivery, connection: BaseEmailBackend | None) -> RecordedMessage:
     """The delivery as a Django email (non-SMTP backends, unusual addresses, and deliveries
     created before messages were shared)."""
     shared = delivery.notice_message if delivery.notice_message_id else None
@@ -143,7 +165,7 @@ def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
         if shared
         else Delivery.objects.values_list("body_html", flat=True).get(pk=delivery.pk)
     )
-    message = EmailMultiAlternatives(
+    message = RecordedMessage(
         subject=delivery.subject,
         body=text,
         to=[delivery.address],
@@ -156,15 +178,16 @@ def _message(delivery: Delivery, connection) -> EmailMultiAlternatives:
 
 class _Transport:
     """Sends deliveries over an open mail backend: as prebuilt bytes straight over the SMTP
-    connection when the backend is Django's SMTP backend, else through Django's mail API."""
+    connection when the backend is Django's SMTP backend, else through Django's mail API.
+    ``send`` returns the bytes handed to the relay (recorded as ``SentMessage``)."""
 
-    def __init__(self, connection) -> None:
+    def __init__(self, connection: BaseEmailBackend) -> None:
         self.connection = connection
         self.raw = isinstance(connection, SMTPBackend)
         self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
 
-    def send(self, delivery: Delivery) -> None:
+    def send(self, delivery: Delivery) -> bytes:
         shared = delivery.notice_message if delivery.notice_message_id else None
         smtp = getattr(self.connection, "connection", None)
         if self.raw and shared is not None and smtp is not None:
@@ -184,11 +207,13 @@ class _Transport:
                 data = None
             if data is not None:
                 smtp.sendmail(self.envelope_from, [delivery.address], data)
-                return
-        _message(delivery, self.connection).send()
+                return data
+        message = _message(delivery, self.connection)
+        message.send()
+        return message.raw()
 
 
-def _record(delivery: Delivery, **values) -> bool:
+def _record(delivery: Delivery, **values: Any) -> bool:
     """Write a result only if our claim still holds (a slow worker must not overwrite the
     result of the worker that took over its expired claim)."""
     return bool(
@@ -207,12 +232,12 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
         for delivery in deliveries:
             _retry_or_fail(delivery, failure, report)
         return
-    accepted: list[tuple[Delivery, datetime]] = []
+    accepted: list[tuple[Delivery, datetime, bytes]] = []
     transport = _Transport(connection)
     try:
         for delivery in deliveries:
             try:
-                transport.send(delivery)
+                raw = transport.send(delivery)
             except Exception as error:  # noqa: BLE001 - recorded per delivery, others go on
                 failure = classify(error)
                 _retry_or_fail(delivery, failure, report)
@@ -226,7 +251,7 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
                             _retry_or_fail(remaining, classify(reopen_error), report)
                         return
                 continue
-            accepted.append((delivery, timezone.now()))
+            accepted.append((delivery, timezone.now(), raw))
     finally:
         try:
             connection.close()
@@ -235,13 +260,14 @@ def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
         _record_sent(accepted, report)
 
 
-def _record_sent(accepted: list[tuple[Delivery, datetime]], report: SendReport) -> None:
+def _record_sent(accepted: list[tuple[Delivery, datetime, bytes]], report: SendReport) -> None:
     """Record one chunk's acceptances in one transaction: each row still under our claim
-    becomes ``sent`` at its own acceptance instant, and each customer's clock is met at the
-    first of them. (Row by row, two commits per message cost more than the SMTP exchange.)"""
+    becomes ``sent`` at its own acceptance instant with the bytes sent (``SentMessage``), and
+    each customer's clock is met at the first of them. (Row by row, two commits per message
+    cost more than the SMTP exchange.)"""
     if not accepted:
         return
-    sent_at = {delivery.pk: at for delivery, at in accepted}
+    sent_at = {delivery.pk: at for delivery, at, _raw in accepted}
     with transaction.atomic():
         held = set(
             Delivery.objects.select_for_update()
@@ -258,8 +284,18 @@ def _record_sent(accepted: list[tuple[Delivery, datetime]], report: SendReport) 
                 *(When(pk=pk, then=Value(sent_at[pk])) for pk in held), output_field=DateTimeField()
             ),
         )
+        SentMessage.objects.bulk_create(
+            (
+                SentMessage(
+                    delivery_id=delivery.pk, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), recorded_at=at
+                )
+                for delivery, at, raw in accepted
+                if delivery.pk in held
+            ),
+            ignore_conflicts=True,
+        )
         first_sent: dict[tuple[int, int], datetime] = {}
-        for delivery, at in accepted:
+        for delivery, at, _raw in accepted:
             if delivery.pk in held:
                 first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
         _meet_clocks(first_sent, report)

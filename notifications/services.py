@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import mailers
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -144,7 +144,7 @@ def clock_record_late_reason(*, clock: Clock, actor: Any, reason: str) -> Clock:
             verb="clock_late_reason_recorded",
             data={
                 "clock": clock.pk,
-                "customer": clock.customer.account_reference,
+                "customer": clock.customer_reference,
                 "reason": clock.late_reason,
             },
         )
@@ -173,7 +173,7 @@ def clock_waive(*, clock: Clock, actor: Any, reason: str) -> Clock:
             verb="clock_waived",
             data={
                 "clock": clock.pk,
-                "customer": clock.customer.account_reference,
+                "customer": clock.customer_reference,
                 "reason": clock.waiver_reason,
             },
         )
@@ -246,8 +246,9 @@ def escalation_recipients(incident: Incident) -> list[str]:
     """Email addresses of the incident's owner and the active incident managers, sorted."""
     managers = get_user_model().objects.filter(groups__name="incident_manager", is_active=True)
     addresses = {user.email for user in managers if user.email}
-    if incident.owner_id and incident.owner.email:
-        addresses.add(incident.owner.email)
+    owner = incident.owner  # None without a query when the incident has no owner
+    if owner is not None and owner.email:
+        addresses.add(owner.email)
     return sorted(addresses)
 
 
@@ -618,7 +619,7 @@ def _may_notify(incident: Incident, customer: Customer) -> bool:
     return incident.is_drill == customer.is_drill_customer
 
 
-def _deliverable_contacts(customer: Customer):
+def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
     return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
 
 

@@ -322,7 +322,7 @@ def clock_late_reason(request: HttpRequest, pk: int, clock_pk: int) -> HttpRespo
 
     def action(clock: Clock, data: dict[str, Any]) -> str:
         services.clock_record_late_reason(clock=clock, actor=request.user, reason=data["reason"])
-        return f"Reason for the late notice to {clock.customer.name} recorded."
+        return f"Reason for the late notice to {clock.party_name} recorded."
 
     return _clock_form_view(request, pk, clock_pk, "late_reason", LateReasonForm, action)
 
@@ -335,7 +335,7 @@ def clock_waive(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
 
     def action(clock: Clock, data: dict[str, Any]) -> str:
         services.clock_waive(clock=clock, actor=request.user, reason=data["reason"])
-        return f"The deadline for {clock.customer.name} is recorded as not met, with the reason."
+        return f"The deadline for {clock.party_name} is recorded as not met, with the reason."
 
     return _clock_form_view(request, pk, clock_pk, "waive", ClockWaiveForm, action)
 
@@ -351,7 +351,7 @@ def clock_restart(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
         moved = services.clock_restart(
             clock=clock, actor=request.user, starts_at=data["starts_at"], reason=data["reason"]
         )
-        return f"The deadline for {clock.customer.name} now starts {moved.starts_at:%Y-%m-%d %H:%M} UTC."
+        return f"The deadline for {clock.party_name} now starts {moved.starts_at:%Y-%m-%d %H:%M} UTC."
 
     return _clock_form_view(request, pk, clock_pk, "restart", ClockRestartForm, action)
 

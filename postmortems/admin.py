@@ -26,21 +26,21 @@ from postmortems.models import (
 )
 
 
-class PostMortemDisplay:
+class PostMortemDisplay(admin.ModelAdmin):
     list_display = ("incident", "status", "version", "started_at", "completed_at", "reviewed_at")
     list_filter = ("status",)
     search_fields = ("incident__reference", "incident__title")
     list_select_related = ("incident",)
 
 
-class ActionItemDisplay:
+class ActionItemDisplay(admin.ModelAdmin):
     list_display = ("description", "post_mortem", "owner", "status", "due_at", "done_at", "verified_at")
     list_filter = ("status",)
     search_fields = ("description", "resolution", "post_mortem__incident__reference")
     list_select_related = ("post_mortem__incident", "owner")
 
 
-class DrillDisplay:
+class DrillDisplay(admin.ModelAdmin):
     list_display = ("incident", "held_on", "time_to_declare", "time_to_notify", "completed_at")
     search_fields = ("incident__reference", "scenario")
     list_select_related = ("incident",)

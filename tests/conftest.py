@@ -26,6 +26,24 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on 127.0.0.1 that the application sends to; yields its ``MailSink``
+    (``.received``, ``.refuse_permanently``, ``.refuse_temporarily``)."""
+    from notifications.mail_sink import MailSink, start_mail_sink
+
+    sink = MailSink()
+    controller = start_mail_sink(sink)
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": controller.port, "timeout": 5},
+        }
+    }
+    yield sink
+    controller.stop()
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Personas are created in most tests; the production hasher would cost ~0.3 s each."""

@@ -48,7 +48,8 @@ def _dpc_field(label: str) -> forms.TypedChoiceField:
         label=label,
         required=False,
         coerce=int,
-        empty_value=0,
+        # django-stubs types empty_value as str | None; Django takes any value, and 0 is "none".
+        empty_value=0,  # type: ignore[arg-type]
         choices=[(0, "does not apply")] + [(steps, f"{sign}{steps}") for steps in (1, 2, 3)],
     )
 

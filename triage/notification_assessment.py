@@ -377,9 +377,9 @@ def _aggravating_for_hostile(facts: BreachFacts, severity: str | None) -> list[s
 
 
 def _serious_list(facts: BreachFacts) -> str:
-    return ", ".join(
-        sorted(c.value.replace("_", " ") for c in facts.likely_consequences & SERIOUS_CONSEQUENCES)
-    )
+    # Only called for a "serious" severity, which needs the consequences to be known.
+    consequences = facts.likely_consequences or frozenset()
+    return ", ".join(sorted(c.value.replace("_", " ") for c in consequences & SERIOUS_CONSEQUENCES))
 
 
 def _confidentiality(facts: BreachFacts, severity: str | None, notes: list[Reason]) -> _Finding | None:
@@ -400,6 +400,8 @@ def _confidentiality(facts: BreachFacts, severity: str | None, notes: list[Reaso
         else:
             return None
     elif part not in facts.breach_types:
+        # Here exfiltration (confirmed or suspected) is what brings confidentiality in.
+        assert facts.exfiltration is not None
         notes.append(
             Reason(
                 "Art. 33(1) GDPR",

@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import Truncator
@@ -84,10 +84,12 @@ def _unbound_copy(echo: SeverityPreviewForm) -> AssessmentForm:
     """An unbound form showing what was posted, so a preview shows no "required" errors."""
     echo.is_valid()
     initial = dict(echo.cleaned_data)
+    data = echo.data
+    assert isinstance(data, QueryDict)  # the form is bound to request.POST
     for name in echo.errors:
         if name in echo.fields:
             multiple = isinstance(echo.fields[name], forms.MultipleChoiceField)
-            initial[name] = echo.data.getlist(name) if multiple else echo.data.get(name)
+            initial[name] = data.getlist(name) if multiple else data.get(name)
     return AssessmentForm(initial=initial)
 
 

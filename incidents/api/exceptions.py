@@ -6,6 +6,8 @@ Django's ``ValidationError`` -> 400 with the messages per field; a body over
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` -> 413.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from rest_framework import status
@@ -20,7 +22,7 @@ from incidents.exceptions import (
 )
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler plus the domain errors above; ``None`` (a 500) only for errors
     that are bugs, never for anything a request body or query string can cause."""
     if isinstance(exc, GuardFailed):

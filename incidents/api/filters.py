@@ -9,6 +9,7 @@ from __future__ import annotations
 import django_filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
+from rest_framework.request import Request
 
 from incidents.models import Contact, Customer, Incident, IncidentState
 
@@ -43,7 +44,7 @@ class TextSearchFilter(SearchFilter):
     case-insensitively), refusing a NUL character with 400: PostgreSQL cannot compare text
     with NUL and would otherwise fail the request."""
 
-    def get_search_terms(self, request):
+    def get_search_terms(self, request: Request) -> list[str]:
         terms = super().get_search_terms(request)
         if any("\x00" in term for term in terms):
             raise ValidationError({self.search_param: ["Search terms cannot contain NUL."]})

@@ -7,7 +7,7 @@ class KeysetPagination(CursorPagination):
     """Newest first by ``created_at`` then ``id``; ``?cursor=`` from ``next``/``previous``;
     ``?page_size=`` up to 200."""
 
-    ordering = ("-created_at", "-id")
+    ordering: tuple[str, ...] = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200

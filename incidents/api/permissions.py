@@ -4,8 +4,16 @@ A user who may not view a model gets 404 for its objects (they are invisible) an
 list; a user who may view but not write gets 403 on writes (DESIGN.md section 6).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.http import Http404
 from rest_framework.permissions import DjangoModelPermissions
+
+if TYPE_CHECKING:  # rest_framework.views imports this module through its settings
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class ModelPermissions(DjangoModelPermissions):
@@ -25,7 +33,7 @@ class ModelPermissions(DjangoModelPermissions):
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
         queryset = self._queryset(view)

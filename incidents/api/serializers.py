@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -38,6 +40,12 @@ from incidents.models import (
 )
 
 # Input rules shared by every serializer ------------------------------------------------------
+
+
+def username_field(*, allow_null: bool = False) -> serializers.SlugRelatedField[AbstractBaseUser]:
+    """A read-only field that shows a user (who declared, added, approved ...) by username;
+    null when nobody is recorded (``allow_null`` says so in the API schema)."""
+    return serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=allow_null)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -66,19 +74,20 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
-class StrictFieldsMixin:
+class StrictFieldsMixin(serializers.Serializer):
     """Refuse input keys that the serializer does not accept (400 naming each of them).
 
     A key that is not a field at all gets "Unknown field."; a read-only field gets
     ``read_only_messages[name]`` or "This field is read-only.". Non-mapping input is left to
-    the serializer's own "expected a dictionary" error.
+    the serializer's own "expected a dictionary" error. It subclasses ``Serializer`` (and comes
+    first in the bases) so that ``self.fields`` and the ``super()`` call are typed.
     """
 
     read_only_messages: Mapping[str, str] = {}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            fields = self.fields  # type: ignore[attr-defined]
+            fields = self.fields
             errors: dict[str, list[str]] = {}
             for key in data:
                 field = fields.get(key)
@@ -90,7 +99,7 @@ class StrictFieldsMixin:
                     errors[str(key)] = [message]
             if errors:
                 raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)
 
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -110,7 +119,9 @@ class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class CustomerSerializer(StrictModelSerializer):
-    """A customer (the controller). ``notification_window_hours``: 1 to 72 hours."""
+    """A customer (the controller). ``notification_window_hours``: 1 to 72 hours.
+    ``is_drill_customer``: exists for drills only (only drills may affect it, and drills notify
+    no other customer); it cannot change once an incident affects the customer."""
 
     class Meta:
         model = Customer
@@ -121,9 +132,21 @@ class CustomerSerializer(StrictModelSerializer):
             "country",
             "preferred_language",
             "notification_window_hours",
+            "is_drill_customer",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The model's own rule on ``is_drill_customer`` (``Customer.clean``), as a 400."""
+        attrs = super().validate(attrs)
+        if self.instance is not None and "is_drill_customer" in attrs:
+            probe = Customer(pk=self.instance.pk, is_drill_customer=attrs["is_drill_customer"])
+            try:
+                probe.clean()
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.message_dict) from None
+        return attrs
 
 
 class ContactSerializer(StrictModelSerializer):
@@ -148,10 +171,12 @@ def _transitions_from(state: str) -> list[tuple[str, str | None]]:
     if not _TRANSITIONS_FROM:
         field = Incident._meta.get_field("state")
         order = {name: index for index, name in enumerate(TRANSITION_NAMES)}
-        for transition in field.get_all_transitions(Incident):  # type: ignore[attr-defined]
-            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append(
-                (transition.name, transition.permission)
-            )
+        for transition in field.get_all_transitions(Incident):
+            permission = transition.permission
+            # Every transition names a permission codename (TRANSITION_PERMISSIONS); django-fsm's
+            # callable form is not used, and ``available_transitions`` does not support it.
+            assert permission is None or isinstance(permission, str)
+            _TRANSITIONS_FROM.setdefault(str(transition.source), []).append((transition.name, permission))
         for entries in _TRANSITIONS_FROM.values():
             entries.sort(key=lambda entry: order[entry[0]])
     return _TRANSITIONS_FROM.get(str(state), [])
@@ -205,7 +230,7 @@ class IncidentSerializer(StrictModelSerializer):
         allow_null=True,
         required=False,
     )
-    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    declared_by = username_field()
     products = serializers.SlugRelatedField(
         slug_field="name", queryset=Product.objects.all(), many=True, required=False
     )
@@ -466,12 +491,14 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
     """A customer affected by an incident, as listed and as returned after adding it.
 
     ``added_at``: when it was recorded (UTC); its notice clock is under
-    ``/api/incidents/{id}/clocks/``.
+    ``/api/incidents/{id}/clocks/``. ``no_notice_reason``: why this customer gets no notice
+    whatever is approved (a real customer affected by a drill), or null.
     """
 
     customer = CustomerSummarySerializer(read_only=True)
-    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_by = username_field()
     added_at = AwareDateTimeField(read_only=True)
+    no_notice_reason = serializers.CharField(read_only=True, allow_null=True)
 
     class Meta:
         model = AffectedCustomer
@@ -487,6 +514,7 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
             "notes",
             "added_at",
             "added_by",
+            "no_notice_reason",
         ]
         read_only_fields = fields
 

@@ -300,12 +300,14 @@ class IncidentViewSet(
             affected = services.affected_customer_add(
                 incident=incident, actor=request.user, **body.validated_data
             )
-            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(pk=affected.pk)
+            affected = AffectedCustomer.objects.select_related("customer", "added_by", "incident").get(
+                pk=affected.pk
+            )
             return Response(AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED)
         if request.method == "PATCH":
-            body = AffectedCustomerFiguresBody(data=request.data)
-            body.is_valid(raise_exception=True)
-            changes = dict(body.validated_data)
+            figures = AffectedCustomerFiguresBody(data=request.data)
+            figures.is_valid(raise_exception=True)
+            changes = dict(figures.validated_data)
             customer = changes.pop("customer")
             affected = get_object_or_404(AffectedCustomer, incident=incident, customer=customer)
             services.affected_customer_update(affected=affected, actor=request.user, changes=changes)
@@ -315,13 +317,15 @@ class IncidentViewSet(
             data: Any = request.data
             if not data and "customer" in request.query_params:
                 data = {"customer": request.query_params["customer"]}
-            body = AffectedCustomerRemoveBody(data=data)
-            body.is_valid(raise_exception=True)
+            removal = AffectedCustomerRemoveBody(data=data)
+            removal.is_valid(raise_exception=True)
             services.affected_customer_remove(
-                incident=incident, actor=request.user, customer=body.validated_data["customer"]
+                incident=incident, actor=request.user, customer=removal.validated_data["customer"]
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
-        rows = AffectedCustomer.objects.filter(incident=incident).select_related("customer", "added_by")
+        rows = AffectedCustomer.objects.filter(incident=incident).select_related(
+            "customer", "added_by", "incident"
+        )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AffectedCustomerSerializer(page, many=True).data)
 

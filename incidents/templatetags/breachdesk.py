@@ -102,3 +102,12 @@ def may_use_audit_site(user: Any) -> bool:
     from incidents.audit_site import audit_site
 
     return audit_site.user_may_audit(user)
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """``mapping[key]``, or ``None`` when absent (``{{ labels|get_item:name }}``)."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None

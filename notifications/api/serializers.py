@@ -24,8 +24,9 @@ from incidents.api.serializers import (
     CustomerSummarySerializer,
     StrictModelSerializer,
     StrictSerializer,
+    username_field,
 )
-from incidents.models import Incident
+from incidents.models import Customer, Incident
 from notifications.models import (
     NOTICE_FIELDS,
     TRANSLATABLE_TEXTS,
@@ -39,8 +40,6 @@ from notifications.models import (
     Withholding,
 )
 from notifications.services import notice_delivery_progress
-
-_USERNAME = {"slug_field": "username", "read_only": True}
 
 # Clocks -----------------------------------------------------------------------------------------
 
@@ -70,7 +69,7 @@ class ClockSerializer(StrictModelSerializer):
     customer = CustomerSummarySerializer(read_only=True, allow_null=True)
     status = serializers.SerializerMethodField()
     remaining_seconds = serializers.SerializerMethodField()
-    waived_by = serializers.SlugRelatedField(**_USERNAME)
+    waived_by = username_field()
     escalations = EscalationSerializer(many=True, read_only=True)
 
     class Meta:
@@ -191,8 +190,8 @@ class NoticeSerializer(StrictModelSerializer):
     Instants are UTC.
     """
 
-    created_by = serializers.SlugRelatedField(**_USERNAME)
-    approved_by = serializers.SlugRelatedField(**_USERNAME)
+    created_by = username_field()
+    approved_by = username_field()
     content = serializers.JSONField(read_only=True)
     changes = serializers.ListField(
         child=serializers.ChoiceField(choices=[(name, name) for name in NOTICE_FIELDS]),
@@ -241,9 +240,9 @@ class NoticeSerializer(StrictModelSerializer):
         if hasattr(notice, "recipients_total"):
             progress = {
                 "status": notice.delivery_creation,
-                "customers_total": notice.recipients_total or 0,
-                "customers_done": notice.recipients_done or 0,
-                "deliveries_created": notice.recipients_deliveries or 0,
+                "customers_total": getattr(notice, "recipients_total", 0) or 0,
+                "customers_done": getattr(notice, "recipients_done", 0) or 0,
+                "deliveries_created": getattr(notice, "recipients_deliveries", 0) or 0,
                 "completed_at": notice.deliveries_created_at,
             }
         else:
@@ -338,8 +337,8 @@ class WithholdingSerializer(StrictModelSerializer):
 
     reason_label = serializers.CharField(source="get_reason_display", read_only=True)
     is_active = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(**_USERNAME)
-    released_by = serializers.SlugRelatedField(**_USERNAME)
+    created_by = username_field()
+    released_by = username_field()
 
     class Meta:
         model = Withholding
@@ -384,7 +383,9 @@ class WithholdingCreateBody(StrictSerializer):
 class DeliveryNoticeSerializer(StrictModelSerializer):
     """The notice a delivery carries: its incident (id and reference), number and kind."""
 
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     incident_reference = serializers.CharField(source="incident.reference", read_only=True)
 
     class Meta:
@@ -406,7 +407,9 @@ class DeliverySerializer(StrictModelSerializer):
     """
 
     notice = DeliveryNoticeSerializer(read_only=True)
-    customer = serializers.SlugRelatedField(slug_field="account_reference", read_only=True)
+    customer: serializers.SlugRelatedField[Customer] = serializers.SlugRelatedField(
+        slug_field="account_reference", read_only=True
+    )
 
     class Meta:
         model = Delivery
@@ -438,10 +441,12 @@ class DeliveryDetailSerializer(DeliverySerializer):
     html = serializers.SerializerMethodField()
 
     def get_text(self, delivery: Delivery) -> str:
-        return delivery.notice_message.body_text if delivery.notice_message_id else delivery.body_text
+        shared = delivery.notice_message
+        return shared.body_text if shared is not None else delivery.body_text
 
     def get_html(self, delivery: Delivery) -> str:
-        return delivery.notice_message.body_html if delivery.notice_message_id else delivery.body_html
+        shared = delivery.notice_message
+        return shared.body_html if shared is not None else delivery.body_html
 
     class Meta(DeliverySerializer.Meta):
         fields = [*DeliverySerializer.Meta.fields, "text", "html"]
@@ -474,7 +479,7 @@ class TranslationSerializer(StrictModelSerializer):
     ``language``, ``text``, ``source_text`` (the default text it translates) and
     ``is_current`` (false once that default text has changed: notices then fall back to it)."""
 
-    updated_by = serializers.SlugRelatedField(**_USERNAME)
+    updated_by = username_field()
     is_current = serializers.SerializerMethodField()
 
     class Meta:

@@ -403,7 +403,7 @@ class IncidentTranslationViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         return Translation.objects.filter(incident=self.incident).select_related("updated_by")
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if not self._schema_only():
             context["source_texts"] = services.notice_source_texts(self.incident)
         return context

@@ -9,11 +9,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from incidents.api.serializers import AwareDateTimeField, StrictSerializer
+from incidents.api.serializers import AwareDateTimeField, StrictSerializer, username_field
+from incidents.models import Incident
 from postmortems.models import FINDING_FIELDS, ActionItem, Drill, DrillParticipant, PostMortem
 from postmortems.services import post_mortem_missing_to_complete
-
-_USERNAME = {"slug_field": "username", "read_only": True, "allow_null": True}
 
 
 class SummaryStatementSerializer(serializers.Serializer):
@@ -28,14 +27,16 @@ class PostMortemSerializer(serializers.ModelSerializer):
     ``version`` counts recorded changes from 1; ``missing_to_complete``: the fields a draft
     still needs; ``customer_summary``: ``[{"text", "finding"}]``."""
 
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     customer_summary = serializers.SerializerMethodField()
     missing_to_complete = serializers.SerializerMethodField()
     started_at = AwareDateTimeField(read_only=True)
     completed_at = AwareDateTimeField(read_only=True, allow_null=True)
     reviewed_at = AwareDateTimeField(read_only=True, allow_null=True)
-    completed_by = serializers.SlugRelatedField(**_USERNAME)
-    reviewed_by = serializers.SlugRelatedField(**_USERNAME)
+    completed_by = username_field(allow_null=True)
+    reviewed_by = username_field(allow_null=True)
 
     class Meta:
         model = PostMortem
@@ -107,9 +108,9 @@ class ActionItemSerializer(serializers.ModelSerializer):
     auditor's verification."""
 
     incident = serializers.IntegerField(source="post_mortem.incident_id", read_only=True)
-    owner = serializers.SlugRelatedField(**_USERNAME)
-    created_by = serializers.SlugRelatedField(**_USERNAME)
-    verified_by = serializers.SlugRelatedField(**_USERNAME)
+    owner = username_field(allow_null=True)
+    created_by = username_field(allow_null=True)
+    verified_by = username_field(allow_null=True)
     due_at = AwareDateTimeField(read_only=True, allow_null=True)
     done_at = AwareDateTimeField(read_only=True, allow_null=True)
     created_at = AwareDateTimeField(read_only=True)
@@ -181,13 +182,15 @@ class DrillSerializer(serializers.ModelSerializer):
     """A drill record. ``time_to_declare_seconds`` and ``time_to_notify_seconds``: measured
     when the drill is completed (exact elapsed seconds; null when it did not get that far)."""
 
-    incident = serializers.PrimaryKeyRelatedField(read_only=True)
+    incident: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     reference = serializers.CharField(source="incident.reference", read_only=True)
     participants = DrillParticipantSerializer(many=True, read_only=True)
     time_to_declare_seconds = serializers.SerializerMethodField()
     time_to_notify_seconds = serializers.SerializerMethodField()
     completed_at = AwareDateTimeField(read_only=True, allow_null=True)
-    completed_by = serializers.SlugRelatedField(**_USERNAME)
+    completed_by = username_field(allow_null=True)
 
     class Meta:
         model = Drill

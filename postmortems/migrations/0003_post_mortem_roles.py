@@ -2,7 +2,7 @@
 
 - Post-mortems are read by incident managers and auditors only: responders lose
   ``view_postmortem`` and ``change_postmortem``; they keep reading action items (they may own
-  one) and may no longer begin a post-mortem (``begin_incident_post_mortem``: incident managers).
+  one) and read drill records, and may no longer begin a post-mortem (``begin_incident_post_mortem``: incident managers).
 - Incident managers write post-mortems, action items and drills, and complete them.
 - Auditors read everything here and write only their own review records: a post-mortem review
   (``review_postmortem``) and an action item's verification (``verify_actionitem``).
@@ -32,6 +32,8 @@ INCIDENT_MANAGER = READ + [
     "change_drill",
 ]
 AUDITOR = READ + ["review_postmortem", "verify_actionitem"]
+#: Responders take part in drills and own action items: they read those, never post-mortems.
+RESPONDER = ["view_actionitem", "view_drill", "view_drillparticipant"]
 RESPONDER_LOSES = {
     "postmortems": ["view_postmortem", "change_postmortem", "add_actionitem", "change_actionitem"],
     "incidents": ["begin_incident_post_mortem"],
@@ -47,7 +49,9 @@ def grant(apps, schema_editor):
         responder.permissions.remove(
             *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
         )
-    grant_app_permissions(apps, "postmortems", {"incident_manager": INCIDENT_MANAGER, "auditor": AUDITOR})
+    grant_app_permissions(
+        apps, "postmortems", {"incident_manager": INCIDENT_MANAGER, "auditor": AUDITOR, "responder": RESPONDER}
+    )
     grant_app_permissions(
         apps, "incidents", {"incident_manager": ["view_readlogentry"], "auditor": ["view_readlogentry"]}
     )

@@ -10,7 +10,7 @@ import pytest
 # The notification fixtures live beside the notification tests; importing them makes them
 # available to this module (pytest finds fixtures in a test module's namespace). The test asks
 # for them by name (request.getfixturevalue) so the imported names are not shadowed.
-from tests.notifications.conftest import declare_for, multilingual_customers, smtp_server  # noqa: F401
+from tests.notifications.conftest import declare_for, multilingual_customers  # noqa: F401
 
 PASSWORD = "correct horse battery"
 

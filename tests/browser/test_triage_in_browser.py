@@ -99,6 +99,7 @@ def test_a_responder_triages_a_real_vcdb_incident_in_the_browser(
     expect(panel).to_contain_text("Trigger a remote wipe")
 
     first_task = ResponseTask.objects.filter(incident=incident).order_by("due_at", "order").first()
+    assert first_task is not None
     page.locator(f"#task-{first_task.pk}").get_by_role("button", name="Done").click()
     expect(page.locator(".messages")).to_contain_text("done")
     expect(page.locator(f"#task-{first_task.pk}")).to_contain_text(f"by {responder.username}")

@@ -44,6 +44,7 @@ def test_it_creates_and_reads_a_customer(api, responder):
         "country": "NL",
         "preferred_language": "en",
         "notification_window_hours": 48,
+        "is_drill_customer": False,
         "created_at": customer.created_at.isoformat().replace("+00:00", "Z"),
     }
 

@@ -67,7 +67,8 @@ def test_it_creates_an_incident_in_detected_through_the_service(api, responder):
     data = response.json()
     incident = Incident.objects.get(pk=data["id"])
     assert data["state"] == incident.state == "detected"
-    assert data["reference"] == incident.reference and incident.reference.startswith("BD-")
+    assert incident.reference is not None and incident.reference.startswith("BD-")
+    assert data["reference"] == incident.reference
     assert data["detected_at"] == "2026-03-29T01:30:00Z"  # stored and returned in UTC
     assert data["products"] == ["Support portal"]
     assert data["exposure_duration_hours"] == 36.0
@@ -177,6 +178,7 @@ def test_it_patches_facts_through_the_service_and_audits_them(api, responder, ma
     assert incident.records_affected == 40
     assert trail(incident)[0] == before[0] + 1
     last = AuditEvent.objects.filter(incident=incident).order_by("-sequence").first()
+    assert last is not None
     assert last.verb == "updated" and last.data["changes"]["records_affected"] == [None, 40]
 
 

@@ -5,6 +5,7 @@ permissions of DESIGN.md section 6 for every role. A refused transition changes 
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -51,7 +52,7 @@ TABLE = {
 }
 
 #: A complete, valid body for each transition.
-BODIES = {
+BODIES: dict[str, dict[str, Any]] = {
     # Triage takes the triage form's assessment (one triage path, web and API).
     "triage": {
         "scope_rationale": "Payroll data reached a wrong recipient.",
@@ -158,6 +159,7 @@ def test_it_follows_the_transition_table(api, superuser, ready_incident, state, 
         assert Incident.objects.get(pk=incident.pk).state == target
         new = AuditEvent.objects.filter(incident=incident, sequence__gt=before[2]).order_by("sequence")
         event = new.first()
+        assert event is not None
         assert (event.verb, event.from_state, event.to_state) == (name, state, target)
         # Triage also records its assessment (and the facts it carries); the rest write one event.
         expected = {"triage", "assessment_recorded", "updated"} if name == "triage" else {name}
@@ -352,6 +354,7 @@ def test_it_answers_403_with_the_service_message_for_action_forbidden():
     from incidents.exceptions import ActionForbidden
 
     response = exception_handler(ActionForbidden("Your role may not do this (needs x)."), {})
+    assert response is not None
 
     assert response.status_code == 403
     assert response.data == {"detail": "Your role may not do this (needs x)."}

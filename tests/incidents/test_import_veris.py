@@ -66,7 +66,7 @@ def test_it_imports_the_whole_real_sample_as_detected_incidents(db):
     by_reference = {r["incident_id"]: r for r in records}
     for incident in incidents:
         assert incident.source_record == by_reference[incident.external_reference]
-        assert incident.reference.startswith("BD-")
+        assert incident.reference is not None and incident.reference.startswith("BD-")
 
 
 def test_it_takes_files_ending_in_upper_case_json_from_a_folder(db, tmp_path):

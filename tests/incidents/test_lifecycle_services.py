@@ -49,6 +49,7 @@ def test_it_makes_the_triaging_responder_the_owner(make_incident, responder):
     assert incident.owner == responder
     assert incident.triaged_at is not None
     event = incident.audit_events.last()
+    assert event is not None
     assert (event.verb, event.from_state, event.to_state) == ("triage", "detected", "triaged")
     assert event.data["changes"]["severity"] == [None, "high"]
 

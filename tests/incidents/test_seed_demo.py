@@ -95,7 +95,10 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
 
     assert set(Contact.objects.values_list("language", flat=True)) == {"en", "de", "fr", "es", "ja"}
     assert set(Contact.objects.values_list("role", flat=True)) == {"administrative"}
-    assert Customer.objects.count() == 5
+    assert Customer.objects.count() == 6
+    assert list(
+        Customer.objects.filter(is_drill_customer=True).values_list("account_reference", flat=True)
+    ) == ["DEMO-DRILL-001"]
     assert "Products: 3 created." in output
     assert Product.objects.count() == 3
     assert Incident.objects.filter(state="detected", external_reference__isnull=False).count() == 32
@@ -110,3 +113,32 @@ def test_it_never_resets_the_password_of_an_existing_user_it_did_not_seed(db, va
     assert "auditor" not in printed_logins(output)
     assert "(unchanged: not in the credentials file)" in output
     assert django_user_model.objects.get(username="auditor").check_password("chosen by a person")
+
+
+def test_it_seeds_a_completed_drill_that_mailed_only_the_drill_customer(db, var_dir):
+    from notifications.models import Delivery
+    from postmortems.models import Drill
+
+    output = seed()
+    again = seed()
+
+    drill = Drill.objects.select_related("incident").get()
+    assert drill.completed_at is not None and drill.incident.is_drill and drill.incident.state == "closed"
+    assert drill.time_to_declare is not None and drill.time_to_notify is not None
+    assert set(
+        Delivery.objects.filter(notice__incident=drill.incident).values_list("address", flat=True)
+    ) == {"dana.drill@drill.example"}
+    assert f"Drill: {drill.incident.reference} completed" in output
+    assert "the demo drill exists already" in again
+    assert Drill.objects.count() == 1
+
+
+def test_the_demo_auditor_can_log_in(db, var_dir):
+    from django.test import Client
+
+    output = seed()
+    password = printed_logins(output)["auditor"]
+
+    client = Client()
+    client.post("/accounts/login/", {"username": "auditor", "password": password})
+    assert "_auth_user_id" in client.session

@@ -1,27 +1,9 @@
-"""Fixtures for notification tests: a real SMTP server (aiosmtpd) wired in as the mailer, and a
-declared incident whose customers have contacts in several languages."""
+"""Fixtures for notification tests: a declared incident whose customers have contacts in several
+languages (the real SMTP server, ``smtp_server``, is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import pytest
-
-from notifications.mail_sink import MailSink, start_mail_sink
-
-
-@pytest.fixture
-def smtp_server(settings):
-    """A real SMTP server on 127.0.0.1 that the application sends to; yields its ``MailSink``
-    (``.received``, ``.refuse_permanently``, ``.refuse_temporarily``)."""
-    sink = MailSink()
-    controller = start_mail_sink(sink)
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": controller.port, "timeout": 5},
-        }
-    }
-    yield sink
-    controller.stop()
 
 
 @pytest.fixture

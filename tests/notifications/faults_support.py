@@ -230,14 +230,15 @@ def app_publishing_to(broker_url: str):
     ``broker_url`` instead of running eagerly in-process; restores the app afterwards."""
     from config.celery import app
 
-    # Publishing uses broker_write_url; broker_url would lose to a CELERY_BROKER_URL variable.
+    # Publishing uses broker_write_url; broker_url would lose to a CELERY_BROKER_URL variable. It is
+    # set as a key: the attribute is a read-only property that reads the key (celery.app.utils).
     saved = (app.conf.get("broker_write_url"), app.conf.task_always_eager, app.conf.task_eager_propagates)
     _reset_connections(app)
-    app.conf.broker_write_url = broker_url
+    app.conf["broker_write_url"] = broker_url
     app.conf.task_always_eager = False
     app.conf.task_eager_propagates = False
     try:
         yield app
     finally:
         _reset_connections(app)
-        app.conf.broker_write_url, app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+        app.conf["broker_write_url"], app.conf.task_always_eager, app.conf.task_eager_propagates = saved

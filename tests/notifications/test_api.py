@@ -36,7 +36,7 @@ def clocks_url(incident) -> str:
     return f"/api/incidents/{incident.pk}/clocks/"
 
 
-def notices_url(incident, number: int | None = None, action: str = "") -> str:
+def notices_url(incident, number: int | str | None = None, action: str = "") -> str:
     path = f"/api/incidents/{incident.pk}/notices/"
     if number is not None:
         path += f"{number}/"
@@ -541,6 +541,7 @@ def test_outsiders_may_not_list_or_read_deliveries(
     incident = declare_for(multilingual_customers[:1])
     approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     delivery = Delivery.objects.first()
+    assert delivery is not None
 
     api.force_login(outsider)
     assert api.get("/api/deliveries/").status_code == 403

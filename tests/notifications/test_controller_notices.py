@@ -352,6 +352,7 @@ def test_an_escalation_subject_does_not_start_with_a_space(smtp_server, declared
 
     clock = declared.clocks.order_by("id").first()
     escalation = escalation_raise(clock=clock, threshold="48h", notify=False)
+    assert escalation is not None
     Escalation.objects.filter(pk=escalation.pk).update(recipients=["owner@breachdesk.test"])
 
     assert escalation_email(escalation_id=escalation.pk) == 1

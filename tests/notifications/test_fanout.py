@@ -215,7 +215,7 @@ def test_a_customer_whose_every_delivery_fails_escalates_and_can_be_acknowledged
 
     incident.refresh_from_db()
     assert incident.state == "declared"  # Dupont is not notified
-    assert Escalation.objects.get(threshold="delivery_failed").clock.customer.account_reference == "DUPONT"
+    assert Escalation.objects.get(threshold="delivery_failed").clock.customer_reference == "DUPONT"
 
     deliveries_acknowledge_failure(
         incident=incident,

@@ -127,7 +127,7 @@ def _assert_sent_before_due(incident) -> None:
     late = [
         (delivery.address, delivery.sent_at, due[delivery.customer_id])
         for delivery in Delivery.objects.filter(notice__incident=incident, status=Delivery.Status.SENT)
-        if not delivery.sent_at <= due[delivery.customer_id]
+        if delivery.sent_at is None or not delivery.sent_at <= due[delivery.customer_id]
     ]
     assert late == []
 

@@ -3,6 +3,8 @@ gives exactly the message that rendering each customer alone gives, in every par
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from incidents.models import Customer
@@ -19,7 +21,7 @@ def test_it_renders_many_customers_exactly_as_one_by_one(declare_for, manager, l
         for n, name in enumerate(["Atelier <Dupont> & Fils", "Özdemir Bau GmbH", "山田商事", "O'Brien Ltd"])
     ]
     incident = declare_for(customers, nature_of_breach="A <b>mailbox</b> & a share were opened.")
-    figures = [
+    figures: list[dict[str, Any] | None] = [
         {
             "records_affected": {"count": 40, "is_estimate": True},
             "data_subjects_affected": None,
@@ -37,7 +39,7 @@ def test_it_renders_many_customers_exactly_as_one_by_one(declare_for, manager, l
             "exposure_duration": None,
         },
     ]
-    previous = [
+    previous: list[dict[str, Any] | None] = [
         {
             "records_affected": {"count": 30, "is_estimate": True},
             "data_subjects_affected": None,

@@ -21,6 +21,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.template import engines
+from django.template.backends.django import DjangoTemplates
 from django.templatetags.i18n import BlockTranslateNode, TranslateNode
 from django.test import override_settings
 
@@ -53,7 +54,14 @@ def _catalogue(language: str) -> polib.POFile:
 
 
 def _translation(language: str, msgid: str, context: str | None = None) -> str:
-    entry = _catalogue(language).find(msgid, msgctxt=context)
+    entry = next(
+        (
+            entry
+            for entry in _catalogue(language)
+            if not entry.obsolete and entry.msgid == msgid and entry.msgctxt == context
+        ),
+        None,
+    )
     assert entry is not None, f"{language}: {msgid!r} is not in the catalogue"
     return entry.msgstr
 
@@ -85,19 +93,26 @@ def _source_messages() -> set[tuple[str | None, str]]:
     the way makemessages reads them (template i18n nodes, gettext calls in Python)."""
     messages: set[tuple[str | None, str]] = set()
     django_engine = engines["django"]
+    assert isinstance(django_engine, DjangoTemplates)
     for path in sorted((ROOT / "templates" / "notices").rglob("*")):
         if not path.is_file():
             continue
         nodelist = django_engine.from_string(path.read_text()).template.nodelist
         for node in nodelist.get_nodes_by_type(TranslateNode):
+            assert isinstance(node, TranslateNode)
             context = node.message_context.var if node.message_context else None
             messages.add((context, str(node.filter_expression.var.literal)))
         for node in nodelist.get_nodes_by_type(BlockTranslateNode):
+            assert isinstance(node, BlockTranslateNode)
             context = node.message_context.var if node.message_context else None
             messages.add((context, node.render_token_list(node.singular)[0]))
     tree = ast.parse((ROOT / "notifications" / "rendering.py").read_text())
     for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", None) in GETTEXT_FUNCTIONS:
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id in GETTEXT_FUNCTIONS
+        ):
             strings = [
                 arg.value for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
             ]
@@ -221,7 +236,9 @@ def test_it_sends_japanese_as_valid_utf8_with_a_subject_that_decodes(
     assert {part.get_content_type() for part in parts} == {"text/plain", "text/html"}
     for part in parts:
         assert part.get_content_charset() == "utf-8"
-        text = part.get_payload(decode=True).decode("utf-8")  # strict: raises on invalid UTF-8
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        text = payload.decode("utf-8")  # strict: raises on invalid UTF-8
         assert "侵害の性質" in text and "現時点では不明です。" in text
 
 
@@ -304,7 +321,7 @@ msgstr[0] "%(count)d jour"
 msgstr[1] "%(count)d jours"
 """
 
-BROKEN = {
+BROKEN: dict[str, str | bytes] = {
     "unterminated string": VALID_PO + '\nmsgid "Contact point for questions\nmsgstr "x"\n',
     "syntax": VALID_PO + '\nmsgid "a"\nmsgstr "b"\nmsgstr "c"\n',
     "not utf-8": (VALID_PO + '\nmsgid "Summary"\nmsgstr "Résumé"\n').encode("latin-1"),

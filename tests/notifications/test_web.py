@@ -180,7 +180,7 @@ def test_a_manager_records_a_late_reason_and_it_is_audited(
     )
 
     assert response.status_code == 302
-    assert response.url == _incident_page(incident) + "#customer-notification"
+    assert response["Location"] == _incident_page(incident) + "#customer-notification"
     clock.refresh_from_db()
     assert clock.late_reason == "The customer was found affected only on day 3."
     assert _verbs(incident)[-1] == "clock_late_reason_recorded"
@@ -261,6 +261,7 @@ def test_a_manager_moves_a_deadlines_start_read_in_the_display_zone(
     assert clock.starts_at == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
     assert clock.due_at == datetime(2026, 4, 1, 1, 30, tzinfo=UTC)  # 72 real hours later
     event = AuditEvent.objects.filter(incident=incident).last()
+    assert event is not None
     assert event.verb == "clock_restarted" and event.data["reason"] == "Customer affected from the start."
 
 
@@ -307,7 +308,7 @@ def test_a_responder_drafts_a_notice_and_lands_on_its_page(declare_for, multilin
     )
 
     notice = Notice.objects.get(incident=incident)
-    assert response.status_code == 302 and response.url == _notice_page(notice)
+    assert response.status_code == 302 and response["Location"] == _notice_page(notice)
     assert (notice.status, notice.kind, notice.created_by, notice.likely_consequences) == (
         "draft",
         "initial",
@@ -578,7 +579,7 @@ def test_failed_deliveries_are_highlighted_and_a_manager_acknowledges_them(
         {f"ack{dupont.pk}-reason": "Both addresses bounce; customer informed by phone."},
     )
 
-    assert response.status_code == 302 and response.url == _notice_page(notice)
+    assert response.status_code == 302 and response["Location"] == _notice_page(notice)
     clock = _clock(incident, dupont)
     assert clock.waived_by == manager and clock.waiver_reason.startswith("Both addresses bounce")
     assert Delivery.objects.get(notice=notice, customer=dupont).failure_acknowledged_at is not None
@@ -769,7 +770,9 @@ def test_a_script_in_the_incident_is_escaped_in_the_page_and_in_the_preview_fram
 
     assert attack not in page and attack not in panel
     assert "Title &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    srcdoc = re.search(r'<iframe [^>]*sandbox="" [^>]*srcdoc="([^"]*)"', page).group(1)
+    found = re.search(r'<iframe [^>]*sandbox="" [^>]*srcdoc="([^"]*)"', page)
+    assert found is not None
+    srcdoc = found.group(1)
     frame = html.unescape(srcdoc)  # what the browser puts in the sandboxed frame
     assert frame == response.context["preview"].html
     assert "Nature &lt;script&gt;" in frame and "<script" not in frame

@@ -115,12 +115,14 @@ def test_a_responder_marks_a_task_done_and_can_open_it_again(make_incident, asse
     incident = make_incident()
     assess(incident)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
 
     done = response_task_update(task=task, actor=responder, done=True)
 
     assert done.is_done and done.done_by == responder
-    assert done.done_at.utcoffset() == timedelta(0)
+    assert done.done_at is not None and done.done_at.utcoffset() == timedelta(0)
     event = incident.audit_events.filter(verb="response_task_updated").last()
+    assert event is not None
     assert event.data["changes"] == {"done": [False, True]}
     assert event.data["task"] == task.pk
 
@@ -133,6 +135,7 @@ def test_ticking_a_done_task_again_changes_nothing(make_incident, assess, respon
     incident = make_incident()
     assess(incident)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
     first = response_task_update(task=task, actor=responder, done=True)
 
     again = response_task_update(task=task, actor=responder, done=True)
@@ -145,6 +148,7 @@ def test_a_task_can_be_reassigned(make_incident, assess, responder, manager):
     incident = make_incident()
     assess(incident)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
 
     updated = response_task_update(task=task, actor=responder, assignee=manager)
 
@@ -157,6 +161,7 @@ def test_a_task_cannot_go_to_an_inactive_account(make_incident, assess, responde
     incident = make_incident()
     assess(incident)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
     manager.is_active = False
     manager.save()
 
@@ -169,6 +174,7 @@ def test_only_responders_and_managers_tick_tasks(make_incident, assess, personas
     incident = make_incident()
     assess(incident)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
 
     with pytest.raises(ActionForbidden):
         response_task_update(task=task, actor=personas[role], done=True)
@@ -187,6 +193,7 @@ def test_tasks_of_a_ruled_out_incident_are_frozen(make_incident, assess, respond
         scope_rationale="The file held test data only.",
     )
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
 
     with pytest.raises(LifecycleConflict):
         response_task_update(task=task, actor=responder, done=True)

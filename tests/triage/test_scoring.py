@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from triage.scoring import (
     IntegrityLoss,
     SeverityBand,
     SeverityInputs,
+    SeverityResult,
     assess_severity,
     band_for_score,
     enisa_categories_for,
@@ -29,8 +31,8 @@ FINANCIAL = EnisaDataCategory.FINANCIAL
 SENSITIVE = EnisaDataCategory.SENSITIVE
 
 
-def score(**overrides):
-    values = {
+def score(**overrides: Any) -> SeverityResult:
+    values: dict[str, Any] = {
         "data_categories": {SIMPLE},
         "ease_of_identification": EaseOfIdentification.MAXIMUM,
     }
@@ -340,11 +342,18 @@ def test_it_explains_every_part_of_the_score():
 
 def test_it_rejects_inputs_it_cannot_score():
     with pytest.raises(ValueError, match="at least one data category"):
-        SeverityInputs(data_categories=set(), ease_of_identification=EaseOfIdentification.MAXIMUM)
+        SeverityInputs(data_categories=frozenset(), ease_of_identification=EaseOfIdentification.MAXIMUM)
+    # Wrong types on purpose below: the runtime checks for untyped callers are under test.
     with pytest.raises(ValueError):
-        SeverityInputs(data_categories={"medical"}, ease_of_identification=EaseOfIdentification.MAXIMUM)
+        SeverityInputs(
+            data_categories=frozenset({"medical"}),  # type: ignore[arg-type]
+            ease_of_identification=EaseOfIdentification.MAXIMUM,
+        )
     with pytest.raises(ValueError, match="ease_of_identification"):
-        SeverityInputs(data_categories={SIMPLE}, ease_of_identification=Decimal("0.3"))
+        SeverityInputs(
+            data_categories=frozenset({SIMPLE}),
+            ease_of_identification=Decimal("0.3"),  # type: ignore[arg-type]
+        )
     with pytest.raises(ValueError, match="1 to 3"):
         DpcAdjustment(DpcFactor.DATA_VOLUME, steps=4)
     with pytest.raises(ValueError, match="1 to 3"):

@@ -32,6 +32,7 @@ def test_every_triage_page_renders(superuser, make_incident, assess):
 
     for model in (Assessment, StakeholderGroup, StakeholderAlert, PlaybookTemplate, ResponseTask):
         row = model.objects.order_by("pk").first()
+        assert row is not None
         assert client.get(_url(model, "changelist")).status_code == 200, model
         assert client.get(_url(model, "change", row.pk)).status_code == 200, model
 
@@ -120,6 +121,7 @@ def test_rows_written_by_the_services_are_read_only(superuser, make_incident, as
 
     for model in (Assessment, StakeholderAlert, ResponseTask):
         row = model.objects.order_by("pk").first()
+        assert row is not None
         assert client.get(_url(model, "add")).status_code == 403, model
         assert client.post(_url(model, "delete", row.pk), {"post": "yes"}).status_code == 403, model
         assert model.objects.filter(pk=row.pk).exists()

@@ -4,13 +4,15 @@ Strict input (400 naming the key), roles (403/404), the lifecycle (409), and the
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from triage.models import Assessment, ResponseTask
 
-BODY = {
+BODY: dict[str, Any] = {
     "scope": "in_scope",
     "scope_rationale": "A support engineer's laptop with customer exports was stolen.",
     "malicious": "yes",
@@ -213,6 +215,7 @@ def test_it_lists_an_incidents_tasks_soonest_due_first(make_incident, responder)
 def test_a_task_is_ticked_done_and_reassigned(make_incident, responder, manager):
     incident = _with_tasks(make_incident, responder)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
     client = _client(responder)
 
     done = client.patch(f"/api/tasks/{task.pk}/", {"done": True}, format="json")
@@ -230,6 +233,7 @@ def test_a_task_is_ticked_done_and_reassigned(make_incident, responder, manager)
 def test_a_bad_task_patch_is_refused(make_incident, responder, body):
     incident = _with_tasks(make_incident, responder)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
 
     response = _client(responder).patch(f"/api/tasks/{task.pk}/", body, format="json")
 
@@ -244,6 +248,7 @@ def test_a_bad_task_patch_is_refused(make_incident, responder, body):
 def test_task_roles(make_incident, responder, personas, role, get_status, patch_status):
     incident = _with_tasks(make_incident, responder)
     task = ResponseTask.objects.filter(incident=incident).first()
+    assert task is not None
     client = _client(personas[role])
 
     assert client.get(f"/api/tasks/{task.pk}/").status_code == get_status

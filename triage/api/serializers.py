@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from incidents.api.serializers import AwareDateTimeField, StrictSerializer
+from incidents.api.serializers import AwareDateTimeField, StrictSerializer, username_field
 from incidents.models import DataCategory, Incident
 from triage.inputs import (
     BREACH_TYPE_CHOICES,
@@ -203,7 +203,7 @@ class AssessmentSerializer(serializers.ModelSerializer):
     ``data_categories`` and ``malicious`` they were assessed with; null when not assessed.
     """
 
-    assessed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assessed_by = username_field()
     assessed_at = AwareDateTimeField(read_only=True)
     customer_informed_at = AwareDateTimeField(read_only=True, allow_null=True)
     band = serializers.CharField(read_only=True, help_text="The band that counts; empty: none.")
@@ -247,8 +247,8 @@ class ResponseTaskSerializer(serializers.ModelSerializer):
     """A response task from a scenario playbook. ``due_at``: assessment time + the step's
     hours; ``done``: whether it is ticked done (``done_at``, ``done_by``). Instants in UTC."""
 
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    done_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee = username_field()
+    done_by = username_field()
     done = serializers.BooleanField(source="is_done", read_only=True)
     due_at = AwareDateTimeField(read_only=True)
     done_at = AwareDateTimeField(read_only=True, allow_null=True)

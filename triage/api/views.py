@@ -56,14 +56,12 @@ class DueKeysetPagination(KeysetPagination):
     ordering = ("due_at", "id")
 
 
-class IncidentScopedMixin:
+class IncidentScopedMixin(generics.GenericAPIView):
     """For routes under ``/api/incidents/{incident_id}/``: the incident, or 404 when it does not
     exist or the user may not view incidents. ``lookup_url_kwarg`` makes ``ModelPermissions``
     answer 404 (not 403) to a user who may not view the listed model either."""
 
     lookup_url_kwarg = "incident_id"
-    request: Request
-    kwargs: dict[str, Any]
 
     @cached_property
     def incident(self) -> Incident:

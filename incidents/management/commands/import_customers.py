@@ -6,6 +6,9 @@ The file has a header row and one row per contact, carrying its customer's colum
     account_reference, customer_name, country, preferred_language, notification_window_hours,
     contact_name, contact_email, contact_language, contact_role
 
+An optional column ``is_drill_customer`` (``yes``/``no``, ``true``/``false``, ``1``/``0``;
+blank: no) marks customers that exist for drills only.
+
 Customers are matched by ``account_reference``, contacts by (customer, email, case-insensitive).
 Blank optional cells take defaults: ``country`` none, ``preferred_language`` ``en``,
 ``notification_window_hours`` 72 (our policy commitment), ``contact_language`` the customer's
@@ -20,12 +23,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 
 from incidents.models import Contact, Customer
 
@@ -40,6 +44,11 @@ COLUMNS: tuple[str, ...] = (
     "contact_language",
     "contact_role",
 )
+
+#: Columns a file may leave out.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("is_drill_customer",)
+_YES = {"yes", "true", "1"}
+_NO = {"no", "false", "0", ""}
 
 #: Languages our notices are written in (settings.LANGUAGES: en, de, fr, es, ja).
 LANGUAGE_CODES: tuple[str, ...] = tuple(code for code, _ in settings.LANGUAGES)
@@ -56,6 +65,7 @@ class CustomerValues:
     country: str
     preferred_language: str
     notification_window_hours: int
+    is_drill_customer: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,8 +122,8 @@ def validate_customer_rows(
         if None in row:
             problems.append(f"row {number}: more cells than columns")
             continue
-        cell = {name: (row.get(name) or "").strip() for name in COLUMNS}
-        if not any(cell.values()):
+        cell = {name: (row.get(name) or "").strip() for name in (*COLUMNS, *OPTIONAL_COLUMNS)}
+        if not any(cell[name] for name in COLUMNS):
             continue
         row_problems: list[str] = []
 
@@ -145,6 +155,11 @@ def validate_customer_rows(
             else:
                 window = int(window_text)
 
+        drill_text = cell["is_drill_customer"].lower()
+        if drill_text not in _YES | _NO:
+            row_problems.append(f"is_drill_customer {cell['is_drill_customer']!r} is not yes or no")
+        is_drill_customer = drill_text in _YES
+
         contact_name = cell["contact_name"]
         if not contact_name:
             row_problems.append("contact_name is required")
@@ -170,7 +185,9 @@ def validate_customer_rows(
             )
 
         if not row_problems:
-            customer = CustomerValues(account, customer_name, country, preferred_language, window)
+            customer = CustomerValues(
+                account, customer_name, country, preferred_language, window, is_drill_customer
+            )
             if account in customers and customers[account] != customer:
                 first_row = customer_first_row[account]
                 row_problems.append(f"customer {account} has other customer values than on row {first_row}")
@@ -198,28 +215,29 @@ def upsert_customer_rows(rows: CustomerRows) -> tuple[UpsertCounts, UpsertCounts
         stored: dict[str, Customer] = {}
         for account, values in rows.customers.items():
             customer = Customer.objects.select_for_update().filter(account_reference=account).first()
-            wanted = {
+            wanted: dict[str, Any] = {
                 "name": values.name,
                 "country": values.country,
                 "preferred_language": values.preferred_language,
                 "notification_window_hours": values.notification_window_hours,
+                "is_drill_customer": values.is_drill_customer,
             }
             stored[account] = _upsert(customer, Customer(account_reference=account), wanted, customer_counts)
-        for values in rows.contacts:
-            customer = stored[values.account_reference]
-            contact = Contact.objects.filter(customer=customer, email__iexact=values.email).first()
+        for contact_values in rows.contacts:
+            customer = stored[contact_values.account_reference]
+            contact = Contact.objects.filter(customer=customer, email__iexact=contact_values.email).first()
             wanted = {
-                "name": values.name,
-                "email": values.email,
-                "language": values.language,
-                "role": values.role,
+                "name": contact_values.name,
+                "email": contact_values.email,
+                "language": contact_values.language,
+                "role": contact_values.role,
                 "is_active": True,
             }
             _upsert(contact, Contact(customer=customer), wanted, contact_counts)
     return customer_counts, contact_counts
 
 
-def _upsert(existing, new, wanted: dict, counts: UpsertCounts):
+def _upsert[M: models.Model](existing: M | None, new: M, wanted: dict[str, Any], counts: UpsertCounts) -> M:
     row = existing if existing is not None else new
     changed = [name for name, value in wanted.items() if getattr(row, name) != value]
     for name in changed:
@@ -250,10 +268,10 @@ class Command(BaseCommand):
         "number (the header is row 1) and exits non-zero."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, metavar="FILE.csv")
 
-    def handle(self, *args, file: Path, **options) -> None:
+    def handle(self, *args: Any, file: Path, **options: Any) -> None:
         try:
             with file.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)

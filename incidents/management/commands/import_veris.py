@@ -4,8 +4,9 @@ incidents (see ``incidents.veris`` for the mapping)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.veris import FileOutcome, import_veris_files, veris_files
 
@@ -18,10 +19,10 @@ class Command(BaseCommand):
         "so re-running imports nothing new. Exits non-zero if any file failed."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="A file or folder.")
 
-    def handle(self, *args, paths: list[Path], verbosity: int = 1, **options) -> None:
+    def handle(self, *args: Any, paths: list[Path], verbosity: int = 1, **options: Any) -> None:
         try:
             files = veris_files(paths)
         except OSError as error:  # A missing path, or a folder that cannot be listed.
@@ -33,6 +34,7 @@ class Command(BaseCommand):
             if outcome.status == "failed":
                 self.stderr.write(f"{outcome.path}: {outcome.reason}")
             elif verbosity >= 2:
+                assert outcome.incident is not None  # set unless the file failed
                 verb = "imported as" if outcome.status == "imported" else "already present as"
                 self.stdout.write(f"{outcome.path}: {verb} {outcome.incident.reference}")
 

@@ -11,6 +11,11 @@ Creates (or finds):
 3. the VERIS Community Database sample shipped in ``incidents/fixtures/vcdb/`` as ``detected``
    incidents (through the same import as ``import_veris``).
 
+4. then every other app's demo data: each management command named ``seed_demo_<something>``
+   of an installed app runs in turn (the post-mortems app seeds a completed drill), so this
+   ground-floor command needs to know nothing of the apps above it.
+
+The demo auditor's account expires in a year (every auditor's account carries an expiry date).
 It prints the logins and the counts. A demo user that already exists but whose password is not
 in the credentials file keeps its password (the command never resets a password it did not
 generate). Meant for demo and development installations, not production.
@@ -21,19 +26,24 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
+from incidents.accounts import AUDITOR_GROUP
 from incidents.management.commands.import_customers import (
     upsert_customer_rows,
     validate_customer_rows,
 )
-from incidents.models import Product
+from incidents.models import AccountExpiry, Product
 from incidents.veris import import_veris_files, veris_files
 
 VCDB_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "vcdb"
@@ -103,6 +113,19 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
         "contact_email": "lucia.garcia@soluciones-iberia.example",
         "contact_language": "es",
         "contact_role": "administrative",
+    },
+    {
+        # Drills notify drill customers only: this one exists for exercises.
+        "account_reference": "DEMO-DRILL-001",
+        "customer_name": "Drill Customer (exercise only)",
+        "country": "GB",
+        "preferred_language": "en",
+        "notification_window_hours": "72",
+        "contact_name": "Dana Drill",
+        "contact_email": "dana.drill@drill.example",
+        "contact_language": "en",
+        "contact_role": "administrative",
+        "is_drill_customer": "yes",
     },
     {
         "account_reference": "DEMO-JA-001",
@@ -176,7 +199,7 @@ class Command(BaseCommand):
         "creates nothing twice and prints the same logins."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         path = credentials_path()
         logins = read_credentials(path)
         user_model = get_user_model()
@@ -223,6 +246,8 @@ class Command(BaseCommand):
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")
+        for name in sorted(name for name in get_commands() if name.startswith("seed_demo_")):
+            call_command(name, stdout=self.stdout, stderr=self.stderr)
 
     def _seed_users(self, logins: dict[str, str]) -> int:
         user_model = get_user_model()
@@ -245,4 +270,9 @@ class Command(BaseCommand):
                 )
                 created += 1
             user.groups.add(group)
+            if demo.group == AUDITOR_GROUP:
+                AccountExpiry.objects.get_or_create(
+                    user=user,
+                    defaults={"expires_at": timezone.now() + timedelta(days=365), "note": "Demo auditor"},
+                )
         return created

@@ -1,7 +1,9 @@
 """``python manage.py verify_audit_trail [--incident REFERENCE ...]``: recompute the audit hash
 chains and report any break. Exit status 0 when every chain verifies, 1 otherwise."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from incidents.audit import verify_chain
 from incidents.models import Incident
@@ -10,7 +12,7 @@ from incidents.models import Incident
 class Command(BaseCommand):
     help = "Verify the hash chains of the audit trail; non-zero exit if any row was tampered with."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--incident",
             action="append",
@@ -19,7 +21,7 @@ class Command(BaseCommand):
             help="Only this incident (e.g. BD-2026-00042); repeatable.",
         )
 
-    def handle(self, *args, incident=None, **options):
+    def handle(self, *args: Any, incident: list[str] | None = None, **options: Any) -> None:
         incident_ids = None
         if incident:
             found = dict(Incident.objects.filter(reference__in=incident).values_list("reference", "pk"))

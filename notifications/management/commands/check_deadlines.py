@@ -2,7 +2,9 @@
 deliveries of approved notices still waiting for them, then send what is due. The same work
 Celery beat and the workers do every minute; harmless to run at any time."""
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from notifications.models import Delivery
 from notifications.scanner import deadlines_scan
@@ -13,10 +15,10 @@ from notifications.services import notice_deliveries_create
 class Command(BaseCommand):
     help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-send", action="store_true", help="Do not send due deliveries.")
 
-    def handle(self, *args, no_send=False, **options):
+    def handle(self, *args: Any, no_send: bool = False, **options: Any) -> None:
         report = deadlines_scan()
         self.stdout.write(
             f"{report.escalations} escalations, {report.automatic_notices} automatic notices, "

@@ -11,10 +11,11 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import polib
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 # Named printf placeholders as gettext (python-format) and blocktranslate extract them.
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdifr]")
@@ -81,7 +82,7 @@ class Command(BaseCommand):
     # Runs in scripts/setup before migrations: no system checks, no database.
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--locale-dir",
             action="append",
@@ -91,7 +92,9 @@ class Command(BaseCommand):
             "settings.LOCALE_PATHS).",
         )
 
-    def handle(self, *args, locale_dirs=None, verbosity=1, **options):
+    def handle(
+        self, *args: Any, locale_dirs: list[str] | None = None, verbosity: int = 1, **options: Any
+    ) -> None:
         directories = [Path(d) for d in (locale_dirs or settings.LOCALE_PATHS)]
         catalogues = []
         for directory in directories:
