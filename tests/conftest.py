@@ -101,7 +101,7 @@ def ensure_groups() -> None:
             apps, None
         )
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
-        importlib.import_module("notifications.migrations.0005_approved_notices_done_and_translators").grant(
+        importlib.import_module("notifications.migrations.0006_approved_notices_done_and_translators").grant(
             apps, None
         )
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('incidents', '0006_share_incident_figures_permission'),
-        ('notifications', '0003_notice_customer_event'),
+        ('notifications', '0004_sent_message'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
