@@ -87,7 +87,17 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "notice_approved": {
-        "saved": ["postmortems.lifecycle.record_summary_sent"],
+        # The post-mortem summary version that went out; then a training_lapse_warning in the
+        # incident's audit trail when the approving incident manager's mandatory training has
+        # lapsed or was never done (not for the scanner's own notice; a warning, not a refusal).
+        "saved": [
+            "postmortems.lifecycle.record_summary_sent",
+            "postmortems.training.warn_approver_training_lapsed",
+        ],
+    },
+    "owner_assigned": {
+        # Same transaction: the same warning when the new owner's mandatory training has lapsed.
+        "saved": ["postmortems.training.warn_owner_training_lapsed"],
     },
 }
 
@@ -284,6 +294,10 @@ SPECTACULAR_SETTINGS = {
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
         "NoticeTextEnum": "notifications.models.TRANSLATABLE_TEXTS",
         "LikelyConsequenceEnum": "incidents.models.LikelyConsequence",
+        # Two choice sets are named "scope": the triage assessment's keeps its name.
+        "ScopeEnum": "triage.models.Assessment.Scope",
+        "TrainingOverdueScopeEnum": ["everyone", "own"],
+        "TrainingCourseStatusEnum": ["lapsed", "never_completed"],
     },
 }
 

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from incidents.audit_site import audit_site
+from postmortems import training_urls, training_views
 from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
@@ -19,10 +20,12 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
     path("", include("postmortems.urls")),
+    path("training/", include(training_urls.pages)),
     path("api/", include("triage.api.urls")),
     path("api/", include("incidents.api.urls")),
     path("api/", include("notifications.api.urls")),
     path("api/", include("postmortems.api.urls")),
+    path("api/", include(training_urls.api)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     # The auditors' exports, beside their read-only site (same login and permission).
@@ -32,6 +35,11 @@ urlpatterns = [
         "audit/incidents/<int:pk>/evidence-pack.zip",
         audit_site.admin_view(incident_evidence_pack),
         name="audit-evidence-pack",
+    ),
+    path(
+        "audit/training/verify/",
+        audit_site.admin_view(training_views.training_audit_verify),
+        name="audit-training-verify",
     ),
     path("audit/", audit_site.urls),
 ]

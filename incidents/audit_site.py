@@ -92,6 +92,7 @@ class AuditSite(admin.AdminSite):
         ("Breach register (CSV)", "register.csv"),
         ("Breach register (XLSX)", "register.xlsx"),
         ("Verify the audit trail", "verify/"),
+        ("Verify the training audit trail", "training/verify/"),
     )
 
     def get_urls(self) -> list[Any]:

@@ -3,7 +3,8 @@ read-only auditor site (``/audit/``).
 
 Both are read-only here: every change to these records goes through ``postmortems.services``,
 which audits it on the incident's hash chain, so no admin edit can bypass the trail. The pages
-for writing them are the incident's post-mortem and drill pages and the API.
+for writing them are the incident's post-mortem and drill pages and the API. Training has its
+own admin module, ``postmortems.training_admin`` (imported at the end).
 """
 
 from __future__ import annotations
@@ -118,3 +119,7 @@ class ActionItemAudit(ActionItemDisplay, ReadOnlyAdmin):
 @admin.register(Drill, site=audit_site)
 class DrillAudit(DrillDisplay, ReadOnlyAdmin):
     inlines = [_inline(ReadOnlyInline, DrillParticipant, PARTICIPANT_FIELDS)]
+
+
+# Training (courses, records, imports, their audit chain) registers itself on both sites.
+from postmortems import training_admin  # noqa: E402, F401

@@ -107,6 +107,7 @@ def ensure_groups() -> None:
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("triage.migrations.0003_seed_stakeholders_and_playbooks").seed(apps, None)
         importlib.import_module("postmortems.migrations.0003_post_mortem_roles").grant(apps, None)
+        importlib.import_module("postmortems.migrations.0005_training_group_permissions").grant(apps, None)
 
 
 def _user_in(django_user_model, username: str, group: str | None, **extra):
@@ -279,8 +280,9 @@ def make_incident(db, responder):
 
 
 def second_half_rows(make_incident, manager):
-    """At least one row of every model of the post-mortems app (and the read log and account
-    expiry), built through the services where one exists. Returns the closed incident."""
+    """At least one row of every model of the post-mortems app, training included (and the read
+    log and account expiry), built through the services where one exists. Returns the closed
+    incident."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -322,4 +324,21 @@ def second_half_rows(make_incident, manager):
     )
     ReadLogEntry.objects.create(user=manager, username=manager.username, path="/audit/")
     AccountExpiry.objects.create(user=manager, expires_at=timezone.now() + timedelta(days=30))
+    # Training: a mandatory course (with its audit chain), one import and one completion.
+    from postmortems.training import Completion, course_create, training_records_import
+
+    course_create(
+        actor=None,
+        fields={
+            "code": "DP-101",
+            "name": "Data protection essentials",
+            "is_mandatory": True,
+            "validity_days": 365,
+        },
+    )
+    training_records_import(
+        completions=[Completion(2, "ann@staff.example", "DP-101", timezone.now() - timedelta(days=3), None)],
+        file_name="lms.csv",
+        file_sha256="0" * 64,
+    )
     return incident
