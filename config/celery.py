@@ -36,6 +36,12 @@ app.conf.beat_schedule = {
         "task": "incidents.tasks.verify_audit_trail",
         "schedule": crontab(minute=17),
     },
+    # Each customer is asked every CONTACT_CONFIRMATION_DAYS: the daily run asks only those due
+    # (a "what is due" query), so a missed day or a restarted beat loses nothing.
+    "send-contact-confirmations": {
+        "task": "notifications.tasks.send_contact_confirmations",
+        "schedule": crontab(hour=6, minute=41),
+    },
 }
 app.conf.task_routes = {
     "notifications.tasks.scan_deadlines": {"queue": "deadlines"},

@@ -289,6 +289,8 @@ SPECTACULAR_SETTINGS = {
         "NoticeKindEnum": "notifications.models.Notice.Kind",
         "NoticeStatusEnum": "notifications.models.Notice.Status",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "SkippedRecipientReasonEnum": "notifications.models.SkippedRecipient.Reason",
+        "WithholdingReasonEnum": "notifications.models.Withholding.Reason",
         "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
         "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
@@ -341,3 +343,32 @@ NOTICE_REQUIRE_TRANSLATIONS: bool = env.bool("NOTICE_REQUIRE_TRANSLATIONS", defa
 NOTICE_CREATE_CHUNK_CUSTOMERS: int = env.int("NOTICE_CREATE_CHUNK_CUSTOMERS", default=200)
 if NOTICE_CREATE_CHUNK_CUSTOMERS < 1:
     raise ImproperlyConfigured("NOTICE_CREATE_CHUNK_CUSTOMERS must be at least 1.")
+
+# Contact confirmation (issue 11). Every CONTACT_CONFIRMATION_DAYS each customer's administrative
+# contacts are emailed a signed link to confirm or correct them; a link works for
+# CONTACT_CONFIRMATION_LINK_DAYS, and a customer that has not confirmed by then is marked
+# "unconfirmed". Beat runs the round daily for the customers that are due, at most
+# CONTACT_CONFIRMATION_BATCH customers per task (the task queues itself again while more are due).
+CONTACT_CONFIRMATION_DAYS: int = env.int("CONTACT_CONFIRMATION_DAYS", default=180)
+CONTACT_CONFIRMATION_LINK_DAYS: int = env.int("CONTACT_CONFIRMATION_LINK_DAYS", default=30)
+CONTACT_CONFIRMATION_BATCH: int = env.int("CONTACT_CONFIRMATION_BATCH", default=500)
+if CONTACT_CONFIRMATION_DAYS < 1:
+    raise ImproperlyConfigured("CONTACT_CONFIRMATION_DAYS must be at least 1.")
+if not 1 <= CONTACT_CONFIRMATION_LINK_DAYS <= CONTACT_CONFIRMATION_DAYS:
+    raise ImproperlyConfigured("CONTACT_CONFIRMATION_LINK_DAYS must be from 1 to CONTACT_CONFIRMATION_DAYS.")
+if CONTACT_CONFIRMATION_BATCH < 1:
+    raise ImproperlyConfigured("CONTACT_CONFIRMATION_BATCH must be at least 1.")
+# The public confirmation page is throttled per link and per client address (requests per hour,
+# counted in Django's cache: notifications.throttle).
+CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN: int = env.int("CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN", default=60)
+CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS: int = env.int(
+    "CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS", default=300
+)
+# The request header (a META key such as HTTP_X_REAL_IP) that the reverse proxy sets to the
+# client's address; empty: REMOTE_ADDR (no proxy, or one that hides clients behind one address).
+CLIENT_IP_HEADER: str = env.str("CLIENT_IP_HEADER", default="") or "REMOTE_ADDR"
+
+# Django's cache holds the throttle counters. Default: local memory (one process, the embedded
+# run); with several web processes use a shared one, e.g. CACHE_URL=redis://host:6379/1 (Django's
+# own Redis backend).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}

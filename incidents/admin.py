@@ -7,7 +7,10 @@ Here the reference data (customers, contacts, products, suppliers) is edited dir
 are written through ``incidents.services`` so every change lands in the audit trail, and their
 lifecycle ``state`` is read-only (it is protected: it changes only through the transition
 services). Affected customers, audit events and worker heartbeats are read-only: the incident
-page and the system write them.
+page and the system write them. Contacts are saved through ``services.contact_create`` and
+``services.contact_update`` (audited on the customer's chain; a staff edit makes an
+undeliverable contact deliverable again); their deliverability and confirmation fields are
+read-only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from incidents.models import (
     AuditEvent,
     Contact,
     Customer,
+    CustomerAuditEvent,
     Incident,
     Product,
     ReadLogEntry,
@@ -49,13 +53,44 @@ class CustomerDisplay(admin.ModelAdmin):
     )
     list_filter = ("country", "preferred_language", "is_drill_customer")
     search_fields = ("name", "account_reference")
+    readonly_fields = (
+        "contacts_confirmation_requested_at",
+        "contacts_confirmed_at",
+        "contacts_unconfirmed_since",
+    )
+
+
+#: Contact fields only the system writes (bounces, confirmation links); shown, never edited.
+CONTACT_STATE_FIELDS = ("confirmed_at", "pending_confirmation", "undeliverable_at", "undeliverable_reason")
 
 
 class ContactDisplay(admin.ModelAdmin):
-    list_display = ("name", "email", "customer", "role", "language", "is_active")
-    list_filter = ("role", "is_active", "language")
+    list_display = ("name", "email", "customer", "role", "language", "is_active", "undeliverable_at")
+    list_filter = ("role", "is_active", "language", "pending_confirmation")
     search_fields = ("name", "email", "customer__name", "customer__account_reference")
     list_select_related = ("customer",)
+    readonly_fields = CONTACT_STATE_FIELDS
+
+
+class CustomerAuditEventDisplay(admin.ModelAdmin):
+    list_display = ("customer", "sequence", "occurred_at", "actor_username", "actor_contact_email", "verb")
+    list_filter = ("verb",)
+    search_fields = ("customer__account_reference", "customer__name", "actor_username", "actor_contact_email")
+    list_select_related = ("customer",)
+    show_full_result_count = False
+    fields = (
+        "customer",
+        "sequence",
+        "occurred_at",
+        "actor",
+        "actor_username",
+        "actor_contact_email",
+        "verb",
+        "data",
+        "previous_hash",
+        "hash",
+    )
+    readonly_fields = fields
 
 
 class ProductDisplay(admin.ModelAdmin):
@@ -212,17 +247,82 @@ class ReadOnlyInline(admin.TabularInline):
 class ContactInline(admin.TabularInline):
     model = Contact
     extra = 0
-    fields = ("name", "email", "role", "language", "is_active")
+    fields = ("name", "email", "role", "language", "is_active", "undeliverable_at")
+    readonly_fields = ("undeliverable_at",)
+    can_delete = False
+
+
+def _save_contact(request: HttpRequest, contact: Contact, changed: list[str], change: bool) -> Contact:
+    """Save an admin form's contact through the services (audited on the customer's chain)."""
+    values = {name: getattr(contact, name) for name in services.CONTACT_FIELDS}
+    if change:
+        return services.contact_update(
+            contact=contact,
+            actor=request.user,
+            changes={name: values[name] for name in changed if name in services.CONTACT_FIELDS},
+        )
+    return services.contact_create(customer=contact.customer, actor=request.user, **values)
+
+
+class ContactServiceAdminMixin(admin.ModelAdmin):
+    """Turns a refused contact save (a duplicate address, a bad value) into a message."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            self.message_user(request, f"Not saved: {'; '.join(error.messages)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class CustomerAuditEventInline(ReadOnlyInline):
+    model = CustomerAuditEvent
+    fields = ("sequence", "occurred_at", "actor_username", "actor_contact_email", "verb", "data")
+    readonly_fields = fields
+    ordering = ("sequence",)
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerDisplay):
-    inlines = [ContactInline]
+class CustomerAdmin(ContactServiceAdminMixin, CustomerDisplay):
+    inlines = [ContactInline, CustomerAuditEventInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Contact:
+            return super().save_formset(request, form, formset, change)
+        # What formset.save() would leave for the admin's change message.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for contact_form in formset.forms:
+            if not contact_form.has_changed():
+                continue
+            contact = contact_form.instance
+            is_new = contact.pk is None
+            contact.customer = form.instance
+            saved = _save_contact(request, contact, contact_form.changed_data, change=not is_new)
+            if is_new:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, contact_form.changed_data))
+        return None
 
 
 @admin.register(Contact)
-class ContactAdmin(ContactDisplay):
+class ContactAdmin(ContactServiceAdminMixin, ContactDisplay):
     autocomplete_fields = ("customer",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deactivate instead: past deliveries keep their contact.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        saved = _save_contact(request, obj, list(form.changed_data), change)
+        obj.pk = saved.pk
+        obj._state.adding = False
 
 
 @admin.register(Product)
@@ -357,6 +457,11 @@ class AffectedCustomerAdmin(AffectedCustomerDisplay, WrittenElsewhere):
 class AuditEventAdmin(AuditEventDisplay, WrittenElsewhere):
     """The audit trail is append-only: no one adds, changes or deletes it here, superusers
     included."""
+
+
+@admin.register(CustomerAuditEvent)
+class CustomerAuditEventAdmin(CustomerAuditEventDisplay, WrittenElsewhere):
+    """Customers' audit chains are append-only, like the incidents'."""
 
 
 @admin.register(WorkerHeartbeat)

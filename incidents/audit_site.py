@@ -31,6 +31,7 @@ from incidents.admin import (
     AffectedCustomerDisplay,
     AuditEventDisplay,
     ContactDisplay,
+    CustomerAuditEventDisplay,
     CustomerDisplay,
     IncidentDisplay,
     ProductDisplay,
@@ -43,6 +44,7 @@ from incidents.models import (
     AuditEvent,
     Contact,
     Customer,
+    CustomerAuditEvent,
     Incident,
     Product,
     Supplier,
@@ -195,9 +197,20 @@ class AuditEventInline(ReadOnlyInline):
     ordering = ("sequence",)
 
 
+class CustomerAuditEventInline(ReadOnlyInline):
+    model = CustomerAuditEvent
+    fields = ("sequence", "occurred_at", "actor_username", "actor_contact_email", "verb", "data")
+    ordering = ("sequence",)
+
+
 @admin.register(Customer, site=audit_site)
 class CustomerAudit(CustomerDisplay, ReadOnlyAdmin):
-    inlines = [ContactInline]
+    inlines = [ContactInline, CustomerAuditEventInline]
+
+
+@admin.register(CustomerAuditEvent, site=audit_site)
+class CustomerAuditEventAudit(CustomerAuditEventDisplay, ReadOnlyAdmin):
+    pass
 
 
 @admin.register(Contact, site=audit_site)

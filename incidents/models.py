@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +25,14 @@ class Customer(models.Model):
 
     ``notification_window_hours`` is the customer's contractual window for our initial notice
     after declaration (hours of elapsed time, 1 to 72; our policy commitment is 72).
+
+    Contact confirmation (customers keep their administrative contacts correct): every
+    ``CONTACT_CONFIRMATION_DAYS`` the customer's contacts are asked to confirm them through a
+    signed link. ``contacts_confirmation_requested_at``: when the last request went out (UTC;
+    ``None``: never asked). ``contacts_confirmed_at``: when a contact last confirmed the list
+    through a link (``None``: never). ``contacts_unconfirmed_since``: set when a request's link
+    expired with no confirmation since it was sent (the customer is "unconfirmed"); cleared by
+    the next confirmation.
     """
 
     name = models.CharField(max_length=200)
@@ -40,12 +48,36 @@ class Customer(models.Model):
         "no other customer.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    contacts_confirmation_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    contacts_confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    contacts_unconfirmed_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name", "id"]
+        permissions = [
+            ("view_contact_readiness", "Can see which customers could not be reached today"),
+        ]
+        indexes = [
+            # send_contact_confirmations: customers never asked, or asked longest ago, first.
+            models.Index(
+                fields=["contacts_confirmation_requested_at"],
+                name="incidents_customer_confirm_due",
+            ),
+            # The readiness page and ?unconfirmed=true: only marked customers are indexed.
+            models.Index(
+                fields=["contacts_unconfirmed_since"],
+                name="incidents_customer_unconfirmed",
+                condition=Q(contacts_unconfirmed_since__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.account_reference})"
+
+    @property
+    def is_unconfirmed(self) -> bool:
+        """Whether the customer is marked "unconfirmed" (a confirmation link expired unanswered)."""
+        return self.contacts_unconfirmed_since is not None
 
     def clean(self) -> None:
         """Refuse to turn a customer into a drill customer, or back, once any incident affects
@@ -64,8 +96,32 @@ class Customer(models.Model):
             )
 
 
+class ContactQuerySet(models.QuerySet):
+    """Who can be notified. One definition, used by notice approval, clocks, the readiness page
+    and the API, so "deliverable" means the same everywhere."""
+
+    def administrative(self) -> ContactQuerySet:
+        """Active administrative contacts (whether or not email reaches them)."""
+        return self.filter(is_active=True, role=Contact.Role.ADMINISTRATIVE)
+
+    def deliverable(self) -> ContactQuerySet:
+        """Active administrative contacts that notices go to: not marked undeliverable (a
+        permanent SMTP refusal) and not waiting for their own address to be confirmed."""
+        return self.administrative().filter(pending_confirmation=False, undeliverable_at__isnull=True)
+
+
 class Contact(models.Model):
-    """A person at a customer whom we notify. Customers keep their contacts correct."""
+    """A person at a customer whom we notify. Customers keep their contacts correct.
+
+    Only active administrative contacts receive notices, and of those only the deliverable ones
+    (``Contact.objects.deliverable()``). ``undeliverable_at`` and ``undeliverable_reason``: set
+    when the receiving mail server permanently refused an email to this address (SMTP 5xx on
+    the recipient, for a notice or a confirmation request); cleared only when a confirmation
+    link confirms the contact again or staff edit it. ``pending_confirmation``: added by a
+    customer through a confirmation link and not counted until the new address confirms
+    itself through the link emailed to it. ``confirmed_at``: when a confirmation link last
+    confirmed it (UTC).
+    """
 
     class Role(models.TextChoices):
         ADMINISTRATIVE = "administrative", "Administrative"
@@ -82,6 +138,14 @@ class Contact(models.Model):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.ADMINISTRATIVE)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pending_confirmation = models.BooleanField(
+        default=False, editable=False, help_text="Added through a confirmation link; counts once confirmed."
+    )
+    undeliverable_at = models.DateTimeField(null=True, blank=True, editable=False)
+    undeliverable_reason = models.TextField(blank=True, editable=False)
+
+    objects = ContactQuerySet.as_manager()
 
     class Meta:
         ordering = ["customer_id", "name", "id"]
@@ -90,9 +154,32 @@ class Contact(models.Model):
                 fields=["customer", "email"], name="incidents_contact_unique_email_per_customer"
             )
         ]
+        indexes = [
+            # "Has this customer a deliverable contact?": notice approval, clocks, readiness.
+            models.Index(
+                fields=["customer"],
+                name="incidents_contact_deliverable",
+                condition=Q(
+                    is_active=True,
+                    role="administrative",
+                    pending_confirmation=False,
+                    undeliverable_at__isnull=True,
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
+
+    @property
+    def is_deliverable(self) -> bool:
+        """Whether notices go to this contact (see ``ContactQuerySet.deliverable``)."""
+        return (
+            self.is_active
+            and self.role == self.Role.ADMINISTRATIVE
+            and not self.pending_confirmation
+            and self.undeliverable_at is None
+        )
 
 
 class Product(models.Model):
@@ -529,17 +616,19 @@ REAL_CUSTOMER_IN_DRILL = (
 )
 
 
-class AuditEvent(models.Model):
-    """One entry of an incident's append-only, hash-chained audit trail.
+class HashChainedEvent(models.Model):
+    """One entry of an append-only, hash-chained audit trail about one subject.
 
-    Written by the service functions in the same transaction as the change they record. Each
-    incident has its own chain: ``sequence`` counts from 1 and ``hash`` is SHA-256 over the
-    previous row's hash and this row's content (see ``compute_hash``), so a row changed, removed
-    or inserted behind the application's back is detected by ``incidents.audit.verify_chain``.
-    Appends are serialised by the row lock the services hold on the incident.
+    Each subject (an incident, a customer) has its own chain: ``sequence`` counts from 1 and
+    ``hash`` is SHA-256 over the previous row's hash and this row's content
+    (``hash_content``), so a row changed, removed or inserted behind the application's back is
+    detected by ``incidents.audit.verify_chain``. Subclasses name their subject's foreign key in
+    ``SUBJECT_FIELD``; appends are serialised by the row lock the services hold on the subject.
     """
 
-    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="audit_events")
+    SUBJECT_FIELD: ClassVar[str]
+    GENESIS_HASH = "0" * 64
+
     sequence = models.PositiveIntegerField()
     occurred_at = models.DateTimeField()
     actor = models.ForeignKey(
@@ -547,21 +636,12 @@ class AuditEvent(models.Model):
     )
     actor_username = models.CharField(max_length=150, blank=True, help_text="Empty: the system.")
     verb = models.CharField(max_length=64)
-    from_state = models.CharField(max_length=20, blank=True)
-    to_state = models.CharField(max_length=20, blank=True)
     data = models.JSONField(default=dict, blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
     class Meta:
-        ordering = ["incident_id", "sequence"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["incident", "sequence"], name="incidents_auditevent_unique_sequence"
-            )
-        ]
-
-    GENESIS_HASH = "0" * 64
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.verb}"
@@ -574,22 +654,90 @@ class AuditEvent(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("Audit events are append-only.")
 
-    def compute_hash(self) -> str:
-        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
-        content: dict[str, Any] = {
-            "incident": self.incident_id,
+    @property
+    def subject_id(self) -> int:
+        return getattr(self, f"{self.SUBJECT_FIELD}_id")
+
+    def hash_content(self) -> dict[str, Any]:
+        """The content the hash covers (every field but the hashes and the actor's key)."""
+        return {
+            self.SUBJECT_FIELD: self.subject_id,
             "sequence": self.sequence,
             "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "actor_username": self.actor_username,
             "verb": self.verb,
-            "from_state": self.from_state,
-            "to_state": self.to_state,
             "data": self.data,
         }
+
+    def compute_hash(self) -> str:
+        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
         payload = self.previous_hash + json.dumps(
-            content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+            self.hash_content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class AuditEvent(HashChainedEvent):
+    """One entry of an incident's audit chain (see ``HashChainedEvent``).
+
+    Written by the service functions in the same transaction as the change they record, under
+    the incident's row lock. ``from_state`` and ``to_state``: the lifecycle states around a
+    transition (empty for other verbs).
+    """
+
+    SUBJECT_FIELD = "incident"
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="audit_events")
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["incident_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "sequence"], name="incidents_auditevent_unique_sequence"
+            )
+        ]
+
+    def hash_content(self) -> dict[str, Any]:
+        return {**super().hash_content(), "from_state": self.from_state, "to_state": self.to_state}
+
+
+class CustomerAuditEvent(HashChainedEvent):
+    """One entry of a customer's audit chain: changes to its contacts and their confirmation,
+    which are about no incident (see ``HashChainedEvent``).
+
+    Written in the transaction that makes the change, under the customer's row lock. The actor
+    is a staff user (``actor``), the system (neither), or the recipient of a confirmation link
+    acting without a login (``actor_contact_email``: the address the link was sent to).
+    """
+
+    SUBJECT_FIELD = "customer"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="audit_events")
+    actor_contact_email = models.CharField(
+        max_length=254, blank=True, help_text="The confirmation link's recipient, when it acted."
+    )
+
+    class Meta:
+        ordering = ["customer_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "sequence"], name="incidents_customerauditevent_unique_sequence"
+            )
+        ]
+
+    def hash_content(self) -> dict[str, Any]:
+        return {**super().hash_content(), "actor_contact_email": self.actor_contact_email}
+
+    @property
+    def actor_display(self) -> str:
+        """Who acted, as a person reads it: a username, "link recipient <address>" or "system"."""
+        if self.actor_username:
+            return self.actor_username
+        if self.actor_contact_email:
+            return f"link recipient {self.actor_contact_email}"
+        return "system"
 
 
 class WorkerHeartbeat(models.Model):

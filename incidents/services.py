@@ -20,12 +20,13 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
 from config.celery import enqueue
-from incidents.audit import audit_append
+from incidents.audit import audit_append, customer_audit_append
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.lifecycle import AFFECTED_CUSTOMER_ADDED, OWNER_ASSIGNED, HookContext, missing_for, run_hooks
 from incidents.models import (
     TRANSITION_PERMISSIONS,
     AffectedCustomer,
+    Contact,
     Customer,
     DataCategory,
     DataSubjectCategory,
@@ -619,3 +620,267 @@ def affected_customer_remove(*, incident: Incident, customer: Customer, actor: A
             verb="affected_customer_removed",
             data={"customer": customer.account_reference},
         )
+
+
+# Customers' contacts ---------------------------------------------------------------------------
+#
+# Contact changes are audited on the customer's own hash chain (``customer_audit_append``), not
+# an incident's. Two kinds of actor change contacts: staff (``actor``: a user, permission
+# checked here) and a confirmation link's recipient acting without a login (``acting_contact``:
+# the caller, ``notifications.confirmations``, has verified the signed link). The system
+# (``actor=None`` and no ``acting_contact``) marks bounced addresses and imports feeds.
+
+#: Contact fields staff may set through ``contact_create`` and ``contact_update``.
+CONTACT_FIELDS: tuple[str, ...] = ("name", "email", "language", "role", "is_active")
+#: What a confirmation link's recipient may correct on a contact (an address changes by
+#: adding the new one, which must confirm itself, and deactivating the old one).
+CONTACT_FIELDS_VIA_LINK: tuple[str, ...] = ("name", "language", "is_active")
+
+
+def _locked_customer(customer_id: int) -> Customer:
+    """The customer re-read under a row lock: serialises appends to its audit chain."""
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def _normalise_email(email: str) -> str:
+    """The address with its domain in lower case (the local part may be case-sensitive)."""
+    local, at, domain = email.strip().rpartition("@")
+    return f"{local}@{domain.lower()}" if at else email.strip()
+
+
+def _refuse_duplicate_email(customer: Customer, email: str, exclude_pk: int | None = None) -> None:
+    duplicates = Contact.objects.filter(customer=customer, email__iexact=email)
+    if exclude_pk is not None:
+        duplicates = duplicates.exclude(pk=exclude_pk)
+    if duplicates.exists():
+        raise ValidationError({"email": f"{email} is already a contact of this customer."})
+
+
+def contact_create(
+    *,
+    customer: Customer,
+    actor: Any | None,
+    name: str,
+    email: str,
+    language: str = "",
+    role: str = Contact.Role.ADMINISTRATIVE,
+    is_active: bool = True,
+    acting_contact: Contact | None = None,
+    audit_data: Mapping[str, Any] | None = None,
+) -> Contact:
+    """Add a contact to ``customer`` and return it; audited (``contact_added``) on the
+    customer's chain.
+
+    Staff (``actor`` a user) need ``incidents.add_contact``; the contact counts at once. Added
+    by a confirmation link's recipient (``acting_contact``), it is an administrative contact
+    with ``pending_confirmation`` set: it receives nothing until its own address confirms.
+    ``actor=None`` without ``acting_contact`` is the system (a feed import). Raises
+    ``ActionForbidden``, or ``ValidationError`` for a bad value or an email the customer
+    already has (any case).
+    """
+    if actor is not None:
+        _require(actor, "incidents.add_contact")
+    email = _normalise_email(email)
+    with transaction.atomic():
+        locked = _locked_customer(customer.pk)
+        _refuse_duplicate_email(locked, email)
+        contact = Contact(
+            customer=locked,
+            name=name.strip(),
+            email=email,
+            language=language,
+            role=Contact.Role.ADMINISTRATIVE if acting_contact is not None else role,
+            is_active=True if acting_contact is not None else is_active,
+            pending_confirmation=acting_contact is not None,
+        )
+        contact.full_clean()
+        contact.save()
+        customer_audit_append(
+            customer=locked,
+            actor=actor,
+            actor_contact_email=acting_contact.email if acting_contact is not None else "",
+            verb="contact_added",
+            data={
+                "contact": contact.pk,
+                "fields": {name: getattr(contact, name) for name in CONTACT_FIELDS},
+                "pending_confirmation": contact.pending_confirmation,
+                **(audit_data or {}),
+            },
+            at=contact.created_at,
+        )
+    return contact
+
+
+def contact_update(
+    *,
+    contact: Contact,
+    actor: Any | None,
+    changes: Mapping[str, Any],
+    acting_contact: Contact | None = None,
+    audit_data: Mapping[str, Any] | None = None,
+) -> Contact:
+    """Change a contact and return it; audited (``contact_updated``, with ``{field: [old,
+    new]}``) on the customer's chain when anything changed.
+
+    ``changes``: a mapping of ``CONTACT_FIELDS``. Staff (``actor``, permission
+    ``incidents.change_contact``): a staff edit also brings the contact back: an undeliverable
+    mark is cleared (staff checked the address) and a pending new address counts (staff vouch
+    for it); that is audited even when no field changed. A confirmation link's recipient
+    (``acting_contact``) may change only ``CONTACT_FIELDS_VIA_LINK``, and only to deactivate;
+    that clears nothing. Raises ``ActionForbidden``; ``ValidationError`` for unknown fields,
+    bad values or an email the customer already has.
+    """
+    if actor is not None:
+        _require(actor, "incidents.change_contact")
+    allowed = CONTACT_FIELDS_VIA_LINK if acting_contact is not None else CONTACT_FIELDS
+    unknown = sorted(set(changes).difference(allowed))
+    if unknown:
+        raise ValidationError(dict.fromkeys(unknown, "This field cannot be changed here."))
+    if acting_contact is not None and changes.get("is_active", False) is not False:
+        raise ValidationError({"is_active": "A contact can only be deactivated here."})
+    with transaction.atomic():
+        locked_customer = _locked_customer(contact.customer_id)
+        locked = Contact.objects.get(pk=contact.pk)
+        diff: dict[str, list[Any]] = {}
+        for name, value in changes.items():
+            if name == "email":
+                value = _normalise_email(value)
+                if value.lower() != locked.email.lower():
+                    _refuse_duplicate_email(locked_customer, value, exclude_pk=locked.pk)
+            elif name == "name":
+                value = value.strip()
+            if getattr(locked, name) != value:
+                diff[name] = [getattr(locked, name), value]
+                setattr(locked, name, value)
+        cleared: dict[str, Any] = {}
+        if actor is not None:
+            if locked.undeliverable_at is not None:
+                cleared["undeliverable"] = {
+                    "since": _audit_value(locked.undeliverable_at),
+                    "reason": locked.undeliverable_reason,
+                }
+                locked.undeliverable_at, locked.undeliverable_reason = None, ""
+            if locked.pending_confirmation:
+                cleared["pending_confirmation"] = True
+                locked.pending_confirmation = False
+        if not diff and not cleared:
+            return locked
+        locked.full_clean()
+        locked.save()
+        customer_audit_append(
+            customer=locked_customer,
+            actor=actor,
+            actor_contact_email=acting_contact.email if acting_contact is not None else "",
+            verb="contact_updated",
+            data={"contact": locked.pk, "changes": diff, "cleared": cleared, **(audit_data or {})},
+        )
+    return locked
+
+
+def contacts_confirm(
+    *,
+    customer: Customer,
+    acting_contact: Contact,
+    at: datetime | None = None,
+    audit_data: Mapping[str, Any] | None = None,
+) -> list[Contact]:
+    """Record that ``acting_contact`` (a confirmation link's recipient, link verified by the
+    caller) confirmed ``customer``'s administrative contacts as they stand; returns them.
+
+    Every active administrative contact that is not waiting for its own address gets
+    ``confirmed_at``, and an undeliverable mark on it is cleared (the customer says the address
+    is right: we try it again). The recipient's own pending address counts from now (following
+    the link proved it). The customer's ``contacts_confirmed_at`` is set and its
+    "unconfirmed" mark cleared. Audited (``contacts_confirmed``) on the customer's chain.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked = _locked_customer(customer.pk)
+        recipient = Contact.objects.get(pk=acting_contact.pk, customer=locked)
+        if recipient.pending_confirmation:
+            recipient.pending_confirmation = False
+            recipient.save(update_fields=["pending_confirmation"])
+        confirmed = list(Contact.objects.administrative().filter(customer=locked, pending_confirmation=False))
+        cleared = [c.pk for c in confirmed if c.undeliverable_at is not None]
+        Contact.objects.filter(pk__in=[c.pk for c in confirmed]).update(
+            confirmed_at=at, undeliverable_at=None, undeliverable_reason=""
+        )
+        was_unconfirmed = locked.contacts_unconfirmed_since
+        locked.contacts_confirmed_at = at
+        locked.contacts_unconfirmed_since = None
+        locked.save(update_fields=["contacts_confirmed_at", "contacts_unconfirmed_since"])
+        customer_audit_append(
+            customer=locked,
+            actor=None,
+            actor_contact_email=recipient.email,
+            verb="contacts_confirmed",
+            data={
+                "contacts": [c.pk for c in confirmed],
+                "addresses": [c.email for c in confirmed],
+                "undeliverable_cleared": cleared,
+                "was_unconfirmed_since": _audit_value(was_unconfirmed),
+                **(audit_data or {}),
+            },
+            at=at,
+        )
+    for contact in confirmed:
+        contact.confirmed_at, contact.undeliverable_at, contact.undeliverable_reason = at, None, ""
+    return confirmed
+
+
+def contact_confirm_address(
+    *, contact: Contact, at: datetime | None = None, audit_data: Mapping[str, Any] | None = None
+) -> Contact:
+    """Record that a contact added through a confirmation link confirmed its own address
+    through the link emailed to it (the caller verified the link): it counts from now
+    (``pending_confirmation`` cleared, ``confirmed_at`` set). Audited
+    (``contact_address_confirmed``) on the customer's chain, naming the contact."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        locked_customer = _locked_customer(contact.customer_id)
+        locked = Contact.objects.get(pk=contact.pk)
+        locked.pending_confirmation = False
+        locked.confirmed_at = at
+        locked.undeliverable_at, locked.undeliverable_reason = None, ""
+        locked.save(
+            update_fields=["pending_confirmation", "confirmed_at", "undeliverable_at", "undeliverable_reason"]
+        )
+        customer_audit_append(
+            customer=locked_customer,
+            actor=None,
+            actor_contact_email=locked.email,
+            verb="contact_address_confirmed",
+            data={"contact": locked.pk, "address": locked.email, **(audit_data or {})},
+            at=at,
+        )
+    return locked
+
+
+def contact_mark_undeliverable(*, contact_id: int, address: str, reason: str, at: datetime) -> bool:
+    """Mark a contact undeliverable: the receiving server permanently refused ``address`` (an
+    SMTP 5xx on the recipient) at ``at``, saying ``reason``. Returns True if it was marked now.
+
+    Nothing happens (False) when the contact is already marked, or its address changed since
+    the email was written (the refusal is about the old address). Later notices skip it (the
+    notice records why) until a confirmation link confirms it or staff edit it. Audited
+    (``contact_undeliverable``) on the customer's chain, by the system.
+    """
+    contact = Contact.objects.filter(pk=contact_id).only("customer_id").first()
+    if contact is None:
+        return False
+    with transaction.atomic():
+        locked_customer = _locked_customer(contact.customer_id)
+        locked = Contact.objects.get(pk=contact_id)
+        if locked.undeliverable_at is not None or locked.email.lower() != address.lower():
+            return False
+        locked.undeliverable_at = at
+        locked.undeliverable_reason = reason[:2000]
+        locked.save(update_fields=["undeliverable_at", "undeliverable_reason"])
+        customer_audit_append(
+            customer=locked_customer,
+            actor=None,
+            verb="contact_undeliverable",
+            data={"contact": locked.pk, "address": locked.email, "reason": locked.undeliverable_reason},
+            at=at,
+        )
+    return True

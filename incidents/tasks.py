@@ -58,8 +58,9 @@ def verify_audit_trail() -> int:
     breaks = verify_chain()
     for chain_break in breaks:
         logging.getLogger("breachdesk.audit").error(
-            "Audit chain break: incident %s sequence %s: %s",
-            chain_break.incident_id,
+            "Audit chain break: %s %s sequence %s: %s",
+            chain_break.chain,
+            chain_break.subject_id,
             chain_break.sequence,
             chain_break.reason,
         )

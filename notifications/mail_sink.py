@@ -49,6 +49,7 @@ class ReceivedMessage:
 @dataclass
 class MailSink:
     """The aiosmtpd handler. ``refuse_permanently``: addresses answered 550;
+    ``refuse_domains``: every address at these domains is answered 550 too;
     ``refuse_temporarily``: while True, every recipient is answered 451. With ``folder``, each
     message is also written there as ``<n>.eml``. ``delay_seconds``: how long the relay takes to
     answer after it has kept a message (a slow relay; a sender killed while waiting leaves a
@@ -56,6 +57,7 @@ class MailSink:
 
     folder: Path | None = None
     refuse_permanently: set[str] = field(default_factory=set)
+    refuse_domains: set[str] = field(default_factory=set)
     refuse_temporarily: bool = False
     received: list[ReceivedMessage] = field(default_factory=list)
     refusals: int = 0
@@ -68,7 +70,10 @@ class MailSink:
         if self.refuse_temporarily:
             self.refusals += 1
             return "451 4.3.0 Try again later"
-        if address.lower() in self.refuse_permanently:
+        if (
+            address.lower() in self.refuse_permanently
+            or address.lower().rpartition("@")[2] in self.refuse_domains
+        ):
             self.refusals += 1
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)

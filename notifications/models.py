@@ -445,16 +445,18 @@ class Withholding(models.Model):
         return f"{self.field} withheld ({self.get_reason_display()})"
 
 
-class Delivery(models.Model):
-    """One approved notice to one contact: the unit of sending, claimed and recorded.
+class OutboxMessage(models.Model):
+    """One email in the transactional outbox: written in the transaction that decides to send
+    it, then claimed, sent and recorded by the sender (``notifications.sender``). The fields
+    here are everything the sender needs; concrete kinds add who and what it is about.
 
-    Created by the worker that acts on the notice's approval, unique per (notice, contact),
-    with the address, language and rendered message (``notice_message``, shared per customer and
-    language) fixed then; ``in_reply_to`` and ``references`` thread it with the contact's
-    earlier notices on the incident. ``message_id`` is deterministic, so a message sent
-    twice after a crash carries the same Message-ID. Status: ``pending`` (waiting for
+    The address, language and rendered message are fixed when the row is written.
+    ``message_id`` is deterministic, so a message sent twice after a crash carries the same
+    Message-ID. Status: ``pending`` (waiting for
     ``next_attempt_at``), ``sending`` (claimed until ``claimed_until``), ``sent`` (accepted by
-    the relay at ``sent_at``), ``failed`` (permanently refused, or out of attempts).
+    the relay at ``sent_at``), ``failed`` (permanently refused, or out of attempts). A concrete
+    kind that emails a contact has a ``contact`` foreign key: a permanent refusal of the address
+    marks that contact undeliverable. Register a new kind in ``notifications.outbox.OUTBOXES``.
     """
 
     class Status(models.TextChoices):
@@ -463,21 +465,12 @@ class Delivery(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="deliveries")
-    contact = models.ForeignKey("incidents.Contact", on_delete=models.PROTECT, related_name="deliveries")
-    customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="deliveries")
     address = models.EmailField()
     language = models.CharField(max_length=8)
     subject = models.CharField(max_length=200)
-    notice_message = models.ForeignKey(
-        NoticeMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
-    )
-    # Only deliveries created before messages were shared carry their own bodies.
-    body_text = models.TextField(blank=True)
-    body_html = models.TextField(blank=True)
+    body_text = models.TextField()
+    body_html = models.TextField()
     message_id = models.CharField(max_length=200, unique=True)
-    in_reply_to = models.CharField(max_length=200, blank=True)
-    references = models.TextField(blank=True, help_text="Earlier Message-IDs to this contact, oldest first.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -485,31 +478,54 @@ class Delivery(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    failure_acknowledged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+def outbox_indexes(prefix: str) -> list[models.Index]:
+    """The indexes every outbox table needs, named ``<prefix>_due``, ``_claimed``, ``_claim``
+    (``prefix``: ``<app>_<short model name>``, at most 22 characters: names stop at 30)."""
+    return [
+        # The sender's claim: pending rows whose next attempt is due.
+        models.Index(fields=["next_attempt_at"], name=f"{prefix}_due", condition=Q(status="pending")),
+        # The scanner's re-queue of claims that expired (a killed worker).
+        models.Index(fields=["claimed_until"], name=f"{prefix}_claimed", condition=Q(status="sending")),
+        models.Index(fields=["claim_token"], name=f"{prefix}_claim"),
+    ]
+
+
+class Delivery(OutboxMessage):
+    """One approved notice to one contact: the unit of sending, claimed and recorded (see
+    ``OutboxMessage``). Created by the worker that acts on the notice's approval, unique per
+    (notice, contact), with the rendered message shared per customer and language
+    (``notice_message``; only deliveries created before messages were shared carry their own
+    ``body_text``/``body_html``); ``in_reply_to`` and ``references`` thread it with the
+    contact's earlier notices on the incident. Accepted deliveries meet the customer's clock; a
+    customer whose every delivery failed is escalated."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="deliveries")
+    notice_message = models.ForeignKey(
+        NoticeMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    # Empty once messages are shared (``notice_message``): only older deliveries carry bodies.
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    in_reply_to = models.CharField(max_length=200, blank=True)
+    references = models.TextField(blank=True, help_text="Earlier Message-IDs to this contact, oldest first.")
+    contact = models.ForeignKey("incidents.Contact", on_delete=models.PROTECT, related_name="deliveries")
+    customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="deliveries")
+    failure_acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["notice_id", "id"]
         verbose_name_plural = "deliveries"
+        indexes = outbox_indexes("notifications_delivery")
         constraints = [
             models.UniqueConstraint(
                 fields=["notice", "contact"], name="notifications_delivery_unique_per_contact"
             )
-        ]
-        indexes = [
-            # The sender's claim: pending rows whose next attempt is due.
-            models.Index(
-                fields=["next_attempt_at"],
-                name="notifications_delivery_due",
-                condition=Q(status="pending"),
-            ),
-            # The scanner's re-queue of claims that expired (a killed worker).
-            models.Index(
-                fields=["claimed_until"],
-                name="notifications_delivery_claimed",
-                condition=Q(status="sending"),
-            ),
-            models.Index(fields=["claim_token"], name="notifications_delivery_claim"),
         ]
 
     def __str__(self) -> str:
@@ -529,3 +545,115 @@ class SentMessage(models.Model):
 
     def __str__(self) -> str:
         return f"Message sent for delivery {self.delivery_id}"
+
+
+class SkippedRecipient(models.Model):
+    """An active administrative contact that an approved notice was not sent to, and why: its
+    address was refused for good earlier (undeliverable), or it was added through a
+    confirmation link and its address is not confirmed yet. No delivery exists for it; this row
+    is what the notice's deliveries say instead."""
+
+    class Reason(models.TextChoices):
+        UNDELIVERABLE = "undeliverable", "Address refused earlier (undeliverable)"
+        PENDING_CONFIRMATION = "pending_confirmation", "New address not confirmed yet"
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="skipped_recipients")
+    contact = models.ForeignKey("incidents.Contact", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="+")
+    address = models.EmailField()
+    reason = models.CharField(max_length=24, choices=Reason.choices)
+    detail = models.TextField(blank=True, help_text="The refusal recorded on the contact, and when.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["notice_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice", "contact"], name="notifications_skippedrecipient_unique_per_contact"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice}: {self.address} skipped ({self.reason})"
+
+
+class OutgoingEmail(OutboxMessage):
+    """Any other email of the outbox (see ``OutboxMessage``): one rendered message to one
+    address, of a ``kind`` that names its templates (``templates/emails/<kind>/``).
+
+    ``contact`` and ``customer``: who it is for, when it goes to a customer's contact (a
+    permanent refusal then marks the contact undeliverable). To add a kind: a ``Kind`` value,
+    its three templates, and a call to ``notifications.outbox.outgoing_email_queue`` in the
+    transaction that decides to send it (see ``docs/outbox.md``).
+    """
+
+    class Kind(models.TextChoices):
+        CONTACT_CONFIRMATION = "contact_confirmation", "Contact confirmation request"
+        CONTACT_ADDRESS_CONFIRMATION = "contact_address_confirmation", "New contact address confirmation"
+
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    contact = models.ForeignKey(
+        "incidents.Contact", null=True, blank=True, on_delete=models.PROTECT, related_name="outgoing_emails"
+    )
+    customer = models.ForeignKey(
+        "incidents.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="outgoing_emails"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = outbox_indexes("notifications_email")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.address} ({self.status})"
+
+
+class ContactConfirmationRequest(models.Model):
+    """One confirmation link sent to one contact: "are these your administrative contacts?".
+
+    ``purpose``: ``periodic`` (the recipient may confirm, correct, deactivate and add the
+    customer's administrative contacts) or ``new_address`` (a contact added through a link
+    confirms its own address before it counts). The link carries a token signed with Django's
+    signing (``notifications.confirmations.confirmation_token``) naming this row and its
+    customer; it works until ``expires_at`` (UTC) and until ``used_at`` (the recipient
+    confirmed, or a newer request to the same recipient superseded it).
+    """
+
+    class Purpose(models.TextChoices):
+        PERIODIC = "periodic", "Confirm the customer's contacts"
+        NEW_ADDRESS = "new_address", "Confirm a new contact's address"
+
+    customer = models.ForeignKey(
+        "incidents.Customer", on_delete=models.CASCADE, related_name="confirmation_requests"
+    )
+    recipient = models.ForeignKey(
+        "incidents.Contact", on_delete=models.CASCADE, related_name="confirmation_requests"
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.PERIODIC)
+    email = models.OneToOneField(
+        OutgoingEmail, null=True, blank=True, on_delete=models.SET_NULL, related_name="confirmation_request"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The daily sweep: open requests whose link expired (customers to mark unconfirmed).
+            models.Index(
+                fields=["expires_at"],
+                name="notifications_confirm_open",
+                condition=Q(used_at__isnull=True),
+            ),
+            models.Index(fields=["customer", "-created_at"], name="notifications_confirm_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} to {self.recipient} ({self.created_at:%Y-%m-%d})"
+
+    def is_open_at(self, now: datetime) -> bool:
+        """Whether the link still works at ``now``: not used and not expired."""
+        return self.used_at is None and now < self.expires_at

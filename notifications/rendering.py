@@ -665,6 +665,28 @@ def _render_parts(
     return subject, text, html, untranslated
 
 
+def render_templates(
+    *, folder: str, context: dict[str, Any], language: str, incident: Incident | None = None
+) -> RenderedMessage:
+    """Render ``<folder>/subject.txt``, ``body.txt`` and ``body.html`` with ``context`` in
+    ``language``: the subject is one line (``SUBJECT_MAX_LENGTH``), the HTML part autoescaped,
+    blank-line runs in the text part collapsed. The templates see ``subject`` and ``language``.
+    ``incident``: the incident a notice is about; a drill's subject and both parts then say it
+    is an exercise. (Notices themselves render through ``render_notice_for_customers``.)
+    """
+    with translation.override(language):
+        context = {**context, "language": language}
+        subject: str = render_to_string(f"{folder}/subject.txt", context)
+        if incident is not None:
+            subject = incident.email_subject(subject)
+        context["subject"] = subject
+        text: str = render_to_string(f"{folder}/body.txt", context)
+        html: str = render_to_string(f"{folder}/body.html", context)
+        if incident is not None and incident.is_drill:
+            text, html = _mark_as_drill(text, html)
+    return RenderedMessage(subject=_one_line(subject), text=_tidy(text), html=html.strip(), language=language)
+
+
 def _mark_as_drill(text: str, html: str) -> tuple[str, str]:
     """Open both parts with the line saying the message is an exercise (in the active
     language): first in the text, first inside ``<body>`` in the HTML (escaped)."""

@@ -11,11 +11,12 @@ missed tick, a restart or two scanners at once are harmless.
 2. Automatic initial notices: at ``NOTICE_AUTO_SEND_LEAD_HOURS`` before due, any customer whose
    clock is open and who has nothing on its way gets the initial notice from the facts known so
    far (0 disables this).
-3. Deliveries whose claim expired (a killed worker) go back to ``pending``.
+3. Outbox rows (deliveries and other emails) whose claim expired (a killed worker) go back to
+   ``pending``.
 4. Approved notices whose deliveries are still to be created (the worker's message was lost,
    or it was killed) are listed, and ``tasks.scan_deadlines`` queues a worker for each; the
    worker resumes where the last one stopped.
-5. If deliveries are due, the sender is woken.
+5. If any outbox row is due, the sender is woken.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from notifications import clocks
-from notifications.models import Clock, Delivery
-from notifications.sender import deliveries_requeue_expired
+from notifications.models import Clock
+from notifications.sender import outbox_due_exists, outbox_requeue_expired
 from notifications.services import (
     escalation_raise,
     notice_issue_initial_automatically,
@@ -42,7 +43,7 @@ LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 @dataclass
 class ScanReport:
     """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
-    whether deliveries were due (the sender was woken), and the approved notices whose
+    whether outbox rows were due (the sender was woken), and the approved notices whose
     deliveries are still to be created (a worker is queued for each)."""
 
     escalations: int = 0
@@ -58,11 +59,9 @@ def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
     report = ScanReport()
     report.escalations = _raise_escalations(now)
     report.automatic_notices = _issue_automatic_notices(now)
-    report.requeued = deliveries_requeue_expired(now=now)
+    report.requeued = outbox_requeue_expired(now=now)
     report.notices_awaiting_deliveries = notices_awaiting_deliveries()
-    report.deliveries_due = Delivery.objects.filter(
-        status=Delivery.Status.PENDING, next_attempt_at__lte=now
-    ).exists()
+    report.deliveries_due = outbox_due_exists(now=now)
     return report
 
 

@@ -1,26 +1,35 @@
-"""The delivery sender: claims pending deliveries in small chunks and sends each chunk over one
-SMTP connection, recording the results chunk by chunk.
+"""The outbox sender: claims pending emails in small chunks and sends each chunk over one SMTP
+connection, recording the results chunk by chunk.
 
-Algorithm (``deliveries_send_due``):
+Every email is a row first (``notifications.models.OutboxMessage``). The outbox has one table per
+kind of row, each registered in ``OUTBOXES`` in the order they are served: notice deliveries
+(``Delivery``, the 72-hour commitment) before every other email (``OutgoingEmail``:
+confirmation requests, and whatever is added later). The claim, send, retry and failure code
+below is shared; an outbox adds only what is its own (``Outbox.on_sent``, ``Outbox.on_failed``).
 
-1. Pick up to ``NOTICE_SEND_CHUNK_SIZE`` pending deliveries whose next attempt is due, oldest
-   first (partial index ``notifications_delivery_due``), skipping rows another worker is
-   claiming at that moment (``SELECT ... FOR UPDATE SKIP LOCKED``).
+Algorithm (``outbox_send_due``):
+
+1. Pick up to ``NOTICE_SEND_CHUNK_SIZE`` pending rows whose next attempt is due, oldest first,
+   from the first outbox that has any (its partial index ``<table>_due``), skipping rows
+   another worker is claiming at that moment (``SELECT ... FOR UPDATE SKIP LOCKED``).
 2. Claim them with one conditional UPDATE ("only if still pending"), stamping a fresh claim
    token, ``claimed_until = now + NOTICE_CLAIM_SECONDS`` and ``attempts + 1``. Two workers never
    claim the same row.
-3. Open one SMTP connection and send each claimed delivery with its stored Message-ID: the
-   message built once per (customer, language) at creation (``NoticeMessage``) with this
-   contact's headers in front (``notifications.messages.delivery_bytes``), handed to the relay
-   as bytes; through a non-SMTP mail backend (console, file, memory), through Django's mail
-   API. A refusal is recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or
-   ``failed`` (5xx, or out of attempts). Acceptances are recorded together when the chunk
-   ends, in one transaction, each ``sent`` at its own acceptance instant, conditional on the
-   claim token. A killed worker therefore re-sends at most one chunk (the messages in flight),
-   with the same Message-IDs, after the scanner returns its expired claims to ``pending``.
-4. In that transaction, meet the customers' clocks from the relay's first acceptance time;
-   then move incidents whose customers are all notified to ``notified``. Repeat from 1 until
-   nothing is due.
+3. Open one SMTP connection and send each claimed row with its stored Message-ID: a notice
+   delivery as the message built once per (customer, language) (``NoticeMessage``) behind
+   this contact's headers (``notifications.messages.delivery_bytes``), as bytes; other rows and
+   other mail backends through Django's mail API. A refusal is
+   recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or ``failed``
+   (5xx, or out of attempts). A permanent refusal of the recipient's address (5xx to RCPT TO)
+   on a row that names a contact also marks that contact undeliverable
+   (``incidents.services.contact_mark_undeliverable``). Acceptances are recorded together when
+   the chunk ends, in one transaction, each ``sent`` at its own acceptance instant, conditional
+   on the claim token. A killed worker therefore re-sends at most one chunk (the messages in
+   flight), with the same Message-IDs, after the scanner returns its expired claims to
+   ``pending``.
+4. In that transaction, the outbox's ``on_sent`` runs: deliveries meet the customers' clocks
+   from the relay's first acceptance time. After the run, incidents whose customers are all
+   notified move to ``notified``. Repeat from 1 until nothing is due.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import hashlib
 import logging
 import smtplib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -44,8 +54,17 @@ from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
+from incidents.services import contact_mark_undeliverable
 from notifications.messages import address_header, delivery_bytes
-from notifications.models import Clock, Delivery, Escalation, NoticeMessage, SentMessage
+from notifications.models import (
+    Clock,
+    Delivery,
+    Escalation,
+    NoticeMessage,
+    OutboxMessage,
+    OutgoingEmail,
+    SentMessage,
+)
 from notifications.services import escalation_raise, incident_settle_if_notified
 
 logger = logging.getLogger("breachdesk.sender")
@@ -53,11 +72,13 @@ logger = logging.getLogger("breachdesk.sender")
 
 @dataclass
 class SendReport:
-    """What one ``deliveries_send_due`` run did (counts of deliveries)."""
+    """What one ``outbox_send_due`` run did (counts of outbox rows, every kind together;
+    ``contacts_undeliverable``: contacts marked undeliverable by a permanent refusal)."""
 
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    contacts_undeliverable: int = 0
     incidents: set[int] = field(default_factory=set)
     #: (incident id, customer id) pairs whose clock this run already met or found settled.
     parties_settled: set[tuple[int, int]] = field(default_factory=set, repr=False)
@@ -68,7 +89,13 @@ class TemporaryFailure(Exception):
 
 
 class PermanentFailure(Exception):
-    """The relay refused for good (5xx): retrying would not help."""
+    """The relay refused for good (5xx): retrying would not help. ``recipient_refused``: the
+    refusal was about the recipient's address (5xx to RCPT TO, or an address that cannot be
+    written in a header), not about us (a refused sender, our authentication, the content)."""
+
+    def __init__(self, text: str, *, recipient_refused: bool = False) -> None:
+        super().__init__(text)
+        self.recipient_refused = recipient_refused
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -81,56 +108,79 @@ def classify(error: Exception) -> Exception:
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
         text = "; ".join(f"{code} {message!r}" for code, message in error.recipients.values())
-        return PermanentFailure(text) if codes and min(codes) >= 500 else TemporaryFailure(text)
+        if codes and min(codes) >= 500:
+            return PermanentFailure(text, recipient_refused=True)
+        return TemporaryFailure(text)
     if isinstance(error, smtplib.SMTPResponseException):
         text = f"{error.smtp_code} {error.smtp_error!r}"
         return PermanentFailure(text) if error.smtp_code >= 500 else TemporaryFailure(text)
     if isinstance(error, (smtplib.SMTPException, OSError)):
         return TemporaryFailure(f"{type(error).__name__}: {error}")
     if isinstance(error, ValueError):  # an address Django refuses to put in a header
-        return PermanentFailure(f"{type(error).__name__}: {error}")
+        return PermanentFailure(f"{type(error).__name__}: {error}", recipient_refused=True)
     return TemporaryFailure(f"{type(error).__name__}: {error}")
 
 
-def _claim(now: datetime, limit: int) -> list[Delivery]:
+@dataclass(frozen=True)
+class Outbox:
+    """One outbox table the sender drains (see the module docstring).
+
+    ``select_related``: what ``on_sent`` and ``on_failed`` read of each claimed row.
+    ``on_sent(accepted, report)``: runs in the transaction that records a chunk's acceptances,
+    with ``(row, acceptance instant, bytes sent)`` for the rows still under this claim. ``on_failed(row)``:
+    runs after a row was recorded ``failed``.
+    """
+
+    name: str
+    model: type[OutboxMessage]
+    select_related: tuple[str, ...] = ()
+    on_sent: Callable[[list[tuple[OutboxMessage, datetime, bytes]], SendReport], None] | None = None
+    on_failed: Callable[[OutboxMessage], None] | None = None
+
+
+def _claim(outbox: Outbox, now: datetime, limit: int) -> list[OutboxMessage]:
+    model = outbox.model
     token = uuid.uuid4().hex
     with transaction.atomic():
         # SKIP LOCKED: workers claiming at the same moment take different rows. Without it the
         # loser's UPDATE found its rows taken, claimed nothing and its worker stopped sending.
         ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[:limit]
+            model._default_manager.select_for_update(skip_locked=True)
+            .filter(status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:limit]
         )
         if not ids:
             return []
-        Delivery.objects.filter(id__in=ids, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.SENDING,
+        model._default_manager.filter(pk__in=ids, status=OutboxMessage.Status.PENDING).update(
+            status=OutboxMessage.Status.SENDING,
             claim_token=token,
             claimed_until=now + timedelta(seconds=settings.NOTICE_CLAIM_SECONDS),
             attempts=F("attempts") + 1,
         )
-    claimed = list(
-        Delivery.objects.filter(claim_token=token, status=Delivery.Status.SENDING)
-        .select_related("notice", "customer")
-        .defer("body_text", "body_html")
-        .order_by("id")
-    )
-    # Each shared message once per chunk, not once per delivery.
-    messages = NoticeMessage.objects.in_bulk({d.notice_message_id for d in claimed if d.notice_message_id})
-    for delivery in claimed:
-        if delivery.notice_message_id:
-            delivery.notice_message = messages[delivery.notice_message_id]
-    return claimed
+    claimed = model._default_manager.filter(claim_token=token, status=OutboxMessage.Status.SENDING)
+    if outbox.select_related:
+        claimed = claimed.select_related(*outbox.select_related)
+    rows = list(claimed.order_by("pk"))
+    if model is Delivery:
+        # Each message shared per (customer, language) once per chunk, not once per delivery.
+        shared_ids = {
+            row.notice_message_id for row in rows if isinstance(row, Delivery) and row.notice_message_id
+        }
+        shared = NoticeMessage.objects.in_bulk(shared_ids)
+        for row in rows:
+            if isinstance(row, Delivery) and row.notice_message_id:
+                row.notice_message = shared[row.notice_message_id]
+    return rows
 
 
-def _headers(delivery: Delivery) -> dict[str, str]:
-    headers = {"Message-ID": delivery.message_id, "Content-Language": delivery.language}
-    if delivery.in_reply_to:
-        headers["In-Reply-To"] = delivery.in_reply_to
-    if delivery.references:
-        headers["References"] = delivery.references
+def _headers(row: OutboxMessage) -> dict[str, str]:
+    headers = {"Message-ID": row.message_id, "Content-Language": row.language}
+    if isinstance(row, Delivery):
+        if row.in_reply_to:
+            headers["In-Reply-To"] = row.in_reply_to
+        if row.references:
+            headers["References"] = row.references
     return headers
 
 
@@ -151,35 +201,26 @@ class RecordedMessage(EmailMultiAlternatives):
         return self.message(policy=email.policy.SMTP).as_bytes()
 
 
-def _message(delivery: Delivery, connection: BaseEmailBackend | None) -> RecordedMessage:
-    """The delivery as a Django email (non-SMTP backends, unusual addresses, and deliveries
-    created before messages were shared)."""
-    shared = delivery.notice_message if delivery.notice_message_id else None
-    text = (
-        shared.body_text
-        if shared
-        else Delivery.objects.values_list("body_text", flat=True).get(pk=delivery.pk)
-    )
-    html = (
-        shared.body_html
-        if shared
-        else Delivery.objects.values_list("body_html", flat=True).get(pk=delivery.pk)
-    )
+def _message(row: OutboxMessage, connection: BaseEmailBackend | None) -> RecordedMessage:
+    """The row as a Django email (other outboxes, non-SMTP backends, unusual addresses, and
+    deliveries created before messages were shared)."""
+    shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
     message = RecordedMessage(
-        subject=delivery.subject,
-        body=text,
-        to=[delivery.address],
-        headers=_headers(delivery),
+        subject=row.subject,
+        body=shared.body_text if shared is not None else row.body_text,
+        to=[row.address],
+        headers=_headers(row),
         connection=connection,
     )
-    message.attach_alternative(html, "text/html")
+    message.attach_alternative(shared.body_html if shared is not None else row.body_html, "text/html")
     return message
 
 
 class _Transport:
-    """Sends deliveries over an open mail backend: as prebuilt bytes straight over the SMTP
-    connection when the backend is Django's SMTP backend, else through Django's mail API.
-    ``send`` returns the bytes handed to the relay (recorded as ``SentMessage``)."""
+    """Sends rows over an open mail backend: a notice delivery as its prebuilt bytes straight
+    over the SMTP connection when the backend is Django's SMTP backend
+    (``notifications.messages``), anything else through Django's mail API. ``send`` returns
+    the bytes handed to the relay (recorded as ``SentMessage`` for deliveries)."""
 
     def __init__(self, connection: BaseEmailBackend) -> None:
         self.connection = connection
@@ -187,18 +228,18 @@ class _Transport:
         self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
 
-    def send(self, delivery: Delivery) -> bytes:
-        shared = delivery.notice_message if delivery.notice_message_id else None
+    def send(self, row: OutboxMessage) -> bytes:
+        shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
         smtp = getattr(self.connection, "connection", None)
-        if self.raw and shared is not None and smtp is not None:
+        if self.raw and isinstance(row, Delivery) and shared is not None and smtp is not None:
             try:
                 data = delivery_bytes(
                     from_header=self.from_header,
-                    to_address=delivery.address,
-                    message_id=delivery.message_id,
-                    in_reply_to=delivery.in_reply_to,
-                    references=delivery.references.split(),
-                    language=delivery.language,
+                    to_address=row.address,
+                    message_id=row.message_id,
+                    in_reply_to=row.in_reply_to,
+                    references=row.references.split(),
+                    language=row.language,
                     subject_header=shared.subject_header,
                     body=bytes(shared.mime),
                     date=timezone.now(),
@@ -206,116 +247,133 @@ class _Transport:
             except ValueError:
                 data = None
             if data is not None:
-                smtp.sendmail(self.envelope_from, [delivery.address], data)
+                smtp.sendmail(self.envelope_from, [row.address], data)
                 return data
-        message = _message(delivery, self.connection)
+        message = _message(row, self.connection)
         message.send()
         return message.raw()
 
 
-def _record(delivery: Delivery, **values: Any) -> bool:
+def _record(row: OutboxMessage, **values: Any) -> bool:
     """Write a result only if our claim still holds (a slow worker must not overwrite the
     result of the worker that took over its expired claim)."""
     return bool(
-        Delivery.objects.filter(
-            pk=delivery.pk, claim_token=delivery.claim_token, status=Delivery.Status.SENDING
-        ).update(claimed_until=None, **values)
+        type(row)
+        ._default_manager.filter(pk=row.pk, claim_token=row.claim_token, status=OutboxMessage.Status.SENDING)
+        .update(claimed_until=None, **values)
     )
 
 
-def _send_chunk(deliveries: list[Delivery], report: SendReport) -> None:
+def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -> None:
     connection = mailers.default
     try:
         connection.open()
     except Exception as error:  # noqa: BLE001 - the relay is unreachable: retry them all later
         failure = classify(error)
-        for delivery in deliveries:
-            _retry_or_fail(delivery, failure, report)
+        for row in rows:
+            _retry_or_fail(outbox, row, failure, report)
         return
-    accepted: list[tuple[Delivery, datetime, bytes]] = []
+    accepted: list[tuple[OutboxMessage, datetime, bytes]] = []
     transport = _Transport(connection)
     try:
-        for delivery in deliveries:
+        for row in rows:
             try:
-                raw = transport.send(delivery)
-            except Exception as error:  # noqa: BLE001 - recorded per delivery, others go on
+                raw = transport.send(row)
+            except Exception as error:  # noqa: BLE001 - recorded per row, others go on
                 failure = classify(error)
-                _retry_or_fail(delivery, failure, report)
+                _retry_or_fail(outbox, row, failure, report)
                 if isinstance(error, (smtplib.SMTPServerDisconnected, OSError)):
                     connection.close()
                     try:
                         connection.open()
                     except Exception as reopen_error:  # noqa: BLE001
-                        rest = deliveries[deliveries.index(delivery) + 1 :]
+                        rest = rows[rows.index(row) + 1 :]
                         for remaining in rest:
-                            _retry_or_fail(remaining, classify(reopen_error), report)
+                            _retry_or_fail(outbox, remaining, classify(reopen_error), report)
                         return
                 continue
-            accepted.append((delivery, timezone.now(), raw))
+            accepted.append((row, timezone.now(), raw))
     finally:
         try:
             connection.close()
         except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
             logger.debug("SMTP close failed", exc_info=True)
-        _record_sent(accepted, report)
+        _record_sent(outbox, accepted, report)
 
 
-def _record_sent(accepted: list[tuple[Delivery, datetime, bytes]], report: SendReport) -> None:
+def _record_sent(
+    outbox: Outbox, accepted: list[tuple[OutboxMessage, datetime, bytes]], report: SendReport
+) -> None:
     """Record one chunk's acceptances in one transaction: each row still under our claim
-    becomes ``sent`` at its own acceptance instant with the bytes sent (``SentMessage``), and
-    each customer's clock is met at the first of them. (Row by row, two commits per message
-    cost more than the SMTP exchange.)"""
+    becomes ``sent`` at its own acceptance instant, then ``outbox.on_sent`` runs with the rows
+    held, their instants and the bytes sent (deliveries keep the bytes as ``SentMessage`` and
+    meet each customer's clock at the first of them). (Row by row, two commits per message cost
+    more than the SMTP exchange.)"""
     if not accepted:
         return
-    sent_at = {delivery.pk: at for delivery, at, _raw in accepted}
+    model = outbox.model
+    sent_at = {row.pk: at for row, at, _raw in accepted}
     with transaction.atomic():
         held = set(
-            Delivery.objects.select_for_update()
-            .filter(pk__in=sent_at, claim_token=accepted[0][0].claim_token, status=Delivery.Status.SENDING)
+            model._default_manager.select_for_update()
+            .filter(
+                pk__in=sent_at, claim_token=accepted[0][0].claim_token, status=OutboxMessage.Status.SENDING
+            )
             .values_list("pk", flat=True)
         )
         if not held:
             return
-        Delivery.objects.filter(pk__in=held).update(
-            status=Delivery.Status.SENT,
+        model._default_manager.filter(pk__in=held).update(
+            status=OutboxMessage.Status.SENT,
             last_error="",
             claimed_until=None,
             sent_at=Case(
                 *(When(pk=pk, then=Value(sent_at[pk])) for pk in held), output_field=DateTimeField()
             ),
         )
-        SentMessage.objects.bulk_create(
-            (
-                SentMessage(
-                    delivery_id=delivery.pk, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), recorded_at=at
-                )
-                for delivery, at, raw in accepted
-                if delivery.pk in held
-            ),
-            ignore_conflicts=True,
-        )
-        first_sent: dict[tuple[int, int], datetime] = {}
-        for delivery, at, _raw in accepted:
-            if delivery.pk in held:
-                first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
-        _meet_clocks(first_sent, report)
+        if outbox.on_sent is not None:
+            outbox.on_sent([entry for entry in accepted if entry[0].pk in held], report)
     report.sent += len(held)
 
 
-def _retry_or_fail(delivery: Delivery, failure: Exception, report: SendReport) -> None:
+def _retry_or_fail(outbox: Outbox, row: OutboxMessage, failure: Exception, report: SendReport) -> None:
     now = timezone.now()
-    if isinstance(failure, PermanentFailure) or delivery.attempts >= settings.NOTICE_MAX_ATTEMPTS:
-        if _record(delivery, status=Delivery.Status.FAILED, last_error=str(failure)[:2000]):
+    if isinstance(failure, PermanentFailure) or row.attempts >= settings.NOTICE_MAX_ATTEMPTS:
+        if _record(row, status=OutboxMessage.Status.FAILED, last_error=str(failure)[:2000]):
             report.failed += 1
-            _escalate_if_customer_unreachable(delivery)
+            contact_id = getattr(row, "contact_id", None)
+            if contact_id is not None and isinstance(failure, PermanentFailure) and failure.recipient_refused:
+                report.contacts_undeliverable += contact_mark_undeliverable(
+                    contact_id=contact_id, address=row.address, reason=str(failure), at=now
+                )
+            if outbox.on_failed is not None:
+                outbox.on_failed(row)
         return
     if _record(
-        delivery,
-        status=Delivery.Status.PENDING,
+        row,
+        status=OutboxMessage.Status.PENDING,
         last_error=str(failure)[:2000],
-        next_attempt_at=now + retry_delay(delivery.attempts),
+        next_attempt_at=now + retry_delay(row.attempts),
     ):
         report.retried += 1
+
+
+def _deliveries_sent(accepted: list[tuple[OutboxMessage, datetime, bytes]], report: SendReport) -> None:
+    """``Outbox.on_sent`` of notice deliveries: keep the bytes each relay accepted
+    (``SentMessage``, the evidence; a message sent again keeps the first recording) and meet
+    each customer's clock at the first acceptance of a delivery to it."""
+    SentMessage.objects.bulk_create(
+        (
+            SentMessage(delivery_id=row.pk, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), recorded_at=at)
+            for row, at, raw in accepted
+        ),
+        ignore_conflicts=True,
+    )
+    first_sent: dict[tuple[int, int], datetime] = {}
+    for delivery, at, _raw in accepted:
+        assert isinstance(delivery, Delivery)
+        first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
+    _meet_clocks(first_sent, report)
 
 
 def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport) -> None:
@@ -344,8 +402,10 @@ def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport
         report.parties_settled.update((incident_id, customer_id) for customer_id in firsts)
 
 
-def _escalate_if_customer_unreachable(delivery: Delivery) -> None:
-    """When every delivery of this notice to the customer has failed, raise one escalation."""
+def _escalate_if_customer_unreachable(delivery: OutboxMessage) -> None:
+    """``Outbox.on_failed`` of notice deliveries: when every delivery of this notice to the
+    customer has failed, raise one escalation."""
+    assert isinstance(delivery, Delivery)
     siblings = Delivery.objects.filter(notice_id=delivery.notice_id, customer_id=delivery.customer_id)
     if siblings.exclude(status=Delivery.Status.FAILED).exists():
         return
@@ -362,39 +422,86 @@ def _escalate_if_customer_unreachable(delivery: Delivery) -> None:
         )
 
 
-def deliveries_send_due(*, max_chunks: int | None = None) -> SendReport:
-    """Send every delivery that is due, chunk by chunk (see the module docstring).
+#: The outbox tables, in the order the sender serves them: breach notices first.
+OUTBOXES: tuple[Outbox, ...] = (
+    Outbox(
+        "deliveries",
+        Delivery,
+        select_related=("notice", "customer"),
+        on_sent=_deliveries_sent,
+        on_failed=_escalate_if_customer_unreachable,
+    ),
+    Outbox("emails", OutgoingEmail),
+)
+
+
+def outbox_send_due(*, max_chunks: int | None = None) -> SendReport:
+    """Send every outbox row that is due, chunk by chunk, notice deliveries before other emails
+    (see the module docstring).
 
     Returns a ``SendReport``. Safe to run in several workers at once and to run twice.
     """
     report = SendReport()
     chunks = 0
     while max_chunks is None or chunks < max_chunks:
-        deliveries = _claim(timezone.now(), settings.NOTICE_SEND_CHUNK_SIZE)
-        if not deliveries:
+        # Ask every outbox again after each chunk: a notice approved while confirmation
+        # requests are going out waits for at most one chunk of them.
+        for outbox in OUTBOXES:
+            rows = _claim(outbox, timezone.now(), settings.NOTICE_SEND_CHUNK_SIZE)
+            if rows:
+                break
+        else:
             break
         chunks += 1
-        _send_chunk(deliveries, report)
+        _send_chunk(outbox, rows, report)
     for incident_id in sorted(report.incidents):
         incident_settle_if_notified(incident_id=incident_id)
     return report
 
 
-def deliveries_backlog_exceeds(count: int) -> bool:
-    """Whether more than ``count`` deliveries are due now (reads at most ``count + 1`` index
-    entries of ``notifications_delivery_due``)."""
-    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
-    return due.order_by("next_attempt_at")[count : count + 1].exists()
+def outbox_due_exists(*, now: datetime | None = None) -> bool:
+    """Whether any outbox row is due now (one index probe per outbox)."""
+    now = now or timezone.now()
+    return any(
+        outbox.model._default_manager.filter(
+            status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now
+        ).exists()
+        for outbox in OUTBOXES
+    )
 
 
-def deliveries_requeue_expired(*, now: datetime | None = None) -> int:
-    """Return deliveries whose claim expired (a killed or stuck worker) to ``pending``, due at
+def outbox_backlog_exceeds(count: int) -> bool:
+    """Whether more than ``count`` rows are due now in any one outbox (reads at most
+    ``count + 1`` entries of each outbox's ``<table>_due`` index)."""
+    now = timezone.now()
+    for outbox in OUTBOXES:
+        due = outbox.model._default_manager.filter(
+            status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now
+        )
+        if due.order_by("next_attempt_at")[count : count + 1].exists():
+            return True
+    return False
+
+
+def outbox_requeue_expired(*, now: datetime | None = None) -> int:
+    """Return outbox rows whose claim expired (a killed or stuck worker) to ``pending``, due at
     once; returns how many. The scanner calls this every minute."""
     now = now or timezone.now()
-    return Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_until__lt=now).update(
-        status=Delivery.Status.PENDING,
-        claim_token="",
-        claimed_until=None,
-        next_attempt_at=now,
-        last_error="Claim expired: the worker sending it stopped; re-queued.",
+    return sum(
+        outbox.model._default_manager.filter(
+            status=OutboxMessage.Status.SENDING, claimed_until__lt=now
+        ).update(
+            status=OutboxMessage.Status.PENDING,
+            claim_token="",
+            claimed_until=None,
+            next_attempt_at=now,
+            last_error="Claim expired: the worker sending it stopped; re-queued.",
+        )
+        for outbox in OUTBOXES
     )
+
+
+# The names callers used while the outbox held only notice deliveries.
+deliveries_send_due = outbox_send_due
+deliveries_backlog_exceeds = outbox_backlog_exceeds
+deliveries_requeue_expired = outbox_requeue_expired

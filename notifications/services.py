@@ -35,6 +35,7 @@ from incidents.models import (
 )
 from incidents.services import incident_mark_notified
 from notifications import clocks
+from notifications.emails import message_domain as _message_domain
 from notifications.messages import build_body, send_plain_email
 from notifications.models import (
     CUSTOMER_FIGURE_FIELDS,
@@ -47,6 +48,7 @@ from notifications.models import (
     Notice,
     NoticeMessage,
     NoticeRecipient,
+    SkippedRecipient,
     Translation,
     Withholding,
 )
@@ -113,7 +115,7 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
         escalation_raise(
             clock=clock,
             threshold=Escalation.Threshold.NO_CONTACT,
-            detail=f"{customer} has no active administrative contact to notify.",
+            detail=unreachable_detail(customer),
         )
     return clock
 
@@ -619,13 +621,29 @@ def _may_notify(incident: Incident, customer: Customer) -> bool:
     return incident.is_drill == customer.is_drill_customer
 
 
+def unreachable_detail(customer: Customer) -> str:
+    """Why ``customer`` cannot be notified (it has no deliverable administrative contact), with
+    the link to its readiness entry: the ``no_contact`` escalation's text."""
+    contacts = list(Contact.objects.administrative().filter(customer=customer).order_by("id"))
+    if not contacts:
+        why = "no active administrative contact"
+    else:
+        reasons = []
+        for contact in contacts:
+            if contact.undeliverable_at is not None:
+                reasons.append(
+                    f"{contact.email} undeliverable since {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                    f" ({contact.undeliverable_reason or 'refused'})"
+                )
+            elif contact.pending_confirmation:
+                reasons.append(f"{contact.email} not confirmed yet")
+        why = "no deliverable administrative contact: " + "; ".join(reasons)
+    link = settings.SITE_URL.rstrip("/") + reverse("contacts:customer_readiness", args=[customer.pk])
+    return f"{customer} has {why}. Readiness entry: {link}"
+
+
 def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
-    return Contact.objects.filter(customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE)
-
-
-def _message_domain() -> str:
-    address = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">").strip()
-    return address or "breachdesk.invalid"
+    return Contact.objects.deliverable().filter(customer=customer)
 
 
 def notice_content_for(notice: Notice, incident: Incident) -> dict[str, Any]:
@@ -851,15 +869,45 @@ def _create_chunk(
     notice: Notice, recipients: list[NoticeRecipient], context: dict[str, Any]
 ) -> tuple[int, int]:
     """Render once per (customer, language), build each message once, and bulk-create the
-    deliveries of ``recipients``; mark them done. Returns (deliveries, messages) created.
+    deliveries of ``recipients`` to their deliverable contacts; record each active
+    administrative contact left out (refused earlier, or a new address not confirmed yet) as a
+    ``SkippedRecipient``; mark the recipients done. Returns (deliveries, messages) created.
 
     Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
     reaches drill customers only): such a recipient is done with no delivery."""
+    now = timezone.now()
     contacts_by_customer: dict[int, list[Contact]] = {}
-    for contact in Contact.objects.filter(
-        customer_id__in=[r.customer_id for r in recipients], is_active=True, role=Contact.Role.ADMINISTRATIVE
-    ).order_by("id"):
-        contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+    left_out: dict[int, list[SkippedRecipient]] = {}
+    for contact in (
+        Contact.objects.administrative()
+        .filter(customer_id__in=[r.customer_id for r in recipients])
+        .order_by("id")
+    ):
+        if contact.is_deliverable:
+            contacts_by_customer.setdefault(contact.customer_id, []).append(contact)
+            continue
+        undeliverable = contact.undeliverable_at is not None
+        left_out.setdefault(contact.customer_id, []).append(
+            SkippedRecipient(
+                notice=notice,
+                contact=contact,
+                customer_id=contact.customer_id,
+                address=contact.email,
+                reason=(
+                    SkippedRecipient.Reason.UNDELIVERABLE
+                    if undeliverable
+                    else SkippedRecipient.Reason.PENDING_CONFIRMATION
+                ),
+                detail=(
+                    f"Refused {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC: "
+                    f"{contact.undeliverable_reason}"
+                    if undeliverable and contact.undeliverable_at
+                    else "Added through a confirmation link; the address has not confirmed itself."
+                ),
+                created_at=now,
+            )
+        )
+    skipped_rows: list[SkippedRecipient] = []
     earlier = _earlier_message_ids(
         notice, [contact.pk for contacts in contacts_by_customer.values() for contact in contacts]
     )
@@ -871,6 +919,7 @@ def _create_chunk(
     for recipient in recipients:
         if not _may_notify(notice.incident, recipient.customer):
             continue
+        skipped_rows += left_out.get(recipient.customer_id, [])
         contacts = contacts_by_customer.get(recipient.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(
@@ -882,7 +931,7 @@ def _create_chunk(
                 escalation_raise(
                     clock=clock,
                     threshold=Escalation.Threshold.NO_CONTACT,
-                    detail=f"{recipient.customer} has no active administrative contact to notify.",
+                    detail=unreachable_detail(recipient.customer),
                 )
             continue
         for contact in contacts:
@@ -918,7 +967,6 @@ def _create_chunk(
                 mime=mime,
             )
     NoticeMessage.objects.bulk_create(list(messages.values()), batch_size=200)
-    now = timezone.now()
     rows = []
     counts: dict[int, int] = {}
     for recipient, contact, language in planned:
@@ -942,6 +990,7 @@ def _create_chunk(
         )
         counts[recipient.pk] = counts.get(recipient.pk, 0) + 1
     Delivery.objects.bulk_create(rows, batch_size=500)
+    SkippedRecipient.objects.bulk_create(skipped_rows, batch_size=500)
     for recipient in recipients:
         recipient.deliveries_created_at = now
         recipient.deliveries = counts.get(recipient.pk, 0)
@@ -964,7 +1013,9 @@ def notice_deliveries_create(*, notice_id: int, max_chunks: int | None = None) -
     Idempotent and resumable: a killed worker loses only its uncommitted chunk, which the next
     run (the deadline scanner queues one every minute while any approval is pending) does
     again; a notice already done is left alone. Customers with no deliverable contact get a
-    ``no_contact`` escalation. ``max_chunks`` stops early (tests, benchmarks).
+    ``no_contact`` escalation; contacts left out (undeliverable, unconfirmed) get a
+    ``SkippedRecipient`` each, counted in the audit event. ``max_chunks`` stops early (tests,
+    benchmarks).
     """
     report = DeliveryCreationReport()
     notice = Notice.objects.select_related("incident").filter(pk=notice_id).first()
@@ -1009,6 +1060,7 @@ def notice_deliveries_create(*, notice_id: int, max_chunks: int | None = None) -
                     "number": current.number,
                     "customers": totals["customers"],
                     "deliveries": totals["deliveries"] or 0,
+                    "skipped_recipients": SkippedRecipient.objects.filter(notice=current).count(),
                 },
                 at=now,
             )

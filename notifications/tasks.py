@@ -1,8 +1,9 @@
 """Celery tasks of the notification system. Thin: take ids, call one service, safe twice.
 
 ``scan_deadlines`` runs every minute on queue ``deadlines``; ``create_notice_deliveries`` and
-``send_due_deliveries`` on queue ``notices``. All are idempotent, so they acknowledge late and
-are re-delivered if a worker is lost mid-task.
+``send_due_deliveries`` on queue ``notices``; ``send_contact_confirmations`` daily on
+``default``. All are idempotent, so they acknowledge late and are re-delivered if a worker is
+lost mid-task.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from celery import shared_task
 from django.conf import settings
 
 from config.celery import enqueue
+from notifications.confirmations import contacts_confirmation_round
 from notifications.scanner import deadlines_scan
-from notifications.sender import deliveries_backlog_exceeds, deliveries_send_due
+from notifications.sender import outbox_backlog_exceeds, outbox_send_due
 from notifications.services import escalation_email, notice_deliveries_create
 
 
@@ -39,21 +41,37 @@ def create_notice_deliveries(notice_id: int) -> dict:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_due_deliveries() -> dict:
-    """Send every due delivery (``notifications.sender.deliveries_send_due``).
+    """Send every due outbox row, notice deliveries first (``notifications.sender.outbox_send_due``).
 
     While more than a chunk is due, it first wakes one more sender, so a ``notices`` worker
     with several processes (or several workers) sends one notice in parallel; claims skip rows
     another sender holds. A sender that finds nothing due ends at once, which bounds the chain.
     """
-    if not send_due_deliveries.app.conf.task_always_eager and deliveries_backlog_exceeds(
+    if not send_due_deliveries.app.conf.task_always_eager and outbox_backlog_exceeds(
         settings.NOTICE_SEND_CHUNK_SIZE
     ):
         enqueue(send_due_deliveries)
-    report = deliveries_send_due()
-    return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+    report = outbox_send_due()
+    return {
+        "sent": report.sent,
+        "retried": report.retried,
+        "failed": report.failed,
+        "contacts_undeliverable": report.contacts_undeliverable,
+    }
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_escalation(escalation_id: int) -> int:
     """Email one escalation to its recipients; returns how many received it."""
     return escalation_email(escalation_id=escalation_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_contact_confirmations() -> dict:
+    """One confirmation round (``notifications.confirmations.contacts_confirmation_round``):
+    mark customers whose links expired unanswered, ask up to ``CONTACT_CONFIRMATION_BATCH``
+    customers that are due, and queue itself again while more are due. Beat runs it daily."""
+    result = contacts_confirmation_round()
+    if result.more_due:
+        enqueue(send_contact_confirmations)
+    return result.__dict__

@@ -55,6 +55,7 @@ from notifications.models import (
     Delivery,
     Escalation,
     Notice,
+    SkippedRecipient,
     Withholding,
 )
 from notifications.rendering import FIELD_LABELS, TEXT_FIELD
@@ -71,11 +72,10 @@ APPROVE_PERMISSION = "notifications.approve_notice"
 WITHHOLD_PERMISSION = "notifications.withhold_notice_field"
 TRANSLATE_PERMISSION = "notifications.translate_notice_text"
 
-# Who can be notified: the contacts ``services.notice_approve`` creates deliveries for (active,
-# administrative). A subquery, so the panel flags every customer without one in one query.
-_ACTIVE_ADMIN_CONTACT = Contact.objects.filter(
-    customer_id=OuterRef("customer_id"), is_active=True, role=Contact.Role.ADMINISTRATIVE
-)
+# Who can be notified: the contacts ``services.notice_approve`` creates deliveries for
+# (``Contact.objects.deliverable()``). A subquery, so the panel flags every customer without one
+# in one query.
+_ACTIVE_ADMIN_CONTACT = Contact.objects.deliverable().filter(customer_id=OuterRef("customer_id"))
 
 
 def countdown(remaining: timedelta | None) -> str:
@@ -207,7 +207,7 @@ def notification_panel_context(
         .annotate(has_contact=Exists(_ACTIVE_ADMIN_CONTACT))
         .filter(has_contact=False)
         .order_by("customer__name")
-        .values_list("customer__name", flat=True)
+        .values("customer_id", "customer__name")
     )
     withholdings = list(
         Withholding.objects.filter(incident=incident, released_at__isnull=True)
@@ -434,7 +434,7 @@ def notice_draft(request: HttpRequest, pk: int) -> HttpResponse:
 
 @dataclass
 class Audience:
-    """Who approving a draft would send it to: the target customers, how many active
+    """Who approving a draft would send it to: the target customers, how many deliverable
     administrative contacts they have, and the targets with none (they get an escalation)."""
 
     customers: int
@@ -446,9 +446,8 @@ def _audience(notice: Notice) -> Audience:
     """The recipients ``services.notice_approve`` would create deliveries for right now."""
     targets = services.notice_recipients(notice)
     counts = dict(
-        Contact.objects.filter(
-            customer_id__in=[t.customer_id for t in targets], is_active=True, role=Contact.Role.ADMINISTRATIVE
-        )
+        Contact.objects.deliverable()
+        .filter(customer_id__in=[t.customer_id for t in targets])
         .values("customer_id")
         .annotate(count=Count("id"))
         .values_list("customer_id", "count")
@@ -592,6 +591,11 @@ def _render_notice_page(
             texts, services.translations_for_language(incident, language), language=language
         )
     progress = services.notice_delivery_progress(notice) if not is_draft else None
+    skipped = list(
+        SkippedRecipient.objects.filter(notice=notice)
+        .select_related("customer")
+        .order_by("customer__name", "address")
+    )
     context = {
         "incident": incident,
         "notice": notice,
@@ -615,6 +619,7 @@ def _render_notice_page(
         "previous_number": previous,
         "deliveries": deliveries,
         "deliveries_shown": DELIVERIES_SHOWN,
+        "skipped_recipients": skipped,
         "delivery_counts": delivery_counts,
         "delivery_total": sum(delivery_counts.values()),
         "progress": progress,

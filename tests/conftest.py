@@ -50,6 +50,14 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters live in Django's cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_tasks_run_in_process():
     """Tasks queued on commit run in the test process; tests that need a real worker start one
@@ -97,11 +105,13 @@ def ensure_groups() -> None:
 
     if not Group.objects.filter(name="auditor").exists():
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
-        importlib.import_module("incidents.migrations.0006_share_incident_figures_permission").grant(
+        importlib.import_module("incidents.migrations.0006_contact_readiness_permissions").grant(apps, None)
+        importlib.import_module("incidents.migrations.0008_share_incident_figures_permission").grant(
             apps, None
         )
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
-        importlib.import_module("notifications.migrations.0006_approved_notices_done_and_translators").grant(
+        importlib.import_module("notifications.migrations.0006_outbox_email_permissions").grant(apps, None)
+        importlib.import_module("notifications.migrations.0008_approved_notices_done_and_translators").grant(
             apps, None
         )
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)

@@ -6,7 +6,12 @@ the parameter, never an empty page that looks like "nothing found".
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
@@ -26,6 +31,32 @@ class IncidentFilter(django_filters.FilterSet):
     class Meta:
         model = Incident
         fields = ["state", "severity", "detection_source", "is_drill"]
+
+
+class StrictBooleanFilter(django_filters.TypedChoiceFilter):
+    """``true`` or ``false``; any other value is a 400 naming the parameter (a plain
+    ``BooleanFilter`` would ignore it and answer the whole list)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("choices", [("true", "true"), ("false", "false")])
+        super().__init__(coerce=lambda value: value == "true", **kwargs)
+
+
+class CustomerFilter(django_filters.FilterSet):
+    """``GET /api/customers/``: ``?deliverable=true|false`` (whether the customer has a
+    deliverable administrative contact: ``incidents.readiness``), ``?unconfirmed=true|false``
+    (marked unconfirmed: its last confirmation link expired unanswered)."""
+
+    deliverable = StrictBooleanFilter(field_name="has_deliverable_contact")
+    unconfirmed = StrictBooleanFilter(method="filter_unconfirmed")
+
+    class Meta:
+        model = Customer
+        fields = ["deliverable", "unconfirmed"]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def filter_unconfirmed(self, queryset: QuerySet[Customer], name: str, value: bool) -> QuerySet[Customer]:
+        return queryset.filter(contacts_unconfirmed_since__isnull=not value)
 
 
 class ContactFilter(django_filters.FilterSet):

@@ -121,7 +121,16 @@ class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
 class CustomerSerializer(StrictModelSerializer):
     """A customer (the controller). ``notification_window_hours``: 1 to 72 hours.
     ``is_drill_customer``: exists for drills only (only drills may affect it, and drills notify
-    no other customer); it cannot change once an incident affects the customer."""
+    no other customer); it cannot change once an incident affects the customer.
+
+    Read-only: ``deliverable`` (bool: at least one deliverable administrative contact, see
+    ``incidents.readiness``), ``unconfirmed`` (bool: marked unconfirmed),
+    ``contacts_confirmation_requested_at``, ``contacts_confirmed_at`` and
+    ``contacts_unconfirmed_since`` (UTC instants or null).
+    """
+
+    deliverable = serializers.SerializerMethodField()
+    unconfirmed = serializers.BooleanField(source="is_unconfirmed", read_only=True)
 
     class Meta:
         model = Customer
@@ -134,8 +143,25 @@ class CustomerSerializer(StrictModelSerializer):
             "notification_window_hours",
             "is_drill_customer",
             "created_at",
+            "deliverable",
+            "unconfirmed",
+            "contacts_confirmation_requested_at",
+            "contacts_confirmed_at",
+            "contacts_unconfirmed_since",
         ]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = [
+            "id",
+            "created_at",
+            "contacts_confirmation_requested_at",
+            "contacts_confirmed_at",
+            "contacts_unconfirmed_since",
+        ]
+
+    def get_deliverable(self, customer: Customer) -> bool:
+        annotated = getattr(customer, "has_deliverable_contact", None)
+        if annotated is not None:
+            return bool(annotated)
+        return Contact.objects.deliverable().filter(customer=customer).exists()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The model's own rule on ``is_drill_customer`` (``Customer.clean``), as a 400."""
@@ -152,13 +178,50 @@ class CustomerSerializer(StrictModelSerializer):
 class ContactSerializer(StrictModelSerializer):
     """A person at a customer whom we notify; ``customer`` is the customer's id.
 
-    ``language`` empty: the customer's preferred language. The email is unique per customer.
+    ``language`` empty: the customer's preferred language. The email is unique per customer
+    (any case). Read-only: ``deliverable`` (notices go to it), ``undeliverable_at`` and
+    ``undeliverable_reason`` (its mail server refused it for good; a staff edit clears them),
+    ``pending_confirmation`` (added through a confirmation link, not counted until its address
+    confirms), ``confirmed_at``. Writes go through ``services.contact_create`` and
+    ``services.contact_update`` (audited on the customer's chain).
     """
+
+    deliverable = serializers.BooleanField(source="is_deliverable", read_only=True)
 
     class Meta:
         model = Contact
-        fields = ["id", "customer", "name", "email", "language", "role", "is_active", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = [
+            "id",
+            "customer",
+            "name",
+            "email",
+            "language",
+            "role",
+            "is_active",
+            "created_at",
+            "deliverable",
+            "undeliverable_at",
+            "undeliverable_reason",
+            "pending_confirmation",
+            "confirmed_at",
+        ]
+        read_only_fields = [
+            "id",
+            "created_at",
+            "undeliverable_at",
+            "undeliverable_reason",
+            "pending_confirmation",
+            "confirmed_at",
+        ]
+
+
+class ReadinessSerializer(serializers.Serializer):
+    """``GET /api/customers/readiness/``: the counts of ``incidents.readiness.ReadinessFigures``."""
+
+    customers_unreachable = serializers.IntegerField(help_text="Customers with no deliverable contact.")
+    customers_unconfirmed = serializers.IntegerField(help_text="Customers marked unconfirmed.")
+    contacts_undeliverable = serializers.IntegerField(help_text="Active administrative contacts refused.")
+    contacts_pending_confirmation = serializers.IntegerField(help_text="New addresses not confirmed yet.")
 
 
 # Incidents -------------------------------------------------------------------------------------

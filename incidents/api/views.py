@@ -24,12 +24,14 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from incidents import services
-from incidents.api.filters import ContactFilter, IncidentFilter, TextSearchFilter
+from incidents.api.filters import ContactFilter, CustomerFilter, IncidentFilter, TextSearchFilter
 from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
@@ -46,6 +48,7 @@ from incidents.api.serializers import (
     GuardFailedSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    ReadinessSerializer,
     ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
@@ -59,6 +62,7 @@ from incidents.models import (
     Incident,
     ReadLogEntry,
 )
+from incidents.readiness import has_deliverable_contact, readiness_figures
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -340,16 +344,37 @@ class CustomerViewSet(
     """Customers (the controllers whose personal data we process).
 
     ``GET /api/customers/`` (keyset-paginated, newest first; ``?search=`` over name and account
-    reference), ``POST`` (201), ``GET|PUT|PATCH /api/customers/{id}/``. No DELETE (405): a
-    customer named in an incident stays on record. Permissions: ``view_customer``,
-    ``add_customer``, ``change_customer``. Errors: 400 (invalid, unknown or read-only fields, a
-    duplicate account reference), 403, 404.
+    reference; ``?deliverable=false`` the customers no notice could reach today, ``?unconfirmed=
+    true`` those marked unconfirmed: ``CustomerFilter``), ``POST`` (201), ``GET|PUT|PATCH
+    /api/customers/{id}/``, ``GET /api/customers/readiness/`` (counts; needs
+    ``incidents.view_contact_readiness``). No DELETE (405): a customer named in an incident
+    stays on record. Permissions: ``view_customer``, ``add_customer``, ``change_customer``.
+    Errors: 400 (invalid, unknown or read-only fields, a duplicate account reference, a bad
+    filter value), 403, 404.
     """
 
-    queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filter_backends = [DjangoFilterBackend, TextSearchFilter]
+    filterset_class = CustomerFilter
     search_fields = ["name", "account_reference"]
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        return Customer.objects.annotate(has_deliverable_contact=has_deliverable_contact())
+
+    @property
+    def required_permissions(self) -> dict[str, list[str]]:
+        if self.action == "readiness":
+            return {method: ["incidents.view_contact_readiness"] for method in ("GET", "HEAD", "OPTIONS")}
+        return {}
+
+    @extend_schema(responses={200: ReadinessSerializer, 403: _ERROR})
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def readiness(self, request: Request) -> Response:
+        """Today's readiness counts (``incidents.readiness.readiness_figures``): customers
+        with no deliverable administrative contact, customers unconfirmed, contacts refused by
+        their mail server, new contacts waiting to confirm. 403 without
+        ``incidents.view_contact_readiness``."""
+        return Response(ReadinessSerializer(readiness_figures().as_dict()).data)
 
 
 class ContactViewSet(
@@ -364,6 +389,8 @@ class ContactViewSet(
     ``GET /api/contacts/`` (keyset-paginated, newest first; ``?customer=<id>``,
     ``?is_active=``, ``?role=``), ``POST`` (201), ``GET|PUT|PATCH /api/contacts/{id}/``. No
     DELETE (405): deactivate with ``is_active=false`` so past deliveries keep their contact.
+    Writes go through ``services.contact_create`` / ``contact_update``: audited on the
+    customer's chain, and a staff edit makes an undeliverable contact deliverable again.
     Permissions: ``view_contact``, ``add_contact``, ``change_contact``. Errors: 400 (invalid,
     unknown or read-only fields, an email already used at that customer), 403, 404.
     """
@@ -371,6 +398,21 @@ class ContactViewSet(
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        values = dict(serializer.validated_data)
+        customer = values.pop("customer")
+        serializer.instance = services.contact_create(customer=customer, actor=self.request.user, **values)
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        values = dict(serializer.validated_data)
+        contact = serializer.instance
+        assert isinstance(contact, Contact)
+        if "customer" in values and values.pop("customer").pk != contact.customer_id:
+            raise DRFValidationError({"customer": ["A contact cannot move to another customer."]})
+        serializer.instance = services.contact_update(
+            contact=contact, actor=self.request.user, changes=values
+        )
 
 
 class ReadLogKeysetPagination(KeysetPagination):

@@ -36,6 +36,7 @@ from notifications.models import (
     Escalation,
     Notice,
     NoticeRecipient,
+    SkippedRecipient,
     Translation,
     Withholding,
 )
@@ -172,6 +173,16 @@ def with_delivery_counts(notices: QuerySet[Notice]) -> QuerySet[Notice]:
     )
 
 
+class SkippedRecipientSerializer(serializers.ModelSerializer):
+    """A contact an approved notice was not sent to: ``contact`` and ``customer`` ids, the
+    ``address``, the ``reason`` (``undeliverable`` or ``pending_confirmation``) and ``detail``."""
+
+    class Meta:
+        model = SkippedRecipient
+        fields = ["contact", "customer", "address", "reason", "detail"]
+        read_only_fields = fields
+
+
 class NoticeSerializer(StrictModelSerializer):
     """One version of what the affected customers are told about an incident (DESIGN.md s. 4).
 
@@ -187,7 +198,9 @@ class NoticeSerializer(StrictModelSerializer):
     ``update_number``: 1, 2, ... for updates (the subject says "Update 1"), null otherwise.
     ``translations``: ``{text name: {language: text}}`` as approved. ``delivery_creation``:
     the worker's progress creating the deliveries after approval (``DeliveryCreationSerializer``).
-    Instants are UTC.
+    ``skipped_recipients``: the active administrative contacts the approved notice was not
+    sent to, and why (``undeliverable``: refused for good earlier; ``pending_confirmation``: a
+    new address not confirmed yet). Instants are UTC.
     """
 
     created_by = username_field()
@@ -201,6 +214,7 @@ class NoticeSerializer(StrictModelSerializer):
     deliveries = serializers.SerializerMethodField()
     delivery_creation = serializers.SerializerMethodField()
     translations = serializers.JSONField(read_only=True)
+    skipped_recipients = SkippedRecipientSerializer(many=True, read_only=True)
 
     class Meta:
         model = Notice
@@ -220,6 +234,7 @@ class NoticeSerializer(StrictModelSerializer):
             "translations",
             "deliveries",
             "delivery_creation",
+            "skipped_recipients",
             "created_at",
             "created_by",
             "approved_at",

@@ -265,7 +265,11 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[Notice]:
         if self._schema_only():
             return Notice.objects.none()
-        notices = Notice.objects.filter(incident=self.incident).select_related("created_by", "approved_by")
+        notices = (
+            Notice.objects.filter(incident=self.incident)
+            .select_related("created_by", "approved_by")
+            .prefetch_related("skipped_recipients")
+        )
         return with_delivery_counts(notices)
 
     def _represent(self, notice: Notice) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import services
 from incidents.models import AuditEvent, Incident, Product, Supplier, WorkerHeartbeat
 from tests.conftest import second_half_rows
 
@@ -93,6 +94,7 @@ def one_of_each(db, make_incident, customer, manager):
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
+    services.contact_create(customer=customer, actor=None, name="Carl Colleague", email="carl@acme.example")
     return second_half_rows(make_incident, manager)
 
 
@@ -223,3 +225,63 @@ def test_it_says_why_when_the_service_refuses_a_save(admin_client_for, make_inci
     assert response.status_code == 200
     assert "Not saved: A closed incident cannot be edited." in response.content.decode()
     assert Incident.objects.get(pk=incident.pk).title != "Changed meanwhile"
+
+
+def test_it_saves_contacts_through_the_services_audited_and_a_staff_edit_clears_a_bounce(
+    admin_client_for, superuser, customer
+):
+    from incidents.models import Contact, CustomerAuditEvent
+
+    anna = customer.contacts.get()
+    services.contact_mark_undeliverable(
+        contact_id=anna.pk, address=anna.email, reason="550 gone", at=timezone.now()
+    )
+    page = admin_client_for.get(_url(Contact, "change", anna.pk)).content.decode()
+    data = _form_data(page, "contact_form")
+    assert "undeliverable_at" not in data  # shown, never edited
+    data["email"] = ["anna.admin@acme.example"]
+
+    response = admin_client_for.post(_url(Contact, "change", anna.pk), data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    anna.refresh_from_db()
+    assert anna.email == "anna.admin@acme.example" and anna.is_deliverable
+    event = CustomerAuditEvent.objects.filter(customer=customer).order_by("-sequence")[0]
+    assert (event.verb, event.actor) == ("contact_updated", superuser)
+    assert event.data["changes"] == {"email": ["anna@acme.example", "anna.admin@acme.example"]}
+
+    # Through the customer's inline: a new contact, created by the service.
+    page = admin_client_for.get(_url(customer.__class__, "change", customer.pk)).content.decode()
+    data = _form_data(page, "customer_form")
+    data.update(
+        {
+            "contacts-TOTAL_FORMS": ["2"],
+            "contacts-1-name": ["Ben Second"],
+            "contacts-1-email": ["ben@acme.example"],
+            "contacts-1-role": ["administrative"],
+            "contacts-1-is_active": ["on"],
+            "contacts-1-customer": [str(customer.pk)],
+        }
+    )
+    response = admin_client_for.post(_url(customer.__class__, "change", customer.pk), data)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Contact.objects.get(email="ben@acme.example").customer == customer
+    assert (
+        CustomerAuditEvent.objects.filter(customer=customer).order_by("-sequence")[0].verb == "contact_added"
+    )
+
+
+def test_it_says_why_when_a_contact_address_is_taken(admin_client_for, customer):
+    from incidents.models import Contact
+
+    other = services.contact_create(customer=customer, actor=None, name="Other", email="other@acme.example")
+    page = admin_client_for.get(_url(Contact, "change", other.pk)).content.decode()
+    data = _form_data(page, "contact_form")
+    data["email"] = ["ANNA@acme.example"]
+
+    response = admin_client_for.post(_url(Contact, "change", other.pk), data, follow=True)
+
+    assert "Not saved:" in response.content.decode() and "already a contact" in response.content.decode()
+    other.refresh_from_db()
+    assert other.email == "other@acme.example"

@@ -46,6 +46,11 @@ def test_it_creates_and_reads_a_customer(api, responder):
         "notification_window_hours": 48,
         "is_drill_customer": False,
         "created_at": customer.created_at.isoformat().replace("+00:00", "Z"),
+        "deliverable": False,  # no contact yet
+        "unconfirmed": False,
+        "contacts_confirmation_requested_at": None,
+        "contacts_confirmed_at": None,
+        "contacts_unconfirmed_since": None,
     }
 
 

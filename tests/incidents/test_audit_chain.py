@@ -101,3 +101,62 @@ def test_the_command_rejects_an_unknown_reference(db):
 
     with pytest.raises(CommandError, match="No incident with reference BD-1999-00001"):
         call_command("verify_audit_trail", "--incident", "BD-1999-00001")
+
+
+# Customers' chains ----------------------------------------------------------------------------
+
+
+def _customer_with_history(customer):
+    from incidents import services
+
+    services.contact_create(customer=customer, actor=None, name="Bea Second", email="bea@acme.example")
+    bea = customer.contacts.get(email="bea@acme.example")
+    services.contact_update(contact=bea, actor=None, changes={"language": "fr"})
+    return customer
+
+
+def test_a_customers_chain_verifies_beside_the_incident_chains(make_incident, customer):
+    from incidents.models import CustomerAuditEvent
+
+    make_incident(state="declared")
+    _customer_with_history(customer)
+
+    events = list(CustomerAuditEvent.objects.filter(customer=customer).order_by("sequence"))
+    assert [(e.sequence, e.verb) for e in events] == [(1, "contact_added"), (2, "contact_updated")]
+    assert events[1].previous_hash == events[0].hash
+    assert verify_chain() == []
+    assert verify_chain(customer_ids=[customer.pk]) == []
+
+
+def test_it_detects_a_customer_event_changed_behind_the_applications_back(customer):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from incidents.models import CustomerAuditEvent
+
+    _customer_with_history(customer)
+    first = CustomerAuditEvent.objects.get(customer=customer, sequence=1)
+    CustomerAuditEvent.objects.filter(pk=first.pk).update(actor_contact_email="forger@evil.example")
+
+    breaks = verify_chain()
+    assert [(b.chain, b.subject_id, b.sequence, b.reason, b.incident_id) for b in breaks] == [
+        ("customer", customer.pk, 1, "content does not match hash", None)
+    ]
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 break"):
+        call_command("verify_audit_trail", "--customer", customer.account_reference, stderr=err)
+    assert f"customer {customer.account_reference} event 1: content does not match hash" in err.getvalue()
+    with pytest.raises(CommandError, match="No customer with account reference NOPE"):
+        call_command("verify_audit_trail", "--customer", "NOPE")
+
+
+def test_an_incident_filter_leaves_customer_chains_out(make_incident, customer):
+    from incidents.models import CustomerAuditEvent
+
+    incident = make_incident()
+    _customer_with_history(customer)
+    CustomerAuditEvent.objects.filter(customer=customer).update(verb="forged")
+
+    assert verify_chain(incident_ids=[incident.pk]) == []
+    assert len(verify_chain()) == 2

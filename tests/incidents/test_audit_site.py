@@ -27,14 +27,24 @@ def one_of_each(db, make_incident, customer, manager, smtp_server):
     incident = second_half_rows(make_incident, manager)
     _notification_rows(make_incident, manager)
     _triage_rows(make_incident, manager)
+    _contact_rows(customer)
     return incident
+
+
+def _contact_rows(customer):
+    """A confirmation request with its outgoing email, and with them the customer's audit chain."""
+    from notifications.confirmations import contacts_confirmation_request
+
+    assert contacts_confirmation_request(customer=customer)
 
 
 def _notification_rows(make_incident, manager):  # needs the smtp_server fixture
     """A clock, an escalation, a withheld field, a translation, an approved notice with its
-    recipient, shared message, delivery and the message sent."""
+    recipient, shared message, delivery and the message sent, and a contact it skipped
+    (refused earlier)."""
     from datetime import timedelta
 
+    from incidents.services import contact_create, contact_mark_undeliverable
     from notifications.scanner import deadlines_scan
     from notifications.sender import deliveries_send_due
     from notifications.services import (
@@ -46,6 +56,15 @@ def _notification_rows(make_incident, manager):  # needs the smtp_server fixture
     )
 
     declared = make_incident(state="declared")
+    bounced = contact_create(
+        customer=declared.affected_customers.get().customer,
+        actor=None,
+        name="Gone",
+        email="gone@fixture.example",
+    )
+    contact_mark_undeliverable(
+        contact_id=bounced.pk, address=bounced.email, reason="550 No such user", at=timezone.now()
+    )
     withholding_create(
         incident=declared,
         actor=manager,

@@ -139,7 +139,9 @@ def test_it_makes_a_customer_without_deliverable_contact_impossible_to_miss(decl
 
     alert = page[page.index('id="notification-alerts"') :].split("</div>")[0]
     assert "No deliverable contact:" in alert and "Silent Partners AG" in alert
-    assert "no deliverable contact</span>" in page  # on the clock's row too
+    readiness_entry = reverse("contacts:customer_readiness", args=[silent.pk])
+    assert f'<a href="{readiness_entry}">Silent Partners AG</a>' in alert  # links to its readiness entry
+    assert f'href="{readiness_entry}">no deliverable contact</a>' in page  # on the clock's row too
 
 
 def test_it_lists_notices_with_their_delivery_counts(

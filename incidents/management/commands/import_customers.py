@@ -1,5 +1,5 @@
-"""``manage.py import_customers FILE.csv``: create or update customers and their contacts from a
-CSV file, all or nothing.
+"""``manage.py import_customers FILE.csv [--deactivate-missing] [--dry-run]``: create or update
+customers and their contacts from a CSV file (a feed from the customer system), all or nothing.
 
 The file has a header row and one row per contact, carrying its customer's columns too:
 
@@ -12,8 +12,17 @@ blank: no) marks customers that exist for drills only.
 Customers are matched by ``account_reference``, contacts by (customer, email, case-insensitive).
 Blank optional cells take defaults: ``country`` none, ``preferred_language`` ``en``,
 ``notification_window_hours`` 72 (our policy commitment), ``contact_language`` the customer's
-language, ``contact_role`` ``administrative``. Contacts absent from the file are left as they
-are (customers keep their contacts correct); a contact in the file is active.
+language, ``contact_role`` ``administrative``. A contact in the file is active.
+
+Upserts: a second import of the same feed changes nothing; a changed value updates the row in
+place. ``--deactivate-missing``: for each customer in the file, its contacts the file does not
+list are deactivated (never deleted: past deliveries keep them); customers absent from the file
+are left alone, so a feed may carry some customers only. Without it, contacts absent from the
+file are left as they are. ``--dry-run``: validate, print every change that would be made, and
+store nothing. Every customer whose data or contacts changed gets one ``contacts_imported``
+event on its audit chain (by the system, naming the file). An import never makes an address
+refused by its mail server deliverable again (the feed is not a confirmation); a staff edit or a
+confirmation link does.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 from django.db import models, transaction
 
+from incidents.audit import customer_audit_append
 from incidents.models import Contact, Customer
 
 COLUMNS: tuple[str, ...] = (
@@ -89,14 +99,25 @@ class CustomerRows:
 
 @dataclass
 class UpsertCounts:
-    """How many rows an upsert created, updated, and found unchanged."""
+    """How many rows an upsert created, updated, deactivated and found unchanged."""
 
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    deactivated: int = 0
 
     def __str__(self) -> str:
-        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+        text = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+        return text + (f", {self.deactivated} deactivated" if self.deactivated else "")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, in a dry run, would do): counts and one line per change."""
+
+    customers: UpsertCounts = field(default_factory=UpsertCounts)
+    contacts: UpsertCounts = field(default_factory=UpsertCounts)
+    changes: list[str] = field(default_factory=list)
 
 
 def validate_customer_rows(
@@ -203,56 +224,120 @@ def validate_customer_rows(
     return CustomerRows(customers=customers, contacts=contacts), problems
 
 
-def upsert_customer_rows(rows: CustomerRows) -> tuple[UpsertCounts, UpsertCounts]:
+class DryRunRollback(Exception):
+    """Raised inside the import's transaction to undo a dry run."""
+
+
+def upsert_customer_rows(
+    rows: CustomerRows, *, deactivate_missing: bool = False, dry_run: bool = False, source: str = ""
+) -> ImportReport:
     """Create or update the customers and contacts of validated ``rows`` in one transaction.
 
-    Returns the counts for customers and for contacts. Customers are matched by account
-    reference, contacts by (customer, email) ignoring case; a matched contact is re-activated.
-    Raises ``ValidationError`` if the model refuses a value (nothing is stored then).
+    Returns an ``ImportReport``. Customers are matched by account reference, contacts by
+    (customer, email) ignoring case; a matched contact is re-activated. With
+    ``deactivate_missing``, each customer's active contacts absent from ``rows`` are
+    deactivated. Each changed customer gets one ``contacts_imported`` audit event naming
+    ``source``. With ``dry_run`` everything is done and then rolled back: the report says what
+    would change. Raises ``ValidationError`` if the model refuses a value (nothing is stored).
     """
-    customer_counts, contact_counts = UpsertCounts(), UpsertCounts()
-    with transaction.atomic():
-        stored: dict[str, Customer] = {}
-        for account, values in rows.customers.items():
-            customer = Customer.objects.select_for_update().filter(account_reference=account).first()
-            wanted: dict[str, Any] = {
-                "name": values.name,
-                "country": values.country,
-                "preferred_language": values.preferred_language,
-                "notification_window_hours": values.notification_window_hours,
-                "is_drill_customer": values.is_drill_customer,
-            }
-            stored[account] = _upsert(customer, Customer(account_reference=account), wanted, customer_counts)
-        for contact_values in rows.contacts:
-            customer = stored[contact_values.account_reference]
+    report = ImportReport()
+    try:
+        with transaction.atomic():
+            _upsert(rows, report, deactivate_missing=deactivate_missing, source=source)
+            if dry_run:
+                raise DryRunRollback
+    except DryRunRollback:
+        pass
+    return report
+
+
+def _upsert(rows: CustomerRows, report: ImportReport, *, deactivate_missing: bool, source: str) -> None:
+    contacts_by_account: dict[str, list[ContactValues]] = {}
+    for listed_contact in rows.contacts:
+        contacts_by_account.setdefault(listed_contact.account_reference, []).append(listed_contact)
+    for account, values in rows.customers.items():
+        customer = Customer.objects.select_for_update().filter(account_reference=account).first()
+        wanted: dict[str, Any] = {
+            "name": values.name,
+            "country": values.country,
+            "preferred_language": values.preferred_language,
+            "notification_window_hours": values.notification_window_hours,
+            "is_drill_customer": values.is_drill_customer,
+        }
+        customer, customer_diff = _save(
+            customer, Customer(account_reference=account), wanted, report.customers
+        )
+        label = f"customer {account}"
+        if customer_diff is None:
+            report.changes.append(f"{label}: created")
+        elif customer_diff:
+            report.changes.append(f"{label}: {_describe(customer_diff)}")
+        contact_changes: dict[str, Any] = {}
+        listed: list[int] = []
+        for contact_values in contacts_by_account.get(account, []):
             contact = Contact.objects.filter(customer=customer, email__iexact=contact_values.email).first()
-            wanted = {
+            wanted_contact = {
                 "name": contact_values.name,
                 "email": contact_values.email,
                 "language": contact_values.language,
                 "role": contact_values.role,
                 "is_active": True,
             }
-            _upsert(contact, Contact(customer=customer), wanted, contact_counts)
-    return customer_counts, contact_counts
+            contact, diff = _save(contact, Contact(customer=customer), wanted_contact, report.contacts)
+            listed.append(contact.pk)
+            if diff is None:
+                report.changes.append(f"{label}: contact {contact.email} created")
+                contact_changes[contact.email] = "created"
+            elif diff:
+                report.changes.append(f"{label}: contact {contact.email}: {_describe(diff)}")
+                contact_changes[contact.email] = diff
+        if deactivate_missing:
+            missing = Contact.objects.filter(customer=customer, is_active=True).exclude(pk__in=listed)
+            for contact in missing.order_by("email"):
+                report.changes.append(f"{label}: contact {contact.email} deactivated (not in the file)")
+                contact_changes[contact.email] = "deactivated"
+                report.contacts.deactivated += 1
+            missing.update(is_active=False)
+        if customer_diff is None or customer_diff or contact_changes:
+            customer_audit_append(
+                customer=customer,
+                actor=None,
+                verb="contacts_imported",
+                data={
+                    "source": source,
+                    "customer": "created" if customer_diff is None else customer_diff,
+                    "contacts": contact_changes,
+                },
+            )
 
 
-def _upsert[M: models.Model](existing: M | None, new: M, wanted: dict[str, Any], counts: UpsertCounts) -> M:
+def _save[M: models.Model](
+    existing: M | None, new: M, wanted: dict[str, Any], counts: UpsertCounts
+) -> tuple[M, dict[str, list[Any]] | None]:
+    """Create ``new`` or update ``existing`` to ``wanted``; returns the row and its diff
+    (``{field: [old, new]}``; ``None`` for a created row)."""
     row = existing if existing is not None else new
-    changed = [name for name, value in wanted.items() if getattr(row, name) != value]
-    for name in changed:
-        setattr(row, name, wanted[name])
+    diff = {
+        name: [getattr(row, name), value] for name, value in wanted.items() if getattr(row, name) != value
+    }
+    for name, (_old, value) in diff.items():
+        setattr(row, name, value)
     if existing is None:
         row.full_clean()
         row.save()
         counts.created += 1
-    elif changed:
+        return row, None
+    if diff:
         row.full_clean()
-        row.save(update_fields=changed)
+        row.save(update_fields=list(diff))
         counts.updated += 1
     else:
         counts.unchanged += 1
-    return row
+    return row, diff
+
+
+def _describe(diff: dict[str, list[Any]]) -> str:
+    return ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in diff.items())
 
 
 def _normalise_email(email: str) -> str:
@@ -264,14 +349,24 @@ class Command(BaseCommand):
     help = (
         "Create or update customers and contacts from a CSV file (one row per contact; columns: "
         + ", ".join(COLUMNS)
-        + "). All or nothing: a file with any bad row stores nothing, lists the problems by row "
-        "number (the header is row 1) and exits non-zero."
+        + "), matched by account reference and email. All or nothing: a file with any bad row "
+        "stores nothing, lists the problems by row number (the header is row 1) and exits non-zero."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, metavar="FILE.csv")
+        parser.add_argument(
+            "--deactivate-missing",
+            action="store_true",
+            help="Deactivate (never delete) the contacts of each customer in the file that the file does not list.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Print what would change and store nothing."
+        )
 
-    def handle(self, *args: Any, file: Path, **options: Any) -> None:
+    def handle(
+        self, *args: Any, file: Path, deactivate_missing: bool = False, dry_run: bool = False, **options: Any
+    ) -> None:
         try:
             with file.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)
@@ -300,7 +395,13 @@ class Command(BaseCommand):
         if not rows.contacts:
             raise CommandError(f"{file}: no rows to import.")
         try:
-            customers, contacts = upsert_customer_rows(rows)
+            report = upsert_customer_rows(
+                rows, deactivate_missing=deactivate_missing, dry_run=dry_run, source=file.name
+            )
         except ValidationError as error:
             raise CommandError(f"{file}: refused, nothing was stored: {' '.join(error.messages)}") from None
-        self.stdout.write(f"Customers: {customers}. Contacts: {contacts}.")
+        if dry_run or options.get("verbosity", 1) >= 2:
+            for change in report.changes:
+                self.stdout.write(("would change " if dry_run else "") + change)
+        summary = f"Customers: {report.customers}. Contacts: {report.contacts}."
+        self.stdout.write(f"Dry run, nothing stored. {summary}" if dry_run else summary)

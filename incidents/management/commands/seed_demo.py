@@ -68,7 +68,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("auditor", "auditor", "Aude", "Auditor"),
 )
 
-#: Demo customers, one administrative contact each, in the columns of ``import_customers``.
+#: Demo customers and their administrative contacts, in the columns of ``import_customers``.
 DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
     {
         "account_reference": "DEMO-EN-001",
@@ -78,6 +78,19 @@ DEMO_CUSTOMERS: tuple[dict[str, str], ...] = (
         "notification_window_hours": "72",
         "contact_name": "Olivia Bennett",
         "contact_email": "olivia.bennett@northwind.example",
+        "contact_language": "en",
+        "contact_role": "administrative",
+    },
+    {
+        # An address the embedded run's mail sink refuses (550): the first confirmation round
+        # marks it undeliverable, and the readiness page shows it.
+        "account_reference": "DEMO-EN-001",
+        "customer_name": "Northwind Traders Ltd",
+        "country": "GB",
+        "preferred_language": "en",
+        "notification_window_hours": "72",
+        "contact_name": "Former Administrator",
+        "contact_email": "former.admin@undeliverable.example",
         "contact_language": "en",
         "contact_role": "administrative",
     },
@@ -223,7 +236,7 @@ class Command(BaseCommand):
             rows, problems = validate_customer_rows(enumerate(DEMO_CUSTOMERS, start=1))
             if problems:  # A mistake in DEMO_CUSTOMERS, not in the user's input.
                 raise CommandError("Demo customers are invalid: " + "; ".join(problems))
-            customers, contacts = upsert_customer_rows(rows)
+            imported = upsert_customer_rows(rows, source="seed_demo")
             products = sum(
                 Product.objects.get_or_create(name=name, defaults={"description": description})[1]
                 for name, description in DEMO_PRODUCTS
@@ -242,7 +255,9 @@ class Command(BaseCommand):
             password = logins.get(user.username, "(unchanged: not in the credentials file)")
             self.stdout.write(f"  {user.username:<10} {password}  (group {user.group})")
         self.stdout.write(f"Users: {users_created} created.")
-        self.stdout.write(f"Customers: {customers}. Contacts: {contacts}. Products: {products} created.")
+        self.stdout.write(
+            f"Customers: {imported.customers}. Contacts: {imported.contacts}. Products: {products} created."
+        )
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")

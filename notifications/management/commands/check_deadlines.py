@@ -6,9 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from notifications.models import Delivery
 from notifications.scanner import deadlines_scan
-from notifications.sender import deliveries_send_due
+from notifications.sender import outbox_due_exists, outbox_send_due
 from notifications.services import notice_deliveries_create
 
 
@@ -16,7 +15,7 @@ class Command(BaseCommand):
     help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--no-send", action="store_true", help="Do not send due deliveries.")
+        parser.add_argument("--no-send", action="store_true", help="Do not send due emails.")
 
     def handle(self, *args: Any, no_send: bool = False, **options: Any) -> None:
         report = deadlines_scan()
@@ -27,7 +26,7 @@ class Command(BaseCommand):
         for notice_id in report.notices_awaiting_deliveries:
             created = notice_deliveries_create(notice_id=notice_id)
             self.stdout.write(f"Notice {notice_id}: {created.deliveries} deliveries created.")
-        due = report.deliveries_due or Delivery.objects.filter(status=Delivery.Status.PENDING).exists()
+        due = report.deliveries_due or outbox_due_exists()
         if due and not no_send:
-            sent = deliveries_send_due()
+            sent = outbox_send_due()
             self.stdout.write(f"{sent.sent} sent, {sent.retried} to retry, {sent.failed} failed.")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0004_drill_customers_read_log_account_expiry'),
+        ('incidents', '0006_contact_readiness_permissions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -35,6 +35,6 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("notifications", "0005_asynchronous_approval_threads_translations")]
+    dependencies = [("notifications", "0007_asynchronous_approval_threads_translations")]
 
     operations = [migrations.RunPython(forwards, backwards)]
