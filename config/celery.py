@@ -32,6 +32,15 @@ app.conf.beat_schedule = {
         "task": "incidents.tasks.record_worker_heartbeat",
         "schedule": 30.0,
     },
+    "send-outgoing-emails": {
+        "task": "incidents.tasks.send_outgoing_emails",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "purge-idempotency-records": {
+        "task": "incidents.tasks.purge_idempotency_records",
+        "schedule": crontab(minute=41),
+    },
     "verify-audit-trail": {
         "task": "incidents.tasks.verify_audit_trail",
         "schedule": crontab(minute=17),

@@ -49,7 +49,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "incidents",
@@ -103,6 +102,9 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: an exception that escaped a view becomes a problem (RFC 9457), 503 when the
+    # database or broker is unreachable.
+    "incidents.api.problems.ApiProblemMiddleware",
     # Serves static files (admin, site CSS) in production without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -152,6 +154,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# An unreachable database fails a request within seconds (503), not after the OS's TCP timeout.
+_DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=1)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", _DATABASE_CONNECT_TIMEOUT)
+    if _options.get("pool") is True:
+        # Waiting for a free pooled connection is bounded too.
+        _options["pool"] = {"timeout": env.float("DATABASE_POOL_TIMEOUT", default=2.0)}
 if "TEST" not in DATABASES["default"] and env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME")}
 
@@ -165,8 +175,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "login"
-#: Username and password, refusing expired accounts and auditors without an expiry date.
-AUTHENTICATION_BACKENDS = ["incidents.accounts.ExpiringModelBackend"]
+#: Username and password, refusing expired accounts and auditors without an expiry date; model
+#: permissions read in one query per request instead of two.
+AUTHENTICATION_BACKENDS = ["incidents.backends.ModelBackendOneQuery"]
 LOGIN_REDIRECT_URL = "incidents:incident_list"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -263,17 +274,34 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Django's cache holds the API throttles' counters. Default: memory of each process (one
+# process: fine; several: use CACHE_URL=redis://host:6379/1 so they share the counts).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 REST_FRAMEWORK = {
+    # The token first: missing or bad credentials then answer 401 with WWW-Authenticate.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "incidents.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "incidents.api.authentication.ExpiringTokenAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "incidents.api.throttling.UserThrottle",
+        "incidents.api.throttling.TokenThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_THROTTLE_USER", default="1200/minute"),
+        "token": env.str("API_THROTTLE_TOKEN", default="600/minute"),
+        "alert_source": env.str("API_THROTTLE_ALERT_SOURCE", default="6000/minute"),
+    },
+    # JSON only: a form-encoded or multipart body is 415. (Forms would let DRF coerce types and
+    # drop empty values the schema refuses, and invalid UTF-8 would be stored as U+FFFD.)
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "incidents.api.pagination.KeysetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "incidents.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "incidents.api.problems.exception_handler",
     "DATETIME_FORMAT": "iso-8601",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -281,6 +309,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Breachdesk API",
     "DESCRIPTION": "Personal data breach intake, lifecycle and notification.",
     "VERSION": "1",
+    # Every error answer is documented as RFC 9457 problem details (incidents.api.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "incidents.api.schema.problem_responses",
+    ],
+    "COMPONENT_SPLIT_REQUEST": True,
     # Choice sets whose field names repeat across notification models (kind, status) need names.
     "ENUM_NAME_OVERRIDES": {
         "SeverityEnum": "incidents.models.Incident.Severity",
@@ -372,3 +406,22 @@ CLIENT_IP_HEADER: str = env.str("CLIENT_IP_HEADER", default="") or "REMOTE_ADDR"
 # run); with several web processes use a shared one, e.g. CACHE_URL=redis://host:6379/1 (Django's
 # own Redis backend).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# API writes: an Idempotency-Key's first answer is kept this long (hours) for retries.
+IDEMPOTENCY_KEY_HOURS: int = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+# API tokens: lifetime of a token created without one (days; at most 366).
+API_TOKEN_DEFAULT_DAYS: int = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+
+# Signed alert intake (POST /api/intake/alerts/): a signature's timestamp may differ from now by
+# at most this many seconds (older: stale; replays inside the window are refused by their
+# stored fingerprint); after a rotation the previous secret keeps working for
+# ALERT_SECRET_GRACE_HOURS unless the command says otherwise.
+ALERT_SIGNATURE_TOLERANCE_SECONDS: int = env.int("ALERT_SIGNATURE_TOLERANCE_SECONDS", default=300)
+ALERT_SECRET_GRACE_HOURS: int = env.int("ALERT_SECRET_GRACE_HOURS", default=24)
+
+# The public report page (/report/): reports accepted per contact address and per IP address
+# in a rolling hour.
+REPORT_LIMIT_PER_EMAIL_PER_HOUR: int = env.int("REPORT_LIMIT_PER_EMAIL_PER_HOUR", default=3)
+REPORT_LIMIT_PER_IP_PER_HOUR: int = env.int("REPORT_LIMIT_PER_IP_PER_HOUR", default=10)
+# Behind a proxy, the number of proxies whose X-Forwarded-For entries to trust (0: use the
+# connection's address).
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)

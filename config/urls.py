@@ -1,5 +1,6 @@
 """URL routes: the web pages, the REST API under /api/, /admin/ for superusers and the read-only
-auditor site under /audit/."""
+auditor site under /audit/, and the public customer report page /report/. Errors under /api/ are RFC 9457 problems
+(``incidents.api.problems``), pages elsewhere are Django's."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -7,13 +8,20 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from incidents.accounts import ExpiryAwareAuthenticationForm
 from incidents.audit_site import audit_site
+from incidents.report import customer_report
 from postmortems import training_urls, training_views
 from postmortems.audit_views import breach_register_csv, breach_register_xlsx, incident_evidence_pack
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="incidents:incident_list", permanent=False)),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("report/", customer_report, name="customer_report"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=ExpiryAwareAuthenticationForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # triage first: it serves the triage transition routes (one triage path, with an assessment).
     path("incidents/", include("triage.urls")),
@@ -44,3 +52,8 @@ urlpatterns = [
     ),
     path("audit/", audit_site.urls),
 ]
+
+handler400 = "incidents.api.problems.bad_request"
+handler403 = "incidents.api.problems.permission_denied"
+handler404 = "incidents.api.problems.page_not_found"
+handler500 = "incidents.api.problems.server_error"

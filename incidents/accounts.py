@@ -13,7 +13,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
@@ -82,3 +84,26 @@ class ExpiringModelBackend(ModelBackend):
         if user is not None and account_refusal(user) is not None:
             return None
         return user
+
+
+class ExpiryAwareAuthenticationForm(AuthenticationForm):
+    """The login form, saying why a refused account is refused (it has expired, or an auditor
+    has no expiry date) once the right password was given, instead of "did not match"."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except ValidationError:
+            user = (
+                get_user_model()
+                ._default_manager.filter(
+                    **{get_user_model().USERNAME_FIELD: self.cleaned_data.get("username")}
+                )
+                .first()
+            )
+            password = self.cleaned_data.get("password")
+            if user is not None and password and user.is_active and user.check_password(password):
+                reason = account_refusal(user)
+                if reason is not None:
+                    raise ValidationError(reason, code="account_refused") from None
+            raise

@@ -27,11 +27,18 @@ from incidents.exceptions import LifecycleConflict
 from incidents.models import (
     AccountExpiry,
     AffectedCustomer,
+    Alert,
+    AlertSource,
+    AlertThread,
+    ApiToken,
     AuditEvent,
     Contact,
     Customer,
     CustomerAuditEvent,
+    CustomerReport,
+    IdempotencyRecord,
     Incident,
+    OutgoingEmail,
     Product,
     ReadLogEntry,
     Supplier,
@@ -469,6 +476,68 @@ class WorkerHeartbeatAdmin(WorkerHeartbeatDisplay, WrittenElsewhere):
     """Written by the worker."""
 
 
+# Intake and API access: written by the system (signed alerts, the report page, the API);
+# superusers read them here and may deactivate an alert source or revoke a token. Secrets
+# never appear: alert sources show no secret fields, tokens no key hash.
+
+
+class AlertSourceDisplay(admin.ModelAdmin):
+    list_display = ("name", "is_active", "created_at", "rotated_at", "previous_secret_expires_at")
+    fields = ("name", "is_active", "created_at", "rotated_at", "previous_secret_expires_at")
+    readonly_fields = ("name", "created_at", "rotated_at", "previous_secret_expires_at")
+
+
+class AlertDisplay(admin.ModelAdmin):
+    list_display = ("received_at", "source", "dedupe_key", "incident", "opened_incident", "title")
+    list_filter = ("source", "opened_incident")
+    search_fields = ("dedupe_key", "title")
+    list_select_related = ("source", "incident")
+
+
+class AlertThreadDisplay(admin.ModelAdmin):
+    list_display = ("source", "dedupe_key", "incident", "alert_count", "last_alert_at")
+    list_select_related = ("source", "incident")
+
+
+class CustomerReportDisplay(admin.ModelAdmin):
+    list_display = ("reference", "created_at", "organisation", "contact_email", "incident")
+    search_fields = ("reference", "organisation", "contact_email")
+    list_select_related = ("incident",)
+
+
+class OutgoingEmailDisplay(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "to_address", "status", "attempts", "sent_at")
+    list_filter = ("kind", "status")
+    search_fields = ("to_address", "subject")
+
+
+class ApiTokenDisplay(admin.ModelAdmin):
+    list_display = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    fields = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_select_related = ("user",)
+
+
+class IdempotencyRecordDisplay(admin.ModelAdmin):
+    list_display = ("created_at", "user", "method", "path", "response_status")
+    fields = ("user", "key", "method", "path", "response_status", "created_at")
+    list_select_related = ("user",)
+
+
+class _SystemWritten(admin.ModelAdmin):
+    """Read-only: the system writes these rows."""
+
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ReadLogEntryDisplay(admin.ModelAdmin):
     list_display = ("read_at", "username", "route", "object_type", "object_id", "path")
     list_filter = ("object_type",)
@@ -485,6 +554,59 @@ class AccountExpiryDisplay(admin.ModelAdmin):
 @admin.register(ReadLogEntry)
 class ReadLogEntryAdmin(ReadLogEntryDisplay, WrittenElsewhere):
     """Written for every record an auditor opens; never changed, superusers included."""
+
+
+@admin.register(AlertSource)
+class AlertSourceAdmin(AlertSourceDisplay):
+    """Create and rotate with ``manage.py create_alert_source`` / ``rotate_alert_source`` (the
+    secret is shown once there); here only ``is_active`` changes."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(AlertDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(AlertThread)
+class AlertThreadAdmin(AlertThreadDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(CustomerReport)
+class CustomerReportAdmin(CustomerReportDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(OutgoingEmail)
+class OutgoingEmailAdmin(OutgoingEmailDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(IdempotencyRecordDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ApiTokenDisplay, _SystemWritten):
+    """Tokens are created by their owners (``/api/tokens/``, ``manage.py create_api_token``);
+    a superuser may revoke any (the action below)."""
+
+    actions = ["revoke"]  # type: ignore[assignment]  # _SystemWritten has none; this one has one
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        from incidents.api.authentication import api_token_revoke
+
+        for token in queryset:
+            api_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
 
 @admin.register(AccountExpiry)

@@ -24,13 +24,21 @@ CHAINS: dict[str, type[HashChainedEvent]] = {"incident": AuditEvent, "customer":
 
 
 def _append[E: HashChainedEvent](
-    model: type[E], subject: Any, actor: Any | None, at: datetime | None, **fields: Any
+    model: type[E],
+    subject: Any,
+    actor: Any | None,
+    at: datetime | None,
+    *,
+    first: bool = False,
+    **fields: Any,
 ) -> E:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction that makes the change.")
     subject_field = model.SUBJECT_FIELD
     last = (
-        model._default_manager.filter(**{subject_field: subject})
+        None
+        if first  # the subject was created in this transaction: nothing to look up
+        else model._default_manager.filter(**{subject_field: subject})
         .order_by("-sequence")
         .values("sequence", "hash")
         .first()
@@ -61,6 +69,7 @@ def audit_append(
     to_state: str = "",
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
+    first: bool = False,
 ) -> AuditEvent:
     """Append one event to ``incident``'s audit chain and return it.
 
@@ -68,10 +77,19 @@ def audit_append(
     (``select_for_update``) or having just created the incident: the lock is what serialises
     appends to one chain. ``actor`` is a user, or ``None`` for the system. ``data`` must be
     JSON-serialisable; instants in it should be ISO 8601 strings in UTC. ``at`` defaults to now
-    (aware, UTC). Raises ``RuntimeError`` outside a transaction.
+    (aware, UTC). ``first``: the incident was created in this transaction, so this is its first
+    event (no lookup of the previous one). Raises ``RuntimeError`` outside a transaction.
     """
     return _append(
-        AuditEvent, incident, actor, at, verb=verb, from_state=from_state, to_state=to_state, data=data
+        AuditEvent,
+        incident,
+        actor,
+        at,
+        first=first,
+        verb=verb,
+        from_state=from_state,
+        to_state=to_state,
+        data=data,
     )
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Model
@@ -26,14 +25,21 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents.accounts import is_auditor
+from incidents.accounts import ExpiryAwareAuthenticationForm, is_auditor
 from incidents.admin import (
     AffectedCustomerDisplay,
+    AlertDisplay,
+    AlertSourceDisplay,
+    AlertThreadDisplay,
+    ApiTokenDisplay,
     AuditEventDisplay,
     ContactDisplay,
     CustomerAuditEventDisplay,
     CustomerDisplay,
+    CustomerReportDisplay,
+    IdempotencyRecordDisplay,
     IncidentDisplay,
+    OutgoingEmailDisplay,
     ProductDisplay,
     SupplierDisplay,
     WorkerHeartbeatDisplay,
@@ -41,11 +47,18 @@ from incidents.admin import (
 from incidents.audit import verify_chain
 from incidents.models import (
     AffectedCustomer,
+    Alert,
+    AlertSource,
+    AlertThread,
+    ApiToken,
     AuditEvent,
     Contact,
     Customer,
     CustomerAuditEvent,
+    CustomerReport,
+    IdempotencyRecord,
     Incident,
+    OutgoingEmail,
     Product,
     Supplier,
     WorkerHeartbeat,
@@ -61,7 +74,7 @@ def _may_audit(user: Any) -> bool:
     return user.is_superuser or is_auditor(user)
 
 
-class AuditAuthenticationForm(AuthenticationForm):
+class AuditAuthenticationForm(ExpiryAwareAuthenticationForm):
     """The audit site's login: active auditors and superusers, staff status not needed."""
 
     required_css_class = "required"
@@ -233,6 +246,9 @@ class IncidentAudit(IncidentDisplay, ReadOnlyAdmin):
     readonly_fields = ("evidence_pack", "reference", "created_at", "updated_at", "source_record")
     inlines = [AffectedCustomerInline, AuditEventInline]
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [("Evidence", {"fields": ("evidence_pack",)}), *super().get_fieldsets(request, obj)]
+
     @admin.display(description="Evidence pack")
     def evidence_pack(self, incident: Incident) -> str:
         return format_html(
@@ -283,6 +299,41 @@ class GroupAudit(ReadOnlyAdmin):
     list_display = ("name",)
     search_fields = ("name",)
     fields = ("name", "permissions")
+
+
+@admin.register(AlertSource, site=audit_site)
+class AlertSourceAudit(AlertSourceDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(Alert, site=audit_site)
+class AlertAudit(AlertDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(AlertThread, site=audit_site)
+class AlertThreadAudit(AlertThreadDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(CustomerReport, site=audit_site)
+class CustomerReportAudit(CustomerReportDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(OutgoingEmail, site=audit_site)
+class OutgoingEmailAudit(OutgoingEmailDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(ApiToken, site=audit_site)
+class ApiTokenAudit(ApiTokenDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(IdempotencyRecord, site=audit_site)
+class IdempotencyRecordAudit(IdempotencyRecordDisplay, ReadOnlyAdmin):
+    pass
 
 
 def register_every_model() -> None:

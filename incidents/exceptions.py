@@ -27,3 +27,31 @@ class GuardFailed(Exception):
         self.transition_name = transition_name
         self.missing = missing
         super().__init__(f"'{transition_name}' needs: {', '.join(missing)}.")
+
+
+class DuplicateExternalReference(Exception):
+    """Another incident from the same detection source already has this external reference
+    (HTTP 409 naming it). Nothing was created."""
+
+    def __init__(self, *, external_reference: str, detection_source: str, incident_id: int) -> None:
+        self.external_reference = external_reference
+        self.detection_source = detection_source
+        self.incident_id = incident_id
+        super().__init__(
+            f"Incident {incident_id} from source {detection_source!r} already has external reference "
+            f"{external_reference!r}."
+        )
+
+
+class AlertRefused(Exception):
+    """A signed alert was refused (HTTP 401): ``code`` is ``bad_signature``,
+    ``stale_timestamp`` or ``replayed``. Nothing was stored."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ReportThrottled(Exception):
+    """Too many customer reports from one address or IP address in the last hour (HTTP 429 on
+    the page). Nothing was stored."""

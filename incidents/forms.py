@@ -119,14 +119,30 @@ class IncidentCreateForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = ["title", "summary", "detection_source", "detected_at", "reported_by", "scenario"]
+        fields = [
+            "title",
+            "summary",
+            "detection_source",
+            "detected_at",
+            "reported_by",
+            "scenario",
+            "is_drill",
+        ]
         field_classes = {"detected_at": ZonedDateTimeField}
         widgets = {"summary": forms.Textarea(attrs={"rows": 4})}
-        help_texts = {"detected_at": "Leave empty if not known."}
+        labels = {"is_drill": "This is a drill"}
+        help_texts = {
+            "detected_at": "Leave empty if not known.",
+            "is_drill": "An exercise: its notices reach drill customers only, and every email says so.",
+        }
 
     def service_fields(self) -> dict[str, Any]:
         """The ``fields`` mapping for ``incident_create`` (only what was filled in)."""
-        return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if value not in (None, "") and value is not False
+        }
 
 
 class IncidentEditForm(forms.ModelForm):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
 from incidents.accounts import account_refusal, is_auditor
@@ -18,8 +19,9 @@ _OBJECT_KWARGS = ("object_id", "pk", "number", "incident_pk")
 
 class AccountExpiryMiddleware:
     """Ends the session of an account that has expired since it logged in (or an auditor
-    without an expiry date) and sends the user to the login page with the reason. API token
-    users are refused by ``incidents.api.authentication.ExpiringTokenAuthentication``."""
+    without an expiry date) and sends the user to the login page with the reason (an API
+    request gets 401 with the reason). API token users are refused by
+    ``incidents.api.authentication.ExpiringTokenAuthentication``."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -30,34 +32,48 @@ class AccountExpiryMiddleware:
             reason = account_refusal(user)
             if reason is not None:
                 logout(request)
-                from django.contrib import messages
-
+                if request.path.startswith("/api/"):
+                    return JsonResponse(
+                        {"detail": reason}, status=401, headers={"WWW-Authenticate": "Session"}
+                    )
                 messages.error(request, reason)
                 return redirect("login")
         return self.get_response(request)
 
 
+#: Route names (their words, ``-`` or ``_``) that name what a route shows under an incident.
+_SINGLETONS_UNDER_AN_INCIDENT = ("post_mortem", "drill", "evidence_pack")
+
+
 def _what_was_read(request: HttpRequest) -> tuple[str, str, str]:
-    """``(route name, object type, object id)`` of the route that answered ``request``."""
+    """``(route name, object type, object id)`` of the route that answered ``request``.
+
+    The audit site's record pages name their model and id; a notice is ``incident/number``;
+    an incident's post-mortem, drill record and evidence pack are their own types, with the
+    incident's id; other routes take their type from the route's name (``clock-detail`` is a
+    ``clock``) and the id from its arguments; lists have no id.
+    """
     match = request.resolver_match
     if match is None:
         return "", "", ""
     route = match.view_name or ""
     kwargs: dict[str, Any] = match.kwargs
+    name = (match.url_name or "").replace("-", "_")
     if match.namespace == "audit" and "object_id" in kwargs:
         # The audit site's change pages: <app>_<model>_change.
-        parts = (match.url_name or "").split("_")
+        parts = name.split("_")
         return route, parts[1] if len(parts) > 2 else "", str(kwargs["object_id"])
-    for key in _OBJECT_KWARGS:
+    incident = kwargs.get("incident_pk", kwargs.get("pk") if "number" in kwargs else None)
+    if "number" in kwargs:
+        return route, "notice", f"{incident}/{kwargs['number']}"
+    for singleton in _SINGLETONS_UNDER_AN_INCIDENT:
+        if singleton in name:
+            return route, singleton, str(kwargs.get("incident_pk", kwargs.get("pk", "")))
+    object_type = name.removesuffix("_detail").removesuffix("_list").removeprefix("incident_") or "incident"
+    for key in ("pk", "incident_pk"):
         if key in kwargs:
-            if key == "incident_pk" and not any(k in kwargs for k in ("pk", "number")):
-                return route, "incident", str(kwargs[key])
-            name = (match.url_name or "").replace("-", "_")
-            object_type = name.removesuffix("_detail").removeprefix("incident_") or "incident"
-            if key == "number":
-                object_type = "notice"
-            return route, object_type, f"{kwargs.get('incident_pk', '')}/{kwargs[key]}".lstrip("/")
-    return route, "", ""
+            return route, object_type if key == "pk" else "incident", str(kwargs[key])
+    return route, object_type if name else "", ""
 
 
 class AuditorReadLogMiddleware:

@@ -422,8 +422,9 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     notified_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    # Imported incidents: the source's identifier (the idempotency key) and the whole record.
-    external_reference = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    # The sending system's identifier (unique per detection source: an importer's idempotency
+    # key) and, for imported incidents, the whole record.
+    external_reference = models.CharField(max_length=100, null=True, blank=True)
     source_record = models.JSONField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -452,7 +453,11 @@ class Incident(ConcurrentTransitionMixin, models.Model):
                 | Q(exposure_started_at__isnull=True)
                 | Q(exposure_ended_at__gte=models.F("exposure_started_at")),
                 name="incidents_incident_exposure_ends_after_start",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["detection_source", "external_reference"],
+                name="incidents_incident_unique_external_reference_per_source",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -749,6 +754,238 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+# API access ---------------------------------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A personal API token: ``Authorization: Token <key>``.
+
+    Only the SHA-256 of the key is stored (``key_hash``); the key is shown once, when the token
+    is created. A token works until ``expires_at`` (UTC) unless revoked (``revoked_at``) or its
+    user is deactivated. ``prefix``: the key's first characters, so its owner can tell tokens
+    apart in a list. ``last_used_at`` is refreshed at most once a minute.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="incidents_apitoken_by_user")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        """SHA-256 hex digest of a token key (keys are 256-bit random: no slow hash needed)."""
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def is_usable_at(self, now: datetime) -> bool:
+        """True while not revoked and not expired at ``now`` (aware)."""
+        return self.revoked_at is None and now < self.expires_at
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful answer to a create sent with ``Idempotency-Key``, replayed for a
+    retry with the same key and body (per user, for ``IDEMPOTENCY_KEY_HOURS``).
+
+    ``request_fingerprint``: SHA-256 over the method, path and canonical body; a retry whose
+    fingerprint differs gets 422. Written in the transaction that made the resource, so a
+    record exists exactly when its resource was committed.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "key"], name="incidents_idempotencyrecord_unique_key_per_user"
+            )
+        ]
+        # The daily purge of expired records (incidents.tasks.purge_idempotency_records).
+        indexes = [models.Index(fields=["created_at"], name="incidents_idempotency_age")]
+
+
+# Intake from machines and customers -----------------------------------------------------------
+
+
+class AlertSource(models.Model):
+    """A monitoring system allowed to post signed alerts to ``POST /api/intake/alerts/``.
+
+    The shared secret must be recoverable to verify HMAC-SHA256 signatures, so it cannot be
+    hashed: it is stored encrypted (Fernet, with a key derived from ``SECRET_KEY``; see
+    ``incidents.intake.secret_box``), shown once when created or rotated
+    (``manage.py create_alert_source`` / ``rotate_alert_source``) and never logged. After a
+    rotation the previous secret keeps verifying until ``previous_secret_expires_at`` (UTC).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    secret_encrypted = models.TextField()
+    previous_secret_encrypted = models.TextField(blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One signed alert as received from a source, attached to the incident it opened or to
+    the open incident with the same ``dedupe_key``.
+
+    ``replay_key``: SHA-256 over the signed timestamp and body; unique per source, so the same
+    signed request accepted twice is refused as a replay. ``opened_incident``: true for the
+    alert that created its incident.
+    """
+
+    source = models.ForeignKey(AlertSource, on_delete=models.PROTECT, related_name="alerts")
+    dedupe_key = models.CharField(max_length=200)
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="alerts")
+    opened_incident = models.BooleanField(default=False)
+    title = models.CharField(max_length=300)
+    summary = models.TextField(blank=True)
+    details = models.JSONField(null=True, blank=True)
+    detected_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    replay_key = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "replay_key"], name="incidents_alert_unique_replay_per_source"
+            )
+        ]
+        indexes = [
+            # Deduplication: the newest alert of a (source, dedupe key) names the open incident.
+            models.Index(fields=["source", "dedupe_key", "-id"], name="incidents_alert_dedupe"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.dedupe_key} at {self.received_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class AlertThread(models.Model):
+    """The incident that alerts of one (source, dedupe key) currently attach to.
+
+    One row per pair, locked while an alert is taken in, so two identical alerts arriving at
+    once open one incident. When that incident is closed or ruled out, the next alert opens
+    a new one and the row points at it.
+    """
+
+    source = models.ForeignKey(AlertSource, on_delete=models.PROTECT, related_name="+")
+    dedupe_key = models.CharField(max_length=200)
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="+")
+    alert_count = models.PositiveIntegerField(default=1)
+    last_alert_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "dedupe_key"], name="incidents_alertthread_unique_key")
+        ]
+
+
+class CustomerReport(models.Model):
+    """A report of suspicious activity from the public page ``/report/``.
+
+    ``reference``: random and unguessable (``CR-XXXX-XXXX``), given to the reporter; it says
+    nothing about any other report or incident (the incident's own ``BD-`` reference is
+    sequential and stays internal). ``ip_address`` and ``contact_email`` feed the page's
+    throttles.
+    """
+
+    reference = models.CharField(max_length=20, unique=True)
+    incident = models.OneToOneField(Incident, on_delete=models.PROTECT, related_name="customer_report")
+    organisation = models.CharField(max_length=200)
+    contact_email = models.EmailField()
+    description = models.TextField()
+    occurred_on = models.DateField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    language = models.CharField(max_length=8, default="en")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The page's throttles count recent reports per address and per IP.
+            models.Index(fields=["contact_email", "created_at"], name="incidents_report_by_email"),
+            models.Index(fields=["ip_address", "created_at"], name="incidents_report_by_ip"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class OutgoingEmail(models.Model):
+    """An email to send that is not a customer notice (those are ``notifications.Delivery``):
+    a row first, claimed and sent by ``incidents.tasks.send_outgoing_emails``, retried with
+    backoff. Today: the confirmation of a customer report.
+
+    ``status``: ``pending`` (``next_attempt_at`` says when), ``sending`` (claimed until
+    ``claimed_until``; an expired claim is taken again), ``sent`` (``sent_at``) or ``failed``
+    (refused for good, or out of attempts; ``last_error``). ``message_id`` is deterministic,
+    so a re-send after a crash carries the same Message-ID.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=40)
+    to_address = models.EmailField()
+    language = models.CharField(max_length=8, default="en")
+    subject = models.CharField(max_length=300)
+    body_text = models.TextField()
+    message_id = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The sender's "what is due now?" query.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="incidents_outgoingemail_due",
+            ),
+            # Claims that expired (a killed worker) are taken again.
+            models.Index(
+                fields=["claimed_until"], condition=Q(status="sending"), name="incidents_outgoingemail_claims"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.to_address} ({self.status})"
 
 
 class ReadLogEntry(models.Model):

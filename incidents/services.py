@@ -14,14 +14,21 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
 from config.celery import enqueue
 from incidents.audit import audit_append, customer_audit_append
-from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
+from incidents.exceptions import (
+    ActionForbidden,
+    DuplicateExternalReference,
+    GuardFailed,
+    LifecycleConflict,
+    TransitionNotAvailable,
+)
 from incidents.lifecycle import AFFECTED_CUSTOMER_ADDED, OWNER_ASSIGNED, HookContext, missing_for, run_hooks
 from incidents.models import (
     TRANSITION_PERMISSIONS,
@@ -83,11 +90,14 @@ def _require(actor: Any, permission: str) -> None:
 
 
 def _audit_value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the audit trail (instants in UTC ISO 8601)."""
+    """A JSON-friendly form of a field value for the audit trail: instants in UTC ISO 8601, a
+    user by username, another row by its id."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, AbstractBaseUser):
+        return value.get_username()
     if isinstance(value, models.Model):
         return value.pk
     if isinstance(value, models.QuerySet | list | tuple | set):
@@ -160,7 +170,7 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
         if old != new:
             diff[name] = [_audit_value(old), _audit_value(new)]
             setattr(incident, name, new)
-    incident.full_clean(exclude=["products", "reference", "source_record", "state"])
+    _validate(incident)
     return diff
 
 
@@ -195,6 +205,23 @@ def _require_restricted(actor: Any, changes: Mapping[str, Any], incident: Incide
             raise ActionForbidden(f"Your role may not change {name} (needs {permission}).")
 
 
+#: Relations whose value, when given as a saved instance, was just read from the database.
+_RELATIONS = ("owner", "sub_processor", "created_by", "declared_by")
+
+
+def _validate(incident: Incident) -> None:
+    """``full_clean`` without the queries that repeat work: a relation given as a saved
+    instance is not looked up again (the database's foreign key still backs it), and the
+    exposure check constraint is checked here in Python instead of by a query (the constraint
+    itself still backs it under concurrent edits). Raises ``ValidationError``."""
+    exclude = ["products", "reference", "source_record", "state"]
+    exclude += [name for name in _RELATIONS if getattr(incident, f"{name}_id") is not None]
+    incident.full_clean(exclude=exclude, validate_constraints=False)
+    started, ended = incident.exposure_started_at, incident.exposure_ended_at
+    if started is not None and ended is not None and ended < started:
+        raise ValidationError({"exposure_ended_at": "The exposure cannot end before it started."})
+
+
 def _announce_owner(incident: Incident, actor: Any | None, at: datetime | None = None) -> dict[str, Any]:
     """Run the ``owner_assigned`` hooks for ``incident``'s (new) owner, if it has one; returns
     their audit data. Inside the transaction that assigned the owner."""
@@ -223,8 +250,10 @@ def incident_create(
     instants aware). ``actor``: the user recording it, or ``None`` for a system import.
     ``external_reference`` and ``source_record``: the identifier and whole record of an imported
     incident. The reference ``BD-<year>-<number>`` is assigned from the creation year (UTC).
-    Raises ``ActionForbidden`` without ``incidents.add_incident``; ``ValidationError`` for bad
-    values. Writes the incident and its first audit event (``created``).
+    ``external_reference`` is unique per ``detection_source``. Raises ``ActionForbidden``
+    without ``incidents.add_incident``; ``ValidationError`` for bad values;
+    ``DuplicateExternalReference`` (naming the incident that has it) for a taken external
+    reference. Writes the incident and its first audit event (``created``).
     """
     if actor is not None:
         _require(actor, "incidents.add_incident")
@@ -237,7 +266,17 @@ def incident_create(
             source_record=source_record,
         )
         diff = _apply_changes(incident, fields)
-        incident.save()
+        if external_reference is None:
+            incident.save()
+        else:
+            _refuse_duplicate_reference(incident)
+            try:
+                with transaction.atomic():
+                    incident.save()
+            except IntegrityError:
+                # A concurrent create took the reference between the check and the INSERT.
+                _refuse_duplicate_reference(incident)
+                raise
         incident.reference = f"BD-{incident.created_at.year}-{incident.pk:05d}"
         incident.save(update_fields=["reference"])
         _save_products(incident, fields)
@@ -247,9 +286,26 @@ def incident_create(
             verb="created",
             to_state=incident.state,
             data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
+            first=True,
         )
         _announce_owner(incident, actor)
     return incident
+
+
+def _refuse_duplicate_reference(incident: Incident) -> None:
+    existing = (
+        Incident.objects.filter(
+            detection_source=incident.detection_source, external_reference=incident.external_reference
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if existing is not None:
+        raise DuplicateExternalReference(
+            external_reference=str(incident.external_reference),
+            detection_source=str(incident.detection_source),
+            incident_id=existing,
+        )
 
 
 def _locked(incident: Incident) -> Incident:
@@ -380,7 +436,7 @@ def _set_scope_fields(**values: Any) -> Callable[[Incident], dict[str, Any]]:
                 setattr(locked, name, value)
                 recorded[name] = _audit_value(value)
         if locked.out_of_scope_category:
-            locked.full_clean(exclude=["products", "reference", "source_record", "state"])
+            _validate(locked)
         return recorded
 
     return prepare

@@ -65,3 +65,24 @@ def verify_audit_trail() -> int:
             chain_break.reason,
         )
     return len(breaks)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_outgoing_emails() -> dict[str, int]:
+    """Send every due ``OutgoingEmail`` (``incidents.outbox``); queued on commit of a new one
+    and run every minute by beat, so a lost wake-up only delays an email. Safe twice."""
+    from incidents.outbox import outgoing_emails_send_due
+
+    return outgoing_emails_send_due()
+
+
+@shared_task
+def purge_idempotency_records() -> int:
+    """Delete ``Idempotency-Key`` answers older than ``IDEMPOTENCY_KEY_HOURS``; the number."""
+    from datetime import timedelta
+
+    from incidents.models import IdempotencyRecord
+
+    oldest = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=oldest).delete()
+    return deleted

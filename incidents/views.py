@@ -287,10 +287,11 @@ def _render_detail(
     if context["can_add_customer"]:
         # Suggestions for the "add affected customer" field; a long register is searched by
         # typing the exact reference or name instead.
+        suggestions = Customer.objects.exclude(incidents__incident=incident)
+        if not incident.is_drill:  # a drill customer may be added to drills only
+            suggestions = suggestions.exclude(is_drill_customer=True)
         context["customer_suggestions"] = list(
-            Customer.objects.exclude(incidents__incident=incident)
-            .order_by("name")
-            .values_list("account_reference", "name")[:CUSTOMER_SUGGESTIONS]
+            suggestions.order_by("name").values_list("account_reference", "name")[:CUSTOMER_SUGGESTIONS]
         )
     return render(request, "incidents/incident_detail.html", context, status=status)
 

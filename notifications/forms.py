@@ -67,21 +67,11 @@ class NoticeForm(forms.Form):
         help_text="GDPR Art. 33(3)(c). Empty: “not yet known”.",
         widget=forms.Textarea(attrs={"rows": 3}),
     )
-    post_mortem_summary = forms.CharField(
-        required=False,
-        max_length=8000,
-        label="Post-mortem summary",
-        help_text="Optional; for a final notice.",
-        widget=forms.Textarea(attrs={"rows": 3}),
-    )
 
     @classmethod
     def for_notice(cls, notice: Notice, data: Any = None, **kwargs: Any) -> NoticeForm:
         """The form filled with ``notice``'s current written parts (to edit a draft)."""
-        initial = {
-            name: getattr(notice, name)
-            for name in ("kind", "contact_point", "likely_consequences", "post_mortem_summary")
-        }
+        initial = {name: getattr(notice, name) for name in ("kind", "contact_point", "likely_consequences")}
         return cls(data, initial=initial, **kwargs)
 
     def service_kwargs(self) -> dict[str, str]:

@@ -391,7 +391,6 @@ def notice_draft(
     kind: str,
     contact_point: str = "",
     likely_consequences: str = "",
-    post_mortem_summary: str = "",
     observation: str = "",
     help_offered: str = "",
 ) -> Notice:
@@ -434,7 +433,6 @@ def notice_draft(
             kind=kind,
             contact_point=contact_point,
             likely_consequences=likely_consequences,
-            post_mortem_summary=post_mortem_summary,
             observation=observation,
             help_offered=help_offered,
             created_by=actor,
@@ -447,13 +445,14 @@ def notice_draft(
 
 
 def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) -> Notice:
-    """Change a draft's written parts (``contact_point``, ``likely_consequences``,
-    ``post_mortem_summary``, ``kind``). Raises ``LifecycleConflict`` once approved."""
+    """Change a draft's written parts (``contact_point``, ``likely_consequences``, ``kind``,
+    and for an observation ``observation`` and ``help_offered``). Raises ``LifecycleConflict``
+    once approved. The post-mortem summary is not among them: only the post-mortem's own
+    statements go there (``notice_take_post_mortem_summary``)."""
     _require(actor, "notifications.change_notice")
     allowed = {
         "contact_point",
         "likely_consequences",
-        "post_mortem_summary",
         "kind",
         "observation",
         "help_offered",
@@ -475,6 +474,35 @@ def notice_update_draft(*, notice: Notice, actor: Any, changes: dict[str, str]) 
             actor=actor,
             verb="notice_draft_changed",
             data={"number": notice.number, "fields": sorted(changes)},
+        )
+    return notice
+
+
+def notice_take_post_mortem_summary(*, notice: Notice, actor: Any, text: str) -> Notice:
+    """Put a completed post-mortem's customer summary (``text``: its statements, one per
+    paragraph) into an update or final notice draft; returns the notice.
+
+    Called by ``postmortems.services.post_mortem_summary_into_notice``, which takes the text
+    from the post-mortem's statements and records the version; nothing else sets it, so no
+    free text reaches customers as "Summary of our review". Raises ``LifecycleConflict`` once
+    approved or for another kind of notice. Permission: ``notifications.change_notice``.
+    Audit event ``notice_draft_changed`` naming the field.
+    """
+    _require(actor, "notifications.change_notice")
+    with transaction.atomic():
+        locked = _locked_incident(notice.incident_id)
+        notice = Notice.objects.get(pk=notice.pk)
+        if notice.status != Notice.Status.DRAFT:
+            raise LifecycleConflict("An approved notice is immutable.")
+        if notice.kind not in (Notice.Kind.UPDATE, Notice.Kind.FINAL):
+            raise LifecycleConflict("A post-mortem summary goes into an update or the final notice.")
+        notice.post_mortem_summary = text
+        notice.save(update_fields=["post_mortem_summary"])
+        audit_append(
+            incident=locked,
+            actor=actor,
+            verb="notice_draft_changed",
+            data={"number": notice.number, "fields": ["post_mortem_summary"]},
         )
     return notice
 
@@ -582,6 +610,9 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
     if customer is not None:
         affected = affected.filter(customer=customer)
+    else:
+        # Shown as one of those who will receive it (a drill's drill customers, never a real one).
+        affected = affected.filter(customer__is_drill_customer=incident.is_drill)
     first = affected.first()
     figures: dict[str, Any] | None = None
     previous_figures: dict[str, Any] | None = None
@@ -673,8 +704,11 @@ def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
     """Who this notice goes to: for an initial notice, affected customers whose clock is open
     and who have nothing on its way or accepted (a delivery pending, being sent or sent, or an
     approved notice whose deliveries are still being created); otherwise every affected
-    customer."""
-    affected = AffectedCustomer.objects.filter(incident_id=notice.incident_id).select_related("customer")
+    customer. Never a customer the incident may not notify (a drill reaches drill customers
+    only)."""
+    affected = AffectedCustomer.objects.filter(
+        incident_id=notice.incident_id, customer__is_drill_customer=notice.incident.is_drill
+    ).select_related("customer")
     if notice.kind != Notice.Kind.INITIAL:
         return list(affected)
     served = Delivery.objects.filter(

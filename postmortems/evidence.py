@@ -116,6 +116,8 @@ def register_incidents(*, start: date | None = None, end: date | None = None) ->
 
 
 def _scope(incident: Incident) -> str:
+    if incident.state == "detected":
+        return "not yet triaged"
     if incident.state == "out_of_scope":
         return f"out of scope ({incident.get_out_of_scope_category_display()})"
     if incident.state == "customer_event":
@@ -262,7 +264,8 @@ def evidence_pack(incident: Incident) -> EvidencePack:
     - ``notices/notice-<n>/delivery-<id>.eml``: each message as the relay accepted it (the bytes
       recorded at sending, ``notifications.SentMessage``);
     - ``deliveries.json``, ``clocks.json`` (with their escalations), ``audit-events.json`` (the
-      hash chain) with ``audit-verification.json`` (breaks found now; ``[]``: intact);
+      hash chain) with ``audit-verification.json`` (``{"intact": bool, "breaks": [{"sequence",
+      "reason"}]}``, checked when the pack is made);
     - ``post-mortem.json`` (every version, the review) and ``action-items.json``;
       ``drill.json`` for a drill;
     - ``manifest.json``: each other file's path, size in bytes and SHA-256, when the pack was
@@ -307,9 +310,8 @@ def evidence_pack(incident: Incident) -> EvidencePack:
     files["clocks.json"] = _json(clocks)
     events = _rows(AuditEvent.objects.filter(incident=incident).order_by("sequence"))
     files["audit-events.json"] = _json(events)
-    files["audit-verification.json"] = _json(
-        [{"sequence": b.sequence, "reason": b.reason} for b in verify_chain(incident_ids=[incident.pk])]
-    )
+    breaks = [{"sequence": b.sequence, "reason": b.reason} for b in verify_chain(incident_ids=[incident.pk])]
+    files["audit-verification.json"] = _json({"intact": not breaks, "breaks": breaks})
     post_mortem = PostMortem.objects.filter(incident=incident).first()
     if post_mortem is not None:
         files["post-mortem.json"] = _json(

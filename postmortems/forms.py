@@ -22,6 +22,12 @@ FINDING_LABELS = {
     "procedure_changes": "Procedure changes required",
     "findings": "Other findings",
 }
+#: Labels of every field a post-mortem's completion may name as missing.
+FIELD_LABELS = {
+    **FINDING_LABELS,
+    "response_sufficient": "Was the response sufficient?",
+    "procedures_sufficient": "Were the operating procedures sufficient?",
+}
 #: How many customer-summary statements the page offers at once.
 SUMMARY_ROWS = 5
 

@@ -6,8 +6,9 @@ an email, so a missed tick, a broker outage or two scanners at once lose nothing
 nothing twice.
 
 1. Record: each open action item with an owner who has an email address gets one ``due``
-   reminder row once less than ``REMINDER_DUE_LEAD`` (24 hours) remains before ``due_at``, and
-   one ``overdue`` row once ``due_at`` has passed (``ActionItemReminder``, unique per item and
+   reminder row once less than ``REMINDER_DUE_LEAD`` (24 hours) remains before ``due_at`` (not
+   when it is already past: the overdue reminder then says it), and one ``overdue`` row once
+   ``due_at`` has passed (``ActionItemReminder``, unique per item and
    kind: a second scanner's insert is ignored).
 2. Send: unsent rows whose next attempt is due are claimed with ``SELECT ... FOR UPDATE SKIP
    LOCKED`` and a conditional update that moves their next attempt past the claim, so two
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -58,14 +59,14 @@ def _record_due(now: datetime) -> int:
         .exclude(owner__email="")
     )
     rows = []
-    for kind, until in (
-        (ActionItemReminder.Kind.DUE, now + REMINDER_DUE_LEAD),
-        (ActionItemReminder.Kind.OVERDUE, now),
-    ):
+    windows = (
+        # Falls due within a day, and not already overdue (then the overdue reminder says it).
+        (ActionItemReminder.Kind.DUE, Q(due_at__lte=now + REMINDER_DUE_LEAD, due_at__gt=now)),
+        (ActionItemReminder.Kind.OVERDUE, Q(due_at__lte=now)),
+    )
+    for kind, window in windows:
         already = ActionItemReminder.objects.filter(action_item=OuterRef("pk"), kind=kind)
-        pending = (
-            open_items.filter(due_at__lte=until).exclude(Exists(already)).values_list("pk", "owner__email")
-        )
+        pending = open_items.filter(window).exclude(Exists(already)).values_list("pk", "owner__email")
         rows += [
             ActionItemReminder(
                 action_item_id=pk, kind=kind, recipient=email, created_at=now, next_attempt_at=now

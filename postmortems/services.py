@@ -30,7 +30,7 @@ from incidents.audit import audit_append
 from incidents.exceptions import ActionForbidden, LifecycleConflict
 from incidents.models import Incident, IncidentState
 from notifications.models import Notice
-from notifications.services import notice_update_draft
+from notifications.services import notice_take_post_mortem_summary
 from postmortems.models import (
     FINDING_FIELDS,
     ActionItem,
@@ -190,11 +190,9 @@ def post_mortem_update(*, incident: Incident, actor: Any, changes: Mapping[str, 
                 {s["finding"] for s in summary if not str(getattr(post_mortem, s["finding"])).strip()}
             )
             if unsourced:
-                raise ValidationError(
-                    {
-                        "customer_summary": f"Each statement must come from a recorded finding; empty: {', '.join(unsourced)}."
-                    }
-                )
+                empty = ", ".join(name.replace("_", " ") for name in unsourced)
+                message = f"Each statement must come from a recorded finding; still empty: {empty}."
+                raise ValidationError({"customer_summary": message})
         after_fields = {name: getattr(post_mortem, name) for name in POST_MORTEM_FIELDS}
         changed = sorted(name for name in POST_MORTEM_FIELDS if before[name] != after_fields[name])
         if summary is not None and summary != before["customer_summary"]:
@@ -330,7 +328,7 @@ def post_mortem_summary_into_notice(*, notice: Notice, actor: Any) -> SummaryRel
         text = post_mortem_summary_text(post_mortem)
         if not text:
             raise LifecycleConflict("The post-mortem has no customer summary.")
-        notice_update_draft(notice=notice, actor=actor, changes={"post_mortem_summary": text})
+        notice_take_post_mortem_summary(notice=notice, actor=actor, text=text)
         release = SummaryRelease.objects.create(
             post_mortem=post_mortem,
             notice=notice,

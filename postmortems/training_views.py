@@ -34,6 +34,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.api.query import refuse_unknown_query_parameters
 from incidents.api.serializers import ErrorSerializer
 from incidents.audit_site import audit_site
 from postmortems.models import Course, TrainingAuditEvent
@@ -164,12 +165,14 @@ class TrainingOverdueView(APIView):
     person). 403 for other users; 400 for a bad cursor."""
 
     permission_classes = [IsAuthenticated]
+    extra_query_parameters = {"GET": ["cursor"]}
 
     @extend_schema(
         parameters=[OpenApiParameter("cursor", str, description="From the previous answer's `next`.")],
         responses={200: OverdueListSerializer, 400: ErrorSerializer, 403: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
+        refuse_unknown_query_parameters(request, self, listing=False)
         scope = _scope(request.user)
         at = timezone.now()
         try:

@@ -30,6 +30,7 @@ from incidents.views import _add_validation_errors, _get_incident_for_user
 from notifications.models import Notice
 from postmortems import services
 from postmortems.forms import (
+    FIELD_LABELS,
     FINDING_LABELS,
     ActionItemForm,
     ActionItemStatusForm,
@@ -88,7 +89,7 @@ def _post_mortem_page(
             for name in FINDING_LABELS
             if post_mortem is not None
         ],
-        "finding_labels": FINDING_LABELS,
+        "finding_labels": FIELD_LABELS,
         "missing_to_complete": services.post_mortem_missing_to_complete(post_mortem)
         if is_draft and post_mortem
         else [],

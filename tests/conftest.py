@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -106,7 +107,7 @@ def ensure_groups() -> None:
     if not Group.objects.filter(name="auditor").exists():
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
         importlib.import_module("incidents.migrations.0006_contact_readiness_permissions").grant(apps, None)
-        importlib.import_module("incidents.migrations.0008_share_incident_figures_permission").grant(
+        importlib.import_module("incidents.migrations.0009_share_incident_figures_permission").grant(
             apps, None
         )
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
@@ -287,6 +288,67 @@ def make_incident(db, responder):
         return incident
 
     return build
+
+
+def signed_alert_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, Any]:
+    """The headers a monitoring system sends with ``body`` (``incidents.intake``)."""
+    import time
+
+    from incidents.intake import signature_for
+
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "HTTP_X_BREACHDESK_TIMESTAMP": stamp,
+        "HTTP_X_BREACHDESK_SIGNATURE": signature_for(secret=secret, timestamp=stamp, body=body),
+    }
+
+
+def intake_rows(user) -> None:
+    """One row of each intake and API-access model, through the real paths: a signed alert
+    (source, alert, thread), a customer report with its confirmation email, an API token, and
+    an idempotent create (its record)."""
+    import json
+    from datetime import date, timedelta
+
+    from rest_framework.test import APIClient
+
+    from incidents.api.authentication import api_token_create
+    from incidents.intake import alert_source_create, customer_report_submit
+
+    _source, secret = alert_source_create(name="SIEM fixture")
+    body = json.dumps(
+        {"dedupe_key": "fixture-1", "title": "Malware beacon", "detected_at": "2026-01-01T00:00:00Z"}
+    ).encode()
+    client = APIClient()
+    answer = client.post(
+        "/api/intake/alerts/", body, content_type="application/json", **signed_alert_headers(secret, body)
+    )
+    assert answer.status_code == 201, answer.content
+    customer_report_submit(
+        organisation="Fixture Org",
+        contact_email="reporter@fixture.example",
+        description="A stranger's invoice arrived in our portal.",
+        occurred_on=date(2026, 1, 1),
+        ip_address="192.0.2.1",
+    )
+    api_token_create(user=user, name="fixture", lifetime=timedelta(days=1))
+    client.force_login(user)
+    created = client.post(
+        "/api/customers/",
+        {"name": "Idempotent Ltd", "account_reference": "IDEM-1"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="fixture-key",
+    )
+    assert created.status_code == 201, created.content
+
+
+def errors(response) -> dict:
+    """The field errors of a 400 problem answer (RFC 9457, ``errors`` member); asserts the
+    answer is a problem."""
+    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
+    body = response.json()
+    assert body["status"] == response.status_code
+    return body.get("errors", body)
 
 
 def second_half_rows(make_incident, manager):

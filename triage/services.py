@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from incidents import services as incident_services
 from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, LifecycleConflict
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict
 from incidents.models import Incident, IncidentState
 from triage.alerts import stakeholder_alerts_raise
 from triage.inputs import breach_facts_from, data_categories_from, severity_inputs_from
@@ -46,6 +46,18 @@ TRIAGE_NEEDS_ASSESSMENT = (
     "the scenario, the data categories, the ENISA severity inputs and the notification facts. "
     "Record it with the triage form (or give it here, in the API)."
 )
+
+
+class AssessmentRequired(GuardFailed):
+    """Triage asked for without an assessment: the guard failure the web and the API report
+    with ``TRIAGE_NEEDS_ASSESSMENT`` (``missing``: ``["assessment"]``, HTTP 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(transition_name="triage", missing=["assessment"])
+
+    def __str__(self) -> str:
+        return TRIAGE_NEEDS_ASSESSMENT
+
 
 #: Marks an argument that was not given (``None`` is a meaningful value for an assignee).
 UNSET: Any = object()
@@ -488,6 +500,7 @@ def response_task_update(
 
 __all__ = [
     "TRIAGE_NEEDS_ASSESSMENT",
+    "AssessmentRequired",
     "UNSET",
     "assessment_record",
     "notification_json",

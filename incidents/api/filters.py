@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -19,6 +20,29 @@ from rest_framework.request import Request
 from incidents.models import Contact, Customer, Incident, IncidentState
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """``true`` or ``false`` (also ``True``/``False``, ``1``/``0``); anything else is an error,
+    not silently "no filter" as Django's ``NullBooleanField`` would have it."""
+
+    # The raw text reaches to_python (NullBooleanSelect would turn "-1" into "no filter").
+    widget = forms.TextInput
+    accepted = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: no filter, as NullBooleanField
+        if value in (None, ""):
+            return None
+        if value not in self.accepted:
+            raise forms.ValidationError("Give true or false.", code="invalid")
+        return self.accepted[value]
+
+    def validate(self, value: Any) -> None:
+        pass
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class IncidentFilter(django_filters.FilterSet):
     """``GET /api/incidents/``: ``?state=``, ``?severity=``, ``?detection_source=`` (each may be
     repeated: any of the values), ``?is_drill=true|false``."""
@@ -26,20 +50,11 @@ class IncidentFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=IncidentState.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Incident.Severity.choices)
     detection_source = django_filters.MultipleChoiceFilter(choices=Incident.DetectionSource.choices)
-    is_drill = django_filters.BooleanFilter()
+    is_drill = StrictBooleanFilter()
 
     class Meta:
         model = Incident
         fields = ["state", "severity", "detection_source", "is_drill"]
-
-
-class StrictBooleanFilter(django_filters.TypedChoiceFilter):
-    """``true`` or ``false``; any other value is a 400 naming the parameter (a plain
-    ``BooleanFilter`` would ignore it and answer the whole list)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("choices", [("true", "true"), ("false", "false")])
-        super().__init__(coerce=lambda value: value == "true", **kwargs)
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -64,6 +79,7 @@ class ContactFilter(django_filters.FilterSet):
     ``?role=``."""
 
     customer = django_filters.ModelChoiceFilter(queryset=Customer.objects.all())
+    is_active = StrictBooleanFilter()
 
     class Meta:
         model = Contact

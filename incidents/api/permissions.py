@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from django.http import Http404
 from rest_framework.permissions import DjangoModelPermissions
 
+from incidents.api.query import is_list_request, refuse_unknown_query_parameters
+
 if TYPE_CHECKING:  # rest_framework.views imports this module through its settings
     from rest_framework.request import Request
     from rest_framework.views import APIView
@@ -36,6 +38,9 @@ class ModelPermissions(DjangoModelPermissions):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
+        if not is_list_request(request, view):
+            # Lists are checked by their paginator, which knows the filters and its own names.
+            refuse_unknown_query_parameters(request, view, listing=False)
         queryset = self._queryset(view)
         view_permission = f"{queryset.model._meta.app_label}.view_{queryset.model._meta.model_name}"
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")

@@ -46,13 +46,16 @@ from incidents.api.serializers import (
     EmptyBody,
     ErrorSerializer,
     GuardFailedSerializer,
+    IncidentCreateSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
     ReadinessSerializer,
     ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
+    prime_created_incident,
 )
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.lifecycle import TRANSITION_NAMES
 from incidents.models import (
     TRANSITION_PERMISSIONS,
@@ -92,6 +95,8 @@ class IncidentViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     filter_backends = [DjangoFilterBackend, TextSearchFilter]
     filterset_class = IncidentFilter
+    #: ``DELETE .../affected-customers/?customer=`` (incidents.api.query).
+    extra_query_parameters = {"DELETE": ["customer"]}
     search_fields = ["title", "summary", "reference"]
 
     def get_queryset(self) -> QuerySet[Incident]:
@@ -140,19 +145,32 @@ class IncidentViewSet(
         return IncidentDetailSerializer(fresh, context=self.get_serializer_context()).data
 
     @extend_schema(
-        request=IncidentDetailSerializer,
-        responses={201: IncidentDetailSerializer, 400: _ERROR, 403: _ERROR},
+        parameters=[IDEMPOTENCY_KEY],
+        request=IncidentCreateSerializer,
+        responses={201: IncidentDetailSerializer, 400: _ERROR, 403: _ERROR, 409: _ERROR},
     )
+    @idempotent_create
     def create(self, request: Request) -> Response:
         """Record a new signal through ``services.incident_create``; 201 with the incident.
 
-        Body: the writable incident fields (``title`` and ``detection_source`` required).
-        Errors: 400 (invalid, unknown or read-only fields), 403 without ``add_incident``.
+        Body: the writable incident fields (``title`` and ``detection_source`` required) and
+        ``external_reference`` (the sending system's id, unique per detection source).
+        The answer is built from what was written, inside the transaction (no re-read), so a
+        committed create always answers 201. Errors: 400 (invalid, unknown or read-only
+        fields), 403 without ``add_incident``, 409 ``duplicate_external_reference`` naming the
+        incident that has it, 422 for a reused ``Idempotency-Key``.
         """
-        serializer = self.get_serializer(data=request.data)
+        serializer = IncidentCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        incident = services.incident_create(actor=request.user, fields=serializer.validated_data)
-        return Response(self._represent(incident), status=status.HTTP_201_CREATED)
+        fields = dict(serializer.validated_data)
+        external_reference = fields.pop("external_reference", None)
+        incident = services.incident_create(
+            actor=request.user, fields=fields, external_reference=external_reference
+        )
+        products = sorted(fields.get("products", []), key=lambda product: product.name)
+        prime_created_incident(incident, products=products)
+        data = IncidentDetailSerializer(incident, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=IncidentDetailSerializer,
@@ -245,6 +263,7 @@ class IncidentViewSet(
     )
     @extend_schema(
         methods=["POST"],
+        parameters=[IDEMPOTENCY_KEY],
         request=AffectedCustomerAddBody,
         responses={
             201: AffectedCustomerSerializer,
@@ -279,6 +298,7 @@ class IncidentViewSet(
         filter_backends=[],
         pagination_class=AddedAtKeysetPagination,
     )
+    @idempotent_create
     def affected_customers(self, request: Request, pk: str | None = None) -> Response:
         """The customers whose personal data an incident involves.
 
@@ -376,6 +396,12 @@ class CustomerViewSet(
         ``incidents.view_contact_readiness``."""
         return Response(ReadinessSerializer(readiness_figures().as_dict()).data)
 
+    @extend_schema(parameters=[IDEMPOTENCY_KEY])
+    @idempotent_create
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create one (201); safe to retry with ``Idempotency-Key``."""
+        return super().create(request, *args, **kwargs)
+
 
 class ContactViewSet(
     mixins.ListModelMixin,
@@ -398,6 +424,12 @@ class ContactViewSet(
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+
+    @extend_schema(parameters=[IDEMPOTENCY_KEY])
+    @idempotent_create
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create one (201); safe to retry with ``Idempotency-Key``."""
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         values = dict(serializer.validated_data)
@@ -428,6 +460,8 @@ class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = ReadLogEntrySerializer
     pagination_class = ReadLogKeysetPagination
+    #: Read by get_queryset, not by a filterset (incidents.api.query).
+    extra_query_parameters = {"GET": ["username", "object_type"]}
 
     def get_queryset(self) -> QuerySet[ReadLogEntry]:
         entries = ReadLogEntry.objects.all()

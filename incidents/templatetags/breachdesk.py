@@ -92,7 +92,7 @@ def audit_items(data: dict[str, Any] | None) -> list[tuple[str, str]]:
 def humanize(code: str) -> str:
     """A stored code (a verb, a field or a choice value) as words: ``affected_customer_added``
     becomes ``Affected customer added``."""
-    words = str(code).replace("_", " ").strip()
+    words = str(code).replace("post_mortem", "post-mortem").replace("_", " ").strip()
     return words[:1].upper() + words[1:]
 
 

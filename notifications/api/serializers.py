@@ -278,22 +278,21 @@ class NoticeSerializer(StrictModelSerializer):
 class NoticeDraftBody(StrictSerializer):
     """Body of ``POST .../notices/``: ``kind`` (required: ``initial`` first, then ``update`` or
     ``final``) and the written parts ``contact_point``, ``likely_consequences`` (GDPR Art.
-    33(3)(c)), ``post_mortem_summary`` (each optional text)."""
+    33(3)(c)) (each optional text). A post-mortem's summary is taken in through
+    ``POST /api/incidents/{id}/post-mortem/summary-into-notice/``, never typed here."""
 
     kind = serializers.ChoiceField(choices=Notice.Kind.choices)
     contact_point = serializers.CharField(required=False, allow_blank=True, default="")
     likely_consequences = serializers.CharField(required=False, allow_blank=True, default="")
-    post_mortem_summary = serializers.CharField(required=False, allow_blank=True, default="")
 
 
 class NoticeChangeBody(StrictSerializer):
     """Body of ``PATCH .../notices/{number}/``: at least one of ``kind``, ``contact_point``,
-    ``likely_consequences``, ``post_mortem_summary``."""
+    ``likely_consequences``."""
 
     kind = serializers.ChoiceField(choices=Notice.Kind.choices, required=False)
     contact_point = serializers.CharField(required=False, allow_blank=True)
     likely_consequences = serializers.CharField(required=False, allow_blank=True)
-    post_mortem_summary = serializers.CharField(required=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:

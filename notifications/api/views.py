@@ -39,6 +39,7 @@ from rest_framework.response import Response
 from incidents.api.pagination import KeysetPagination
 from incidents.api.permissions import ModelPermissions
 from incidents.api.serializers import EmptyBody, ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.models import Customer, Incident
 from notifications import services
 from notifications.api.serializers import (
@@ -253,6 +254,8 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     pagination_class = NoticeKeysetPagination
     filter_backends: list[Any] = []
     lookup_field = "number"
+    #: ``GET .../preview/?language=`` (incidents.api.query).
+    extra_query_parameters = {"GET": ["language"]}
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     @property
@@ -284,9 +287,11 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         return self.get_paginated_response(NoticeSerializer(page, many=True).data)
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=NoticeDraftBody,
         responses={201: NoticeSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR},
     )
+    @idempotent_create
     def create(self, request: Request, incident_pk: str) -> Response:
         """Draft the incident's next notice (``services.notice_draft``); 201 with it.
 
@@ -478,9 +483,11 @@ class IncidentWithholdingViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         return self.get_paginated_response(WithholdingSerializer(page, many=True).data)
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=WithholdingCreateBody,
         responses={201: WithholdingSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
     )
+    @idempotent_create
     def create(self, request: Request, incident_pk: str) -> Response:
         """Withhold a breach field from every notice approved from now on
         (``services.withholding_create``); 201 with the withholding.

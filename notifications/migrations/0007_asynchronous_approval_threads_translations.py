@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0008_share_incident_figures_permission'),
+        ('incidents', '0009_share_incident_figures_permission'),
         ('notifications', '0006_outbox_email_permissions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

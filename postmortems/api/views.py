@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
 from incidents.api.serializers import ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from notifications.api.views import _PERMISSIONS, IncidentScopedMixin
 from notifications.models import Notice
 from postmortems import services
@@ -181,7 +182,12 @@ class IncidentActionItemViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(request=ActionItemCreateBody, responses={201: ActionItemSerializer, **_ERRORS})
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
+        request=ActionItemCreateBody,
+        responses={201: ActionItemSerializer, **_ERRORS},
+    )
+    @idempotent_create
     def create(self, request: Request, incident_pk: str) -> Response:
         """Add an action item (``services.action_item_create``)."""
         incident = self.incident
@@ -207,6 +213,8 @@ class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = ActionItemSerializer
     pagination_class = ActionItemKeysetPagination
     http_method_names = ["get", "post", "patch", "head", "options"]
+    #: Read by get_queryset, not by a filterset (incidents.api.query).
+    extra_query_parameters = {"GET": ["status", "overdue", "owner"]}
 
     @property
     def required_permissions(self) -> dict[str, list[str]]:
@@ -298,11 +306,17 @@ class IncidentDrillViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
             return {"POST": ["postmortems.change_drill"]}
         return {"PUT": ["postmortems.add_drill"]}
 
-    def _represent(self) -> Response:
+    def get_object(self) -> Drill:
+        """The incident's drill record; 404 when there is none. (The route has no ``pk``: DRF's
+        own ``get_object``, which OPTIONS calls to describe PUT, would fail with a 500.)"""
         drill = self.get_queryset().filter(incident=self.incident).first()
         if drill is None:
             raise NotFound("This incident has no drill record.")
-        return Response(DrillSerializer(drill).data)
+        self.check_object_permissions(self.request, drill)
+        return drill
+
+    def _represent(self) -> Response:
+        return Response(DrillSerializer(self.get_object()).data)
 
     @extend_schema(responses={200: DrillSerializer, 403: _ERROR, 404: _ERROR})
     def retrieve(self, request: Request, incident_pk: str) -> Response:

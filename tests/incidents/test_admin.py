@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from incidents import services
 from incidents.models import AuditEvent, Incident, Product, Supplier, WorkerHeartbeat
-from tests.conftest import second_half_rows
+from tests.conftest import intake_rows, second_half_rows
 
 
 class _FormFields(HTMLParser):
@@ -90,12 +90,14 @@ def admin_client_for(superuser) -> Client:
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer, manager):
+def one_of_each(db, make_incident, customer, manager, superuser):
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
     services.contact_create(customer=customer, actor=None, name="Carl Colleague", email="carl@acme.example")
-    return second_half_rows(make_incident, manager)
+    incident = second_half_rows(make_incident, manager)
+    intake_rows(superuser)
+    return incident
 
 
 def test_it_registers_every_model_of_incidents_and_post_mortems():

@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from incidents.models import Contact, Customer
+from tests.conftest import errors
 
 CUSTOMERS = "/api/customers/"
 CONTACTS = "/api/contacts/"
@@ -89,8 +90,8 @@ def test_it_refuses_invalid_customer_values(api, responder, customer):
         f"{CUSTOMERS}{customer.pk}/", {"notification_window_hours": 96}, format="json"
     )
 
-    assert duplicate.status_code == 400 and "account_reference" in duplicate.json()
-    assert too_long_window.status_code == 400 and "notification_window_hours" in too_long_window.json()
+    assert duplicate.status_code == 409 and "account_reference" in errors(duplicate)  # a conflict
+    assert too_long_window.status_code == 400 and "notification_window_hours" in errors(too_long_window)
     customer.refresh_from_db()
     assert customer.notification_window_hours == 72
     assert Customer.objects.count() == 1
@@ -160,7 +161,8 @@ def test_it_refuses_a_second_contact_with_the_same_email_at_a_customer(api, resp
         format="json",
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 409  # a conflict with the stored contact, not a bad body
+    assert response.json()["code"] == "conflict" and response.json()["errors"]
     assert customer.contacts.count() == 1
 
 
@@ -174,7 +176,7 @@ def test_it_filters_contacts_by_customer(api, responder, customer):
 
     assert [item["id"] for item in response.json()["results"]] == [theirs.pk]
     assert len(api.get(CONTACTS).json()["results"]) == 2
-    assert unknown.status_code == 400 and "customer" in unknown.json()
+    assert unknown.status_code == 400 and "customer" in errors(unknown)
 
 
 # Every write for every role ----------------------------------------------------------------------

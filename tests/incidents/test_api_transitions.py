@@ -193,7 +193,12 @@ def test_it_refuses_triage_without_an_assessment_with_the_web_forms_message(api,
         response = api.post(url(incident, "triage"), body, format="json")
 
         assert response.status_code == 400, response.json()
-        assert response.json() == {"detail": TRIAGE_NEEDS_ASSESSMENT, "missing": ["assessment"]}
+        problem = response.json()
+        assert (problem["detail"], problem["missing"], problem["code"]) == (
+            TRIAGE_NEEDS_ASSESSMENT,
+            ["assessment"],
+            "guard_failed",
+        )
     assert snapshot(incident) == before
     web = Client()
     web.force_login(responder)
@@ -350,14 +355,16 @@ def test_it_names_the_permission_a_refused_role_lacks(api, responder, ready_inci
 
 
 def test_it_answers_403_with_the_service_message_for_action_forbidden():
-    from incidents.api.exceptions import exception_handler
+    from incidents.api.problems import exception_handler
     from incidents.exceptions import ActionForbidden
 
     response = exception_handler(ActionForbidden("Your role may not do this (needs x)."), {})
     assert response is not None
 
     assert response.status_code == 403
-    assert response.data == {"detail": "Your role may not do this (needs x)."}
+    assert response.content_type == "application/problem+json"
+    assert response.data["detail"] == "Your role may not do this (needs x)."
+    assert response.data["code"] == "permission_denied"
 
 
 def test_it_refuses_an_auditor_even_with_an_invalid_body(api, auditor, make_incident):

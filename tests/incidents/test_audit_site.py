@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from incidents.audit_site import audit_site
 from incidents.models import Product, Supplier, WorkerHeartbeat
-from tests.conftest import second_half_rows
+from tests.conftest import intake_rows, second_half_rows
 
 PASSWORD = "correct horse battery"
 
@@ -28,6 +28,7 @@ def one_of_each(db, make_incident, customer, manager, smtp_server):
     _notification_rows(make_incident, manager)
     _triage_rows(make_incident, manager)
     _contact_rows(customer)
+    intake_rows(manager)
     return incident
 
 

@@ -202,12 +202,12 @@ def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_inciden
     make_incident()
     # session, user, user permissions, group permissions, heartbeat, incidents,
     # account facts (auditor? expiry: the navigation and the expiry check share it)
-    with assert_query_count(7, "the incident list with 1 row"):
+    with assert_query_count(6, "the incident list with 1 row"):
         client.get(reverse("incidents:incident_list"))
     for _ in range(10):
         make_incident()
     client = _client_for(responder)
-    with assert_query_count(7, "the incident list with 11 rows"):
+    with assert_query_count(6, "the incident list with 11 rows"):
         response = client.get(reverse("incidents:incident_list"))
     assert len(response.context["incidents"]) == 11
 

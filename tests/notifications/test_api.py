@@ -14,6 +14,7 @@ from incidents.models import AuditEvent, Incident
 from notifications import services
 from notifications.models import Clock, Delivery, Escalation, Notice, Withholding
 from notifications.sender import deliveries_send_due
+from tests.conftest import errors
 from tests.notifications.support import approve, run_delivery_worker
 from tests.queries import assert_query_count, assert_same_query_count, capture_queries
 
@@ -546,7 +547,8 @@ def test_outsiders_may_not_list_or_read_deliveries(
     api.force_login(outsider)
     assert api.get("/api/deliveries/").status_code == 403
     assert api.get(f"/api/deliveries/{delivery.pk}/").status_code == 404
-    assert APIClient().get("/api/deliveries/").status_code == 403  # anonymous
+    anonymous = APIClient().get("/api/deliveries/")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == 'Token realm="api"'
 
 
 # Bad input: 400 with a message, nothing changed ------------------------------------------------
@@ -646,8 +648,8 @@ def test_bad_input_is_refused_with_a_message_and_changes_nothing(
 
     response = getattr(as_user(api, manager), method)(path(scene), body, format="json")
 
-    assert response.status_code == 400, response.json()
-    assert message in " ".join(response.json()[field])
+    assert response.status_code == 400, errors(response)
+    assert message in " ".join(errors(response)[field])
     assert stored(scene["incident"]) == before
 
 
@@ -661,7 +663,7 @@ def test_it_refuses_acknowledging_a_customer_without_a_clock_on_the_incident(api
     )
 
     assert response.status_code == 400
-    assert "has no notice clock" in response.json()["customer"][0]
+    assert "has no notice clock" in errors(response)["customer"][0]
     assert stored(scene["incident"]) == before
 
 
@@ -672,16 +674,16 @@ def test_it_refuses_a_preview_language_not_offered(api, scene, responder, langua
     )
 
     assert response.status_code == 400
-    assert "language" in response.json()
+    assert "language" in errors(response)
 
 
 def test_a_preview_defaults_to_english_and_refuses_unknown_parameters(api, scene, responder):
     api.force_login(responder)
 
     assert api.get(notices_url(scene["incident"], 1, "preview")).json()["language"] == "en"
-    assert api.get(notices_url(scene["incident"], 1, "preview"), {"lang": "de"}).json() == {
-        "lang": ["Unknown field."]
-    }
+    refused = api.get(notices_url(scene["incident"], 1, "preview"), {"lang": "de"})
+    assert refused.status_code == 400
+    assert list(errors(refused)) == ["lang"]
 
 
 @pytest.mark.parametrize(
@@ -782,7 +784,7 @@ def test_the_deliveries_list_refuses_bad_filters_naming_the_parameter(api, respo
     response = as_user(api, responder).get(f"/api/deliveries/?{query}")
 
     assert response.status_code == 400
-    assert "valid choice" in response.json()[parameter][0]
+    assert "valid choice" in errors(response)[parameter][0]
 
 
 def test_the_deliveries_list_filters_by_customer_and_status(
@@ -830,7 +832,8 @@ def test_the_deliveries_list_filters_by_customer_and_status(
 def test_unknown_objects_answer_404_and_change_nothing(api, scene, manager, method, path):
     before = stored(scene["incident"])
 
-    response = getattr(as_user(api, manager), method)(path(scene), {"reason": "x"}, format="json")
+    body = {} if method == "get" else {"reason": "x"}
+    response = getattr(as_user(api, manager), method)(path(scene), body, format="json")
 
     assert response.status_code == 404, response.content[:300]
     assert stored(scene["incident"]) == before
@@ -856,11 +859,11 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     api.get("/api/deliveries/")  # warm the session
 
     # Session, user, account facts (auditor? expiry), the user's two permission sets, the page.
-    with assert_query_count(6, "the deliveries list with 2 rows"):
+    with assert_query_count(5, "the deliveries list with 2 rows"):
         small = api.get("/api/deliveries/")
     second = declare_for(multilingual_customers[1:])
     approve(services.notice_draft(incident=second, actor=manager, kind="initial"), manager)
-    with assert_query_count(6, "the deliveries list with 4 rows"):
+    with assert_query_count(5, "the deliveries list with 4 rows"):
         large = api.get("/api/deliveries/")
 
     assert len(small.json()["results"]) == 2 and len(large.json()["results"]) == 4
@@ -874,7 +877,7 @@ def test_the_clocks_list_runs_a_fixed_number_of_queries(api, declare_for, multil
 
     # Session, user, account facts (auditor? expiry), the user's two permission sets, the
     # incident, the page, its escalations.
-    with assert_query_count(8, "the clocks list"):
+    with assert_query_count(7, "the clocks list"):
         response = api.get(clocks_url(incident))
 
     assert all(len(row["escalations"]) == 1 for row in response.json()["results"])

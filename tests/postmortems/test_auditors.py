@@ -78,9 +78,40 @@ def test_each_record_an_auditor_opens_writes_one_read_log_row(notified, auditor,
     entries = list(ReadLogEntry.objects.order_by("id"))
     assert {entry.username for entry in entries} == {auditor.username}
     assert [entry.path for entry in entries] == pages
-    detail = entries[0]
-    assert (detail.object_type, detail.object_id) == ("incident", str(notified.pk))
-    assert (entries[3].object_type, entries[3].object_id) == ("incident", str(notified.pk))
+    assert [(entry.object_type, entry.object_id) for entry in entries] == [
+        ("incident", str(notified.pk)),
+        ("incident", str(notified.pk)),
+        ("incident", str(notified.pk)),  # the incident's clocks
+        ("incident", str(notified.pk)),
+        ("index", ""),
+        ("read_log", ""),
+    ]
+
+
+def test_the_read_log_names_notices_post_mortems_and_evidence_packs(notified, manager, auditor):
+    from incidents import services as incident_services
+
+    incident = incident_services.incident_begin_post_mortem(incident=notified, actor=manager)
+    client = _client(auditor)
+    for path in (
+        f"/incidents/{incident.pk}/notices/1/",
+        f"/api/incidents/{incident.pk}/notices/1/",
+        f"/incidents/{incident.pk}/post-mortem/",
+        f"/api/incidents/{incident.pk}/post-mortem/",
+        f"/audit/incidents/{incident.pk}/evidence-pack.zip",
+        f"/api/clocks/{incident.clocks.get().pk}/",
+    ):
+        client.get(path)
+
+    read = list(ReadLogEntry.objects.order_by("id").values_list("object_type", "object_id"))
+    assert read == [
+        ("notice", f"{incident.pk}/1"),
+        ("notice", f"{incident.pk}/1"),
+        ("post_mortem", str(incident.pk)),
+        ("post_mortem", str(incident.pk)),
+        ("evidence_pack", str(incident.pk)),
+        ("clock", str(incident.clocks.get().pk)),
+    ]
 
 
 def test_the_read_log_is_listed_read_only_for_auditors_and_managers(notified, auditor, manager, responder):
@@ -125,19 +156,19 @@ def test_a_valid_auditor_logs_in(auditor):
 
 
 def test_a_session_or_token_open_when_the_account_expires_is_refused(auditor):
-    from rest_framework.authtoken.models import Token
+    from incidents.api.authentication import api_token_create
 
     client = _client(auditor)
-    token = Token.objects.create(user=auditor)
+    _token, key = api_token_create(user=auditor, name="t", lifetime=timedelta(days=1))
     assert client.get("/incidents/").status_code == 200
     AccountExpiry.objects.filter(user=auditor).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     page = client.get("/incidents/")
-    api = APIClient().get("/api/incidents/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    api = APIClient().get("/api/incidents/", HTTP_AUTHORIZATION=f"Token {key}")
 
     assert page.status_code == 302 and page["Location"] == reverse("login")
     assert "_auth_user_id" not in client.session
-    assert api.status_code in (401, 403) and "expired" in api.json()["detail"]
+    assert api.status_code == 401 and "expired" in api.json()["detail"]
 
 
 # The register -----------------------------------------------------------------------------------
@@ -239,7 +270,7 @@ def test_the_evidence_pack_holds_what_was_sent_and_its_manifest_verifies(
     post_mortem = json.loads(archive.read("post-mortem.json"))
     assert post_mortem["status"] == "reviewed" and post_mortem["review_note"] == "Seen."
     assert json.loads(archive.read("action-items.json"))[0]["status"] == "done"
-    assert json.loads(archive.read("audit-verification.json")) == []
+    assert json.loads(archive.read("audit-verification.json")) == {"intact": True, "breaks": []}
     head = AuditEvent.objects.filter(incident=incident).order_by("-sequence").first()
     assert head is not None
     assert manifest["audit_chain"] == {"length": head.sequence, "head_hash": head.hash}
@@ -320,3 +351,26 @@ def test_auditors_write_nothing_but_their_two_review_records(make_incident, mana
         "action_item_verified",
         "post_mortem_reviewed",
     ]
+
+
+def test_the_evidence_pack_is_linked_from_the_incident_for_auditors(notified, auditor, responder):
+    link = f'href="/audit/incidents/{notified.pk}/evidence-pack.zip"'
+
+    assert link in _client(auditor).get(f"/audit/incidents/incident/{notified.pk}/change/").content.decode()
+    assert link in _client(auditor).get(f"/incidents/{notified.pk}/").content.decode()
+    assert link not in _client(responder).get(f"/incidents/{notified.pk}/").content.decode()
+
+
+def test_an_expired_auditor_is_told_why_at_login_and_over_the_api(auditor):
+    AccountExpiry.objects.filter(user=auditor).update(expires_at=timezone.now() - timedelta(minutes=1))
+    right = Client().post(
+        "/accounts/login/", {"username": auditor.username, "password": "correct horse battery"}
+    )
+    wrong = Client().post("/accounts/login/", {"username": auditor.username, "password": "not it"})
+    session = APIClient()
+    session.force_login(auditor)
+    api = session.get("/api/incidents/")
+
+    assert "This account expired at" in right.content.decode()
+    assert "This account expired at" not in wrong.content.decode()  # no hint without the password
+    assert api.status_code == 401 and "expired" in api.json()["detail"]

@@ -242,7 +242,7 @@ def test_a_customer_cannot_change_sides_once_an_incident_affects_it(
         },
     )
 
-    assert answer.status_code == 400 and "is_drill_customer" in answer.json()
+    assert answer.status_code == 400 and "is_drill_customer" in answer.json()["errors"]
     assert admin_page.status_code == 200 and "can no longer change" in admin_page.content.decode()
     real_customer.refresh_from_db()
     assert real_customer.is_drill_customer is False

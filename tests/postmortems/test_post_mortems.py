@@ -98,7 +98,7 @@ def test_nothing_changed_is_no_new_version(in_post_mortem, manager):
 def test_completing_names_every_missing_finding_then_freezes_it(in_post_mortem, manager):
     missing = _api(manager).post(_url(in_post_mortem, "complete/"), format="json")
     assert missing.status_code == 400
-    assert set(missing.json()) == {
+    assert set(missing.json()["errors"]) == {
         "timeline_summary",
         "root_cause",
         "what_went_well",
@@ -110,7 +110,7 @@ def test_completing_names_every_missing_finding_then_freezes_it(in_post_mortem, 
         _url(in_post_mortem), {**COMPLETE_POST_MORTEM, "procedure_changes": ""}, format="json"
     )
     needs_changes = _api(manager).post(_url(in_post_mortem, "complete/"), format="json")
-    assert needs_changes.status_code == 400 and list(needs_changes.json()) == ["procedure_changes"]
+    assert needs_changes.status_code == 400 and list(needs_changes.json()["errors"]) == ["procedure_changes"]
 
     _api(manager).patch(_url(in_post_mortem), {"procedure_changes": "Add recipient checks."}, format="json")
     done = _api(manager).post(_url(in_post_mortem, "complete/"), format="json")
@@ -162,7 +162,7 @@ def test_each_summary_statement_names_a_recorded_finding(in_post_mortem, manager
     )
 
     assert unknown.status_code == 400 and unrecorded.status_code == 400
-    assert "empty: root_cause" in str(unrecorded.json())
+    assert "still empty: root cause" in str(unrecorded.json())
     assert sourced.status_code == 200
     assert sourced.json()["customer_summary"] == [
         {"text": "The cause was a missing recipient check.", "finding": "root_cause"}
@@ -245,3 +245,30 @@ def test_the_page_lets_a_manager_write_and_complete_it(in_post_mortem, manager):
     assert saved.status_code == 302 and completed.status_code == 302
     assert orphan.status_code == 400 and "Say which finding" in orphan.content.decode()
     assert "We added recipient checks." in page and "Completed" in page
+
+
+def test_a_notice_takes_no_free_text_as_a_post_mortem_summary(make_incident, manager):
+    incident = make_incident(state="declared")
+    notification_services.notice_approve(
+        notice=notification_services.notice_draft(incident=incident, actor=manager, kind="initial"),
+        actor=manager,
+    )
+    update = notification_services.notice_draft(incident=incident, actor=manager, kind="update")
+    url = f"/api/incidents/{incident.pk}/notices/{update.number}/"
+
+    patched = _api(manager).patch(url, {"post_mortem_summary": "Free text no finding backs."}, format="json")
+    created = _api(manager).post(
+        f"/api/incidents/{incident.pk}/notices/",
+        {"kind": "update", "post_mortem_summary": "Free text."},
+        format="json",
+    )
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        notification_services.notice_update_draft(
+            notice=update, actor=manager, changes={"post_mortem_summary": "Free text."}
+        )
+
+    assert patched.status_code == 400 and created.status_code == 400
+    update.refresh_from_db()
+    assert update.post_mortem_summary == ""

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from tests.conftest import errors
 from triage.models import Assessment, ResponseTask
 
 BODY: dict[str, Any] = {
@@ -136,7 +137,7 @@ def test_bad_input_is_refused_naming_the_key(make_incident, responder, body, key
     response = _client(responder).post(_assessments(incident), body, format="json")
 
     assert response.status_code == 400
-    assert key in response.json(), response.json()
+    assert key in errors(response), errors(response)
     assert not Assessment.objects.filter(incident=incident).exists()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from incidents.api.serializers import AwareDateTimeField, StrictSerializer, username_field
+from incidents.api.serializers import AwareDateTimeField, BlankChoicesMixin, StrictSerializer, username_field
 from incidents.models import DataCategory, Incident
 from triage.inputs import (
     BREACH_TYPE_CHOICES,
@@ -195,7 +195,7 @@ class NotificationRecommendationSerializer(serializers.Serializer):
     reasons = NotificationReasonSerializer(many=True)
 
 
-class AssessmentSerializer(serializers.ModelSerializer):
+class AssessmentSerializer(BlankChoicesMixin, serializers.ModelSerializer):
     """One version of an incident's assessment, as stored (read-only).
 
     ``band``: the band that counts (``override_band`` if set, else ``severity_band``).
@@ -243,7 +243,7 @@ class AssessmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ResponseTaskSerializer(serializers.ModelSerializer):
+class ResponseTaskSerializer(BlankChoicesMixin, serializers.ModelSerializer):
     """A response task from a scenario playbook. ``due_at``: assessment time + the step's
     hours; ``done``: whether it is ticked done (``done_at``, ``done_by``). Instants in UTC."""
 

@@ -28,6 +28,7 @@ from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
 from incidents.api.serializers import ErrorSerializer, IncidentDetailSerializer, incident_representation
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.exceptions import TransitionNotAvailable
 from incidents.models import Incident, IncidentState
 from triage import services
@@ -97,9 +98,11 @@ class AssessmentListCreateView(IncidentScopedMixin, generics.ListCreateAPIView):
         return Assessment.objects.filter(incident=self.incident).select_related("assessed_by")
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=AssessmentBody,
         responses={201: AssessmentSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
     )
+    @idempotent_create
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = AssessmentBody(data=request.data)
         body.is_valid(raise_exception=True)
@@ -192,10 +195,7 @@ class TriageTransitionView(IncidentScopedMixin, generics.GenericAPIView):
         incident = self.incident
         data = request.data if isinstance(request.data, dict) else {}
         if set(data) <= {"severity", "malicious", "scenario"}:
-            return Response(
-                {"detail": services.TRIAGE_NEEDS_ASSESSMENT, "missing": ["assessment"]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise services.AssessmentRequired
         body = AssessmentBody(data={"scope": Assessment.Scope.IN_SCOPE, **data})
         body.is_valid(raise_exception=True)
         if body.validated_data["scope"] != Assessment.Scope.IN_SCOPE:

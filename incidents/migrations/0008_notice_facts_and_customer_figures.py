@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0006_contact_readiness_permissions'),
+        ('incidents', '0007_intake_tokens_idempotency_outbox'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -22,6 +22,6 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("incidents", "0007_notice_facts_and_customer_figures")]
+    dependencies = [("incidents", "0008_notice_facts_and_customer_figures")]
 
     operations = [migrations.RunPython(grant, revoke)]
