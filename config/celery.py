@@ -61,6 +61,7 @@ app.conf.task_routes = {
     "notifications.tasks.scan_deadlines": {"queue": "deadlines"},
     "postmortems.tasks.scan_action_item_reminders": {"queue": "deadlines"},
     "notifications.tasks.send_due_deliveries": {"queue": "notices"},
+    "notifications.tasks.create_notice_deliveries": {"queue": "notices"},
 }
 app.autodiscover_tasks()
 

@@ -366,6 +366,8 @@ SPECTACULAR_SETTINGS = {
         "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
         "ActionItemStatusEnum": "postmortems.models.ActionItem.Status",
         "NoticeFieldEnum": "notifications.models.NOTICE_FIELDS",
+        "NoticeTextEnum": "notifications.models.TRANSLATABLE_TEXTS",
+        "LikelyConsequenceEnum": "incidents.models.LikelyConsequence",
         # Two choice sets are named "scope": the triage assessment's keeps its name.
         "ScopeEnum": "triage.models.Assessment.Scope",
         "TrainingOverdueScopeEnum": ["everyone", "own"],
@@ -399,6 +401,20 @@ NOTICE_CONTACT_POINT: str = env.str(
 NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
 NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
 NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+# Free text (nature of the breach, measures, ...) is written in NOTICE_SOURCE_LANGUAGE; an
+# incident manager may give it per language. With NOTICE_REQUIRE_TRANSLATIONS, approval refuses
+# a notice while a text lacks a translation into a language it will be sent in.
+NOTICE_SOURCE_LANGUAGE: str = env.str("NOTICE_SOURCE_LANGUAGE", default="en")
+if NOTICE_SOURCE_LANGUAGE not in {code for code, _name in LANGUAGES}:
+    raise ImproperlyConfigured(
+        "NOTICE_SOURCE_LANGUAGE must be one of the notice languages (en, de, fr, es, ja)."
+    )
+NOTICE_REQUIRE_TRANSLATIONS: bool = env.bool("NOTICE_REQUIRE_TRANSLATIONS", default=False)
+# The worker that acts on an approval renders and creates the deliveries of this many customers
+# per transaction (progress is committed chunk by chunk; a killed worker resumes there).
+NOTICE_CREATE_CHUNK_CUSTOMERS: int = env.int("NOTICE_CREATE_CHUNK_CUSTOMERS", default=200)
+if NOTICE_CREATE_CHUNK_CUSTOMERS < 1:
+    raise ImproperlyConfigured("NOTICE_CREATE_CHUNK_CUSTOMERS must be at least 1.")
 
 # Contact confirmation (issue 11). Every CONTACT_CONFIRMATION_DAYS each customer's administrative
 # contacts are emailed a signed link to confirm or correct them; a link works for

@@ -19,7 +19,14 @@ from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
-from incidents.models import Customer, DataCategory, Incident, IncidentState
+from incidents.models import (
+    Customer,
+    DataCategory,
+    DataSubjectCategory,
+    Incident,
+    IncidentState,
+    LikelyConsequence,
+)
 from incidents.services import EDITABLE_FIELDS
 from incidents.templatetags.breachdesk import display_zone
 
@@ -148,6 +155,19 @@ class IncidentEditForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: not yet known.",
     )
+    data_subject_categories = forms.MultipleChoiceField(
+        choices=DataSubjectCategory.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Categories of data subjects",
+        help_text="None ticked: not yet known.",
+    )
+    likely_consequences = forms.MultipleChoiceField(
+        choices=LikelyConsequence.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For the data subjects (GDPR Art. 33(3)(c)). None ticked: not yet known.",
+    )
 
     class Meta:
         model = Incident
@@ -161,6 +181,7 @@ class IncidentEditForm(forms.ModelForm):
             "summary": forms.Textarea(attrs={"rows": 4}),
             "nature_of_breach": forms.Textarea(attrs={"rows": 4}),
             "mitigation_measures": forms.Textarea(attrs={"rows": 4}),
+            "adverse_effect_measures": forms.Textarea(attrs={"rows": 3}),
             "sub_processor_details": forms.Textarea(attrs={"rows": 3}),
             "occurred_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "products": forms.CheckboxSelectMultiple,
@@ -170,6 +191,10 @@ class IncidentEditForm(forms.ModelForm):
             "is_drill": "This is a drill",
             "nature_of_breach": "Nature of the breach",
             "records_affected_is_estimate": "The number of records is an estimate",
+            "data_subjects_affected": "Data subjects affected (approximate number)",
+            "data_subjects_affected_is_estimate": "The number of data subjects is an estimate",
+            "adverse_effect_measures": "Measures to mitigate possible adverse effects",
+            "incident_figures_shareable": "Notices may state the incident-wide figures",
             "sub_processor": "Sub-processor",
             "sub_processor_details": "Sub-processor details",
         }
@@ -200,15 +225,21 @@ class IncidentEditForm(forms.ModelForm):
             "The breach (what customer notices say)",
             (
                 "nature_of_breach",
-                "mitigation_measures",
-                "products",
-                "exposure_started_at",
-                "exposure_ended_at",
+                "data_categories",
+                "data_subject_categories",
+                "data_subjects_affected",
+                "data_subjects_affected_is_estimate",
                 "records_affected",
                 "records_affected_is_estimate",
-                "data_categories",
+                "incident_figures_shareable",
+                "exposure_started_at",
+                "exposure_ended_at",
+                "products",
                 "sub_processor",
                 "sub_processor_details",
+                "likely_consequences",
+                "mitigation_measures",
+                "adverse_effect_measures",
             ),
         ),
     )
@@ -236,8 +267,9 @@ class IncidentEditForm(forms.ModelForm):
         """The ``changes`` mapping for ``incident_update``: only the fields that changed;
         an empty data category list means unknown (``None``)."""
         changes = {name: self.cleaned_data[name] for name in self.changed_data}
-        if "data_categories" in changes:
-            changes["data_categories"] = changes["data_categories"] or None
+        for name in ("data_categories", "data_subject_categories", "likely_consequences"):
+            if name in changes:
+                changes[name] = changes[name] or None
         if "products" in changes:
             changes["products"] = list(changes["products"])
         return changes
@@ -259,7 +291,29 @@ class AffectedCustomerAddForm(forms.Form):
     records_affected = forms.IntegerField(
         min_value=0, max_value=MAX_RECORD_COUNT, required=False, label="Records affected (this customer)"
     )
+    records_affected_is_estimate = forms.BooleanField(required=False, label="The records are an estimate")
+    data_subjects_affected = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_RECORD_COUNT,
+        required=False,
+        label="Data subjects affected (this customer)",
+    )
+    data_subjects_affected_is_estimate = forms.BooleanField(
+        required=False, label="The data subjects are an estimate"
+    )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def figures(self) -> dict[str, Any]:
+        """The customer's own figures for ``affected_customer_add`` (told to it only)."""
+        return {
+            name: self.cleaned_data[name]
+            for name in (
+                "records_affected",
+                "records_affected_is_estimate",
+                "data_subjects_affected",
+                "data_subjects_affected_is_estimate",
+            )
+        }
 
     def clean_account_reference(self) -> Customer:
         given = self.cleaned_data["account_reference"].strip()

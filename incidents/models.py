@@ -228,6 +228,38 @@ class DataCategory(models.TextChoices):
     OTHER = "other", "Other personal data"
 
 
+class DataSubjectCategory(models.TextChoices):
+    """Categories of data subjects concerned (GDPR Art. 33(3)(a) asks for them)."""
+
+    CUSTOMERS = "customers", "The controller's customers or users"
+    EMPLOYEES = "employees", "Employees and staff"
+    JOB_APPLICANTS = "job_applicants", "Job applicants"
+    PATIENTS = "patients", "Patients"
+    CHILDREN = "children", "Children"
+    STUDENTS = "students", "Pupils and students"
+    BUSINESS_CONTACTS = "business_contacts", "Business contacts"
+    VULNERABLE = "vulnerable", "Vulnerable people"
+    OTHER = "other", "Other data subjects"
+
+
+class LikelyConsequence(models.TextChoices):
+    """Likely consequences of a breach for the data subjects (GDPR Art. 33(3)(c); Recital 75
+    names the damage to consider). The values are those of ``triage``'s assessment, so its
+    findings flow into the incident's facts unchanged (a test keeps the two lists equal)."""
+
+    NONE = "none", "None or negligible"
+    MINOR_INCONVENIENCE = "minor_inconvenience", "Minor inconvenience"
+    UNSOLICITED_CONTACT = "unsolicited_contact", "Unsolicited contact (spam, marketing)"
+    LOSS_OF_CONTROL = "loss_of_control", "Loss of control over personal data"
+    PHISHING = "phishing", "Phishing"
+    IDENTITY_THEFT_OR_FRAUD = "identity_theft_or_fraud", "Identity theft or fraud"
+    FINANCIAL_LOSS = "financial_loss", "Financial loss"
+    DISCRIMINATION = "discrimination", "Discrimination"
+    DAMAGE_TO_REPUTATION = "damage_to_reputation", "Damage to reputation"
+    HARM_TO_HEALTH = "harm_to_health", "Harm to health"
+    OTHER_SIGNIFICANT_DISADVANTAGE = "other_significant_disadvantage", "Other significant disadvantage"
+
+
 class IncidentState(models.TextChoices):
     """Lifecycle states; the values are an API contract (DESIGN.md section 2)."""
 
@@ -363,6 +395,24 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     data_categories = models.JSONField(
         null=True, blank=True, help_text="List of DataCategory values; empty: unknown."
     )
+    data_subject_categories = models.JSONField(
+        null=True, blank=True, help_text="List of DataSubjectCategory values; empty: unknown."
+    )
+    data_subjects_affected = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Approximate number of data subjects concerned; empty: unknown."
+    )
+    data_subjects_affected_is_estimate = models.BooleanField(default=False)
+    likely_consequences = models.JSONField(
+        null=True, blank=True, help_text="List of LikelyConsequence values; empty: unknown."
+    )
+    adverse_effect_measures = models.TextField(
+        blank=True, help_text="Measures to mitigate the breach's possible adverse effects (Art. 33(3)(d))."
+    )
+    incident_figures_shareable = models.BooleanField(
+        default=False,
+        help_text="Notices may state the incident-wide counts next to each customer's own "
+        "(set by an incident manager).",
+    )
     sub_processor = models.ForeignKey(
         Supplier, null=True, blank=True, on_delete=models.PROTECT, related_name="incidents"
     )
@@ -399,6 +449,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
             ("mark_incident_notified", "Can mark an incident notified (system)"),
             ("begin_incident_post_mortem", "Can begin an incident's post-mortem"),
             ("close_incident", "Can close an incident"),
+            ("share_incident_figures", "Can let notices state incident-wide figures"),
         ]
         indexes = [
             # The incident list: newest first, keyset-paginated.
@@ -536,14 +587,37 @@ class AffectedCustomer(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     records_affected = models.PositiveBigIntegerField(null=True, blank=True)
+    records_affected_is_estimate = models.BooleanField(default=False)
+    data_subjects_affected = models.PositiveBigIntegerField(null=True, blank=True)
+    data_subjects_affected_is_estimate = models.BooleanField(default=False)
+    exposure_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="This customer's own exposure window; empty: the incident's."
+    )
+    exposure_ended_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
+
+    #: The customer's own figures, each told to that customer only (``affected_customer_update``).
+    FIGURE_FIELDS = (
+        "records_affected",
+        "records_affected_is_estimate",
+        "data_subjects_affected",
+        "data_subjects_affected_is_estimate",
+        "exposure_started_at",
+        "exposure_ended_at",
+    )
 
     class Meta:
         ordering = ["incident_id", "customer__name", "id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["incident", "customer"], name="incidents_affectedcustomer_unique_pair"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(exposure_ended_at__isnull=True)
+                | Q(exposure_started_at__isnull=True)
+                | Q(exposure_ended_at__gte=models.F("exposure_started_at")),
+                name="incidents_affectedcustomer_exposure_ends_after_start",
+            ),
         ]
 
     def __str__(self) -> str:

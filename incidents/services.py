@@ -35,8 +35,11 @@ from incidents.models import (
     AffectedCustomer,
     Contact,
     Customer,
+    DataCategory,
+    DataSubjectCategory,
     Incident,
     IncidentState,
+    LikelyConsequence,
     Note,
     Product,
 )
@@ -65,9 +68,18 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "records_affected",
     "records_affected_is_estimate",
     "data_categories",
+    "data_subject_categories",
+    "data_subjects_affected",
+    "data_subjects_affected_is_estimate",
+    "likely_consequences",
+    "adverse_effect_measures",
     "sub_processor",
     "sub_processor_details",
+    "incident_figures_shareable",
 )
+
+#: Editable fields that only some roles may change: field -> permission.
+RESTRICTED_FIELDS: dict[str, str] = {"incident_figures_shareable": "incidents.share_incident_figures"}
 
 #: States after which an incident's facts are frozen except through a new incident.
 FINAL_STATES = frozenset({IncidentState.CLOSED, IncidentState.OUT_OF_SCOPE, IncidentState.CUSTOMER_EVENT})
@@ -142,6 +154,9 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
     unknown = sorted(set(changes).difference(EDITABLE_FIELDS))
     if unknown:
         raise ValidationError(dict.fromkeys(unknown, "This field cannot be set here."))
+    for name in JSON_CHOICE_LISTS:
+        if name in changes:
+            changes = {**changes, name: _choice_list(name, changes[name])}
     _refuse_future(changes)
     _refuse_drill_change(incident, changes)
     diff: dict[str, list[Any]] = {}
@@ -158,6 +173,37 @@ def _apply_changes(incident: Incident, changes: Mapping[str, Any]) -> dict[str, 
             setattr(incident, name, new)
     _validate(incident)
     return diff
+
+
+#: JSON list fields and their allowed values; an empty list means "not known" (``None``).
+JSON_CHOICE_LISTS: dict[str, type[models.TextChoices]] = {
+    "data_categories": DataCategory,
+    "data_subject_categories": DataSubjectCategory,
+    "likely_consequences": LikelyConsequence,
+}
+
+
+def _choice_list(name: str, values: Any) -> list[str] | None:
+    """``values`` as a list of distinct ``JSON_CHOICE_LISTS[name]`` values in the order given
+    (``None`` stays ``None``: not known); ``ValidationError`` naming an unknown value."""
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, list | tuple | set):
+        raise ValidationError({name: "A list of values is expected."})
+    allowed = JSON_CHOICE_LISTS[name].values
+    unknown = sorted(str(value) for value in values if value not in allowed)
+    if unknown:
+        raise ValidationError({name: f"Unknown value(s): {', '.join(unknown)}."})
+    return list(dict.fromkeys(values))
+
+
+def _require_restricted(actor: Any, changes: Mapping[str, Any], incident: Incident | None = None) -> None:
+    """``ActionForbidden`` when ``changes`` sets a ``RESTRICTED_FIELDS`` field to a new value
+    and the actor lacks its permission."""
+    for name, permission in RESTRICTED_FIELDS.items():
+        changing = name in changes and (incident is None or getattr(incident, name) != changes[name])
+        if changing and actor is not None and not actor.has_perm(permission):
+            raise ActionForbidden(f"Your role may not change {name} (needs {permission}).")
 
 
 #: Relations whose value, when given as a saved instance, was just read from the database.
@@ -212,6 +258,8 @@ def incident_create(
     """
     if actor is not None:
         _require(actor, "incidents.add_incident")
+    if fields.get("incident_figures_shareable"):
+        _require_restricted(actor, fields)
     with transaction.atomic():
         incident = Incident(
             created_by=actor,
@@ -279,6 +327,7 @@ def incident_update(*, incident: Incident, actor: Any, changes: Mapping[str, Any
         locked = _locked(incident)
         if locked.state in FINAL_STATES:
             raise LifecycleConflict(f"A {locked.get_state_display().lower()} incident cannot be edited.")
+        _require_restricted(actor, changes, locked)
         diff = _apply_changes(locked, changes)
         if diff:
             locked.save()
@@ -509,17 +558,25 @@ def affected_customer_add(
     actor: Any,
     records_affected: int | None = None,
     notes: str = "",
+    **figures: Any,
 ) -> AffectedCustomer:
     """Record that ``customer``'s personal data is involved in ``incident``; return the row.
 
-    Allowed until the incident is closed or ruled out. The ``saved`` hooks of
-    ``affected_customer_added`` run in the same transaction (a customer added after
-    declaration gets its own notice clock from the moment it is added). Raises ``ActionForbidden`` without
-    ``incidents.add_affectedcustomer``; ``LifecycleConflict`` if the incident is final or the
-    customer is already recorded; ``ValidationError`` for a drill customer on a real incident (a
-    real customer may be added to a drill: it is never notified, ``AffectedCustomer.no_notice_reason``).
+    ``records_affected`` and the other ``AffectedCustomer.FIGURE_FIELDS`` (keyword arguments)
+    are the customer's own figures, told to that customer only. Allowed until the incident is
+    closed or ruled out. The ``saved`` hooks of ``affected_customer_added`` run in the same
+    transaction (a customer added after declaration gets its own notice clock from the moment
+    it is added). Raises ``ActionForbidden`` without ``incidents.add_affectedcustomer``;
+    ``LifecycleConflict`` if the incident is final or the customer is already recorded;
+    ``ValidationError`` for an unknown figure, an exposure that ends before it starts, or a
+    drill customer on a real incident (a real customer may be added to a drill: it is never
+    notified, ``AffectedCustomer.no_notice_reason``).
     """
     _require(actor, "incidents.add_affectedcustomer")
+    unknown = sorted(set(figures) - set(AffectedCustomer.FIGURE_FIELDS))
+    if unknown:
+        raise ValidationError(dict.fromkeys(unknown, "This field cannot be set here."))
+    _refuse_future(figures)
     with transaction.atomic():
         locked = _locked(incident)
         if locked.state in FINAL_STATES:
@@ -530,16 +587,20 @@ def affected_customer_add(
             raise ValidationError(
                 {"customer": f"{customer} is a drill customer; only a drill may affect it."}
             )
-        affected = AffectedCustomer.objects.create(
+        affected = AffectedCustomer(
             incident=locked,
             customer=customer,
             added_by=actor,
             records_affected=records_affected,
             notes=notes,
+            **figures,
         )
+        affected.full_clean(exclude=["incident", "customer", "added_by"], validate_unique=False)
+        affected.save()
         data: dict[str, Any] = {
             "customer": customer.account_reference,
             "records_affected": records_affected,
+            **{name: _audit_value(value) for name, value in figures.items()},
             "after_declaration": locked.declared_at is not None,
         }
         context = HookContext(actor=actor, at=affected.added_at, customer=customer)
@@ -552,6 +613,47 @@ def affected_customer_add(
             at=affected.added_at,
         )
     return affected
+
+
+def affected_customer_update(
+    *, affected: AffectedCustomer, actor: Any, changes: Mapping[str, Any]
+) -> AffectedCustomer:
+    """Change an affected customer's own figures (``AffectedCustomer.FIGURE_FIELDS``) or
+    ``notes``; returns the row as saved. Notices approved from now on tell the customer the new
+    figures (and an update shows the old and new value).
+
+    Raises ``ActionForbidden`` without ``incidents.change_affectedcustomer``;
+    ``LifecycleConflict`` when the incident is final; ``ValidationError`` for another field, a
+    future instant or an exposure that ends before it starts. Audited as
+    ``affected_customer_updated`` with ``{field: [old, new]}``.
+    """
+    _require(actor, "incidents.change_affectedcustomer")
+    allowed = {*AffectedCustomer.FIGURE_FIELDS, "notes"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValidationError(dict.fromkeys(unknown, "This field cannot be set here."))
+    _refuse_future(changes)
+    with transaction.atomic():
+        locked = _locked(affected.incident)
+        if locked.state in FINAL_STATES:
+            raise LifecycleConflict(f"A {locked.get_state_display().lower()} incident cannot change.")
+        row = AffectedCustomer.objects.select_related("customer").get(pk=affected.pk)
+        diff: dict[str, list[Any]] = {}
+        for name, new in changes.items():
+            old = getattr(row, name)
+            if old != new:
+                diff[name] = [_audit_value(old), _audit_value(new)]
+                setattr(row, name, new)
+        if diff:
+            row.full_clean(exclude=["incident", "customer", "added_by"], validate_unique=False)
+            row.save()
+            audit_append(
+                incident=locked,
+                actor=actor,
+                verb="affected_customer_updated",
+                data={"customer": row.customer.account_reference, "changes": diff},
+            )
+    return row
 
 
 def affected_customer_remove(*, incident: Incident, customer: Customer, actor: Any) -> None:

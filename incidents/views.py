@@ -410,8 +410,8 @@ def affected_customer_add(request: HttpRequest, pk: int) -> HttpResponse:
                 incident=incident,
                 customer=form.cleaned_data["account_reference"],
                 actor=request.user,
-                records_affected=form.cleaned_data["records_affected"],
                 notes=form.cleaned_data["notes"],
+                **form.figures(),
             )
         except LifecycleConflict as conflict:
             form.add_error(None, str(conflict))

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from incidents.forms import ZonedDateTimeField
 from notifications.models import NOTICE_FIELDS, Notice, Withholding
 from notifications.rendering import FIELD_LABELS
+from notifications.services import TRANSLATABLE_LABELS
 
 #: ``(field, label)`` choices for the breach fields of a notice, in notice order.
 NOTICE_FIELD_CHOICES: list[tuple[str, str]] = [(name, str(FIELD_LABELS[name])) for name in NOTICE_FIELDS]
@@ -109,6 +111,48 @@ class WithholdingForm(forms.Form):
     def service_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``withholding_create`` (without incident and actor)."""
         return dict(self.cleaned_data)
+
+
+class TranslationForm(forms.Form):
+    """The free texts of an incident's notices in one language (``translation_set``): one
+    field per text the next notice carries, showing the default text it translates. Built by
+    ``for_texts``; an emptied field removes that translation."""
+
+    language = forms.ChoiceField(choices=[], widget=forms.HiddenInput)
+    #: ``{text name: default text}`` the form translates (set by ``for_texts``).
+    sources: dict[str, str]
+
+    @classmethod
+    def for_texts(
+        cls, texts: dict[str, str], current: dict[str, Any], *, language: str, data: Any = None
+    ) -> TranslationForm:
+        """``texts``: ``{text name: default text}``; ``current``: ``{text name: Translation}``
+        already given (an outdated one is shown, marked, for revision)."""
+        form = cls(data, prefix="translate", initial={"language": language})
+        language_field = form.fields["language"]
+        assert isinstance(language_field, forms.ChoiceField)
+        language_field.choices = [
+            (code, name) for code, name in settings.LANGUAGES if code != settings.NOTICE_SOURCE_LANGUAGE
+        ]
+        form.sources = texts
+        for name, text in texts.items():
+            given = current.get(name)
+            outdated = given is not None and given.source_text != text
+            form.fields[name] = forms.CharField(
+                required=False,
+                max_length=8000,
+                label=TRANSLATABLE_LABELS[name],
+                help_text=("Outdated: the text changed since this was translated. " if outdated else "")
+                + f"Translates: “{text}”",
+                initial=given.text if given else "",
+                widget=forms.Textarea(attrs={"rows": 2, "lang": language}),
+            )
+        return form
+
+    def service_changes(self) -> dict[str, str]:
+        """``{text name: text}`` of the texts that changed (an outdated one counts as changed
+        when saved again, so it translates the current text)."""
+        return {name: self.cleaned_data[name] for name in self.sources if name in self.changed_data}
 
 
 class AcknowledgeFailureForm(forms.Form):

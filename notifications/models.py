@@ -166,16 +166,48 @@ class Escalation(models.Model):
         return f"{self.get_threshold_display()}: {self.clock}"
 
 
-#: The breach fields of a customer notice, in the order the notice shows them.
+#: The breach fields of a customer notice, in the order the notice shows them: what GDPR Art.
+#: 33(3) asks a controller to report ((a) nature, categories and approximate numbers; (c)
+#: likely consequences; (d) measures), and what the controller needs to judge it (when and how
+#: long, which product, which sub-processor). The contact point ((b)) closes every notice.
 NOTICE_FIELDS: tuple[str, ...] = (
     "nature_of_breach",
-    "mitigation_measures",
-    "products_involved",
-    "exposure_duration",
+    "data_categories",
+    "data_subject_categories",
+    "data_subjects_affected",
     "records_affected",
+    "exposure_duration",
+    "products_involved",
     "sub_processor",
     "likely_consequences",
+    "mitigation_measures",
+    "adverse_effect_measures",
 )
+
+#: Fields whose value differs per customer: each customer is told its own figure (never
+#: another customer's); an incident-wide count only where ``incident_figures_shareable``.
+CUSTOMER_FIGURE_FIELDS: tuple[str, ...] = ("data_subjects_affected", "records_affected", "exposure_duration")
+
+#: Free text that an incident manager may give per language (``Translation``): the text facts of
+#: the incident and the written parts of the notice.
+TRANSLATABLE_TEXTS: tuple[str, ...] = (
+    "nature_of_breach",
+    "mitigation_measures",
+    "adverse_effect_measures",
+    "sub_processor_details",
+    "likely_consequences_details",
+    "post_mortem_summary",
+    "contact_point",
+)
+
+
+class DeliveryCreation(models.TextChoices):
+    """Where an approved notice's deliveries stand: a worker creates them from the committed
+    approval (``notifications.services.notice_deliveries_create``)."""
+
+    NOT_APPROVED = "", "Not approved"
+    PENDING = "pending", "Deliveries to create"
+    DONE = "done", "Deliveries created"
 
 
 class Notice(models.Model):
@@ -186,9 +218,14 @@ class Notice(models.Model):
     (``content``) as they stand, records which are withheld and why, and creates the deliveries,
     all in one transaction. An approved notice never changes.
 
-    ``content``: ``{field: value or None}`` for ``NOTICE_FIELDS`` (None: not yet known);
-    ``withheld``: ``{field: reason label}``; ``changes``: the fields whose value differs from the
-    previous approved notice.
+    ``content``: ``{field: value or None}`` for ``NOTICE_FIELDS`` (None: not yet known), plus
+    ``contact_point`` and ``incident_figures_shareable``; the per-customer figures are on each
+    ``NoticeRecipient``. ``withheld``: ``{field: reason}``; ``changes``: the fields whose value
+    differs from the previous approved notice; ``translations``: the per-language texts.
+
+    Approval is recorded at once (``delivery_creation`` ``pending``, one ``NoticeRecipient`` per
+    customer to tell); a worker then renders the messages and creates the deliveries
+    (``done``). ``update_number`` numbers the updates: initial, update 1, update 2, ..., final.
     """
 
     class Kind(models.TextChoices):
@@ -219,6 +256,16 @@ class Notice(models.Model):
     content = models.JSONField(default=dict, blank=True)
     withheld = models.JSONField(default=dict, blank=True)
     changes = models.JSONField(default=list, blank=True)
+    translations = models.JSONField(
+        default=dict, blank=True, help_text="{text: {language: text}} as approved (Translation rows)."
+    )
+    update_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Updates count 1, 2, ... per incident; set at approval."
+    )
+    delivery_creation = models.CharField(
+        max_length=8, choices=DeliveryCreation.choices, blank=True, default=DeliveryCreation.NOT_APPROVED
+    )
+    deliveries_created_at = models.DateTimeField(null=True, blank=True)
     is_automatic = models.BooleanField(
         default=False, help_text="Issued by the deadline scanner from the facts known then."
     )
@@ -236,9 +283,18 @@ class Notice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["incident", "number"], name="notifications_notice_unique_number")
         ]
+        indexes = [
+            # The deadline scanner's "approvals whose deliveries are still to be created".
+            models.Index(
+                fields=["approved_at"],
+                name="notifications_notice_to_create",
+                condition=Q(delivery_creation="pending"),
+            ),
+        ]
         permissions = [
             ("approve_notice", "Can approve and send a customer notice"),
             ("withhold_notice_field", "Can withhold or release a notice field"),
+            ("translate_notice_text", "Can give a notice's free text per language"),
         ]
 
     def __str__(self) -> str:
@@ -250,6 +306,109 @@ class Notice(models.Model):
             if stored == self.Status.APPROVED:
                 raise ValueError("An approved notice is immutable.")
         super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """ "Initial notice", "Update 2", "Final notice" (English, for staff pages)."""
+        if self.kind == self.Kind.UPDATE and self.update_number:
+            return f"Update {self.update_number}"
+        return self.get_kind_display()
+
+
+class NoticeRecipient(models.Model):
+    """One customer an approved notice goes to, with that customer's own figures as they stood
+    at approval (``figures``: ``{field: value or None}`` for ``CUSTOMER_FIGURE_FIELDS``) and
+    the figures that changed since the customer's previous notice (``changes``).
+
+    Created with the approval, in its transaction; the worker that creates the deliveries sets
+    ``deliveries_created_at`` (and ``deliveries``, how many) customer by customer, so a killed
+    worker resumes where it stopped and the notice page shows the progress.
+    """
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="recipients")
+    customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="+")
+    figures = models.JSONField(default=dict, blank=True)
+    previous_figures = models.JSONField(null=True, blank=True)
+    changes = models.JSONField(default=list, blank=True)
+    deliveries_created_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["notice_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice", "customer"], name="notifications_noticerecipient_unique"
+            )
+        ]
+        indexes = [
+            # The delivery-creating worker's "customers still to do" for one notice.
+            models.Index(
+                fields=["notice", "id"],
+                name="notifications_recipient_todo",
+                condition=Q(deliveries_created_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice} to {self.customer}"
+
+
+class NoticeMessage(models.Model):
+    """A notice rendered and built once per (customer, language): the subject, the plain-text
+    and HTML parts, and the MIME body as bytes (``mime``: ``MIME-Version`` and a
+    ``multipart/alternative`` body) with the encoded ``Subject`` header (``subject_header``).
+    Every delivery to the customer's contacts in that language shares it; the sender adds only
+    the per-contact headers (To, Message-ID, In-Reply-To, References, Date)."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="messages")
+    customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="+")
+    language = models.CharField(max_length=8)
+    subject = models.CharField(max_length=200)
+    body_text = models.TextField()
+    body_html = models.TextField()
+    subject_header = models.TextField(help_text="The folded, encoded Subject header line (ASCII).")
+    mime = models.BinaryField()
+
+    class Meta:
+        ordering = ["notice_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice", "customer", "language"], name="notifications_noticemessage_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice} for {self.customer} in {self.language}"
+
+
+class Translation(models.Model):
+    """One free text of an incident's notices in one language, given by an incident manager.
+
+    ``field``: one of ``TRANSLATABLE_TEXTS``; ``source_text``: the default text it translates,
+    as it stood then. A translation whose source text has changed since is outdated: notices
+    then fall back to the default text (and the preview says so).
+    """
+
+    incident = models.ForeignKey("incidents.Incident", on_delete=models.CASCADE, related_name="translations")
+    field = models.CharField(max_length=40, choices=[(name, name) for name in TRANSLATABLE_TEXTS])
+    language = models.CharField(max_length=8)
+    text = models.TextField()
+    source_text = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["incident_id", "field", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "field", "language"], name="notifications_translation_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} in {self.language}"
 
 
 class Withholding(models.Model):
@@ -300,11 +459,11 @@ class OutboxMessage(models.Model):
 
     The address, language and rendered message are fixed when the row is written.
     ``message_id`` is deterministic, so a message sent twice after a crash carries the same
-    Message-ID. Status: ``pending`` (waiting for ``next_attempt_at``), ``sending`` (claimed
-    until ``claimed_until``), ``sent`` (accepted by the relay at ``sent_at``), ``failed``
-    (permanently refused, or out of attempts). A concrete kind that emails a contact has a
-    ``contact`` foreign key: a permanent refusal of the address marks that contact
-    undeliverable. Register a new kind in ``notifications.outbox.OUTBOXES``.
+    Message-ID. Status: ``pending`` (waiting for
+    ``next_attempt_at``), ``sending`` (claimed until ``claimed_until``), ``sent`` (accepted by
+    the relay at ``sent_at``), ``failed`` (permanently refused, or out of attempts). A concrete
+    kind that emails a contact has a ``contact`` foreign key: a permanent refusal of the address
+    marks that contact undeliverable. Register a new kind in ``notifications.outbox.OUTBOXES``.
     """
 
     class Status(models.TextChoices):
@@ -346,11 +505,22 @@ def outbox_indexes(prefix: str) -> list[models.Index]:
 
 class Delivery(OutboxMessage):
     """One approved notice to one contact: the unit of sending, claimed and recorded (see
-    ``OutboxMessage``). Created with the notice's approval, unique per (notice, contact).
-    Accepted deliveries meet the customer's clock; a customer whose every delivery failed is
-    escalated."""
+    ``OutboxMessage``). Created by the worker that acts on the notice's approval, unique per
+    (notice, contact), with the rendered message shared per customer and language
+    (``notice_message``; only deliveries created before messages were shared carry their own
+    ``body_text``/``body_html``); ``in_reply_to`` and ``references`` thread it with the
+    contact's earlier notices on the incident. Accepted deliveries meet the customer's clock; a
+    customer whose every delivery failed is escalated."""
 
     notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="deliveries")
+    notice_message = models.ForeignKey(
+        NoticeMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    # Empty once messages are shared (``notice_message``): only older deliveries carry bodies.
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    in_reply_to = models.CharField(max_length=200, blank=True)
+    references = models.TextField(blank=True, help_text="Earlier Message-IDs to this contact, oldest first.")
     contact = models.ForeignKey("incidents.Contact", on_delete=models.PROTECT, related_name="deliveries")
     customer = models.ForeignKey("incidents.Customer", on_delete=models.PROTECT, related_name="deliveries")
     failure_acknowledged_at = models.DateTimeField(null=True, blank=True)

@@ -13,12 +13,15 @@ missed tick, a restart or two scanners at once are harmless.
    far (0 disables this).
 3. Outbox rows (deliveries and other emails) whose claim expired (a killed worker) go back to
    ``pending``.
-4. If any outbox row is due, the sender is woken.
+4. Approved notices whose deliveries are still to be created (the worker's message was lost,
+   or it was killed) are listed, and ``tasks.scan_deadlines`` queues a worker for each; the
+   worker resumes where the last one stopped.
+5. If any outbox row is due, the sender is woken.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,7 +30,12 @@ from django.utils import timezone
 from notifications import clocks
 from notifications.models import Clock
 from notifications.sender import outbox_due_exists, outbox_requeue_expired
-from notifications.services import escalation_raise, notice_issue_initial_automatically, open_clock_filter
+from notifications.services import (
+    escalation_raise,
+    notice_issue_initial_automatically,
+    notices_awaiting_deliveries,
+    open_clock_filter,
+)
 
 LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 
@@ -35,12 +43,14 @@ LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 @dataclass
 class ScanReport:
     """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
-    and whether outbox rows were due (the sender was woken)."""
+    whether outbox rows were due (the sender was woken), and the approved notices whose
+    deliveries are still to be created (a worker is queued for each)."""
 
     escalations: int = 0
     automatic_notices: int = 0
     requeued: int = 0
     deliveries_due: bool = False
+    notices_awaiting_deliveries: list[int] = field(default_factory=list)
 
 
 def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
@@ -50,6 +60,7 @@ def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
     report.escalations = _raise_escalations(now)
     report.automatic_notices = _issue_automatic_notices(now)
     report.requeued = outbox_requeue_expired(now=now)
+    report.notices_awaiting_deliveries = notices_awaiting_deliveries()
     report.deliveries_due = outbox_due_exists(now=now)
     return report
 

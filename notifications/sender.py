@@ -15,7 +15,10 @@ Algorithm (``outbox_send_due``):
 2. Claim them with one conditional UPDATE ("only if still pending"), stamping a fresh claim
    token, ``claimed_until = now + NOTICE_CLAIM_SECONDS`` and ``attempts + 1``. Two workers never
    claim the same row.
-3. Open one SMTP connection and send each claimed row with its stored Message-ID. A refusal is
+3. Open one SMTP connection and send each claimed row with its stored Message-ID: a notice
+   delivery as the message built once per (customer, language) (``NoticeMessage``) behind
+   this contact's headers (``notifications.messages.delivery_bytes``), as bytes; other rows and
+   other mail backends through Django's mail API. A refusal is
    recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or ``failed``
    (5xx, or out of attempts). A permanent refusal of the recipient's address (5xx to RCPT TO)
    on a row that names a contact also marks that contact undeliverable
@@ -40,17 +43,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from incidents.services import contact_mark_undeliverable
-from notifications.models import Clock, Delivery, Escalation, OutboxMessage, OutgoingEmail, SentMessage
+from notifications.messages import address_header, delivery_bytes
+from notifications.models import (
+    Clock,
+    Delivery,
+    Escalation,
+    NoticeMessage,
+    OutboxMessage,
+    OutgoingEmail,
+    SentMessage,
+)
 from notifications.services import escalation_raise, incident_settle_if_notified
 
 logger = logging.getLogger("breachdesk.sender")
@@ -147,7 +161,27 @@ def _claim(outbox: Outbox, now: datetime, limit: int) -> list[OutboxMessage]:
     claimed = model._default_manager.filter(claim_token=token, status=OutboxMessage.Status.SENDING)
     if outbox.select_related:
         claimed = claimed.select_related(*outbox.select_related)
-    return list(claimed.order_by("pk"))
+    rows = list(claimed.order_by("pk"))
+    if model is Delivery:
+        # Each message shared per (customer, language) once per chunk, not once per delivery.
+        shared_ids = {
+            row.notice_message_id for row in rows if isinstance(row, Delivery) and row.notice_message_id
+        }
+        shared = NoticeMessage.objects.in_bulk(shared_ids)
+        for row in rows:
+            if isinstance(row, Delivery) and row.notice_message_id:
+                row.notice_message = shared[row.notice_message_id]
+    return rows
+
+
+def _headers(row: OutboxMessage) -> dict[str, str]:
+    headers = {"Message-ID": row.message_id, "Content-Language": row.language}
+    if isinstance(row, Delivery):
+        if row.in_reply_to:
+            headers["In-Reply-To"] = row.in_reply_to
+        if row.references:
+            headers["References"] = row.references
+    return headers
 
 
 class RecordedMessage(EmailMultiAlternatives):
@@ -168,15 +202,56 @@ class RecordedMessage(EmailMultiAlternatives):
 
 
 def _message(row: OutboxMessage, connection: BaseEmailBackend | None) -> RecordedMessage:
+    """The row as a Django email (other outboxes, non-SMTP backends, unusual addresses, and
+    deliveries created before messages were shared)."""
+    shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
     message = RecordedMessage(
         subject=row.subject,
-        body=row.body_text,
+        body=shared.body_text if shared is not None else row.body_text,
         to=[row.address],
-        headers={"Message-ID": row.message_id, "Content-Language": row.language},
+        headers=_headers(row),
         connection=connection,
     )
-    message.attach_alternative(row.body_html, "text/html")
+    message.attach_alternative(shared.body_html if shared is not None else row.body_html, "text/html")
     return message
+
+
+class _Transport:
+    """Sends rows over an open mail backend: a notice delivery as its prebuilt bytes straight
+    over the SMTP connection when the backend is Django's SMTP backend
+    (``notifications.messages``), anything else through Django's mail API. ``send`` returns
+    the bytes handed to the relay (recorded as ``SentMessage`` for deliveries)."""
+
+    def __init__(self, connection: BaseEmailBackend) -> None:
+        self.connection = connection
+        self.raw = isinstance(connection, SMTPBackend)
+        self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+        self.from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
+
+    def send(self, row: OutboxMessage) -> bytes:
+        shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
+        smtp = getattr(self.connection, "connection", None)
+        if self.raw and isinstance(row, Delivery) and shared is not None and smtp is not None:
+            try:
+                data = delivery_bytes(
+                    from_header=self.from_header,
+                    to_address=row.address,
+                    message_id=row.message_id,
+                    in_reply_to=row.in_reply_to,
+                    references=row.references.split(),
+                    language=row.language,
+                    subject_header=shared.subject_header,
+                    body=bytes(shared.mime),
+                    date=timezone.now(),
+                )
+            except ValueError:
+                data = None
+            if data is not None:
+                smtp.sendmail(self.envelope_from, [row.address], data)
+                return data
+        message = _message(row, self.connection)
+        message.send()
+        return message.raw()
 
 
 def _record(row: OutboxMessage, **values: Any) -> bool:
@@ -199,11 +274,11 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
             _retry_or_fail(outbox, row, failure, report)
         return
     accepted: list[tuple[OutboxMessage, datetime, bytes]] = []
+    transport = _Transport(connection)
     try:
         for row in rows:
             try:
-                message = _message(row, connection)
-                message.send()
+                raw = transport.send(row)
             except Exception as error:  # noqa: BLE001 - recorded per row, others go on
                 failure = classify(error)
                 _retry_or_fail(outbox, row, failure, report)
@@ -217,7 +292,7 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
                             _retry_or_fail(outbox, remaining, classify(reopen_error), report)
                         return
                 continue
-            accepted.append((row, timezone.now(), message.raw()))
+            accepted.append((row, timezone.now(), raw))
     finally:
         try:
             connection.close()

@@ -7,15 +7,17 @@ incident's hash chain, outside effects queued on commit through ``config.celery.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage
+from django.core.mail import mailers
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -34,21 +36,32 @@ from incidents.models import (
 from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.emails import message_domain as _message_domain
+from notifications.messages import build_body, send_plain_email
 from notifications.models import (
+    CUSTOMER_FIGURE_FIELDS,
     NOTICE_FIELDS,
+    TRANSLATABLE_TEXTS,
     Clock,
     Delivery,
+    DeliveryCreation,
     Escalation,
     Notice,
+    NoticeMessage,
+    NoticeRecipient,
     SkippedRecipient,
+    Translation,
     Withholding,
 )
 from notifications.rendering import (
     RenderedMessage,
     changed_fields,
+    changed_figures,
     choose_language,
+    customer_figures,
     notice_content,
     render_notice,
+    render_notice_for_customers,
+    source_texts,
 )
 
 #: Tasks these services queue on commit, by name: the tasks module sits above the services and
@@ -56,6 +69,7 @@ from notifications.rendering import (
 #: sender -> services).
 TASK_SEND_ESCALATION = "notifications.tasks.send_escalation"
 TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
+TASK_CREATE_NOTICE_DELIVERIES = "notifications.tasks.create_notice_deliveries"
 
 #: States in which customers are (being) notified: notices can be approved, clocks run.
 NOTIFYING_STATES = frozenset({IncidentState.DECLARED, IncidentState.NOTIFIED, IncidentState.POST_MORTEM})
@@ -99,30 +113,11 @@ def clock_start_for_customer(*, incident: Incident, customer: Customer, at: date
     )
     if created and not never_notified and not _deliverable_contacts(customer).exists():
         escalation_raise(
-            clock=clock, threshold=Escalation.Threshold.NO_CONTACT, detail=unreachable_detail(customer)
+            clock=clock,
+            threshold=Escalation.Threshold.NO_CONTACT,
+            detail=unreachable_detail(customer),
         )
     return clock
-
-
-def unreachable_detail(customer: Customer) -> str:
-    """Why ``customer`` cannot be notified (it has no deliverable administrative contact), with
-    the link to its readiness entry: the ``no_contact`` escalation's text."""
-    contacts = list(Contact.objects.administrative().filter(customer=customer).order_by("id"))
-    if not contacts:
-        why = "no active administrative contact"
-    else:
-        reasons = []
-        for contact in contacts:
-            if contact.undeliverable_at is not None:
-                reasons.append(
-                    f"{contact.email} undeliverable since {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-                    f" ({contact.undeliverable_reason or 'refused'})"
-                )
-            elif contact.pending_confirmation:
-                reasons.append(f"{contact.email} not confirmed yet")
-        why = "no deliverable administrative contact: " + "; ".join(reasons)
-    link = settings.SITE_URL.rstrip("/") + reverse("contacts:customer_readiness", args=[customer.pk])
-    return f"{customer} has {why}. Readiness entry: {link}"
 
 
 def clocks_start_for_declaration(*, incident: Incident, at: datetime) -> list[Clock]:
@@ -291,21 +286,21 @@ def escalation_email(*, escalation_id: int) -> int:
     if not escalation.recipients:
         return 0
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
-    message = EmailMessage(
+    who = clock.customer.name if clock.customer else clock.get_kind_display()
+    return send_plain_email(
+        connection=mailers.default,
+        to=escalation.recipients,
         subject=incident.email_subject(
-            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} "
-            f"notice to {clock.customer.name if clock.customer else clock.get_kind_display()}"
+            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} notice to {who}"
         ),
-        body=(
+        text=(
             f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
             f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
             f"Due: {clock.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC\n"
             f"{escalation.detail}\n\n{link}\n"
         ),
-        to=escalation.recipients,
-        headers={"Message-ID": f"<escalation-{escalation.pk}@{_message_domain()}>"},
+        message_id=f"<escalation-{escalation.pk}@{_message_domain()}>",
     )
-    return message.send()
 
 
 # Withheld details --------------------------------------------------------------------------
@@ -512,35 +507,106 @@ def notice_take_post_mortem_summary(*, notice: Notice, actor: Any, text: str) ->
     return notice
 
 
-def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
-    """The content of the approved notice before ``notice`` (``None`` for the first), with
-    fields withheld then counted as unknown, so releasing one shows as a change."""
-    previous = (
+def _previous_notice(notice: Notice) -> Notice | None:
+    """The approved notice of the incident numbered just before ``notice`` (``None``: first)."""
+    return (
         Notice.objects.filter(
             incident_id=notice.incident_id, status=Notice.Status.APPROVED, number__lt=notice.number
         )
         .order_by("-number")
         .first()
     )
-    if previous is None:
+
+
+def _masked(notice: Notice | None) -> dict[str, Any] | None:
+    if notice is None:
         return None
-    return {name: (None if name in previous.withheld else value) for name, value in previous.content.items()}
+    return {name: (None if name in notice.withheld else value) for name, value in notice.content.items()}
+
+
+def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
+    """The content of the approved notice before ``notice`` (``None`` for the first), with
+    fields withheld then counted as unknown, so releasing one shows as a change."""
+    return _masked(_previous_notice(notice))
+
+
+def notice_update_number(notice: Notice) -> int | None:
+    """The number an update carries (1 for the first update of the incident, 2, ...), or
+    ``None`` for another kind. An approved update keeps the number it was approved with."""
+    if notice.kind != Notice.Kind.UPDATE:
+        return None
+    if notice.update_number:
+        return notice.update_number
+    earlier = Notice.objects.filter(
+        incident_id=notice.incident_id,
+        kind=Notice.Kind.UPDATE,
+        status=Notice.Status.APPROVED,
+        number__lt=notice.number,
+    ).count()
+    return earlier + 1
+
+
+def _notice_changes(previous: dict[str, Any] | None, content: dict[str, Any]) -> list[str]:
+    """Fields changed since the previous notice, the per-customer figures left out (each
+    customer's own are compared on its ``NoticeRecipient``)."""
+    return [name for name in changed_fields(previous, content) if name not in CUSTOMER_FIGURE_FIELDS]
+
+
+def translations_for(incident: Incident, content: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """``{text name: {language: text}}``: the translations of ``incident`` that translate the
+    free texts of ``content`` as they stand (a translation of an earlier text is left out)."""
+    texts = source_texts(content)
+    found: dict[str, dict[str, str]] = {}
+    for row in Translation.objects.filter(incident=incident, field__in=list(texts)):
+        if row.source_text == texts[row.field] and row.text.strip():
+            found.setdefault(row.field, {})[row.language] = row.text
+    return found
+
+
+def _draft_state(notice: Notice) -> tuple[dict[str, Any], dict[str, str], list[str], dict[str, Any]]:
+    """What approving ``notice`` now would snapshot: content, withheld, changes, translations
+    (an approved notice answers from its snapshot)."""
+    if notice.status == Notice.Status.APPROVED:
+        return notice.content, notice.withheld, notice.changes, notice.translations
+    incident = Incident.objects.select_related("sub_processor").get(pk=notice.incident_id)  # facts now
+    content = notice_content_for(notice, incident)
+    return (
+        content,
+        active_withholdings(incident),
+        _notice_changes(notice_previous_content(notice), content),
+        translations_for(incident, content),
+    )
+
+
+def _previous_figures(notice: Notice, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Each customer's figures in its latest notice before ``notice`` (customers never told
+    before are absent)."""
+    found: dict[int, dict[str, Any]] = {}
+    rows = (
+        NoticeRecipient.objects.filter(
+            notice__incident_id=notice.incident_id,
+            notice__status=Notice.Status.APPROVED,
+            notice__number__lt=notice.number,
+            customer_id__in=customer_ids,
+        )
+        .order_by("notice__number")
+        .values_list("customer_id", "figures")
+    )
+    for customer_id, figures in rows:
+        found[customer_id] = figures
+    return found
 
 
 def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None) -> RenderedMessage:
-    """Render ``notice`` as the customer would receive it, in ``language``.
+    """Render ``notice`` as ``customer`` would receive it, in ``language``.
 
-    A draft renders from the incident's facts now; an approved notice from its snapshot.
-    ``customer`` defaults to the first affected customer (or a placeholder). Returns a
-    ``notifications.rendering.RenderedMessage``.
+    A draft renders from the incident's facts now; an approved notice from its snapshot (and
+    the customer's figures as approved). ``customer`` defaults to the first affected customer
+    (or a placeholder with unknown figures). Returns a ``RenderedMessage`` whose
+    ``untranslated`` names the free texts that would go out in the source language.
     """
-    incident = notice.incident
-    if notice.status == Notice.Status.APPROVED:
-        content, withheld, changes = notice.content, notice.withheld, notice.changes
-    else:
-        content = notice_content_for(notice, incident)
-        withheld = active_withholdings(incident)
-        changes = changed_fields(notice_previous_content(notice), content)
+    incident = Incident.objects.get(pk=notice.incident_id)
+    content, withheld, changes, translations = _draft_state(notice)
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
     if customer is not None:
         affected = affected.filter(customer=customer)
@@ -548,6 +614,19 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
         # Shown as one of those who will receive it (a drill's drill customers, never a real one).
         affected = affected.filter(customer__is_drill_customer=incident.is_drill)
     first = affected.first()
+    figures: dict[str, Any] | None = None
+    previous_figures: dict[str, Any] | None = None
+    if first is not None:
+        recipient = (
+            NoticeRecipient.objects.filter(notice=notice, customer_id=first.customer_id).first()
+            if notice.status == Notice.Status.APPROVED
+            else None
+        )
+        if recipient is not None:
+            figures, previous_figures = recipient.figures, recipient.previous_figures
+        else:
+            figures = customer_figures(first, incident)
+            previous_figures = _previous_figures(notice, [first.customer_id]).get(first.customer_id)
     shown_customer = (
         first.customer if first else Customer(name="Example Customer", preferred_language=language)
     )
@@ -557,8 +636,12 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
         withheld=withheld,
         changes=changes,
         customer=shown_customer,
-        records_for_customer=first.records_affected if first else None,
+        figures=figures,
         language=language,
+        translations=translations,
+        previous_content=notice_previous_content(notice),
+        previous_figures=previous_figures,
+        update_number=notice_update_number(notice),
     )
 
 
@@ -569,6 +652,27 @@ def _may_notify(incident: Incident, customer: Customer) -> bool:
     return incident.is_drill == customer.is_drill_customer
 
 
+def unreachable_detail(customer: Customer) -> str:
+    """Why ``customer`` cannot be notified (it has no deliverable administrative contact), with
+    the link to its readiness entry: the ``no_contact`` escalation's text."""
+    contacts = list(Contact.objects.administrative().filter(customer=customer).order_by("id"))
+    if not contacts:
+        why = "no active administrative contact"
+    else:
+        reasons = []
+        for contact in contacts:
+            if contact.undeliverable_at is not None:
+                reasons.append(
+                    f"{contact.email} undeliverable since {contact.undeliverable_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                    f" ({contact.undeliverable_reason or 'refused'})"
+                )
+            elif contact.pending_confirmation:
+                reasons.append(f"{contact.email} not confirmed yet")
+        why = "no deliverable administrative contact: " + "; ".join(reasons)
+    link = settings.SITE_URL.rstrip("/") + reverse("contacts:customer_readiness", args=[customer.pk])
+    return f"{customer} has {why}. Readiness entry: {link}"
+
+
 def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
     return Contact.objects.deliverable().filter(customer=customer)
 
@@ -576,7 +680,12 @@ def _deliverable_contacts(customer: Customer) -> QuerySet[Contact]:
 def notice_content_for(notice: Notice, incident: Incident) -> dict[str, Any]:
     """The content ``notice`` would carry now: the incident's breach fields and the notice's
     written parts; an observation notice says what was observed and the help offered."""
-    content = notice_content(incident, likely_consequences=notice.likely_consequences)
+    content = notice_content(
+        incident,
+        likely_consequences=notice.likely_consequences,
+        contact_point=notice.contact_point,
+        post_mortem_summary=notice.post_mortem_summary,
+    )
     if notice.kind == Notice.Kind.CUSTOMER_EVENT:
         content["nature_of_breach"] = notice.observation.strip() or content["nature_of_breach"]
         content["mitigation_measures"] = notice.help_offered.strip() or content["mitigation_measures"]
@@ -593,8 +702,10 @@ def notice_may_go_out(notice: Notice, incident: Incident) -> bool:
 
 def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
     """Who this notice goes to: for an initial notice, affected customers whose clock is open
-    and who have no delivery on its way or accepted; otherwise every affected customer. Never a
-    customer the incident may not notify (a drill reaches drill customers only)."""
+    and who have nothing on its way or accepted (a delivery pending, being sent or sent, or an
+    approved notice whose deliveries are still being created); otherwise every affected
+    customer. Never a customer the incident may not notify (a drill reaches drill customers
+    only)."""
     affected = AffectedCustomer.objects.filter(
         incident_id=notice.incident_id, customer__is_drill_customer=notice.incident.is_drill
     ).select_related("customer")
@@ -604,26 +715,79 @@ def notice_recipients(notice: Notice) -> list[AffectedCustomer]:
         notice__incident_id=notice.incident_id,
         status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.SENT],
     ).values_list("customer_id", flat=True)
+    being_created = NoticeRecipient.objects.filter(
+        notice__incident_id=notice.incident_id,
+        notice__status=Notice.Status.APPROVED,
+        deliveries_created_at__isnull=True,
+    ).values_list("customer_id", flat=True)
     open_clock_customers = Clock.objects.filter(
         incident_id=notice.incident_id,
         kind=Clock.Kind.CUSTOMER_NOTICE,
         met_at__isnull=True,
         waived_at__isnull=True,
     ).values_list("customer_id", flat=True)
-    return list(affected.filter(customer_id__in=open_clock_customers).exclude(customer_id__in=served))
+    return list(
+        affected.filter(customer_id__in=open_clock_customers)
+        .exclude(customer_id__in=served)
+        .exclude(customer_id__in=being_created)
+    )
+
+
+def notice_languages(targets: Iterable[AffectedCustomer]) -> set[str]:
+    """The languages a notice to ``targets`` will be sent in (``choose_language`` of each
+    active administrative contact)."""
+    targets = list(targets)
+    customers = {t.customer_id: t.customer for t in targets}
+    languages: set[str] = set()
+    contacts = Contact.objects.filter(
+        customer_id__in=list(customers), is_active=True, role=Contact.Role.ADMINISTRATIVE
+    ).values_list("customer_id", "language")
+    for customer_id, language in contacts.distinct():
+        languages.add(choose_language(Contact(language=language), customers[customer_id]))
+    return languages
+
+
+def notice_missing_translations(
+    content: dict[str, Any], translations: dict[str, dict[str, str]], languages: Iterable[str]
+) -> dict[str, list[str]]:
+    """``{language: [text names]}`` of the free texts of ``content`` that have no translation
+    into a language of ``languages`` other than ``settings.NOTICE_SOURCE_LANGUAGE``."""
+    missing: dict[str, list[str]] = {}
+    for language in sorted(set(languages) - {settings.NOTICE_SOURCE_LANGUAGE}):
+        names = [name for name in source_texts(content) if not (translations.get(name) or {}).get(language)]
+        if names:
+            missing[language] = names
+    return missing
+
+
+def _missing_translations_message(missing: dict[str, list[str]]) -> str:
+    labels = {name: str(TRANSLATABLE_LABELS[name]) for names in missing.values() for name in names}
+    parts = [
+        f"{language} ({', '.join(labels[name] for name in names)})" for language, names in missing.items()
+    ]
+    return (
+        "Translations are required before approval (NOTICE_REQUIRE_TRANSLATIONS); missing for "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
-    """Approve a draft: snapshot the breach fields, record what is withheld and what changed,
-    create one delivery per (notice, deliverable administrative contact of each target
-    customer; an undeliverable or unconfirmed one gets a ``SkippedRecipient`` saying why),
-    and wake the sender after commit. Returns the approved, now immutable, notice.
+    """Approve a draft and answer at once: snapshot the breach fields, the per-language texts,
+    what is withheld and what changed; record one ``NoticeRecipient`` per target customer with
+    that customer's own figures; mark the deliveries "to create"; and, after commit, queue the
+    worker that renders the messages and creates the deliveries
+    (``tasks.create_notice_deliveries``, which ``notice_deliveries_create`` runs; the deadline
+    scanner queues it again for any approval whose message was lost). Returns the approved,
+    now immutable, notice.
 
     Raises ``LifecycleConflict`` when the notice is not a draft, the incident is not declared
-    (or later), or there is nobody to send it to. Permission: ``notifications.approve_notice``
-    (incident managers); ``actor=None`` is the deadline scanner's automatic initial notice.
-    Customers without a deliverable contact get a ``no_contact`` escalation. The
-    ``notice_approved`` hooks (``settings.LIFECYCLE_HOOKS``) run in the same transaction.
+    (or later), or there is nobody to send it to; ``ValidationError`` (``translations``) naming
+    the missing languages when ``settings.NOTICE_REQUIRE_TRANSLATIONS`` is on and a free text
+    has no translation into a language the notice will be sent in. Permission:
+    ``notifications.approve_notice`` (incident managers); ``actor=None`` is the deadline
+    scanner's automatic initial notice (never refused for translations: the deadline wins).
+    The ``notice_approved`` hooks (``settings.LIFECYCLE_HOOKS``) run in the same transaction.
     """
     if actor is not None:
         _require(actor, "notifications.approve_notice")
@@ -640,23 +804,48 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
         targets = notice_recipients(notice)
         if not targets:
             raise LifecycleConflict("No affected customer is waiting for this notice.")
-        now = timezone.now()
         content = notice_content_for(notice, incident)
+        translations = translations_for(incident, content)
+        if settings.NOTICE_REQUIRE_TRANSLATIONS and actor is not None:
+            missing = notice_missing_translations(content, translations, notice_languages(targets))
+            if missing:
+                raise ValidationError({"translations": _missing_translations_message(missing)})
+        now = timezone.now()
         notice.content = content
         notice.withheld = active_withholdings(incident)
-        notice.changes = changed_fields(notice_previous_content(notice), content)
+        notice.changes = _notice_changes(notice_previous_content(notice), content)
+        notice.translations = translations
+        notice.update_number = notice_update_number(notice)
         notice.status = Notice.Status.APPROVED
         notice.approved_at = now
         notice.approved_by = actor
+        notice.delivery_creation = DeliveryCreation.PENDING
         Notice.objects.filter(pk=notice.pk).update(
             content=notice.content,
             withheld=notice.withheld,
             changes=notice.changes,
+            translations=notice.translations,
+            update_number=notice.update_number,
             status=notice.status,
             approved_at=now,
             approved_by=actor,
+            delivery_creation=notice.delivery_creation,
         )
-        deliveries, skipped = _create_deliveries(notice=notice, targets=targets, now=now)
+        previous = _previous_figures(notice, [t.customer_id for t in targets])
+        recipients = []
+        for affected in targets:
+            figures = customer_figures(affected, incident)
+            before = previous.get(affected.customer_id)
+            recipients.append(
+                NoticeRecipient(
+                    notice=notice,
+                    customer_id=affected.customer_id,
+                    figures=figures,
+                    previous_figures=before,
+                    changes=changed_figures(before, figures),
+                )
+            )
+        NoticeRecipient.objects.bulk_create(recipients, batch_size=1000)
         audit_append(
             incident=incident,
             actor=actor,
@@ -664,37 +853,68 @@ def notice_approve(*, notice: Notice, actor: Any | None) -> Notice:
             data={
                 "number": notice.number,
                 "kind": notice.kind,
+                "update_number": notice.update_number,
                 "automatic": actor is None,
                 "customers": len(targets),
-                "deliveries": deliveries,
-                "skipped_recipients": skipped,
                 "withheld": sorted(notice.withheld),
                 "changes": notice.changes,
+                "translated": {name: sorted(by_language) for name, by_language in translations.items()},
             },
             at=now,
         )
         run_hooks(
             NOTICE_APPROVED, "saved", incident, HookContext(actor=actor, at=now, inputs={"notice": notice})
         )
-        transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
+        transaction.on_commit(partial(enqueue, TASK_CREATE_NOTICE_DELIVERIES, notice.pk))
     return notice
 
 
-def _create_deliveries(
-    *, notice: Notice, targets: Iterable[AffectedCustomer], now: datetime
+@dataclass
+class DeliveryCreationReport:
+    """What one ``notice_deliveries_create`` run did: customers handled, deliveries and
+    messages created, and whether the notice's deliveries are now all created."""
+
+    customers: int = 0
+    deliveries: int = 0
+    messages: int = 0
+    done: bool = False
+
+
+def _earlier_message_ids(notice: Notice, contact_ids: list[int]) -> dict[int, list[str]]:
+    """Per contact, the Message-IDs of its earlier notices on the incident, oldest first
+    (failed deliveries left out: they never arrived)."""
+    found: dict[int, list[str]] = {}
+    rows = (
+        Delivery.objects.filter(
+            notice__incident_id=notice.incident_id,
+            notice__number__lt=notice.number,
+            contact_id__in=contact_ids,
+        )
+        .exclude(status=Delivery.Status.FAILED)
+        .order_by("notice__number", "id")
+        .values_list("contact_id", "message_id")
+    )
+    for contact_id, message_id in rows:
+        found.setdefault(contact_id, []).append(message_id)
+    return found
+
+
+def _create_chunk(
+    notice: Notice, recipients: list[NoticeRecipient], context: dict[str, Any]
 ) -> tuple[int, int]:
-    """Render once per (customer, language) and bulk-create the deliveries to the deliverable
-    contacts; record each active administrative contact left out (refused earlier, or a new
-    address not confirmed yet) as a ``SkippedRecipient``. Returns (deliveries, skipped).
+    """Render once per (customer, language), build each message once, and bulk-create the
+    deliveries of ``recipients`` to their deliverable contacts; record each active
+    administrative contact left out (refused earlier, or a new address not confirmed yet) as a
+    ``SkippedRecipient``; mark the recipients done. Returns (deliveries, messages) created.
 
     Never for a customer that ``notice``'s incident may not notify (``_may_notify``: a drill
-    reaches drill customers only)."""
-    targets = list(targets)
+    reaches drill customers only): such a recipient is done with no delivery."""
+    now = timezone.now()
     contacts_by_customer: dict[int, list[Contact]] = {}
     left_out: dict[int, list[SkippedRecipient]] = {}
     for contact in (
         Contact.objects.administrative()
-        .filter(customer_id__in=[t.customer_id for t in targets])
+        .filter(customer_id__in=[r.customer_id for r in recipients])
         .order_by("id")
     ):
         if contact.is_deliverable:
@@ -721,59 +941,290 @@ def _create_deliveries(
                 created_at=now,
             )
         )
-    domain = _message_domain()
-    rows = []
     skipped_rows: list[SkippedRecipient] = []
-    for affected in targets:
-        if not _may_notify(notice.incident, affected.customer):
+    earlier = _earlier_message_ids(
+        notice, [contact.pk for contacts in contacts_by_customer.values() for contact in contacts]
+    )
+    domain = _message_domain()
+    messages: dict[tuple[int, str], NoticeMessage] = {}
+    planned: list[tuple[NoticeRecipient, Contact, str]] = []
+    wanted: dict[str, list[NoticeRecipient]] = {}  # language -> customers to render it for
+    seen: set[tuple[int, str]] = set()
+    for recipient in recipients:
+        if not _may_notify(notice.incident, recipient.customer):
             continue
-        skipped_rows += left_out.get(affected.customer_id, [])
-        contacts = contacts_by_customer.get(affected.customer_id, [])
+        skipped_rows += left_out.get(recipient.customer_id, [])
+        contacts = contacts_by_customer.get(recipient.customer_id, [])
         if not contacts:
             clock = Clock.objects.filter(
                 incident_id=notice.incident_id,
-                customer_id=affected.customer_id,
+                customer_id=recipient.customer_id,
                 kind=Clock.Kind.CUSTOMER_NOTICE,
             ).first()
             if clock is not None:
                 escalation_raise(
                     clock=clock,
                     threshold=Escalation.Threshold.NO_CONTACT,
-                    detail=unreachable_detail(affected.customer),
+                    detail=unreachable_detail(recipient.customer),
                 )
             continue
-        rendered_by_language: dict[str, Any] = {}
         for contact in contacts:
-            language = choose_language(contact, affected.customer)
-            if language not in rendered_by_language:
-                rendered_by_language[language] = render_notice(
-                    notice=notice,
-                    content=notice.content,
-                    withheld=notice.withheld,
-                    changes=notice.changes,
-                    customer=affected.customer,
-                    records_for_customer=affected.records_affected,
-                    language=language,
-                )
-            message = rendered_by_language[language]
-            rows.append(
-                Delivery(
-                    notice=notice,
-                    contact=contact,
-                    customer_id=affected.customer_id,
-                    address=contact.email,
-                    language=language,
-                    subject=message.subject,
-                    body_text=message.text,
-                    body_html=message.html,
-                    message_id=f"<{notice.incident.reference}.n{notice.number}.c{contact.pk}@{domain}>",
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+            language = choose_language(contact, recipient.customer)
+            if (recipient.customer_id, language) not in seen:
+                seen.add((recipient.customer_id, language))
+                wanted.setdefault(language, []).append(recipient)
+            planned.append((recipient, contact, language))
+    for language, customers in wanted.items():
+        rendered_all = render_notice_for_customers(
+            notice=notice,
+            content=notice.content,
+            withheld=notice.withheld,
+            changes=notice.changes,
+            customers=[(r.customer, r.figures, r.previous_figures) for r in customers],
+            language=language,
+            translations=notice.translations,
+            previous_content=context["previous_content"],
+            update_number=notice.update_number,
+        )
+        for recipient, rendered in zip(customers, rendered_all, strict=True):
+            subject_header, mime = build_body(
+                subject=rendered.subject, text=rendered.text, html=rendered.html
             )
+            messages[(recipient.customer_id, language)] = NoticeMessage(
+                notice=notice,
+                customer_id=recipient.customer_id,
+                language=language,
+                subject=rendered.subject,
+                body_text=rendered.text,
+                body_html=rendered.html,
+                subject_header=subject_header,
+                mime=mime,
+            )
+    NoticeMessage.objects.bulk_create(list(messages.values()), batch_size=200)
+    rows = []
+    counts: dict[int, int] = {}
+    for recipient, contact, language in planned:
+        message = messages[(recipient.customer_id, language)]
+        threads = earlier.get(contact.pk, [])
+        rows.append(
+            Delivery(
+                notice=notice,
+                contact=contact,
+                customer_id=recipient.customer_id,
+                address=contact.email,
+                language=language,
+                subject=message.subject,
+                notice_message=message,
+                message_id=f"<{notice.incident.reference}.n{notice.number}.c{contact.pk}@{domain}>",
+                in_reply_to=threads[-1] if threads else "",
+                references=" ".join(threads),
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        counts[recipient.pk] = counts.get(recipient.pk, 0) + 1
     Delivery.objects.bulk_create(rows, batch_size=500)
     SkippedRecipient.objects.bulk_create(skipped_rows, batch_size=500)
-    return len(rows), len(skipped_rows)
+    for recipient in recipients:
+        recipient.deliveries_created_at = now
+        recipient.deliveries = counts.get(recipient.pk, 0)
+    NoticeRecipient.objects.bulk_update(recipients, ["deliveries_created_at", "deliveries"], batch_size=500)
+    return len(rows), len(messages)
+
+
+def notice_deliveries_create(*, notice_id: int, max_chunks: int | None = None) -> DeliveryCreationReport:
+    """Create the deliveries of an approved notice from its committed approval, customer chunk by
+    customer chunk (``settings.NOTICE_CREATE_CHUNK_CUSTOMERS`` per transaction).
+
+    Steps: 1. take the next customers still to do (``SELECT ... FOR UPDATE SKIP LOCKED``, so
+    two workers share one notice); 2. render once per (customer, language) and build its MIME
+    body once (``NoticeMessage``); 3. bulk-create one delivery per active administrative
+    contact, threaded with the contact's earlier notices (``In-Reply-To``, ``References``), and
+    mark the customers done, in the same transaction; 4. after commit, wake the sender, so
+    sending starts while later chunks are created. When no customer is left, the notice's
+    ``delivery_creation`` becomes ``done`` (audited ``notice_deliveries_created``).
+
+    Idempotent and resumable: a killed worker loses only its uncommitted chunk, which the next
+    run (the deadline scanner queues one every minute while any approval is pending) does
+    again; a notice already done is left alone. Customers with no deliverable contact get a
+    ``no_contact`` escalation; contacts left out (undeliverable, unconfirmed) get a
+    ``SkippedRecipient`` each, counted in the audit event. ``max_chunks`` stops early (tests,
+    benchmarks).
+    """
+    report = DeliveryCreationReport()
+    notice = Notice.objects.select_related("incident").filter(pk=notice_id).first()
+    if notice is None or notice.delivery_creation != DeliveryCreation.PENDING:
+        report.done = notice is not None and notice.delivery_creation == DeliveryCreation.DONE
+        return report
+    context = {"previous_content": notice_previous_content(notice)}
+    chunks = 0
+    while max_chunks is None or chunks < max_chunks:
+        with transaction.atomic():
+            recipients = list(
+                NoticeRecipient.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(notice_id=notice.pk, deliveries_created_at__isnull=True)
+                .select_related("customer")
+                .order_by("id")[: settings.NOTICE_CREATE_CHUNK_CUSTOMERS]
+            )
+            if not recipients:
+                break
+            deliveries, messages = _create_chunk(notice, recipients, context)
+            transaction.on_commit(partial(enqueue, TASK_SEND_DUE_DELIVERIES))
+        chunks += 1
+        report.customers += len(recipients)
+        report.deliveries += deliveries
+        report.messages += messages
+    with transaction.atomic():
+        incident = _locked_incident(notice.incident_id)
+        current = Notice.objects.get(pk=notice.pk)
+        left = NoticeRecipient.objects.filter(notice=current, deliveries_created_at__isnull=True).exists()
+        if current.delivery_creation == DeliveryCreation.PENDING and not left:
+            now = timezone.now()
+            Notice.objects.filter(pk=current.pk).update(
+                delivery_creation=DeliveryCreation.DONE, deliveries_created_at=now
+            )
+            totals = NoticeRecipient.objects.filter(notice=current).aggregate(
+                customers=Count("id"), deliveries=Sum("deliveries")
+            )
+            audit_append(
+                incident=incident,
+                actor=None,
+                verb="notice_deliveries_created",
+                data={
+                    "number": current.number,
+                    "customers": totals["customers"],
+                    "deliveries": totals["deliveries"] or 0,
+                    "skipped_recipients": SkippedRecipient.objects.filter(notice=current).count(),
+                },
+                at=now,
+            )
+        report.done = not left
+    return report
+
+
+def notices_awaiting_deliveries() -> list[int]:
+    """Ids of approved notices whose deliveries are still to be created, oldest approval first
+    (partial index ``notifications_notice_to_create``); the scanner queues a worker for each."""
+    return list(
+        Notice.objects.filter(delivery_creation=DeliveryCreation.PENDING)
+        .order_by("approved_at")
+        .values_list("id", flat=True)
+    )
+
+
+def notice_delivery_progress(notice: Notice) -> dict[str, Any]:
+    """How far the deliveries of ``notice`` are created: ``{"status": "" | "pending" | "done",
+    "customers_total", "customers_done", "deliveries_created", "completed_at"}`` (two indexed
+    queries)."""
+    totals = NoticeRecipient.objects.filter(notice=notice).aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(deliveries_created_at__isnull=False)),
+        deliveries=Sum("deliveries"),
+    )
+    return {
+        "status": notice.delivery_creation,
+        "customers_total": totals["total"],
+        "customers_done": totals["done"],
+        "deliveries_created": totals["deliveries"] or 0,
+        "completed_at": notice.deliveries_created_at,
+    }
+
+
+# Per-language text -------------------------------------------------------------------------
+
+
+#: Staff-facing names of the free texts (``TRANSLATABLE_TEXTS``).
+TRANSLATABLE_LABELS = {
+    "nature_of_breach": "Nature of the breach",
+    "mitigation_measures": "Measures taken or proposed",
+    "adverse_effect_measures": "Measures to mitigate adverse effects",
+    "sub_processor_details": "Sub-processor details",
+    "likely_consequences_details": "Likely consequences (written text)",
+    "post_mortem_summary": "Post-mortem summary",
+    "contact_point": "Contact point",
+}
+
+
+def notice_source_texts(incident: Incident) -> dict[str, str]:
+    """The free texts the incident's next notice would carry, by ``TRANSLATABLE_TEXTS`` name:
+    the incident's text facts and the written parts of its latest draft (else of its latest
+    notice). What translations translate."""
+    notice = (
+        Notice.objects.filter(incident=incident, status=Notice.Status.DRAFT).order_by("-number").first()
+        or Notice.objects.filter(incident=incident).order_by("-number").first()
+        or Notice(incident=incident, kind=Notice.Kind.INITIAL, number=0)
+    )
+    if notice.status == Notice.Status.APPROVED:  # written parts carry over; facts are read now
+        notice = Notice(
+            incident=incident,
+            kind=notice.kind,
+            number=notice.number + 1,
+            contact_point=notice.contact_point,
+            likely_consequences=notice.likely_consequences,
+            post_mortem_summary=notice.post_mortem_summary,
+            observation=notice.observation,
+            help_offered=notice.help_offered,
+        )
+    return source_texts(notice_content_for(notice, incident))
+
+
+def translations_for_language(incident: Incident, language: str) -> dict[str, Translation]:
+    """``{text name: Translation}`` of ``incident`` into ``language`` (outdated ones included:
+    compare ``source_text`` with ``notice_source_texts``)."""
+    return {row.field: row for row in Translation.objects.filter(incident=incident, language=language)}
+
+
+def translation_set(
+    *, incident: Incident, actor: Any, field: str, language: str, text: str
+) -> Translation | None:
+    """Give free text ``field`` (one of ``TRANSLATABLE_TEXTS``) of ``incident``'s notices in
+    ``language``, translating the text the next notice would carry (``notice_source_texts``;
+    if that text changes later, the translation is outdated and notices fall back to the
+    default text until it is given again). An empty ``text`` removes the translation (returns
+    ``None``).
+
+    Raises ``ValidationError`` for an unknown field, a field with no text to translate, the
+    source language or a language not in ``settings.LANGUAGES``; ``LifecycleConflict`` for a
+    closed incident. Permission: ``notifications.translate_notice_text`` (incident managers).
+    Audited (``notice_text_translated``, ``notice_text_translation_removed``).
+    """
+    _require(actor, "notifications.translate_notice_text")
+    if field not in TRANSLATABLE_TEXTS:
+        raise ValidationError({"field": f"Unknown text; one of {', '.join(TRANSLATABLE_TEXTS)}."})
+    languages = {code for code, _name in settings.LANGUAGES} - {settings.NOTICE_SOURCE_LANGUAGE}
+    if language not in languages:
+        raise ValidationError({"language": f"One of {', '.join(sorted(languages))}."})
+    with transaction.atomic():
+        locked = _locked_incident(incident.pk)
+        if locked.state in (IncidentState.CLOSED, IncidentState.OUT_OF_SCOPE):
+            raise LifecycleConflict("A closed incident's notices cannot change.")
+        text = text.strip()
+        if not text:
+            deleted, _ = Translation.objects.filter(incident=locked, field=field, language=language).delete()
+            if deleted:
+                audit_append(
+                    incident=locked,
+                    actor=actor,
+                    verb="notice_text_translation_removed",
+                    data={"field": field, "language": language},
+                )
+            return None
+        source = notice_source_texts(locked).get(field)
+        if not source:
+            raise ValidationError({"field": f"{TRANSLATABLE_LABELS[field]} has no text to translate yet."})
+        translation, _created = Translation.objects.update_or_create(
+            incident=locked,
+            field=field,
+            language=language,
+            defaults={"text": text, "source_text": source, "updated_at": timezone.now(), "updated_by": actor},
+        )
+        audit_append(
+            incident=locked,
+            actor=actor,
+            verb="notice_text_translated",
+            data={"field": field, "language": language, "text": text},
+        )
+    return translation
 
 
 def notice_issue_initial_automatically(*, incident_id: int, now: datetime | None = None) -> Notice | None:
@@ -804,7 +1255,10 @@ def deliveries_acknowledge_failure(
     customer with no deliverable contact has none and can be acknowledged)."""
     _require(actor, "notifications.change_clock")
     deliveries = Delivery.objects.filter(notice__incident=incident, customer=customer)
-    if deliveries.exclude(status=Delivery.Status.FAILED).exists():
+    being_created = NoticeRecipient.objects.filter(
+        notice__incident=incident, customer=customer, deliveries_created_at__isnull=True
+    )
+    if deliveries.exclude(status=Delivery.Status.FAILED).exists() or being_created.exists():
         raise LifecycleConflict(
             f"Only a customer that cannot be reached (no deliverable contact, or every delivery "
             f"failed) can be acknowledged; {customer} has deliveries pending or sent."

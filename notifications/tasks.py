@@ -1,7 +1,8 @@
 """Celery tasks of the notification system. Thin: take ids, call one service, safe twice.
 
-``scan_deadlines`` runs every minute on queue ``deadlines``; ``send_due_deliveries`` on queue
-``notices``; ``send_contact_confirmations`` daily on ``default``. All are idempotent, so they acknowledge late and are re-delivered if a worker is
+``scan_deadlines`` runs every minute on queue ``deadlines``; ``create_notice_deliveries`` and
+``send_due_deliveries`` on queue ``notices``; ``send_contact_confirmations`` daily on
+``default``. All are idempotent, so they acknowledge late and are re-delivered if a worker is
 lost mid-task.
 """
 
@@ -14,7 +15,7 @@ from config.celery import enqueue
 from notifications.confirmations import contacts_confirmation_round
 from notifications.scanner import deadlines_scan
 from notifications.sender import outbox_backlog_exceeds, outbox_send_due
-from notifications.services import escalation_email
+from notifications.services import escalation_email, notice_deliveries_create
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -22,8 +23,19 @@ def scan_deadlines() -> dict:
     """One scanner pass (``notifications.scanner.deadlines_scan``); wakes the sender when
     deliveries are due. Returns the pass's counts."""
     report = deadlines_scan()
+    for notice_id in report.notices_awaiting_deliveries:
+        enqueue(create_notice_deliveries, notice_id)
     if report.deliveries_due:
         enqueue(send_due_deliveries)
+    return report.__dict__
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def create_notice_deliveries(notice_id: int) -> dict:
+    """Create the deliveries of an approved notice from its committed approval
+    (``notifications.services.notice_deliveries_create``): resumable, and safe to run in
+    several workers at once. Returns the run's counts."""
+    report = notice_deliveries_create(notice_id=notice_id)
     return report.__dict__
 
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("notices/<int:number>/", views.notice_detail, name="notice_detail"),
     path("notices/<int:number>/edit/", views.notice_edit, name="notice_edit"),
     path("notices/<int:number>/approve/", views.notice_approve, name="notice_approve"),
+    path("notices/<int:number>/translations/", views.notice_translate, name="notice_translate"),
     path(
         "notices/<int:number>/customers/<int:customer_pk>/acknowledge-failure/",
         views.deliveries_acknowledge_failure,

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Case, Count, Exists, OuterRef, Prefetch, Q, When
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -47,9 +47,11 @@ from notifications.forms import (
     LateReasonForm,
     NoticeApproveForm,
     NoticeForm,
+    TranslationForm,
     WithholdingForm,
 )
 from notifications.models import (
+    CUSTOMER_FIGURE_FIELDS,
     NOTICE_FIELDS,
     Clock,
     Delivery,
@@ -58,7 +60,7 @@ from notifications.models import (
     SkippedRecipient,
     Withholding,
 )
-from notifications.rendering import FIELD_LABELS, changed_fields
+from notifications.rendering import FIELD_LABELS, TEXT_FIELD
 
 #: Which form a bound (failed) form replaces on a re-shown page: ``(form name, object id)``.
 FormKey = tuple[str, int | None]
@@ -70,6 +72,7 @@ DRAFT_PERMISSION = "notifications.add_notice"
 EDIT_PERMISSION = "notifications.change_notice"
 APPROVE_PERMISSION = "notifications.approve_notice"
 WITHHOLD_PERMISSION = "notifications.withhold_notice_field"
+TRANSLATE_PERMISSION = "notifications.translate_notice_text"
 
 # Who can be notified: the contacts ``services.notice_approve`` creates deliveries for
 # (``Contact.objects.deliverable()``). A subquery, so the panel flags every customer without one
@@ -490,19 +493,16 @@ def _audience(notice: Notice) -> Audience:
 def _field_rows(notice: Notice) -> list[dict[str, Any]]:
     """Per breach field: its label, whether it is known, withheld (and why), and whether it
     changed since the previous approved notice. An approved notice answers from its snapshot;
-    a draft from the incident's facts and withholdings now (what approval would snapshot)."""
-    if notice.status == Notice.Status.APPROVED:
-        content, withheld, changes = notice.content, notice.withheld, notice.changes
-    else:
-        content = services.notice_content_for(notice, notice.incident)
-        withheld = services.active_withholdings(notice.incident)
-        changes = changed_fields(services.notice_previous_content(notice), content)
+    a draft from the incident's facts and withholdings now (what approval would snapshot).
+    The per-customer figures are known when the incident-wide or any customer's is."""
+    content, withheld, changes, _translations = services._draft_state(notice)
     reasons = dict(Withholding.Reason.choices)
     return [
         {
             "name": name,
             "label": str(FIELD_LABELS[name]),
             "known": content.get(name) is not None,
+            "per_customer": name in CUSTOMER_FIGURE_FIELDS,
             "withheld": reasons.get(withheld[name], withheld[name]) if name in withheld else None,
             "changed": name in changes and name not in withheld,
         }
@@ -520,6 +520,26 @@ def _language_choice(request: HttpRequest) -> tuple[str, str | None]:
     return language, None
 
 
+#: How many deliveries the notice page lists (failed first); the API lists them all.
+DELIVERIES_SHOWN = 200
+
+
+def _preview_customer(request: HttpRequest, incident: Incident) -> tuple[Customer | None, str | None]:
+    """The affected customer named by ``?customer=`` (account reference) and an error for one
+    that is not affected (then the first affected customer)."""
+    given = (request.GET.get("customer") or "").strip()
+    if not given:
+        return None, None
+    affected = (
+        AffectedCustomer.objects.filter(incident=incident, customer__account_reference=given)
+        .select_related("customer")
+        .first()
+    )
+    if affected is None:
+        return None, f"“{given}” is not an affected customer of {incident.reference}; showing the first."
+    return affected.customer, None
+
+
 def _render_notice_page(
     request: HttpRequest,
     incident: Incident,
@@ -531,23 +551,41 @@ def _render_notice_page(
     bound = bound or {}
     user = request.user
     language, language_error = _language_choice(request)
-    if language_error:
+    preview_customer, customer_error = _preview_customer(request, incident)
+    if language_error or customer_error:
         status = 400
     notice = Notice.objects.select_related("incident", "created_by", "approved_by").get(pk=notice.pk)
     is_draft = notice.status == Notice.Status.DRAFT
+    delivery_counts = dict.fromkeys(Delivery.Status.values, 0)
+    for row in Delivery.objects.filter(notice=notice).values("status").annotate(count=Count("id")):
+        delivery_counts[row["status"]] = row["count"]
     deliveries = list(
         Delivery.objects.filter(notice=notice)
         .select_related("customer")
-        .order_by("customer__name", "address", "id")
+        .defer("body_text", "body_html")
+        .order_by(
+            Case(When(status=Delivery.Status.FAILED, then=0), default=1),
+            "customer__name",
+            "address",
+            "id",
+        )[:DELIVERIES_SHOWN]
+    )
+    failed_rows = Delivery.objects.filter(notice=notice, status=Delivery.Status.FAILED).select_related(
+        "customer"
     )
     by_customer: dict[int, list[Delivery]] = {}
-    for delivery in deliveries:
+    for delivery in failed_rows:
         by_customer.setdefault(delivery.customer_id, []).append(delivery)
     can_acknowledge = _may(user, CLOCK_PERMISSION)
     open_clock_customers = set(
         Clock.objects.filter(
             incident=incident, met_at__isnull=True, waived_at__isnull=True, customer_id__in=list(by_customer)
         ).values_list("customer_id", flat=True)
+    )
+    not_failed = set(
+        Delivery.objects.filter(notice=notice, customer_id__in=list(by_customer))
+        .exclude(status=Delivery.Status.FAILED)
+        .values_list("customer_id", flat=True)
     )
     unreachable = [
         {
@@ -559,7 +597,7 @@ def _render_notice_page(
             "clock_open": customer_id in open_clock_customers,
         }
         for customer_id, rows in by_customer.items()
-        if all(row.status == Delivery.Status.FAILED for row in rows)
+        if customer_id not in not_failed
     ]
     can_approve = is_draft and _may(user, APPROVE_PERMISSION)
     audience = _audience(notice) if can_approve else None
@@ -575,9 +613,15 @@ def _render_notice_page(
         .values_list("number", flat=True)
         .first()
     )
-    delivery_counts = dict.fromkeys(Delivery.Status.values, 0)
-    for delivery in deliveries:
-        delivery_counts[delivery.status] += 1
+    preview = services.notice_preview(notice=notice, language=language, customer=preview_customer)
+    can_translate = is_draft and _may(user, TRANSLATE_PERMISSION)
+    texts = services.notice_source_texts(incident) if is_draft else {}
+    translate_form = None
+    if can_translate and language != settings.NOTICE_SOURCE_LANGUAGE and texts:
+        translate_form = bound.get(("translate", None)) or TranslationForm.for_texts(
+            texts, services.translations_for_language(incident, language), language=language
+        )
+    progress = services.notice_delivery_progress(notice) if not is_draft else None
     skipped = list(
         SkippedRecipient.objects.filter(notice=notice)
         .select_related("customer")
@@ -586,22 +630,38 @@ def _render_notice_page(
     context = {
         "incident": incident,
         "notice": notice,
+        "notice_label": _label(notice),
         "is_draft": is_draft,
         "language": language,
         "language_error": language_error,
+        "customer_error": customer_error,
         "languages": settings.LANGUAGES,
-        "preview": services.notice_preview(notice=notice, language=language),
+        "source_language": settings.NOTICE_SOURCE_LANGUAGE,
+        "preview": preview,
+        "preview_customer_reference": preview_customer.account_reference if preview_customer else "",
+        "preview_customers": list(
+            AffectedCustomer.objects.filter(incident=incident)
+            .order_by("customer__name")
+            .values_list("customer__account_reference", "customer__name")[:CUSTOMER_CHOICES]
+        ),
+        "untranslated": [services.TRANSLATABLE_LABELS[name] for name in preview.untranslated],
+        "untranslated_fields": {TEXT_FIELD[name] for name in preview.untranslated},
         "field_rows": _field_rows(notice),
         "previous_number": previous,
         "deliveries": deliveries,
+        "deliveries_shown": DELIVERIES_SHOWN,
         "skipped_recipients": skipped,
         "delivery_counts": delivery_counts,
+        "delivery_total": sum(delivery_counts.values()),
+        "progress": progress,
         "unreachable": unreachable,
         "can_acknowledge": can_acknowledge,
         "can_edit": can_edit,
         "edit_form": bound.get(("edit", None))
         or (NoticeForm.for_notice(notice, prefix="notice") if can_edit else None),
         "can_approve": can_approve,
+        "can_translate": can_translate,
+        "translate_form": translate_form,
         "incident_may_notify": services.notice_may_go_out(notice, incident),
         "audience": audience,
         "approve_form": approve_form,
@@ -609,6 +669,16 @@ def _render_notice_page(
         "show_local": display_zone().key not in ("UTC", "Etc/UTC"),
     }
     return render(request, "notifications/notice_detail.html", context, status=status)
+
+
+#: How many affected customers the preview's customer choice suggests.
+CUSTOMER_CHOICES = 200
+
+
+def _label(notice: Notice) -> str:
+    if notice.kind == Notice.Kind.UPDATE:
+        return f"Update {services.notice_update_number(notice)}"
+    return notice.get_kind_display()
 
 
 def _notice_of(incident: Incident, number: int) -> Notice:
@@ -691,9 +761,48 @@ def notice_approve(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
     def action(data: dict[str, Any]) -> str:
         approved = services.notice_approve(notice=notice, actor=request.user)
-        return f"Notice {approved.number} approved; it is being sent to {data['contacts']} contacts."
+        return (
+            f"Notice {approved.number} approved. A worker is creating its {data['contacts']} deliveries "
+            "and sending them; this page shows the progress."
+        )
 
     return _submit(request, form, action, success_url=_notice_url(notice), render_failure=failure)
+
+
+@login_required
+@require_POST
+def notice_translate(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    """Give the free texts of the incident's notices in one language
+    (``services.translation_set``, one call per text that changed; an emptied text removes its
+    translation). Redirects to the draft's preview in that language. Needs
+    ``notifications.translate_notice_text`` (incident managers)."""
+    incident = _incident_for_write(request, pk, TRANSLATE_PERMISSION)
+    notice = _notice_of(incident, number)
+    texts = services.notice_source_texts(incident)
+    language = request.POST.get("translate-language", "")
+    form = TranslationForm.for_texts(
+        texts, services.translations_for_language(incident, language), language=language, data=request.POST
+    )
+
+    def action(data: dict[str, Any]) -> str:
+        changed = form.service_changes()
+        for field, text in changed.items():
+            services.translation_set(
+                incident=incident, actor=request.user, field=field, language=data["language"], text=text
+            )
+        if not changed:
+            return "Nothing changed."
+        return f"Translations into {data['language']} saved ({len(changed)} text{'s' if len(changed) != 1 else ''})."
+
+    return _submit(
+        request,
+        form,
+        action,
+        success_url=lambda: _notice_url(notice, form.cleaned_data["language"]) + "#preview",
+        render_failure=lambda status: _render_notice_page(
+            request, incident, notice, status=status, bound={("translate", None): form}
+        ),
+    )
 
 
 @login_required

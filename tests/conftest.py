@@ -108,8 +108,14 @@ def ensure_groups() -> None:
         importlib.import_module("incidents.migrations.0002_groups").create_groups(apps, None)
         importlib.import_module("incidents.migrations.0006_contact_readiness_permissions").grant(apps, None)
         importlib.import_module("incidents.migrations.0009_note_permissions").grant(apps, None)
+        importlib.import_module("incidents.migrations.0012_share_incident_figures_permission").grant(
+            apps, None
+        )
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0006_outbox_email_permissions").grant(apps, None)
+        importlib.import_module("notifications.migrations.0009_approved_notices_done_and_translators").grant(
+            apps, None
+        )
         importlib.import_module("triage.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("triage.migrations.0003_seed_stakeholders_and_playbooks").seed(apps, None)
         importlib.import_module("postmortems.migrations.0003_post_mortem_roles").grant(apps, None)

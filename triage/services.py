@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from incidents import services as incident_services
 from incidents.audit import audit_append
-from incidents.exceptions import ActionForbidden, LifecycleConflict
+from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict
 from incidents.models import Incident, IncidentState
 from triage.alerts import stakeholder_alerts_raise
 from triage.inputs import breach_facts_from, data_categories_from, severity_inputs_from
@@ -37,6 +37,27 @@ from triage.playbooks import response_tasks_create
 from triage.scoring import SeverityResult, assess_severity
 
 Scope = Assessment.Scope
+
+#: Why triage is refused without an assessment: the same words on the web (the incident page's
+#: triage transition and the empty triage form) and in the API
+#: (``POST /api/incidents/{id}/transitions/triage/``).
+TRIAGE_NEEDS_ASSESSMENT = (
+    "Triage needs an assessment: the scope decision and its rationale, whether it was malicious, "
+    "the scenario, the data categories, the ENISA severity inputs and the notification facts. "
+    "Record it with the triage form (or give it here, in the API)."
+)
+
+
+class AssessmentRequired(GuardFailed):
+    """Triage asked for without an assessment: the guard failure the web and the API report
+    with ``TRIAGE_NEEDS_ASSESSMENT`` (``missing``: ``["assessment"]``, HTTP 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(transition_name="triage", missing=["assessment"])
+
+    def __str__(self) -> str:
+        return TRIAGE_NEEDS_ASSESSMENT
+
 
 #: Marks an argument that was not given (``None`` is a meaningful value for an assignee).
 UNSET: Any = object()
@@ -251,7 +272,9 @@ def assessment_record(
       malicious and scenario;
     - ``customer_event``: ``incident_classify_as_customer_event`` (rationale, informed at);
     - ``out_of_scope``: ``incident_rule_out_of_scope`` (category, rationale).
-    In scope, it then raises the stakeholder alerts newly called for (``triage.alerts``) and
+    In scope, the assessment's data categories, likely consequences and number of people fill
+    the incident's facts that are still unknown (``_carry_facts``: once, never over an edit);
+    it then raises the stakeholder alerts newly called for (``triage.alerts``) and
     creates the scenario's missing response tasks (``triage.playbooks``), and appends the
     audit event ``assessment_recorded`` (version, scope, band, score, override). After commit,
     each new alert is emailed (``triage.tasks.send_stakeholder_alert``).
@@ -327,6 +350,8 @@ def assessment_record(
         alerts: list = []
         tasks: list = []
         if scope == Scope.IN_SCOPE:
+            _carry_facts(updated, actor, assessment)
+            updated = Incident.objects.get(pk=updated.pk)
             alerts = stakeholder_alerts_raise(incident=updated, assessment=assessment)
             tasks = response_tasks_create(incident=updated, assessment=assessment)
         audit_append(
@@ -367,6 +392,26 @@ def assessment_record(
             for alert in alerts:
                 transaction.on_commit(partial(enqueue, send_stakeholder_alert, alert.pk))
     return assessment
+
+
+def _carry_facts(incident: Incident, actor: Any, assessment: Assessment) -> None:
+    """Carry an in-scope assessment's findings into the incident's facts once, so nobody
+    retypes them: the data categories, the likely consequences and the number of people
+    (as an estimate) fill those facts only while they are still unknown (GDPR Art. 33(3)(a),
+    (c))."""
+    facts = assessment.notification_facts or {}
+    changes: dict[str, Any] = {}
+    categories = (assessment.severity_inputs or {}).get("data_categories") or facts.get("data_categories")
+    if categories and not incident.data_categories:
+        changes["data_categories"] = list(categories)
+    consequences = facts.get("likely_consequences")
+    if consequences and not incident.likely_consequences:
+        changes["likely_consequences"] = list(consequences)
+    if facts.get("individuals") is not None and incident.data_subjects_affected is None:
+        changes["data_subjects_affected"] = facts["individuals"]
+        changes["data_subjects_affected_is_estimate"] = True
+    if changes:
+        incident_services.incident_update(incident=incident, actor=actor, changes=changes)
 
 
 def _drive_lifecycle(locked: Incident, actor: Any, assessment: Assessment) -> Incident:
@@ -454,6 +499,8 @@ def response_task_update(
 
 
 __all__ = [
+    "TRIAGE_NEEDS_ASSESSMENT",
+    "AssessmentRequired",
     "UNSET",
     "assessment_record",
     "notification_json",

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from incidents.exceptions import GuardFailed, LifecycleConflict
 from incidents.forms import describe_missing
-from incidents.models import Incident
+from incidents.models import Incident, IncidentState
 from incidents.templatetags.breachdesk import display_zone
 from triage import services
 from triage.forms import AssessmentForm, SeverityPreviewForm, TaskUpdateForm
@@ -139,6 +139,8 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
         return _render_form(request, incident, form, preview=preview, preview_note=note)
     form = AssessmentForm(request.POST)
     status = 400
+    if not form.is_valid() and incident.state == IncidentState.DETECTED:
+        form.add_error(None, services.TRIAGE_NEEDS_ASSESSMENT)
     if form.is_valid():
         try:
             assessment = services.assessment_record(
@@ -159,6 +161,21 @@ def assessment_new(request: HttpRequest, pk: int) -> HttpResponse:
     preview, note = _preview(echo)
     fresh = Incident.objects.select_related("owner").get(pk=pk)
     return _render_form(request, fresh, form, status=status, preview=preview, preview_note=note)
+
+
+@login_required
+@require_POST
+def triage_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST /incidents/<pk>/transitions/triage/`` (served here, ahead of the incident pages'
+    transition route): triage takes an assessment, so this refuses with
+    ``services.TRIAGE_NEEDS_ASSESSMENT`` (400) and shows the triage form, whose submission
+    records the assessment and triages (one triage path, web and API). 404 for an invisible
+    incident; 403 without ``incidents.triage_incident``."""
+    incident = _get_incident_for(request, pk, "incidents.triage_incident")
+    messages.error(request, services.TRIAGE_NEEDS_ASSESSMENT)
+    latest = incident.assessments.order_by("-version").first()
+    form = AssessmentForm(initial=AssessmentForm.initial_for(incident, latest))
+    return _render_form(request, incident, form, status=400)
 
 
 def _success_message(assessment: Assessment) -> str:

@@ -33,7 +33,9 @@ from incidents.models import (
     Contact,
     Customer,
     DataCategory,
+    DataSubjectCategory,
     Incident,
+    LikelyConsequence,
     Product,
     ReadLogEntry,
     Supplier,
@@ -336,7 +338,13 @@ class IncidentSerializer(StrictModelSerializer):
     ``nature_of_breach``, ``mitigation_measures``, ``products`` (existing product names),
     ``exposure_started_at``, ``exposure_ended_at``, ``records_affected``,
     ``records_affected_is_estimate``, ``data_categories`` (``DataCategory`` values; null:
-    unknown), ``sub_processor`` (a supplier id) and ``sub_processor_details``.
+    unknown), ``data_subject_categories`` (``DataSubjectCategory`` values; null: unknown),
+    ``data_subjects_affected`` with ``data_subjects_affected_is_estimate`` (the approximate
+    number of data subjects, GDPR Art. 33(3)(a); null: unknown), ``likely_consequences``
+    (``LikelyConsequence`` values), ``adverse_effect_measures`` (text, Art. 33(3)(d)),
+    ``sub_processor`` (a supplier id), ``sub_processor_details`` and
+    ``incident_figures_shareable`` (notices may state the incident-wide counts; incident
+    managers only: ``incidents.share_incident_figures``, else 403).
     Read-only: everything else. ``state`` changes only through
     ``POST /api/incidents/{id}/transitions/{name}/``; a body naming it gets 400.
     ``exposure_duration_hours``: hours (float) between the exposure's start and end, null when
@@ -367,6 +375,18 @@ class IncidentSerializer(StrictModelSerializer):
         allow_null=True,
         required=False,
         help_text="DataCategory values; null: unknown.",
+    )
+    data_subject_categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=DataSubjectCategory.choices),
+        allow_null=True,
+        required=False,
+        help_text="DataSubjectCategory values; null: unknown (GDPR Art. 33(3)(a)).",
+    )
+    likely_consequences = serializers.ListField(
+        child=serializers.ChoiceField(choices=LikelyConsequence.choices),
+        allow_null=True,
+        required=False,
+        help_text="LikelyConsequence values; null: unknown (GDPR Art. 33(3)(c)).",
     )
     exposure_duration_hours = serializers.SerializerMethodField(
         help_text="Hours between exposure_started_at and exposure_ended_at; null when unknown."
@@ -405,8 +425,14 @@ class IncidentSerializer(StrictModelSerializer):
             "records_affected",
             "records_affected_is_estimate",
             "data_categories",
+            "data_subject_categories",
+            "data_subjects_affected",
+            "data_subjects_affected_is_estimate",
+            "likely_consequences",
+            "adverse_effect_measures",
             "sub_processor",
             "sub_processor_details",
+            "incident_figures_shareable",
             "out_of_scope_category",
             "scope_rationale",
             "customer_informed_at",
@@ -465,6 +491,16 @@ class IncidentSerializer(StrictModelSerializer):
     def get_available_transitions(self, incident: Incident) -> list[str]:
         request = self.context.get("request")
         return available_transitions(incident, getattr(request, "user", None))
+
+
+def incident_representation(incident_id: int, request: Any = None) -> dict[str, Any]:
+    """The detail representation of an incident as stored now (what every transition answers)."""
+    incident = (
+        Incident.objects.select_related("owner", "declared_by")
+        .prefetch_related("products", "affected_customers__customer")
+        .get(pk=incident_id)
+    )
+    return IncidentDetailSerializer(incident, context={"request": request}).data
 
 
 class IncidentDetailSerializer(IncidentSerializer):
@@ -628,6 +664,11 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
             "id",
             "customer",
             "records_affected",
+            "records_affected_is_estimate",
+            "data_subjects_affected",
+            "data_subjects_affected_is_estimate",
+            "exposure_started_at",
+            "exposure_ended_at",
             "notes",
             "added_at",
             "added_by",
@@ -636,15 +677,37 @@ class AffectedCustomerSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AffectedCustomerAddBody(StrictSerializer):
-    """Body of ``POST .../affected-customers/``: ``customer`` (id or account reference),
-    ``records_affected`` (a count or null: unknown), ``notes``."""
+def _count_field() -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=0, max_value=2**63 - 1, allow_null=True, required=False)
+
+
+class AffectedCustomerFiguresBody(StrictSerializer):
+    """The customer's own figures, told to that customer only: ``records_affected`` and
+    ``data_subjects_affected`` (counts, null: unknown), each with ``..._is_estimate``, and the
+    customer's own exposure window ``exposure_started_at`` / ``exposure_ended_at`` (instants
+    with offset; null: the incident's window applies)."""
 
     customer = CustomerReferenceField()
-    records_affected = serializers.IntegerField(
-        min_value=0, max_value=2**63 - 1, allow_null=True, required=False
-    )
-    notes = serializers.CharField(allow_blank=True, required=False, default="")
+    records_affected = _count_field()
+    records_affected_is_estimate = serializers.BooleanField(required=False)
+    data_subjects_affected = _count_field()
+    data_subjects_affected_is_estimate = serializers.BooleanField(required=False)
+    exposure_started_at = AwareDateTimeField(allow_null=True, required=False)
+    exposure_ended_at = AwareDateTimeField(allow_null=True, required=False)
+    notes = serializers.CharField(allow_blank=True, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        started, ended = attrs.get("exposure_started_at"), attrs.get("exposure_ended_at")
+        if started is not None and ended is not None and ended < started:
+            raise serializers.ValidationError(
+                {"exposure_ended_at": ["The exposure cannot end before it started."]}
+            )
+        return attrs
+
+
+class AffectedCustomerAddBody(AffectedCustomerFiguresBody):
+    """Body of ``POST .../affected-customers/``: ``customer`` (id or account reference), the
+    customer's own figures (``AffectedCustomerFiguresBody``) and ``notes``."""
 
 
 class AffectedCustomerRemoveBody(StrictSerializer):

@@ -25,6 +25,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -35,6 +36,7 @@ from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
     AffectedCustomerAddBody,
+    AffectedCustomerFiguresBody,
     AffectedCustomerRemoveBody,
     AffectedCustomerSerializer,
     ClassifyAsCustomerEventBody,
@@ -132,6 +134,7 @@ class IncidentViewSet(
                 "HEAD": ["incidents.view_affectedcustomer"],
                 "OPTIONS": ["incidents.view_affectedcustomer"],
                 "POST": ["incidents.add_affectedcustomer"],
+                "PATCH": ["incidents.change_affectedcustomer"],
                 "DELETE": ["incidents.delete_affectedcustomer"],
             }
         return {}
@@ -271,6 +274,11 @@ class IncidentViewSet(
         },
     )
     @extend_schema(
+        methods=["PATCH"],
+        request=AffectedCustomerFiguresBody,
+        responses={200: AffectedCustomerSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
+    )
+    @extend_schema(
         methods=["DELETE"],
         parameters=[
             OpenApiParameter(
@@ -285,7 +293,7 @@ class IncidentViewSet(
     )
     @action(
         detail=True,
-        methods=["get", "post", "delete"],
+        methods=["get", "post", "patch", "delete"],
         url_path="affected-customers",
         filter_backends=[],
         pagination_class=AddedAtKeysetPagination,
@@ -299,6 +307,9 @@ class IncidentViewSet(
           "notes": str}``: add one through ``services.affected_customer_add``; 201 with the
           row. 409 if already recorded or the incident is closed or ruled out
           (``add_affectedcustomer``).
+        - ``PATCH`` ``{"customer": ..., <figures>}``: change the customer's own figures
+          (``AffectedCustomerFiguresBody``) through ``services.affected_customer_update``; 200
+          with the row (``change_affectedcustomer``). 404 if the customer is not recorded.
         - ``DELETE`` ``{"customer": ...}`` (or ``?customer=``): remove one through
           ``services.affected_customer_remove``; 204. 409 after declaration or when not
           recorded (``delete_affectedcustomer``).
@@ -317,6 +328,15 @@ class IncidentViewSet(
                 pk=affected.pk
             )
             return Response(AffectedCustomerSerializer(affected).data, status=status.HTTP_201_CREATED)
+        if request.method == "PATCH":
+            figures = AffectedCustomerFiguresBody(data=request.data)
+            figures.is_valid(raise_exception=True)
+            changes = dict(figures.validated_data)
+            customer = changes.pop("customer")
+            affected = get_object_or_404(AffectedCustomer, incident=incident, customer=customer)
+            services.affected_customer_update(affected=affected, actor=request.user, changes=changes)
+            affected = AffectedCustomer.objects.select_related("customer", "added_by").get(pk=affected.pk)
+            return Response(AffectedCustomerSerializer(affected).data)
         if request.method == "DELETE":
             data: Any = request.data
             if not data and "customer" in request.query_params:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -29,13 +29,18 @@ from incidents.api.serializers import (
 from incidents.models import Customer, Incident
 from notifications.models import (
     NOTICE_FIELDS,
+    TRANSLATABLE_TEXTS,
     Clock,
     Delivery,
+    DeliveryCreation,
     Escalation,
     Notice,
+    NoticeRecipient,
     SkippedRecipient,
+    Translation,
     Withholding,
 )
+from notifications.services import notice_delivery_progress
 
 # Clocks -----------------------------------------------------------------------------------------
 
@@ -125,6 +130,19 @@ class WithheldFieldSerializer(serializers.Serializer):
     reason_label = serializers.CharField()
 
 
+class DeliveryCreationSerializer(serializers.Serializer):
+    """Where an approved notice's deliveries stand: ``status`` ``""`` (a draft), ``pending``
+    (a worker is creating them from the committed approval) or ``done``; how many of the
+    ``customers_total`` customers are done; ``deliveries_created`` so far; ``completed_at``
+    (UTC, null until done)."""
+
+    status = serializers.ChoiceField(choices=DeliveryCreation.choices)
+    customers_total = serializers.IntegerField()
+    customers_done = serializers.IntegerField()
+    deliveries_created = serializers.IntegerField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
 class DeliveryCountsSerializer(serializers.Serializer):
     """How many deliveries of a notice are in each status, and in all."""
 
@@ -135,14 +153,23 @@ class DeliveryCountsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
 
 
+def _recipient_count(aggregate: Any, **conditions: Any) -> Subquery:
+    rows = NoticeRecipient.objects.filter(notice=OuterRef("pk"), **conditions).order_by().values("notice")
+    return Subquery(rows.annotate(value=aggregate).values("value"), output_field=IntegerField())
+
+
 def with_delivery_counts(notices: QuerySet[Notice]) -> QuerySet[Notice]:
-    """``notices`` annotated with ``deliveries_<status>`` counts, read by ``NoticeSerializer``
-    (one grouped query instead of one per notice)."""
+    """``notices`` annotated with ``deliveries_<status>`` counts and the delivery-creation
+    progress (``recipients_total``, ``recipients_done``, ``recipients_deliveries``), read by
+    ``NoticeSerializer`` (one query for the whole list instead of some per notice)."""
     return notices.annotate(
         **{
             f"deliveries_{value}": Count("deliveries", filter=Q(deliveries__status=value))
             for value in Delivery.Status.values
-        }
+        },
+        recipients_total=_recipient_count(Count("id")),
+        recipients_done=_recipient_count(Count("id"), deliveries_created_at__isnull=False),
+        recipients_deliveries=_recipient_count(Sum("deliveries")),
     )
 
 
@@ -168,6 +195,9 @@ class NoticeSerializer(StrictModelSerializer):
     ``withheld``: the fields left out of the customers' messages, with the reason (names and
     reason labels only). ``changes``: fields that differ from the previous approved notice.
     ``deliveries``: counts by delivery status (``total`` 0 for a draft).
+    ``update_number``: 1, 2, ... for updates (the subject says "Update 1"), null otherwise.
+    ``translations``: ``{text name: {language: text}}`` as approved. ``delivery_creation``:
+    the worker's progress creating the deliveries after approval (``DeliveryCreationSerializer``).
     ``skipped_recipients``: the active administrative contacts the approved notice was not
     sent to, and why (``undeliverable``: refused for good earlier; ``pending_confirmation``: a
     new address not confirmed yet). Instants are UTC.
@@ -182,6 +212,8 @@ class NoticeSerializer(StrictModelSerializer):
     )
     withheld = serializers.SerializerMethodField()
     deliveries = serializers.SerializerMethodField()
+    delivery_creation = serializers.SerializerMethodField()
+    translations = serializers.JSONField(read_only=True)
     skipped_recipients = SkippedRecipientSerializer(many=True, read_only=True)
 
     class Meta:
@@ -190,6 +222,7 @@ class NoticeSerializer(StrictModelSerializer):
             "id",
             "number",
             "kind",
+            "update_number",
             "status",
             "is_automatic",
             "contact_point",
@@ -198,7 +231,9 @@ class NoticeSerializer(StrictModelSerializer):
             "content",
             "withheld",
             "changes",
+            "translations",
             "deliveries",
+            "delivery_creation",
             "skipped_recipients",
             "created_at",
             "created_by",
@@ -214,6 +249,20 @@ class NoticeSerializer(StrictModelSerializer):
             {"field": name, "reason": reason, "reason_label": str(labels.get(reason, reason))}
             for name, reason in sorted(notice.withheld.items())
         ]
+
+    @extend_schema_field(DeliveryCreationSerializer)
+    def get_delivery_creation(self, notice: Notice) -> dict[str, Any]:
+        if hasattr(notice, "recipients_total"):
+            progress = {
+                "status": notice.delivery_creation,
+                "customers_total": getattr(notice, "recipients_total", 0) or 0,
+                "customers_done": getattr(notice, "recipients_done", 0) or 0,
+                "deliveries_created": getattr(notice, "recipients_deliveries", 0) or 0,
+                "completed_at": notice.deliveries_created_at,
+            }
+        else:
+            progress = notice_delivery_progress(notice)
+        return DeliveryCreationSerializer(progress).data
 
     @extend_schema_field(DeliveryCountsSerializer)
     def get_deliveries(self, notice: Notice) -> dict[str, int]:
@@ -255,21 +304,37 @@ class NoticeChangeBody(StrictSerializer):
 
 class NoticePreviewQuery(StrictSerializer):
     """Query string of ``GET .../preview/``: ``language``, a code of ``settings.LANGUAGES``
-    (default ``settings.LANGUAGE_CODE``)."""
+    (default ``settings.LANGUAGE_CODE``); ``customer``, an affected customer's id or account
+    reference (default: the first affected customer)."""
 
     language = serializers.ChoiceField(
         choices=settings.LANGUAGES, required=False, default=settings.LANGUAGE_CODE
     )
+    customer = CustomerReferenceField(required=False)
+
+    def validate_customer(self, customer: Any) -> Any:
+        incident: Incident = self.context["incident"]
+        if not incident.affected_customers.filter(customer=customer).exists():
+            raise serializers.ValidationError(
+                f"{customer.account_reference} is not affected by {incident.reference}."
+            )
+        return customer
 
 
 class NoticePreviewSerializer(serializers.Serializer):
     """A notice rendered as the customer would receive it: one-line ``subject``, the plain
-    ``text`` part, the (escaped) ``html`` part and the ``language`` rendered in."""
+    ``text`` part, the (escaped) ``html`` part, the ``language`` rendered in, the ``customer``
+    shown and the free texts left ``untranslated``."""
 
     subject = serializers.CharField()
     text = serializers.CharField()
     html = serializers.CharField()
     language = serializers.CharField()
+    customer = serializers.CharField(help_text="The account reference of the customer shown.")
+    untranslated = serializers.ListField(
+        child=serializers.ChoiceField(choices=[(name, name) for name in TRANSLATABLE_TEXTS]),
+        help_text="Free texts that go out in NOTICE_SOURCE_LANGUAGE: no translation into this language.",
+    )
 
 
 # Withheld details -------------------------------------------------------------------------------
@@ -351,7 +416,8 @@ class DeliverySerializer(StrictModelSerializer):
     sending attempts so far; ``last_error``: the relay's last refusal or the network error;
     ``next_attempt_at``, ``sent_at`` (null until sent) and ``failure_acknowledged_at`` (an
     incident manager acknowledged the failure) in UTC; ``message_id``: the deterministic
-    Message-ID header.
+    Message-ID header; ``in_reply_to`` and ``references`` (space-separated): the Message-IDs of
+    the contact's earlier notices on the incident, so mail clients thread them.
     """
 
     notice = DeliveryNoticeSerializer(read_only=True)
@@ -375,16 +441,26 @@ class DeliverySerializer(StrictModelSerializer):
             "sent_at",
             "failure_acknowledged_at",
             "message_id",
+            "in_reply_to",
+            "references",
         ]
         read_only_fields = fields
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
     """A delivery with its message: ``text`` (the plain-text part) and ``html`` (the HTML part),
-    exactly as rendered at approval."""
+    exactly as rendered for this customer and language."""
 
-    text = serializers.CharField(source="body_text", read_only=True)
-    html = serializers.CharField(source="body_html", read_only=True)
+    text = serializers.SerializerMethodField()
+    html = serializers.SerializerMethodField()
+
+    def get_text(self, delivery: Delivery) -> str:
+        shared = delivery.notice_message
+        return shared.body_text if shared is not None else delivery.body_text
+
+    def get_html(self, delivery: Delivery) -> str:
+        shared = delivery.notice_message
+        return shared.body_html if shared is not None else delivery.body_html
 
     class Meta(DeliverySerializer.Meta):
         fields = [*DeliverySerializer.Meta.fields, "text", "html"]
@@ -407,3 +483,32 @@ class AcknowledgeDeliveryFailureBody(StrictSerializer):
                 f"{customer.account_reference} has no notice clock on {incident.reference}."
             )
         return customer
+
+
+# Per-language text ------------------------------------------------------------------------------
+
+
+class TranslationSerializer(StrictModelSerializer):
+    """A free text of an incident's notices in one language: ``field`` (``TRANSLATABLE_TEXTS``),
+    ``language``, ``text``, ``source_text`` (the default text it translates) and
+    ``is_current`` (false once that default text has changed: notices then fall back to it)."""
+
+    updated_by = username_field()
+    is_current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Translation
+        fields = ["id", "field", "language", "text", "source_text", "is_current", "updated_at", "updated_by"]
+        read_only_fields = fields
+
+    def get_is_current(self, translation: Translation) -> bool:
+        return self.context.get("source_texts", {}).get(translation.field) == translation.source_text
+
+
+class TranslationBody(StrictSerializer):
+    """Body of ``POST .../translations/``: ``field`` (``TRANSLATABLE_TEXTS``), ``language`` (a
+    notice language other than ``NOTICE_SOURCE_LANGUAGE``), ``text`` (empty: remove)."""
+
+    field = serializers.ChoiceField(choices=[(name, name) for name in TRANSLATABLE_TEXTS])
+    language = serializers.ChoiceField(choices=settings.LANGUAGES)
+    text = serializers.CharField(allow_blank=True, max_length=8000)

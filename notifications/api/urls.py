@@ -11,6 +11,7 @@ from notifications.api.views import (
     DeliveryViewSet,
     IncidentClockViewSet,
     IncidentNoticeViewSet,
+    IncidentTranslationViewSet,
     IncidentWithholdingViewSet,
     WithholdingViewSet,
 )
@@ -21,6 +22,7 @@ INCIDENT = r"incidents/(?P<incident_pk>[^/.]+)"
 router = SimpleRouter()
 router.register(f"{INCIDENT}/clocks", IncidentClockViewSet, basename="incident-clock")
 router.register(f"{INCIDENT}/notices", IncidentNoticeViewSet, basename="incident-notice")
+router.register(f"{INCIDENT}/translations", IncidentTranslationViewSet, basename="incident-translation")
 router.register(f"{INCIDENT}/withholdings", IncidentWithholdingViewSet, basename="incident-withholding")
 router.register("clocks", ClockViewSet, basename="clock")
 router.register("withholdings", WithholdingViewSet, basename="withholding")

@@ -57,11 +57,13 @@ from notifications.api.serializers import (
     NoticePreviewSerializer,
     NoticeSerializer,
     ReasonBody,
+    TranslationBody,
+    TranslationSerializer,
     WithholdingCreateBody,
     WithholdingSerializer,
     with_delivery_counts,
 )
-from notifications.models import Clock, Delivery, Notice, Withholding
+from notifications.models import Clock, Delivery, Notice, Translation, Withholding
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 _INCIDENT_ID = OpenApiParameter(
@@ -411,14 +413,23 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def preview(self, request: Request, incident_pk: str, number: str) -> Response:
-        """The notice as a customer would receive it in ``?language=`` (default ``en``):
-        a draft from the incident's facts now, an approved notice from its snapshot; withheld
-        fields left out (``services.notice_preview``). 400 for a language not in
-        ``settings.LANGUAGES`` or another query parameter; 404."""
+        """The notice as a customer would receive it in ``?language=`` (default ``en``), as
+        received by ``?customer=`` (an affected customer's id or account reference; default the
+        first affected customer), with that customer's own figures: a draft from the incident's
+        facts now, an approved notice from its snapshot; withheld fields left out
+        (``services.notice_preview``). ``untranslated`` names the free texts that would go out
+        in the source language. 400 for a language not in ``settings.LANGUAGES``, a customer
+        that is not affected, or another query parameter; 404."""
         notice = self.get_object()
-        query = NoticePreviewQuery(data=request.query_params)
+        query = NoticePreviewQuery(data=request.query_params, context={"incident": self.incident})
         query.is_valid(raise_exception=True)
-        message = services.notice_preview(notice=notice, language=query.validated_data["language"])
+        customer = query.validated_data.get("customer")
+        if customer is None:
+            first = self.incident.affected_customers.select_related("customer").first()
+            customer = first.customer if first else None
+        message = services.notice_preview(
+            notice=notice, language=query.validated_data["language"], customer=customer
+        )
         return Response(
             NoticePreviewSerializer(
                 {
@@ -426,6 +437,8 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
                     "text": message.text,
                     "html": message.html,
                     "language": message.language,
+                    "customer": customer.account_reference if customer else "",
+                    "untranslated": list(message.untranslated),
                 }
             ).data
         )
@@ -436,17 +449,82 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"], pagination_class=None)
     def approve(self, request: Request, incident_pk: str, number: str) -> Response:
-        """Approve the draft (``services.notice_approve``): snapshot the breach fields, record
-        what is withheld and changed, queue one delivery per active administrative contact of
-        each waiting customer; 200 with the notice and its delivery counts.
+        """Approve the draft (``services.notice_approve``) and answer at once: the breach
+        fields, per-language texts, withheld fields and changes are snapshotted and each
+        waiting customer recorded with its own figures; a worker then creates one delivery per
+        active administrative contact and sends them. 200 with the notice, whose
+        ``delivery_creation`` shows that progress (``pending``, then ``done``).
 
-        Errors: 403 without ``approve_notice``; 404; 409 when the notice is not a draft, the
-        incident is not declared (or later), or no affected customer is waiting for it.
+        Errors: 400 ``{"translations": ...}`` naming the missing languages when
+        ``NOTICE_REQUIRE_TRANSLATIONS`` is on; 403 without ``approve_notice``; 404; 409 when the
+        notice is not a draft, the incident is not declared (or later), or no affected customer
+        is waiting for it.
         """
         notice = self.get_object()
         EmptyBody(data=request.data).is_valid(raise_exception=True)
         services.notice_approve(notice=notice, actor=request.user)
         return Response(self._represent(notice))
+
+
+# Per-language text ------------------------------------------------------------------------------
+
+
+@extend_schema(parameters=[_INCIDENT_ID])
+class IncidentTranslationViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
+    """The free texts of an incident's notices per language (GDPR Art. 33(3) content in the
+    customer's language).
+
+    - ``GET /api/incidents/{id}/translations/``: every translation (``TranslationSerializer``;
+      ``is_current`` false for one whose default text changed since), keyset-paginated
+      (``view_translation``).
+    - ``POST`` ``TranslationBody``: give (or with an empty ``text`` remove) one text in one
+      language (``services.translation_set``); 200 with the translation, 204 when removed.
+      400 for an unknown text, a text that is empty now, or the source language
+      (``translate_notice_text``: incident managers).
+    """
+
+    serializer_class = TranslationSerializer
+    permission_classes = _PERMISSIONS
+    required_permissions = {"POST": ["notifications.translate_notice_text"]}
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Translation]:
+        if self._schema_only():
+            return Translation.objects.none()
+        return Translation.objects.filter(incident=self.incident).select_related("updated_by")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = dict(super().get_serializer_context())
+        if not self._schema_only():
+            context["source_texts"] = services.notice_source_texts(self.incident)
+        return context
+
+    @extend_schema(responses={200: TranslationSerializer(many=True), 403: _ERROR, 404: _ERROR})
+    def list(self, request: Request, incident_pk: str) -> Response:
+        """Every translation of the incident's notice texts, keyset-paginated. 403 without
+        ``view_translation``; 404 for an unknown or invisible incident."""
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(
+            TranslationSerializer(page, many=True, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(
+        request=TranslationBody,
+        responses={200: TranslationSerializer, 204: None, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
+    )
+    def create(self, request: Request, incident_pk: str) -> Response:
+        """Give one free text in one language (``services.translation_set``); 200 with it, or
+        204 when an empty ``text`` removed it. Errors: 400; 403 without
+        ``translate_notice_text``; 404; 409 for a closed incident."""
+        body = TranslationBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        translation = services.translation_set(
+            incident=self.incident, actor=request.user, **body.validated_data
+        )
+        if translation is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        fresh = self.get_queryset().get(pk=translation.pk)
+        return Response(TranslationSerializer(fresh, context=self.get_serializer_context()).data)
 
 
 # Withheld details -------------------------------------------------------------------------------
@@ -574,8 +652,8 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_queryset(self) -> QuerySet[Delivery]:
         deliveries = Delivery.objects.select_related("notice__incident", "customer")
         if self.action == "list":
-            deliveries = deliveries.defer("body_text", "body_html")
-        return deliveries
+            return deliveries.defer("body_text", "body_html")
+        return deliveries.select_related("notice_message")
 
     def get_serializer_class(self) -> type[DeliverySerializer]:
         return DeliverySerializer if self.action == "list" else DeliveryDetailSerializer

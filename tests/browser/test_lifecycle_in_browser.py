@@ -33,11 +33,21 @@ def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     expect(responder_page.get_by_role("heading", level=1)).to_contain_text(incident.title)
     responder_page.screenshot(path=str(tmp_path / "incident-detected.png"), full_page=True)
     responder_page.locator("#step-triage > summary").click()
-    triage = responder_page.locator("#transition-triage")
-    triage.get_by_label("Severity").select_option("high")
-    triage.get_by_label("Malicious").select_option("no")
-    triage.get_by_role("button", name="Triage").click()
-    expect(responder_page.locator(".messages")).to_contain_text("Triage: done.")
+    # Triage is one path: the incident page's step opens the assessment form.
+    responder_page.locator("#transition-triage").get_by_role("link", name="Assess and triage").click()
+    form = responder_page.locator("#assessment-form")
+    form.get_by_label("In scope: a possible personal data breach").check()
+    form.get_by_label("Rationale of the scope decision").fill("A payroll export reached another customer.")
+    form.locator("#id_malicious").select_option("no")
+    form.get_by_label("Scenario").select_option("misdirected_communication")
+    for box in form.locator("input[name=data_categories]").all():
+        box.uncheck()
+    form.get_by_label("Financial (bank account) data").check()
+    form.get_by_label("Ease of identification (EI)").select_option("maximum")
+    form.get_by_label("Loss of confidentiality").select_option("known_recipients")
+    form.get_by_label("Confidentiality: unauthorised disclosure or access").check()
+    form.get_by_role("button", name="Record assessment").click()
+    expect(responder_page.locator(".messages")).to_contain_text("Assessment v1 recorded: in scope")
     expect(responder_page.locator(".page-head .state")).to_have_text("Triaged")
     responder_page.get_by_label("Customer (account reference or name)").fill(customer.account_reference)
     responder_page.get_by_label("Records affected (this customer)").fill("1200")
@@ -80,4 +90,5 @@ def test_it_takes_an_incident_from_triage_to_declaration_in_the_browser(
     assert screenshot.stat().st_size > 10_000
     assert "Acme Logistics GmbH" in manager_page.inner_text("#affected-customers")
     incident.refresh_from_db()
-    assert (incident.state, incident.severity, incident.declared_by) == ("declared", "high", manager)
+    assert (incident.state, incident.declared_by) == ("declared", manager)
+    assert incident.severity == incident.assessments.get().band

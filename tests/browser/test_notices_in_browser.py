@@ -33,6 +33,7 @@ def test_it_drafts_previews_approves_and_delivers_a_notice_in_the_browser(  # no
     import notifications.services
     from notifications.models import Clock, Delivery
     from notifications.sender import deliveries_send_due
+    from tests.notifications.support import run_delivery_worker
 
     declare = request.getfixturevalue("declare_for")
     customers = request.getfixturevalue("multilingual_customers")
@@ -82,9 +83,14 @@ def test_it_drafts_previews_approves_and_delivers_a_notice_in_the_browser(  # no
     approve.get_by_role("button", name="Approve and send").click()
     expect(page.locator(".messages")).to_contain_text("Notice 1 approved")
     expect(page.locator("#notice-status")).to_have_text("Approved")
+    # The approval answered at once; the worker that creates the deliveries was queued.
+    assert woken == ["notifications.tasks.create_notice_deliveries"]
+    expect(page.locator("#delivery-progress")).to_contain_text("Creating deliveries: 0 of 3 customers done")
+    assert run_delivery_worker() == 4  # the worker (here, in the test process)
+    page.reload()
+    expect(page.locator("#delivery-progress")).to_contain_text("All 4 deliveries to 3 customers created")
     expect(page.locator("#deliveries tr.delivery")).to_have_count(4)
     expect(page.locator("#deliveries")).to_contain_text("Pending")
-    assert woken == [notifications.services.TASK_SEND_DUE_DELIVERIES]
 
     # The sender runs (here, in the test process) against the real SMTP server.
     report = deliveries_send_due()

@@ -112,8 +112,8 @@ def test_it_names_unknown_fields(api, make_incident):
     created = api.post(LIST, {**NEW, "colour": "red", "severityy": "high"}, format="json")
     patched = api.patch(f"/api/incidents/{incident.pk}/", {"title": "x", "colour": "red"}, format="json")
     transition = api.post(
-        f"/api/incidents/{incident.pk}/transitions/triage/",
-        {"severity": "low", "malicious": "no", "urgency": "now"},
+        f"/api/incidents/{incident.pk}/transitions/declare/",
+        {"nature_of_breach": "x", "urgency": "now"},
         format="json",
     )
     customer = api.post(
@@ -325,12 +325,12 @@ def test_it_changes_nothing_when_a_transition_body_is_invalid(api, make_incident
 
     response = api.post(
         f"/api/incidents/{incident.pk}/transitions/triage/",
-        {"severity": "catastrophic", "malicious": "no"},
+        {"scope_rationale": "Seen in the logs.", "malicious": "perhaps"},
         format="json",
     )
 
     assert response.status_code == 400
-    assert "severity" in errors(response)
+    assert "malicious" in errors(response)
     assert snapshot(incident) == before
 
 

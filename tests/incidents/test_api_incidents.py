@@ -117,6 +117,12 @@ def test_it_shows_the_whole_representation_on_the_detail(api, auditor, make_inci
         "records_affected",
         "records_affected_is_estimate",
         "data_categories",
+        "data_subject_categories",
+        "data_subjects_affected",
+        "data_subjects_affected_is_estimate",
+        "likely_consequences",
+        "adverse_effect_measures",
+        "incident_figures_shareable",
         "sub_processor",
         "sub_processor_details",
         "out_of_scope_category",
@@ -514,5 +520,5 @@ def test_it_renders_the_openapi_schema(api, responder):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert "/api/incidents/{id}/transitions/{transition_name}/" in paths
-    assert set(paths["/api/incidents/{id}/affected-customers/"]) == {"get", "post", "delete"}
+    assert set(paths["/api/incidents/{id}/affected-customers/"]) == {"get", "post", "patch", "delete"}
     assert "/api/customers/{id}/" in paths and "delete" not in paths["/api/customers/{id}/"]

@@ -66,7 +66,8 @@ def test_a_guard_failure_names_what_is_missing(api, make_incident):
         api.post(f"/api/incidents/{incident.pk}/transitions/triage/", {}, format="json"), 400
     )
 
-    assert body["code"] == "guard_failed" and "severity" in body["missing"]
+    # Triage takes an assessment (one triage path): that is what is missing.
+    assert body["code"] == "guard_failed" and body["missing"] == ["assessment"]
 
 
 def test_a_transition_from_the_wrong_state_is_a_409_problem_with_the_state(manager, make_incident):

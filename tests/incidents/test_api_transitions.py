@@ -4,7 +4,11 @@ permissions of DESIGN.md section 6 for every role. A refused transition changes 
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
 import pytest
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -48,8 +52,16 @@ TABLE = {
 }
 
 #: A complete, valid body for each transition.
-BODIES = {
-    "triage": {"severity": "high", "malicious": "unknown", "scenario": "misdirected_communication"},
+BODIES: dict[str, dict[str, Any]] = {
+    # Triage takes the triage form's assessment (one triage path, web and API).
+    "triage": {
+        "scope_rationale": "Payroll data reached a wrong recipient.",
+        "malicious": "unknown",
+        "scenario": "misdirected_communication",
+        "data_categories": ["identity"],
+        "severity_inputs": {"ease_of_identification": "maximum"},
+        "notification_facts": {"breach_types": ["confidentiality"]},
+    },
     "rule_out_of_scope": {
         "out_of_scope_category": "data_subject_request",
         "scope_rationale": "An access request, handled by the privacy team.",
@@ -145,10 +157,13 @@ def test_it_follows_the_transition_table(api, superuser, ready_incident, state, 
         assert response.status_code == 200, response.json()
         assert response.json()["state"] == target
         assert Incident.objects.get(pk=incident.pk).state == target
-        last = AuditEvent.objects.filter(incident=incident).order_by("-sequence").first()
-        assert last is not None
-        assert (last.verb, last.from_state, last.to_state) == (name, state, target)
-        assert last.sequence == before[2] + 1
+        new = AuditEvent.objects.filter(incident=incident, sequence__gt=before[2]).order_by("sequence")
+        event = new.first()
+        assert event is not None
+        assert (event.verb, event.from_state, event.to_state) == (name, state, target)
+        # Triage also records its assessment (and the facts it carries); the rest write one event.
+        expected = {"triage", "assessment_recorded", "updated"} if name == "triage" else {name}
+        assert {e.verb for e in new} == expected
     else:
         assert response.status_code == 409, response.json()
         assert response.json()["state"] == state
@@ -167,15 +182,47 @@ def test_it_records_the_transition_body_in_utc(api, responder, make_incident):
     assert response.json()["scope_rationale"] == BODIES["classify_as_customer_event"]["scope_rationale"]
 
 
-def test_it_takes_values_recorded_before_without_repeating_them(api, responder, make_incident):
+def test_it_refuses_triage_without_an_assessment_with_the_web_forms_message(api, responder, make_incident):
+    from triage.services import TRIAGE_NEEDS_ASSESSMENT
+
     incident = make_incident("detected", severity="low", malicious="no")
+    before = snapshot(incident)
     api.force_login(responder)
 
-    response = api.post(url(incident, "triage"), {}, format="json")
+    for body in ({}, {"severity": "high", "malicious": "no", "scenario": "misdirected_communication"}):
+        response = api.post(url(incident, "triage"), body, format="json")
 
-    assert response.status_code == 200
-    assert response.json()["state"] == "triaged"
-    assert response.json()["owner"] == "rita.responder"
+        assert response.status_code == 400, response.json()
+        problem = response.json()
+        assert (problem["detail"], problem["missing"], problem["code"]) == (
+            TRIAGE_NEEDS_ASSESSMENT,
+            ["assessment"],
+            "guard_failed",
+        )
+    assert snapshot(incident) == before
+    web = Client()
+    web.force_login(responder)
+    page = web.post(f"/incidents/{incident.pk}/transitions/triage/")
+    assert page.status_code == 400
+    assert html.escape(TRIAGE_NEEDS_ASSESSMENT) in page.content.decode()
+    assert snapshot(incident) == before
+
+
+def test_it_triages_through_the_api_with_the_forms_assessment(api, responder, make_incident):
+    incident = make_incident("detected")
+    api.force_login(responder)
+
+    response = api.post(url(incident, "triage"), BODIES["triage"], format="json")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["state"] == "triaged" and response.json()["owner"] == "rita.responder"
+    assessment = incident.assessments.get()
+    assert (assessment.version, assessment.scope, assessment.band) == (
+        1,
+        "in_scope",
+        response.json()["severity"],
+    )
+    assert response.json()["data_categories"] == ["identity"]  # carried from the assessment
 
 
 # Guards -----------------------------------------------------------------------------------------
@@ -184,8 +231,8 @@ def test_it_takes_values_recorded_before_without_repeating_them(api, responder, 
 @pytest.mark.parametrize(
     ("state", "name", "body", "missing"),
     [
-        ("detected", "triage", {"malicious": "no"}, ["severity"]),
-        ("detected", "triage", {}, ["severity", "malicious"]),
+        ("detected", "triage", {"malicious": "no"}, ["assessment"]),
+        ("detected", "triage", {}, ["assessment"]),
         (
             "detected",
             "rule_out_of_scope",

@@ -40,14 +40,21 @@ def _contact_rows(customer):
 
 
 def _notification_rows(make_incident, manager):  # needs the smtp_server fixture
-    """A clock, an escalation, a withheld field, an approved notice, its delivery and a contact
-    it skipped (refused earlier)."""
+    """A clock, an escalation, a withheld field, a translation, an approved notice with its
+    recipient, shared message, delivery and the message sent, and a contact it skipped
+    (refused earlier)."""
     from datetime import timedelta
 
     from incidents.services import contact_create, contact_mark_undeliverable
     from notifications.scanner import deadlines_scan
     from notifications.sender import deliveries_send_due
-    from notifications.services import notice_approve, notice_draft, withholding_create
+    from notifications.services import (
+        notice_approve,
+        notice_deliveries_create,
+        notice_draft,
+        translation_set,
+        withholding_create,
+    )
 
     declared = make_incident(state="declared")
     bounced = contact_create(
@@ -67,7 +74,17 @@ def _notification_rows(make_incident, manager):  # needs the smtp_server fixture
         requested_by="Police case 12",
         review_at=timezone.now() + timedelta(days=7),
     )
-    notice_approve(notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager)
+    translation_set(
+        incident=declared,
+        actor=manager,
+        field="nature_of_breach",
+        language="de",
+        text="Lohnabrechnung falsch versandt.",
+    )
+    notice = notice_approve(
+        notice=notice_draft(incident=declared, actor=manager, kind="initial"), actor=manager
+    )
+    notice_deliveries_create(notice_id=notice.pk)
     deadlines_scan(now=declared.clocks.get().due_at - timedelta(hours=47))
     deliveries_send_due()  # through the real SMTP server: a delivery sent, its message recorded
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -355,23 +356,24 @@ def test_it_refuses_to_edit_a_closed_incident(manager, make_incident):
 # --- Transitions --------------------------------------------------------------------------
 
 
-def test_it_lets_a_responder_triage_through_the_form(responder, make_incident):
-    incident = make_incident()
+def test_it_sends_triage_to_the_assessment_form(responder, make_incident):
+    from triage.services import TRIAGE_NEEDS_ASSESSMENT
 
-    response = _client_for(responder).post(
+    incident = make_incident()
+    client = _client_for(responder)
+
+    page = client.get(_detail(incident)).content.decode()
+    refused = client.post(
         _transition(incident, "triage"),
         {"triage-severity": "high", "triage-malicious": "yes", "triage-scenario": "unauthorised_access"},
-        follow=True,
     )
 
-    assert response.redirect_chain[-1][0] == _detail(incident)
-    assert "Triage: done." in response.content.decode()
+    assert f'href="/incidents/{incident.pk}/triage/"' in page and "Assess and triage" in page
+    assert refused.status_code == 400  # one triage path: an assessment, as in the API
+    assert html.escape(TRIAGE_NEEDS_ASSESSMENT) in refused.content.decode()
     incident.refresh_from_db()
-    assert (incident.state, incident.severity, incident.malicious) == ("triaged", "high", "yes")
-    event = AuditEvent.objects.filter(incident=incident).last()
-    assert event is not None
-    assert (event.verb, event.from_state, event.to_state) == ("triage", "detected", "triaged")
-    assert event.actor == responder
+    assert (incident.state, incident.severity) == ("detected", None)
+    assert _audit_count(incident) == 1
 
 
 def test_it_lets_a_manager_declare_after_a_responder_adds_an_affected_customer(
@@ -399,14 +401,17 @@ def test_it_lets_a_manager_declare_after_a_responder_adds_an_affected_customer(
 def test_it_reshows_the_form_naming_the_missing_fact_when_the_guard_fails(responder, make_incident):
     incident = make_incident()
 
-    response = _client_for(responder).post(_transition(incident, "triage"), {"triage-severity": "high"})
+    response = _client_for(responder).post(
+        _transition(incident, "rule_out_of_scope"),
+        {"rule_out_of_scope-out_of_scope_category": "policy_question"},
+    )
 
     assert response.status_code == 400
     page = response.content.decode()
-    assert "Triage needs whether it was malicious" in page
-    assert '<option value="high" selected>' in page  # the input is not lost
+    assert "needs" in page and "rationale" in page
+    assert '<option value="policy_question" selected>' in page  # the input is not lost
     incident.refresh_from_db()
-    assert (incident.state, incident.severity) == ("detected", None)
+    assert (incident.state, incident.out_of_scope_category) == ("detected", "")
     assert _audit_count(incident) == 1
 
 
@@ -617,12 +622,16 @@ def test_it_accepts_a_form_with_its_csrf_token(responder, make_incident):
     token = client.cookies["csrftoken"].value
 
     response = client.post(
-        _transition(incident, "triage"),
-        {"csrfmiddlewaretoken": token, "triage-severity": "low", "triage-malicious": "no"},
+        _transition(incident, "rule_out_of_scope"),
+        {
+            "csrfmiddlewaretoken": token,
+            "rule_out_of_scope-out_of_scope_category": "policy_question",
+            "rule_out_of_scope-scope_rationale": "A question about our retention policy.",
+        },
     )
 
     assert response.status_code == 302
-    assert _state(incident) == "triaged"
+    assert _state(incident) == "out_of_scope"
 
 
 def test_it_escapes_what_users_typed(responder, make_incident):

@@ -15,7 +15,8 @@ from notifications import services
 from notifications.models import Clock, Delivery, Escalation, Notice, Withholding
 from notifications.sender import deliveries_send_due
 from tests.conftest import errors
-from tests.queries import assert_query_count
+from tests.notifications.support import approve, run_delivery_worker
+from tests.queries import assert_query_count, assert_same_query_count, capture_queries
 
 LANGUAGES = ["en", "de", "fr", "es", "ja"]
 
@@ -237,8 +238,20 @@ def test_it_takes_a_notice_from_draft_through_preview_and_approval_to_sent_and_n
     data = approved.json()
     assert data["status"] == "approved" and data["approved_by"] == manager.username
     assert data["approved_at"].endswith("Z")
-    assert data["content"]["likely_consequences"] == "Targeted phishing."
+    assert data["content"]["likely_consequences"] == {"consequences": [], "description": "Targeted phishing."}
+    # The approval answers at once; a worker creates the deliveries from the committed approval.
+    assert data["deliveries"]["total"] == 0
+    assert data["delivery_creation"] == {
+        "status": "pending",
+        "customers_total": 3,
+        "customers_done": 0,
+        "deliveries_created": 0,
+        "completed_at": None,
+    }
+    assert run_delivery_worker() == 4
+    data = api.get(notices_url(incident, 1)).json()
     assert data["deliveries"] == {"pending": 4, "sending": 0, "sent": 0, "failed": 0, "total": 4}
+    assert data["delivery_creation"]["status"] == "done" and data["delivery_creation"]["customers_done"] == 3
 
     listed = api.get("/api/deliveries/", {"incident": incident.pk})
     assert listed.status_code == 200
@@ -279,7 +292,7 @@ def test_it_lists_notices_in_number_order_with_their_delivery_counts(
 ):
     incident = declare_for(multilingual_customers[:1])
     first = services.notice_draft(incident=incident, actor=manager, kind="initial")
-    services.notice_approve(notice=first, actor=manager)
+    approve(first, manager)
     services.notice_draft(incident=incident, actor=manager, kind="update")
 
     response = as_user(api, auditor).get(notices_url(incident))
@@ -291,6 +304,30 @@ def test_it_lists_notices_in_number_order_with_their_delivery_counts(
         (2, "update", "draft"),
     ]
     assert rows[0]["deliveries"]["pending"] == 2 and rows[1]["deliveries"]["total"] == 0
+    assert rows[0]["delivery_creation"]["status"] == "done" and rows[1]["delivery_creation"]["status"] == ""
+    assert (
+        rows[0]["delivery_creation"]["customers_done"],
+        rows[0]["delivery_creation"]["deliveries_created"],
+    ) == (1, 2)
+
+
+def test_the_notice_list_runs_as_many_queries_for_one_notice_as_for_three(
+    api, declare_for, multilingual_customers, manager, auditor
+):
+    incident = declare_for(multilingual_customers)
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
+    client = as_user(api, auditor)
+    client.get(notices_url(incident))  # warm the session
+
+    with capture_queries("the list with 1 notice") as one:
+        client.get(notices_url(incident))
+    approve(services.notice_draft(incident=incident, actor=manager, kind="update"), manager)
+    services.notice_draft(incident=incident, actor=manager, kind="update")
+    with capture_queries("the list with 3 notices") as three:
+        rows = client.get(notices_url(incident)).json()["results"]
+
+    assert [row["delivery_creation"]["customers_total"] for row in rows] == [3, 3, 0]
+    assert_same_query_count(one, three)
 
 
 def test_it_shows_withheld_fields_by_name_and_reason_and_keeps_their_values_out_of_messages(
@@ -350,10 +387,7 @@ def test_it_acknowledges_a_customer_whose_every_delivery_failed(
     api, smtp_server, declare_for, multilingual_customers, manager
 ):
     incident = declare_for(multilingual_customers[1:2])  # Dupont: one contact
-    services.notice_approve(
-        notice=services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     smtp_server.refuse_permanently = {"claire@dupont.example"}
     deliveries_send_due()
     api.force_login(manager)
@@ -506,10 +540,7 @@ def test_outsiders_may_not_list_or_read_deliveries(
     api, declare_for, multilingual_customers, manager, outsider
 ):
     incident = declare_for(multilingual_customers[:1])
-    services.notice_approve(
-        notice=services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     delivery = Delivery.objects.first()
     assert delivery is not None
 
@@ -660,12 +691,12 @@ def test_a_preview_defaults_to_english_and_refuses_unknown_parameters(api, scene
     [
         (
             "approve_notice",
-            lambda s, m: services.notice_approve(notice=Notice.objects.get(incident=s["incident"]), actor=m),
+            lambda s, m: approve(Notice.objects.get(incident=s["incident"]), m),
             "already approved",
         ),
         (
             "edit_draft",
-            lambda s, m: services.notice_approve(notice=Notice.objects.get(incident=s["incident"]), actor=m),
+            lambda s, m: approve(Notice.objects.get(incident=s["incident"]), m),
             "immutable",
         ),
         (
@@ -761,10 +792,7 @@ def test_the_deliveries_list_filters_by_customer_and_status(
 ):
     acme, dupont, _yamada = multilingual_customers
     incident = declare_for(multilingual_customers)
-    services.notice_approve(
-        notice=services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     api.force_login(manager)
 
     by_customer = api.get("/api/deliveries/", {"customer": dupont.pk}).json()["results"]
@@ -826,9 +854,7 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     api, declare_for, multilingual_customers, manager, responder
 ):
     first = declare_for(multilingual_customers[:1])
-    services.notice_approve(
-        notice=services.notice_draft(incident=first, actor=manager, kind="initial"), actor=manager
-    )
+    approve(services.notice_draft(incident=first, actor=manager, kind="initial"), manager)
     api.force_login(responder)
     api.get("/api/deliveries/")  # warm the session
 
@@ -836,9 +862,7 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     with assert_query_count(5, "the deliveries list with 2 rows"):
         small = api.get("/api/deliveries/")
     second = declare_for(multilingual_customers[1:])
-    services.notice_approve(
-        notice=services.notice_draft(incident=second, actor=manager, kind="initial"), actor=manager
-    )
+    approve(services.notice_draft(incident=second, actor=manager, kind="initial"), manager)
     with assert_query_count(5, "the deliveries list with 4 rows"):
         large = api.get("/api/deliveries/")
 

@@ -27,7 +27,8 @@ from notifications.sender import (
     outbox_requeue_expired,
     outbox_send_due,
 )
-from notifications.services import notice_approve, notice_draft
+from notifications.services import notice_draft
+from tests.notifications.support import approve
 
 
 @pytest.fixture
@@ -72,9 +73,7 @@ def test_the_next_notice_creates_no_delivery_for_it_and_says_why(smtp_server, be
     gone = Contact.objects.get(email="gone@beta.example")
     incident = declare_for([beta])
 
-    notice = notice_approve(
-        notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager
-    )
+    notice = approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
 
     assert list(Delivery.objects.filter(notice=notice).values_list("address", flat=True)) == [
         "here@beta.example"
@@ -82,7 +81,8 @@ def test_the_next_notice_creates_no_delivery_for_it_and_says_why(smtp_server, be
     skipped = SkippedRecipient.objects.get(notice=notice)
     assert (skipped.contact, skipped.reason, skipped.address) == (gone, "undeliverable", "gone@beta.example")
     assert "550" in skipped.detail
-    assert incident.audit_events.get(verb="notice_approved").data["skipped_recipients"] == 1
+    # Recorded by the worker that created the deliveries after the approval.
+    assert incident.audit_events.get(verb="notice_deliveries_created").data["skipped_recipients"] == 1
     page = Client()
     page.force_login(manager)
     detail = page.get(
@@ -106,15 +106,13 @@ def test_the_next_notice_creates_no_delivery_for_it_and_says_why(smtp_server, be
 def test_a_550_on_a_notice_marks_the_contact_too(smtp_server, beta, declare_for, manager):
     smtp_server.refuse_permanently.add("gone@beta.example")
     incident = declare_for([beta])
-    notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
 
     outbox_send_due()
 
     gone = Contact.objects.get(email="gone@beta.example")
     assert gone.undeliverable_at is not None
-    follow_up = notice_approve(
-        notice=notice_draft(incident=incident, actor=manager, kind="update"), actor=manager
-    )
+    follow_up = approve(notice_draft(incident=incident, actor=manager, kind="update"), manager)
     assert not Delivery.objects.filter(notice=follow_up, contact=gone).exists()
     assert SkippedRecipient.objects.filter(notice=follow_up, contact=gone).exists()
 
@@ -237,7 +235,7 @@ def test_notice_deliveries_go_out_before_other_emails(smtp_server, beta, declare
     settings.NOTICE_SEND_CHUNK_SIZE = 1
     confirmations.contacts_confirmation_request(customer=beta)  # two emails waiting first
     incident = declare_for([beta])
-    notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
 
     outbox_send_due(max_chunks=2)
 

@@ -10,7 +10,8 @@ from django.utils import timezone
 from incidents import services as incident_services
 from notifications.models import Clock, Notice
 from notifications.sender import deliveries_send_due
-from notifications.services import notice_approve, notice_draft
+from notifications.services import notice_draft
+from tests.notifications.support import approve
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_triage_drafts_the_observation_and_a_manager_sends_it_in_each_language(
     draft = Notice.objects.get(incident=customer_event)
     assert (draft.kind, draft.status) == ("customer_event", "draft")
 
-    notice_approve(notice=draft, actor=manager)
+    approve(draft, manager)
     deliveries_send_due()
 
     by_address = {m.recipients[0]: m for m in smtp_server.received}

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from incidents import services as incident_services
 from incidents.models import Contact, Customer
-from notifications.models import Clock, Delivery
+from notifications.models import Clock, Delivery, Notice
 from notifications.services import notice_approve, notice_draft
 from tests.conftest import skip_or_fail
 from tests.notifications.faults_support import (
@@ -244,7 +244,11 @@ def test_it_answers_while_redis_is_down_and_sends_everything_once_redis_returns_
         assert approve_seconds < 5, f"approving took {approve_seconds:.1f} s with Redis down"
 
         time.sleep(max(0.0, down_at + REDIS_DOWN_SECONDS - time.monotonic()))
-        assert _status_counts(incident) == {"pending": 10}  # held in PostgreSQL, nothing lost
+        # Held in PostgreSQL, nothing lost: the approval, with a row per customer whose
+        # deliveries are still to be created (the worker's message never reached Redis).
+        notice = Notice.objects.get(incident=incident)
+        assert notice.delivery_creation == "pending" and _status_counts(incident) == {}
+        assert notice.recipients.filter(deliveries_created_at__isnull=True).count() == len(customers)
         redis_server.start()  # a new process: every queued message is gone
         back_at = time.monotonic()
         wait_for(_all_settled(incident, 10), timeout=150, interval=0.5, what="every delivery to be sent")

@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from notifications.models import Clock, Delivery, Escalation, Notice
 from notifications.scanner import deadlines_scan
+from tests.notifications.support import approve, run_delivery_worker
 
 THRESHOLDS = [("48h", 48), ("24h", 24), ("12h", 12), ("6h", 6), ("1h", 1)]
 MINUTE = timedelta(minutes=1)
@@ -117,10 +118,12 @@ def test_it_issues_the_initial_notice_at_the_lead_time(
     assert not Notice.objects.filter(incident=incident).exists()
 
     deadlines_scan(now=due - timedelta(hours=lead_hours))
-    deadlines_scan(now=due - timedelta(hours=lead_hours) + MINUTE)
+    report = deadlines_scan(now=due - timedelta(hours=lead_hours) + MINUTE)
 
     notice = Notice.objects.get(incident=incident)
     assert (notice.kind, notice.status, notice.is_automatic) == ("initial", "approved", True)
+    assert report.notices_awaiting_deliveries == [notice.pk]  # a worker is queued for it
+    assert run_delivery_worker() == 4
     assert Delivery.objects.filter(notice=notice).count() == 4
 
 
@@ -136,11 +139,11 @@ def test_zero_lead_time_disables_automatic_notices(declare_for, multilingual_cus
 def test_it_requeues_deliveries_whose_claim_expired(declare_for, multilingual_customers, manager, settings):
     from django.utils import timezone
 
-    from notifications.services import notice_approve, notice_draft
+    from notifications.services import notice_draft
 
     settings.NOTICE_AUTO_SEND_LEAD_HOURS = 0
     incident = declare_for(multilingual_customers)
-    notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     now = timezone.now()
     Delivery.objects.update(status="sending", claimed_until=now - MINUTE, claim_token="dead-worker")
 

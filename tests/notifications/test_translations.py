@@ -27,7 +27,8 @@ from django.test import override_settings
 
 from notifications.rendering import FIELD_LABELS
 from notifications.sender import deliveries_send_due
-from notifications.services import notice_approve, notice_draft, notice_preview
+from notifications.services import notice_draft, notice_preview
+from tests.notifications.support import approve
 
 ROOT = Path(settings.BASE_DIR)
 LOCALE_DIR = ROOT / "locale"
@@ -194,7 +195,7 @@ def test_it_sends_every_contact_the_initial_notice_with_nothing_left_in_english(
 ):
     incident = declare_for([*multilingual_customers, spanish_customer])
 
-    notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     deliveries_send_due()
 
     by_language = {received.message["Content-Language"]: received for received in smtp_server.received}
@@ -223,7 +224,7 @@ def test_it_sends_japanese_as_valid_utf8_with_a_subject_that_decodes(
     smtp_server.folder = tmp_path
     incident = declare_for(multilingual_customers[2:3])
 
-    notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     deliveries_send_due()
 
     (raw,) = [path.read_bytes() for path in tmp_path.glob("*.eml")]
@@ -241,11 +242,11 @@ def test_it_sends_japanese_as_valid_utf8_with_a_subject_that_decodes(
         assert "侵害の性質" in text and "現時点では不明です。" in text
 
 
-DURATION = {  # 1 day 2 hours 30 minutes, in each language's plural forms
-    "de": "1 Tag 2 Stunden 30 Minuten",
-    "fr": "1 jour 2 heures 30 minutes",
-    "es": "1 día 2 horas 30 minutos",
-    "ja": "1日 2時間 30分",
+DURATION = {  # 1 day 2 hours 30 minutes, as Babel (CLDR) writes it in each language
+    "de": "1 Tag, 2 Stunden und 30 Minuten",
+    "fr": "1\u00a0jour, 2\u00a0heures et 30 minutes",  # CLDR: no-break spaces
+    "es": "1 día, 2 horas y 30 minutos",
+    "ja": "1 日、2 時間、30 分",
 }
 
 
@@ -256,7 +257,7 @@ def test_it_translates_subjects_changes_and_durations_of_updates_and_final_notic
     from incidents import services as incident_services
 
     incident = declare_for(multilingual_customers[:1])
-    notice_approve(notice=notice_draft(incident=incident, actor=manager, kind="initial"), actor=manager)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     incident_services.incident_update(
         incident=incident,
         actor=manager,
@@ -266,15 +267,15 @@ def test_it_translates_subjects_changes_and_durations_of_updates_and_final_notic
             "exposure_ended_at": datetime(2026, 11, 21, 10, 30, tzinfo=UTC),
         },
     )
-    labels = [
-        _translation(language, "Mitigation measures taken or proposed"),
-        _translation(language, "How long personal data was exposed"),
+    labels = [  # in notice order
+        _translation(language, "When and for how long personal data was exposed"),
+        _translation(language, "Measures taken or proposed to address the breach"),
     ]
     changed_line = _translation(language, "Changed since our previous notice: %(labels)s") % {
         "labels": _translation(language, ", ", context="list separator").join(labels)
     }
     marked_label = (
-        labels[0]
+        labels[1]
         + " "
         + _translation(language, "(changed)", context="marker after a notice field's label")
         + _translation(language, ":", context="label suffix")
@@ -288,7 +289,7 @@ def test_it_translates_subjects_changes_and_durations_of_updates_and_final_notic
         rendered = notice_preview(notice=draft, language=language)
 
         expected = _translation(language, subject_msgid) % {
-            "number": draft.number,
+            "number": 1,  # the first update is "update 1", whatever its notice number
             "reference": incident.reference,
         }
         assert rendered.subject == " ".join(expected.split())

@@ -17,6 +17,7 @@ from incidents.models import AuditEvent, Contact, Customer
 from notifications import services, views
 from notifications.models import Clock, Delivery, Notice, Withholding
 from notifications.sender import deliveries_send_due
+from tests.notifications.support import approve, run_delivery_worker
 from tests.queries import assert_query_count, assert_same_query_count, capture_queries
 
 
@@ -116,7 +117,7 @@ def test_it_shows_overdue_met_and_met_late_deadlines(
     assert "overdue by 1 h 00 min" in acme_row.split("</tr>")[0]
     assert 'status-overdue">Overdue<' in acme_row.split("</tr>")[0]
 
-    services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    approve(_draft(incident, manager), manager)
     deliveries_send_due()
     settled = client.get(_incident_page(incident))
     statuses = {row.clock.customer: row.status for row in settled.context["clock_rows"]}
@@ -148,7 +149,7 @@ def test_it_lists_notices_with_their_delivery_counts(
 ):
     incident = declare_for(multilingual_customers)
     smtp_server.refuse_permanently.add("claire@dupont.example")
-    services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    approve(_draft(incident, manager), manager)
     deliveries_send_due()
     _draft(incident, manager, kind="update")
 
@@ -171,7 +172,7 @@ def test_a_manager_records_a_late_reason_and_it_is_audited(
 ):
     incident = declare_for(multilingual_customers[:1])
     clock = _move_start(_clock(incident, multilingual_customers[0]), manager, hours_ago=75)
-    services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    approve(_draft(incident, manager), manager)
     deliveries_send_due()
     client = _client_for(manager)
 
@@ -344,7 +345,7 @@ def test_a_draft_is_edited_until_it_is_approved_then_read_only(declare_for, mult
         _url("notice_edit", incident, notice.number),
         {"notice-kind": "initial", "notice-likely_consequences": "Targeted phishing is likely."},
     )
-    services.notice_approve(notice=notice, actor=manager)
+    approve(notice, manager)
     refused = client.post(
         _url("notice_edit", incident, notice.number),
         {"notice-kind": "initial", "notice-likely_consequences": "Rewritten history."},
@@ -395,7 +396,7 @@ def test_the_notice_page_names_unknown_withheld_and_changed_fields(
     declare_for, multilingual_customers, manager
 ):
     incident = declare_for(multilingual_customers)
-    services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    approve(_draft(incident, manager), manager)
     from incidents import services as incident_services
 
     incident_services.incident_update(
@@ -436,9 +437,16 @@ def test_a_manager_approves_after_confirming_how_many_will_receive_it(
 
     assert response.status_code == 302
     notice.refresh_from_db()
-    assert (notice.status, notice.approved_by) == ("approved", manager)
-    assert Delivery.objects.filter(notice=notice).count() == 4
+    assert (notice.status, notice.approved_by, notice.delivery_creation) == ("approved", manager, "pending")
     assert _verbs(incident)[-1] == "notice_approved"
+    progress = client.get(_notice_page(notice)).content.decode()
+    assert "Creating deliveries: 0 of 3 customers done" in progress and 'http-equiv="refresh"' in progress
+
+    assert run_delivery_worker() == 4  # the worker, after commit
+    assert Delivery.objects.filter(notice=notice).count() == 4
+    assert _verbs(incident)[-1] == "notice_deliveries_created"
+    done = client.get(_notice_page(notice)).content.decode()
+    assert "All 4 deliveries to 3 customers created" in done and 'http-equiv="refresh"' not in done
 
 
 def test_approval_without_the_confirmation_or_with_a_stale_audience_changes_nothing(
@@ -557,7 +565,7 @@ def test_failed_deliveries_are_highlighted_and_a_manager_acknowledges_them(
     acme, dupont, _yamada = multilingual_customers
     incident = declare_for(multilingual_customers)
     smtp_server.refuse_permanently.add("claire@dupont.example")
-    notice = services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    notice = approve(_draft(incident, manager), manager)
     deliveries_send_due()
     client = _client_for(manager)
 
@@ -585,7 +593,7 @@ def test_acknowledging_a_customer_the_notice_never_went_to_is_not_found(
     declare_for, multilingual_customers, manager
 ):
     incident = declare_for(multilingual_customers[:1])
-    notice = services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    notice = approve(_draft(incident, manager), manager)
 
     response = _client_for(manager).post(
         _url("deliveries_acknowledge_failure", incident, notice.number, multilingual_customers[1].pk),
@@ -630,7 +638,7 @@ def _every_post(incident, notice, clock, withholding, customer) -> dict[str, dic
 def notification_scene(declare_for, multilingual_customers, manager):
     """A declared incident with an approved notice, a draft, a withheld field and clocks."""
     incident = declare_for(multilingual_customers[:1])
-    approved = services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    approved = approve(_draft(incident, manager), manager)
     draft = _draft(incident, manager, kind="update")
     withholding = services.withholding_create(
         incident=incident,
@@ -696,7 +704,8 @@ def test_an_auditor_gets_403_on_every_post_and_sees_no_form(notification_scene, 
     ):
         page = client.get(url)
         assert page.status_code == 200
-        assert page.content.decode().count("<form") == 1, url  # the logout form only
+        posting = re.findall(r'<form[^>]*method="post"', page.content.decode())
+        assert len(posting) == 1, url  # the logout form only (reading forms use GET)
 
 
 def test_an_outsider_gets_404_for_every_page_and_post(notification_scene, outsider):
@@ -793,7 +802,7 @@ def _scene_with(count, declare_for, manager, smtp_server):
     prefix = f"S{count}-"
     incident = declare_for(_customers(count, prefix))
     smtp_server.refuse_permanently.update({f"admin1@{prefix}.example", f"admin2@{prefix}.example"})
-    notice = services.notice_approve(notice=_draft(incident, manager), actor=manager)
+    notice = approve(_draft(incident, manager), manager)
     deliveries_send_due()
     _draft(incident, manager, kind="update")
     services.withholding_create(

@@ -24,6 +24,7 @@ from notifications import services as notification_services
 from notifications.sender import deliveries_send_due
 from postmortems import services
 from tests.conftest import complete_post_mortem
+from tests.notifications.support import approve
 
 
 def _client(user) -> Client:
@@ -49,7 +50,7 @@ def notified(make_incident, manager, smtp_server):
     """A declared incident whose initial notice went through the real SMTP server."""
     incident = make_incident(state="declared", title='=HYPERLINK("http://evil.example","click")')
     notice = notification_services.notice_draft(incident=incident, actor=manager, kind="initial")
-    notification_services.notice_approve(notice=notice, actor=manager)
+    approve(notice, manager)  # the approval, then the delivery worker
     deliveries_send_due()
     incident.refresh_from_db()
     return incident

@@ -21,6 +21,7 @@ from notifications.models import Clock, Delivery
 from notifications.sender import deliveries_send_due
 from postmortems import services as postmortem_services
 from tests.conftest import complete_post_mortem
+from tests.notifications.support import approve
 
 LANGUAGES = ("en", "de", "fr", "es", "ja")
 EXERCISE_LINE = {
@@ -73,7 +74,7 @@ def _client(user) -> Client:
 
 def _approve(incident, manager, kind="initial"):
     notice = notification_services.notice_draft(incident=incident, actor=manager, kind=kind)
-    return notification_services.notice_approve(notice=notice, actor=manager)
+    return approve(notice, manager)  # the approval, then the delivery worker
 
 
 def test_a_drill_never_delivers_to_a_real_customer_whatever_path_added_it(

@@ -16,6 +16,7 @@ from notifications import services as notification_services
 from postmortems import services
 from postmortems.models import PostMortem, PostMortemVersion
 from tests.conftest import COMPLETE_POST_MORTEM, complete_post_mortem
+from tests.notifications.support import approve
 
 
 def _api(user) -> APIClient:
@@ -174,10 +175,7 @@ def test_the_summary_goes_into_an_update_and_the_trail_records_the_version_sent(
     from notifications.sender import deliveries_send_due
 
     incident = make_incident(state="declared")
-    notification_services.notice_approve(
-        notice=notification_services.notice_draft(incident=incident, actor=manager, kind="initial"),
-        actor=manager,
-    )
+    approve(notification_services.notice_draft(incident=incident, actor=manager, kind="initial"), manager)
     deliveries_send_due()
     from incidents import services as incident_services
 
@@ -199,7 +197,7 @@ def test_the_summary_goes_into_an_update_and_the_trail_records_the_version_sent(
     taken = _api(manager).post(
         _url(incident, "summary-into-notice/"), {"notice": update.number}, format="json"
     )
-    notification_services.notice_approve(notice=update, actor=manager)
+    approve(update, manager)
     deliveries_send_due()
 
     assert draft_refused.status_code == 409

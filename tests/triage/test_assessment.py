@@ -51,7 +51,8 @@ def test_it_writes_the_assessment_to_the_incident_audit_chain(make_incident, ass
 
     assess(incident, band="medium")
 
-    assert _verbs(incident)[-2:] == ["triage", "assessment_recorded"]
+    # The triage, the facts it carries into the incident (data categories), the assessment.
+    assert _verbs(incident)[-3:] == ["triage", "updated", "assessment_recorded"]
     event = incident.audit_events.get(verb="assessment_recorded")
     assert event.data["version"] == 1
     assert event.data["scope"] == "in_scope"

@@ -11,6 +11,12 @@ urlpatterns = [
         views.AssessmentListCreateView.as_view(),
         name="assessment_list",
     ),
+    # Served here, ahead of incidents.api's transition route: triage takes an assessment.
+    path(
+        "incidents/<int:incident_id>/transitions/triage/",
+        views.TriageTransitionView.as_view(),
+        name="triage_transition",
+    ),
     path(
         "incidents/<int:incident_id>/tasks/",
         views.IncidentTaskListView.as_view(),

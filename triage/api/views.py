@@ -27,9 +27,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from incidents.api.pagination import KeysetPagination
-from incidents.api.serializers import ErrorSerializer
+from incidents.api.serializers import ErrorSerializer, IncidentDetailSerializer, incident_representation
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
-from incidents.models import Incident
+from incidents.exceptions import TransitionNotAvailable
+from incidents.models import Incident, IncidentState
 from triage import services
 from triage.api.serializers import (
     AssessmentBody,
@@ -160,6 +161,57 @@ class ResponseTaskDetailView(generics.RetrieveAPIView):
         services.response_task_update(task=task, actor=request.user, **body.validated_data)
         fresh = self.get_queryset().get(pk=task.pk)
         return Response(ResponseTaskSerializer(fresh).data)
+
+
+class TriageTransitionView(IncidentScopedMixin, generics.GenericAPIView):
+    """``POST /api/incidents/{id}/transitions/triage/``: the ``triage`` transition, through the
+    same assessment as the triage form (one triage path, web and API).
+
+    Body: an in-scope ``AssessmentBody`` (``scope`` may be left out: ``in_scope``), recorded
+    through ``triage.services.assessment_record``, which triages a ``detected`` incident (a
+    recorded in-scope assessment has always triaged it already: there is no version to refer
+    to). 200 with the incident (as the other transitions answer).
+    Errors: 400 ``{"detail": TRIAGE_NEEDS_ASSESSMENT, "missing": ["assessment"]}`` without an
+    assessment (an empty body, or only ``severity``/``malicious``/``scenario``), or naming the
+    assessment's fields at fault; 403 without ``incidents.triage_incident`` (and
+    ``triage.add_assessment`` to record one); 404; 409 when the incident is not ``detected``.
+    """
+
+    queryset = Incident.objects.none()
+    serializer_class = AssessmentBody
+    lookup_url_kwarg = "incident_id"
+    required_permissions = {"POST": ["incidents.triage_incident"]}
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self) -> QuerySet[Incident]:
+        return Incident.objects.filter(pk=self.incident.pk)
+
+    @extend_schema(
+        request=AssessmentBody,
+        responses={200: IncidentDetailSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409: _ERROR},
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        incident = self.incident
+        data = request.data if isinstance(request.data, dict) else {}
+        if set(data) <= {"severity", "malicious", "scenario"}:
+            raise services.AssessmentRequired
+        body = AssessmentBody(data={"scope": Assessment.Scope.IN_SCOPE, **data})
+        body.is_valid(raise_exception=True)
+        if body.validated_data["scope"] != Assessment.Scope.IN_SCOPE:
+            return Response(
+                {
+                    "scope": [
+                        "The triage transition takes an in-scope assessment; record a scope exit "
+                        f"at /api/incidents/{incident.pk}/assessments/."
+                    ]
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        if incident.state != IncidentState.DETECTED:
+            raise TransitionNotAvailable(transition_name="triage", state=incident.state)
+        services.assessment_record(incident=incident, actor=request.user, **body.validated_data)
+        return Response(incident_representation(incident.pk, request))
 
 
 class SeverityView(generics.GenericAPIView):

@@ -1,12 +1,14 @@
-"""``python manage.py check_deadlines``: run one pass of the deadline scanner now, then send
-what is due. The same work Celery beat runs every minute; harmless to run at any time."""
+"""``python manage.py check_deadlines``: run one pass of the deadline scanner now, create the
+deliveries of approved notices still waiting for them, then send what is due. The same work
+Celery beat and the workers do every minute; harmless to run at any time."""
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from notifications.scanner import deadlines_scan
-from notifications.sender import outbox_send_due
+from notifications.sender import outbox_due_exists, outbox_send_due
+from notifications.services import notice_deliveries_create
 
 
 class Command(BaseCommand):
@@ -21,6 +23,10 @@ class Command(BaseCommand):
             f"{report.escalations} escalations, {report.automatic_notices} automatic notices, "
             f"{report.requeued} deliveries re-queued."
         )
-        if report.deliveries_due and not no_send:
+        for notice_id in report.notices_awaiting_deliveries:
+            created = notice_deliveries_create(notice_id=notice_id)
+            self.stdout.write(f"Notice {notice_id}: {created.deliveries} deliveries created.")
+        due = report.deliveries_due or outbox_due_exists()
+        if due and not no_send:
             sent = outbox_send_due()
             self.stdout.write(f"{sent.sent} sent, {sent.retried} to retry, {sent.failed} failed.")

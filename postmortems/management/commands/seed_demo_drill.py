@@ -67,7 +67,9 @@ class Command(BaseCommand):
             nature_of_breach="A laptop holding support exports was lost; its disk encryption is being confirmed.",
         )
         notice = notification_services.notice_draft(incident=incident, actor=manager, kind="initial")
-        notification_services.notice_approve(notice=notice, actor=manager)
+        notice = notification_services.notice_approve(notice=notice, actor=manager)
+        # What the delivery worker does after the approval's commit, here in this command.
+        notification_services.notice_deliveries_create(notice_id=notice.pk)
         with override_settings(
             MAILERS={"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
         ):
