@@ -543,15 +543,33 @@ class SentMessage(models.Model):
     """The exact bytes of the message the mail relay accepted for a delivery (RFC 5322, CRLF
     line ends, as handed to SMTP), kept as evidence (the evidence pack's ``.eml`` files), with
     their SHA-256. Recorded with the acceptance; a message sent again after a crash keeps the
-    first recording (same Message-ID)."""
+    first recording (same Message-ID).
+
+    A message sent as its contact's own headers followed by the body built once for the
+    customer and language (``NoticeMessage.mime``) keeps only those headers (``head``) and a
+    reference to the shared body, so ten thousand recordings do not store ten thousand copies
+    of it; ``content`` puts the bytes back together. Any other message is kept whole (``raw``).
+    ``sha256`` is always over the whole message as sent.
+    """
 
     delivery = models.OneToOneField(Delivery, on_delete=models.PROTECT, related_name="sent_message")
-    raw = models.BinaryField()
+    raw = models.BinaryField(blank=True, default=b"")
+    head = models.BinaryField(blank=True, default=b"")
+    shared_body = models.ForeignKey(
+        NoticeMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     sha256 = models.CharField(max_length=64)
     recorded_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"Message sent for delivery {self.delivery_id}"
+
+    @property
+    def content(self) -> bytes:
+        """The message as the relay accepted it, byte for byte."""
+        if self.shared_body_id is not None:
+            return bytes(self.head) + bytes(self.shared_body.mime)  # type: ignore[union-attr]  # set with its id
+        return bytes(self.raw)
 
 
 class SkippedRecipient(models.Model):

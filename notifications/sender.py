@@ -134,7 +134,7 @@ class Outbox:
     name: str
     model: type[OutboxMessage]
     select_related: tuple[str, ...] = ()
-    on_sent: Callable[[list[tuple[OutboxMessage, datetime, bytes]], SendReport], None] | None = None
+    on_sent: Callable[[list[tuple[OutboxMessage, datetime, Sent]], SendReport], None] | None = None
     on_failed: Callable[[OutboxMessage], None] | None = None
 
 
@@ -216,6 +216,17 @@ def _message(row: OutboxMessage, connection: BaseEmailBackend | None) -> Recorde
     return message
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What the relay accepted for one row: the whole message (``data``) and, when it was
+    this contact's headers followed by a body built once for many (``NoticeMessage``), that
+    body's id and where the headers end (so the evidence need not store the body again)."""
+
+    data: bytes
+    shared_body_id: int | None = None
+    head_length: int = 0
+
+
 class _Transport:
     """Sends rows over an open mail backend: a notice delivery as its prebuilt bytes straight
     over the SMTP connection when the backend is Django's SMTP backend
@@ -228,7 +239,7 @@ class _Transport:
         self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
 
-    def send(self, row: OutboxMessage) -> bytes:
+    def send(self, row: OutboxMessage) -> Sent:
         shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
         smtp = getattr(self.connection, "connection", None)
         if self.raw and isinstance(row, Delivery) and shared is not None and smtp is not None:
@@ -248,10 +259,10 @@ class _Transport:
                 data = None
             if data is not None:
                 smtp.sendmail(self.envelope_from, [row.address], data)
-                return data
+                return Sent(data, shared_body_id=shared.pk, head_length=len(data) - len(shared.mime))
         message = _message(row, self.connection)
         message.send()
-        return message.raw()
+        return Sent(message.raw())
 
 
 def _record(row: OutboxMessage, **values: Any) -> bool:
@@ -273,12 +284,12 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
         for row in rows:
             _retry_or_fail(outbox, row, failure, report)
         return
-    accepted: list[tuple[OutboxMessage, datetime, bytes]] = []
+    accepted: list[tuple[OutboxMessage, datetime, Sent]] = []
     transport = _Transport(connection)
     try:
         for row in rows:
             try:
-                raw = transport.send(row)
+                sent = transport.send(row)
             except Exception as error:  # noqa: BLE001 - recorded per row, others go on
                 failure = classify(error)
                 _retry_or_fail(outbox, row, failure, report)
@@ -292,7 +303,7 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
                             _retry_or_fail(outbox, remaining, classify(reopen_error), report)
                         return
                 continue
-            accepted.append((row, timezone.now(), raw))
+            accepted.append((row, timezone.now(), sent))
     finally:
         try:
             connection.close()
@@ -302,7 +313,7 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
 
 
 def _record_sent(
-    outbox: Outbox, accepted: list[tuple[OutboxMessage, datetime, bytes]], report: SendReport
+    outbox: Outbox, accepted: list[tuple[OutboxMessage, datetime, Sent]], report: SendReport
 ) -> None:
     """Record one chunk's acceptances in one transaction: each row still under our claim
     becomes ``sent`` at its own acceptance instant, then ``outbox.on_sent`` runs with the rows
@@ -312,7 +323,7 @@ def _record_sent(
     if not accepted:
         return
     model = outbox.model
-    sent_at = {row.pk: at for row, at, _raw in accepted}
+    sent_at = {row.pk: at for row, at, _sent in accepted}
     with transaction.atomic():
         held = set(
             model._default_manager.select_for_update()
@@ -358,19 +369,29 @@ def _retry_or_fail(outbox: Outbox, row: OutboxMessage, failure: Exception, repor
         report.retried += 1
 
 
-def _deliveries_sent(accepted: list[tuple[OutboxMessage, datetime, bytes]], report: SendReport) -> None:
+def _sent_message(row: OutboxMessage, at: datetime, sent: Sent) -> SentMessage:
+    digest = hashlib.sha256(sent.data).hexdigest()
+    if sent.shared_body_id is not None:
+        return SentMessage(
+            delivery_id=row.pk,
+            head=sent.data[: sent.head_length],
+            shared_body_id=sent.shared_body_id,
+            sha256=digest,
+            recorded_at=at,
+        )
+    return SentMessage(delivery_id=row.pk, raw=sent.data, sha256=digest, recorded_at=at)
+
+
+def _deliveries_sent(accepted: list[tuple[OutboxMessage, datetime, Sent]], report: SendReport) -> None:
     """``Outbox.on_sent`` of notice deliveries: keep the bytes each relay accepted
-    (``SentMessage``, the evidence; a message sent again keeps the first recording) and meet
-    each customer's clock at the first acceptance of a delivery to it."""
+    (``SentMessage``, the evidence: a contact's own headers and a reference to the shared body
+    when the message was built from one; a message sent again keeps the first recording) and
+    meet each customer's clock at the first acceptance of a delivery to it."""
     SentMessage.objects.bulk_create(
-        (
-            SentMessage(delivery_id=row.pk, raw=raw, sha256=hashlib.sha256(raw).hexdigest(), recorded_at=at)
-            for row, at, raw in accepted
-        ),
-        ignore_conflicts=True,
+        (_sent_message(row, at, sent) for row, at, sent in accepted), ignore_conflicts=True
     )
     first_sent: dict[tuple[int, int], datetime] = {}
-    for delivery, at, _raw in accepted:
+    for delivery, at, _sent in accepted:
         assert isinstance(delivery, Delivery)
         first_sent.setdefault((delivery.notice.incident_id, delivery.customer_id), at)
     _meet_clocks(first_sent, report)

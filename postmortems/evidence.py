@@ -292,10 +292,12 @@ def evidence_pack(incident: Incident) -> EvidencePack:
         files[f"notices/notice-{notice.number}.json"] = _json(
             model_to_dict(notice) | {"approved_at": notice.approved_at, "created_at": notice.created_at}
         )
-    sent = SentMessage.objects.filter(delivery__notice__incident=incident).select_related("delivery__notice")
+    sent = SentMessage.objects.filter(delivery__notice__incident=incident).select_related(
+        "delivery__notice", "shared_body"
+    )
     for message in sent.order_by("delivery_id"):
-        files[f"notices/notice-{message.delivery.notice.number}/delivery-{message.delivery_id}.eml"] = bytes(
-            message.raw
+        files[f"notices/notice-{message.delivery.notice.number}/delivery-{message.delivery_id}.eml"] = (
+            message.content
         )
     files["deliveries.json"] = _json(
         _rows(

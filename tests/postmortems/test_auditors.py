@@ -263,8 +263,14 @@ def test_the_evidence_pack_holds_what_was_sent_and_its_manifest_verifies(
         assert hashlib.sha256(content).hexdigest() == entry["sha256"] and len(content) == entry["bytes"], path
     emls = [path for path in listed if path.endswith(".eml")]
     assert len(emls) == 1
-    # Byte for byte what the SMTP server received (SMTP transparency undone by the server).
+    # Byte for byte what the SMTP server received (SMTP transparency undone by the server),
+    # put back together from the contact's own headers and the body shared by its customer.
     assert archive.read(emls[0]) == smtp_server.received[0].raw
+    from notifications.models import SentMessage
+
+    recorded = SentMessage.objects.get()
+    assert recorded.shared_body_id is not None and bytes(recorded.raw) == b""
+    assert len(bytes(recorded.head)) < len(smtp_server.received[0].raw) // 2
     for name in ("incident.json", "deliveries.json", "clocks.json", "audit-events.json", "post-mortem.json"):
         assert name in listed
     post_mortem = json.loads(archive.read("post-mortem.json"))
