@@ -158,7 +158,8 @@ _CLOCK_WRITE = {200: ClockSerializer, 400: _ERROR, 403: _ERROR, 404: _ERROR, 409
 
 class ClockFilter(django_filters.FilterSet):
     """``GET /api/clocks/``: ``?status=`` (repeatable: any of ``open`` (running, not yet due),
-    ``overdue`` (running, past due), ``met``, ``met_late``, ``waived``), ``?incident=<id>``,
+    ``overdue`` (running, past due), ``met``, ``met_late``, ``waived``, ``waived_late``),
+    ``?incident=<id>``,
     ``?customer=<id>``, ``?kind=``. Status is judged at the request's instant, with the same
     rule as ``Clock.status_at``; ``open`` and ``overdue`` read the partial index of open clocks."""
 
@@ -182,7 +183,10 @@ class ClockFilter(django_filters.FilterSet):
             Clock.Status.OVERDUE: running & Q(due_at__lt=now),
             Clock.Status.MET: Q(met_at__isnull=False, met_at__lte=F("due_at")),
             Clock.Status.MET_LATE: Q(met_at__isnull=False, met_at__gt=F("due_at")),
-            Clock.Status.WAIVED: Q(met_at__isnull=True, waived_at__isnull=False),
+            Clock.Status.WAIVED: Q(met_at__isnull=True, waived_at__isnull=False, waived_at__lte=F("due_at")),
+            Clock.Status.WAIVED_LATE: Q(
+                met_at__isnull=True, waived_at__isnull=False, waived_at__gt=F("due_at")
+            ),
         }
         combined = Q()
         for value in values:
@@ -469,6 +473,12 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
 # Per-language text ------------------------------------------------------------------------------
 
 
+class TranslationKeysetPagination(KeysetPagination):
+    """Translations in the order they were given."""
+
+    ordering = ("updated_at", "id")
+
+
 @extend_schema(parameters=[_INCIDENT_ID])
 class IncidentTranslationViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     """The free texts of an incident's notices per language (GDPR Art. 33(3) content in the
@@ -487,6 +497,7 @@ class IncidentTranslationViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     permission_classes = _PERMISSIONS
     required_permissions = {"POST": ["notifications.translate_notice_text"]}
     filter_backends: list[Any] = []
+    pagination_class = TranslationKeysetPagination
 
     def get_queryset(self) -> QuerySet[Translation]:
         if self._schema_only():

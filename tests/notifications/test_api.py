@@ -881,3 +881,18 @@ def test_the_clocks_list_runs_a_fixed_number_of_queries(api, declare_for, multil
         response = api.get(clocks_url(incident))
 
     assert all(len(row["escalations"]) == 1 for row in response.json()["results"])
+
+
+def test_the_lists_found_by_schemathesis_answer_for_every_status_and_page(
+    api, declare_for, multilingual_customers, manager
+):
+    """Regressions: a clock status added later (``waived_late``) and the translations list's
+    page order answered 500."""
+    incident = declare_for(multilingual_customers)
+    api.force_login(manager)
+
+    for status in [value for value, _label in Clock.Status.choices]:
+        answer = api.get("/api/clocks/", {"status": status, "page_size": 1})
+        assert answer.status_code == 200, (status, answer.json())
+    translations = api.get(f"/api/incidents/{incident.pk}/translations/", {"page_size": 1})
+    assert translations.status_code == 200, translations.json()

@@ -306,3 +306,23 @@ def test_the_schema_stays_valid_with_no_warnings(tmp_path, db):
     schema = (tmp_path / "schema.yml").read_text()
     assert "/api/incidents/{incident_id}/assessments/" in schema
     assert "/api/severity/" in schema
+
+
+def test_a_triage_transition_with_a_scope_exit_is_refused_as_a_problem(manager, make_incident):
+    incident = make_incident()
+    api = _client(manager)
+
+    answer = api.post(
+        f"/api/incidents/{incident.pk}/transitions/triage/",
+        {
+            "scope": "out_of_scope",
+            "scope_rationale": "x",
+            "out_of_scope_category": "opt_out_request",
+            "malicious": "no",
+        },
+        format="json",
+    )
+
+    assert answer.status_code == 400
+    assert answer["Content-Type"] == "application/problem+json"
+    assert "record a scope exit" in str(answer.json())

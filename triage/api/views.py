@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -199,14 +200,14 @@ class TriageTransitionView(IncidentScopedMixin, generics.GenericAPIView):
         body = AssessmentBody(data={"scope": Assessment.Scope.IN_SCOPE, **data})
         body.is_valid(raise_exception=True)
         if body.validated_data["scope"] != Assessment.Scope.IN_SCOPE:
-            return Response(
+            # A ValidationError, so the answer is a problem like every other 400.
+            raise DRFValidationError(
                 {
                     "scope": [
                         "The triage transition takes an in-scope assessment; record a scope exit "
                         f"at /api/incidents/{incident.pk}/assessments/."
                     ]
-                },
-                status=status.HTTP_400_BAD_REQUEST,
+                }
             )
         if incident.state != IncidentState.DETECTED:
             raise TransitionNotAvailable(transition_name="triage", state=incident.state)
