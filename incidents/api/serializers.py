@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -315,17 +316,83 @@ def _transitions_from(state: str) -> list[tuple[str, str | None]]:
     return _TRANSITIONS_FROM.get(str(state), [])
 
 
-def available_transitions(incident: Incident, user: Any) -> list[str]:
+def available_transitions(
+    incident: Incident, user: Any, permissions: frozenset[str] | None = None
+) -> list[str]:
     """Names of the transitions leaving ``incident``'s current state that ``user``'s role allows,
     in lifecycle order. Guards are not checked: the transition's request body may supply what
-    they need. No database query beyond the user's (cached) permissions."""
+    they need. No database query beyond the user's (cached) permissions.
+
+    ``permissions``: the user's permissions as ``user_permissions`` gives them, when the caller
+    asks for many incidents (a list); without it each name is checked with ``user.has_perm``."""
     if user is None or not user.is_authenticated:
         return []
+    if permissions is None:
+        return [
+            name
+            for name, permission in _transitions_from(incident.state)
+            if permission is None or user.has_perm(permission)
+        ]
     return [
         name
         for name, permission in _transitions_from(incident.state)
-        if permission is None or user.has_perm(permission)
+        if permission is None or permission in permissions
     ]
+
+
+class _Everything(frozenset[str]):
+    """The permissions of an active superuser: every permission (``in`` is always true)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def user_permissions(user: Any) -> frozenset[str]:
+    """``user``'s permissions (``"app_label.codename"``) as ``user.has_perm`` decides them: none
+    when inactive or anonymous, every one for an active superuser, else the union the
+    authentication backends give (``get_all_permissions``, cached on the user by Django)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return _Everything()
+    return frozenset(user.get_all_permissions())
+
+
+@dataclass(frozen=True)
+class ListedRelations:
+    """What a listed incident shows of its relations, read for a whole page in two queries
+    (``attach_list_relations``) instead of prefetching model instances: ``product_names`` in
+    name order, ``customer_references`` (account references) in customer-name order."""
+
+    product_names: list[str]
+    customer_references: list[str]
+
+
+def attach_list_relations(incidents: list[Incident]) -> None:
+    """Read the products and affected customers of a page of ``incidents`` in two queries and
+    attach them (``incident.listed_relations``) for ``IncidentSerializer``'s list path.
+    The representation is the same as with prefetched relations; only fewer objects are built."""
+    ids = [incident.pk for incident in incidents]
+    products: dict[int, list[str]] = {incident_id: [] for incident_id in ids}
+    customers: dict[int, list[str]] = {incident_id: [] for incident_id in ids}
+    if ids:
+        through = Incident.products.through
+        for incident_id, name in (
+            through.objects.filter(incident_id__in=ids)
+            .order_by("incident_id", "product__name")
+            .values_list("incident_id", "product__name")
+        ):
+            products[incident_id].append(name)
+        for incident_id, reference in (
+            AffectedCustomer.objects.filter(incident_id__in=ids)
+            .order_by("incident_id", "customer__name", "id")
+            .values_list("incident_id", "customer__account_reference")
+        ):
+            customers[incident_id].append(reference)
+    for incident in incidents:
+        incident.listed_relations = ListedRelations(  # type: ignore[attr-defined]  # read by the serializer
+            product_names=products[incident.pk], customer_references=customers[incident.pk]
+        )
 
 
 class IncidentSerializer(StrictModelSerializer):
@@ -484,13 +551,38 @@ class IncidentSerializer(StrictModelSerializer):
         duration = incident.exposure_duration
         return None if duration is None else duration.total_seconds() / 3600
 
+    def to_representation(self, instance: Incident) -> dict[str, Any]:
+        """The representation; for a listed page (``attach_list_relations`` ran) products and
+        affected customers come from what was attached, with the same values and order as
+        the prefetched relations give."""
+        relations: ListedRelations | None = getattr(instance, "listed_relations", None)
+        if relations is None:
+            return super().to_representation(instance)
+        representation: dict[str, Any] = {}
+        for field in self._readable_fields:
+            name = field.field_name
+            if name == "products":
+                representation[name] = list(relations.product_names)
+            elif name == "affected_customers":
+                representation[name] = list(relations.customer_references)
+            else:
+                attribute = field.get_attribute(instance)
+                representation[name] = None if attribute is None else field.to_representation(attribute)
+        return representation
+
     def get_affected_customers(self, incident: Incident) -> list[str]:
         # Uses the view's prefetch (ordered by customer name) rather than one query per row.
         return [affected.customer.account_reference for affected in incident.affected_customers.all()]
 
     def get_available_transitions(self, incident: Incident) -> list[str]:
         request = self.context.get("request")
-        return available_transitions(incident, getattr(request, "user", None))
+        user = getattr(request, "user", None)
+        # One permission set per serializer context (a listed page shares it), not one
+        # has_perm round through the backends per transition and incident.
+        permissions = self.context.get("_user_permissions")
+        if permissions is None:
+            permissions = self.context["_user_permissions"] = user_permissions(user)
+        return available_transitions(incident, user, permissions)
 
 
 def incident_representation(incident_id: int, request: Any = None) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from incidents.api.serializers import (
     ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
+    attach_list_relations,
     prime_created_incident,
 )
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
@@ -100,6 +101,10 @@ class IncidentViewSet(
     search_fields = ["title", "summary", "reference"]
 
     def get_queryset(self) -> QuerySet[Incident]:
+        if self.action == "list":
+            # A page's products and affected customers are read by attach_list_relations (two
+            # queries of values, no model instances); source_record is not listed.
+            return Incident.objects.select_related("owner", "declared_by").defer("source_record")
         incidents = Incident.objects.select_related("owner", "declared_by").prefetch_related(
             "products",
             Prefetch(
@@ -113,9 +118,13 @@ class IncidentViewSet(
                 ),
             ),
         )
-        if self.action == "list":
-            incidents = incidents.defer("source_record")
         return incidents
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One keyset page of incidents (see the class docstring for filters and search)."""
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        attach_list_relations(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def get_serializer_class(self) -> type[IncidentSerializer]:
         return IncidentSerializer if self.action == "list" else IncidentDetailSerializer
@@ -201,7 +210,7 @@ class IncidentViewSet(
                 "transition_name",
                 OpenApiTypes.STR,
                 OpenApiParameter.PATH,
-                enum=list(TRANSITION_NAMES),
+                enum=[*TRANSITION_NAMES],
                 description="The lifecycle transition to take (DESIGN.md section 2).",
             )
         ],

@@ -522,3 +522,32 @@ def test_it_renders_the_openapi_schema(api, responder):
     assert "/api/incidents/{id}/transitions/{transition_name}/" in paths
     assert set(paths["/api/incidents/{id}/affected-customers/"]) == {"get", "post", "patch", "delete"}
     assert "/api/customers/{id}/" in paths and "delete" not in paths["/api/customers/{id}/"]
+
+
+@pytest.mark.parametrize("role", ["responder", "incident_manager", "superuser", "auditor"])
+def test_a_listed_incident_is_its_detail_without_the_source_record(
+    api, personas, superuser, make_incident, customer, role
+):
+    """The list reads products and affected customers for the page in two queries of values
+    (``attach_list_relations``) and each user's permissions once; what it shows must be what
+    the detail (prefetched model instances, ``has_perm`` per transition) shows."""
+    incident = make_incident("triaged", title="Two of each", products=[])
+    incident.products.set(
+        [Product.objects.create(name="Webmail"), Product.objects.create(name="Billing portal")]
+    )
+    second = Customer.objects.create(name="Aardvark Foods", account_reference="AARD-7", country="FR")
+    for affected_customer in (customer, second):
+        services.affected_customer_add(
+            incident=incident, customer=affected_customer, actor=personas["responder"]
+        )
+    user = superuser if role == "superuser" else personas[role]
+    as_user(api, user)
+
+    listed = next(item for item in api.get(LIST).json()["results"] if item["id"] == incident.pk)
+    shown = api.get(detail(incident)).json()
+
+    assert listed["products"] == ["Billing portal", "Webmail"]
+    assert listed["affected_customers"] == ["AARD-7", "ACME-001"]  # by customer name
+    assert "source_record" in shown and "source_record" not in listed
+    del shown["source_record"]
+    assert listed == shown
