@@ -17,7 +17,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -560,7 +560,7 @@ class IncidentSerializer(StrictModelSerializer):
             return super().to_representation(instance)
         representation: dict[str, Any] = {}
         for field in self._readable_fields:
-            name = field.field_name
+            name = str(field.field_name)
             if name == "products":
                 representation[name] = list(relations.product_names)
             elif name == "affected_customers":
@@ -579,9 +579,10 @@ class IncidentSerializer(StrictModelSerializer):
         user = getattr(request, "user", None)
         # One permission set per serializer context (a listed page shares it), not one
         # has_perm round through the backends per transition and incident.
-        permissions = self.context.get("_user_permissions")
+        context = cast(dict[str, Any], self.context)  # the view's own dict, shared by the page
+        permissions = context.get("_user_permissions")
         if permissions is None:
-            permissions = self.context["_user_permissions"] = user_permissions(user)
+            permissions = context["_user_permissions"] = user_permissions(user)
         return available_transitions(incident, user, permissions)
 
 

@@ -120,11 +120,13 @@ class IncidentViewSet(
         )
         return incidents
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """One keyset page of incidents (see the class docstring for filters and search)."""
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        attach_list_relations(page)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def paginate_queryset(self, queryset: Any) -> list[Any] | None:
+        """One keyset page; a listed page of incidents gets its products and affected
+        customers attached in two queries (``attach_list_relations``)."""
+        page = super().paginate_queryset(queryset)
+        if page is not None and self.action == "list":
+            attach_list_relations(page)
+        return page
 
     def get_serializer_class(self) -> type[IncidentSerializer]:
         return IncidentSerializer if self.action == "list" else IncidentDetailSerializer
