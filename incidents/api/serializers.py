@@ -327,16 +327,11 @@ def available_transitions(
     asks for many incidents (a list); without it each name is checked with ``user.has_perm``."""
     if user is None or not user.is_authenticated:
         return []
-    if permissions is None:
-        return [
-            name
-            for name, permission in _transitions_from(incident.state)
-            if permission is None or user.has_perm(permission)
-        ]
+    allowed = user.has_perm if permissions is None else permissions.__contains__
     return [
         name
         for name, permission in _transitions_from(incident.state)
-        if permission is None or permission in permissions
+        if permission is None or allowed(permission)
     ]
 
 
@@ -562,9 +557,9 @@ class IncidentSerializer(StrictModelSerializer):
         for field in self._readable_fields:
             name = str(field.field_name)
             if name == "products":
-                representation[name] = list(relations.product_names)
+                representation[name] = relations.product_names
             elif name == "affected_customers":
-                representation[name] = list(relations.customer_references)
+                representation[name] = relations.customer_references
             else:
                 attribute = field.get_attribute(instance)
                 representation[name] = None if attribute is None else field.to_representation(attribute)

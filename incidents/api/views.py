@@ -212,7 +212,7 @@ class IncidentViewSet(
                 "transition_name",
                 OpenApiTypes.STR,
                 OpenApiParameter.PATH,
-                enum=[*TRANSITION_NAMES],
+                enum=list(TRANSITION_NAMES),
                 description="The lifecycle transition to take (DESIGN.md section 2).",
             )
         ],
