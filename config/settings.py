@@ -66,6 +66,15 @@ INSTALLED_APPS = [
 #: what each app does at each lifecycle moment, by dotted path, in the order the hooks run
 #: (``incidents.lifecycle`` explains the moments and stages and resolves this at start-up).
 #: ``incidents`` imports no other app; this table is the one place where they meet.
+#: The dates that raise reminders (once due, once overdue) and fill "my work": dotted paths to
+#: ``notifications.reminders.ReminderSource`` objects, each defined by the app owning the date.
+REMINDER_SOURCES: list[str] = [
+    "triage.reminders.RESPONSE_TASKS",
+    "notifications.reminders.WITHHOLDING_REVIEWS",
+    "postmortems.due_dates.ACTION_ITEMS",
+    "postmortems.due_dates.TRAINING_EXPIRY",
+]
+
 LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
     "triage": {
         # After commit: the metrics' month of the incident is recomputed (dashboard).

@@ -169,3 +169,10 @@ __all__ = [
     "ZonedDateTimeField",
     "incident_handlers",
 ]
+
+
+class MyWorkForm(forms.Form):
+    """The "my work" page's horizon: what falls due within ``days`` days (1 to 3,650; default
+    30). Overdue items are always listed."""
+
+    days = forms.IntegerField(min_value=1, max_value=3650, required=False, label="Due within (days)")

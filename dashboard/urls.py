@@ -9,6 +9,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.board, name="board"),
     path("metrics/", views.metrics_page, name="metrics"),
+    path("my-work/", views.my_work, name="my_work"),
     path("customers/", views.customer_list, name="customer_list"),
     path("customers/new/", views.customer_new, name="customer_new"),
     path("customers/import/", views.customer_import, name="customer_import"),

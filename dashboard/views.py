@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -22,11 +23,18 @@ from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from dashboard import metrics as metrics_module
 from dashboard.board import SORTS, BadCursor, board_page
-from dashboard.forms import BoardFilterForm, ContactForm, CustomerForm, CustomerImportForm, MetricsPeriodForm
+from dashboard.forms import (
+    BoardFilterForm,
+    ContactForm,
+    CustomerForm,
+    CustomerImportForm,
+    MetricsPeriodForm,
+    MyWorkForm,
+)
 from incidents import services
 from incidents.management.commands.import_customers import (
     COLUMNS,
@@ -36,6 +44,7 @@ from incidents.management.commands.import_customers import (
 from incidents.models import AffectedCustomer, Contact, Customer
 from incidents.templatetags.breachdesk import display_zone
 from notifications.models import Delivery
+from notifications.reminders import due_items_for, reminder_sources
 
 # --- The board ----------------------------------------------------------------------------
 
@@ -84,6 +93,38 @@ def board(request: HttpRequest) -> HttpResponse:
     htmx = getattr(request, "htmx", False)  # django_htmx.middleware.HtmxMiddleware
     template = "dashboard/_board_rows.html" if htmx else "dashboard/board.html"
     return render(request, template, context, status=status)
+
+
+# --- My work ------------------------------------------------------------------------------
+
+
+@login_required
+@require_safe
+def my_work(request: HttpRequest) -> HttpResponse:
+    """What is due for the signed-in user (``/my-work/``): every dated item they own (playbook
+    tasks, withholding reviews, action items, training expiry; ``settings.REMINDER_SOURCES``)
+    that is overdue or falls due within ``?days=`` days (default 30), overdue first, then by due
+    time. Any signed-in user sees only their own items. A bad ``days``: 400 with the reason."""
+    form = MyWorkForm(request.GET or None)
+    days = 30
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            days = form.cleaned_data["days"] or days
+        else:
+            status = 400
+    now = timezone.now()
+    items = due_items_for(request.user, now=now, horizon=timedelta(days=days)) if status == 200 else []
+    labels = {source.name: source.label for source in reminder_sources()}
+    context = {
+        "form": form,
+        "days": days,
+        "now": now,
+        "rows": [
+            {"item": item, "label": labels[item.source], "overdue": item.is_overdue(now)} for item in items
+        ],
+    }
+    return render(request, "dashboard/my_work.html", context, status=status)
 
 
 # --- Metrics ------------------------------------------------------------------------------

@@ -615,6 +615,7 @@ class OutgoingEmail(OutboxMessage):
     class Kind(models.TextChoices):
         CONTACT_CONFIRMATION = "contact_confirmation", "Contact confirmation request"
         CONTACT_ADDRESS_CONFIRMATION = "contact_address_confirmation", "New contact address confirmation"
+        DUE_REMINDER = "due_reminder", "Reminder of a date (due or overdue)"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     contact = models.ForeignKey(
@@ -682,3 +683,44 @@ class ContactConfirmationRequest(models.Model):
     def is_open_at(self, now: datetime) -> bool:
         """Whether the link still works at ``now``: not used and not expired."""
         return self.used_at is None and now < self.expires_at
+
+
+class DueReminder(models.Model):
+    """One reminder of a date to its owner, recorded before its email is queued: ``due`` once
+    less than the source's lead time remains before ``due_at``, ``overdue`` once ``due_at`` has
+    passed (``notifications.reminders``). Unique per source, object, kind and due time, so a
+    second scanner's insert fails and is skipped, and a date moved later raises new reminders.
+
+    ``source``: the name of a ``ReminderSource`` (``response_task``, ``withholding_review``,
+    ``training_expiry``); ``object_id``: the primary key of the row in that source that carries
+    the date. ``email``: the outbox row that carries it (``OutgoingEmail`` of kind
+    ``due_reminder``).
+    """
+
+    class Kind(models.TextChoices):
+        DUE = "due", "Due soon"
+        OVERDUE = "overdue", "Overdue"
+
+    source = models.CharField(max_length=40)
+    object_id = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    due_at = models.DateTimeField()
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    incident = models.ForeignKey(
+        "incidents.Incident", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    email = models.OneToOneField(
+        OutgoingEmail, null=True, blank=True, on_delete=models.SET_NULL, related_name="due_reminder"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "object_id", "kind", "due_at"], name="notifications_duereminder_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} reminder of {self.source} {self.object_id}"

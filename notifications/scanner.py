@@ -16,7 +16,10 @@ missed tick, a restart or two scanners at once are harmless.
 4. Approved notices whose deliveries are still to be created (the worker's message was lost,
    or it was killed) are listed, and ``tasks.scan_deadlines`` queues a worker for each; the
    worker resumes where the last one stopped.
-5. If any outbox row is due, the sender is woken.
+5. Reminders on every date (``notifications.reminders``): playbook task due dates,
+   withholding review dates and training expiry raise one reminder when due and one when
+   overdue, each an outbox row.
+6. If any outbox row is due, the sender is woken.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from django.utils import timezone
 
 from notifications import clocks
 from notifications.models import Clock
+from notifications.reminders import due_reminders_scan
 from notifications.sender import outbox_due_exists, outbox_requeue_expired
 from notifications.services import (
     escalation_raise,
@@ -43,12 +47,13 @@ LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 @dataclass
 class ScanReport:
     """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
-    whether outbox rows were due (the sender was woken), and the approved notices whose
-    deliveries are still to be created (a worker is queued for each)."""
+    date reminders raised, whether outbox rows were due (the sender was woken), and the
+    approved notices whose deliveries are still to be created (a worker is queued for each)."""
 
     escalations: int = 0
     automatic_notices: int = 0
     requeued: int = 0
+    reminders: int = 0
     deliveries_due: bool = False
     notices_awaiting_deliveries: list[int] = field(default_factory=list)
 
@@ -60,6 +65,7 @@ def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
     report.escalations = _raise_escalations(now)
     report.automatic_notices = _issue_automatic_notices(now)
     report.requeued = outbox_requeue_expired(now=now)
+    report.reminders = due_reminders_scan(now=now)
     report.notices_awaiting_deliveries = notices_awaiting_deliveries()
     report.deliveries_due = outbox_due_exists(now=now)
     return report

@@ -12,7 +12,7 @@ from notifications.services import notice_deliveries_create
 
 
 class Command(BaseCommand):
-    help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues)."
+    help = "Run one pass of the deadline scanner (escalations, automatic notices, re-queues, date reminders)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-send", action="store_true", help="Do not send due emails.")
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         report = deadlines_scan()
         self.stdout.write(
             f"{report.escalations} escalations, {report.automatic_notices} automatic notices, "
-            f"{report.requeued} deliveries re-queued."
+            f"{report.requeued} deliveries re-queued, {report.reminders} date reminders."
         )
         for notice_id in report.notices_awaiting_deliveries:
             created = notice_deliveries_create(notice_id=notice_id)
