@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model, logout
+from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY, get_user_model, logout
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_ipv46_address
@@ -48,6 +48,8 @@ logger = logging.getLogger("breachdesk.signin")
 #: Session keys: when this session logged in, and when it last made a request (POSIX seconds).
 SIGNED_IN_AT = "breachdesk_signed_in_at"
 LAST_SEEN_AT = "breachdesk_last_seen_at"
+#: Session key: whether this session's user must pass a second factor (decided once per login).
+SECOND_FACTOR_OWED = "breachdesk_second_factor_owed"
 #: The last-seen instant is written at most this often (seconds): a session write per request
 #: would cost; the idle timeout is exact to within this.
 LAST_SEEN_RESOLUTION = 60
@@ -185,7 +187,16 @@ class SecondFactorMiddleware:
             return None
         if not request.user.is_authenticated or _is_open_route(request):
             return None
-        if session_second_factor_done(request) or not two_factor_required(request.user):
+        if session_second_factor_done(request):
+            return None
+        # Whether this session owes a second factor is decided once (its first request after
+        # login): the groups and devices are not read again on every request. A role given
+        # during a session applies from the next login (at most SESSION_ABSOLUTE_TIMEOUT).
+        owed = request.session.get(SECOND_FACTOR_OWED)
+        if owed is None:
+            owed = two_factor_required(request.user)
+            request.session[SECOND_FACTOR_OWED] = owed
+        if not owed:
             return None
         if request.path.startswith("/api/"):
             return problem_response(
@@ -215,9 +226,12 @@ class SessionTimeoutMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         session = getattr(request, "session", None)
-        if session is None or SIGNED_IN_AT not in session:
+        if session is None or SESSION_KEY not in session:
             return self.get_response(request)
         now = timezone.now().timestamp()
+        if SIGNED_IN_AT not in session:
+            # A session opened before these timeouts existed: its limits count from now.
+            session[SIGNED_IN_AT] = session[LAST_SEEN_AT] = now
         signed_in_at = float(session[SIGNED_IN_AT])
         last_seen_at = float(session.get(LAST_SEEN_AT, signed_in_at))
         reason = None
@@ -312,6 +326,7 @@ def _on_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs:
         now = timezone.now().timestamp()
         request.session[SIGNED_IN_AT] = now
         request.session[LAST_SEEN_AT] = now
+        request.session.pop(SECOND_FACTOR_OWED, None)
     security_event_record(
         kind=SecurityAuditEvent.Kind.LOGIN, request=request, user=user, detail={"method": method}
     )
