@@ -85,7 +85,9 @@ class OidcBackend(OIDCAuthenticationBackend):
     its answer is refused, leaving the reason on the request for the login page."""
 
     def authenticate(self, request: Any, **kwargs: Any) -> Any:
-        if request is None or "code" not in request.GET:
+        # Only the callback's answer from the provider is ours to check (a password login's
+        # request never is, whatever its query string says).
+        if request is None or request.path != reverse("oidc_authentication_callback"):
             return None
         try:
             user = super().authenticate(request, **kwargs)
@@ -176,6 +178,7 @@ class OidcCallback(OIDCAuthenticationCallbackView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not settings.OIDC_ENABLED:
             raise Http404("Single sign-on is not configured.")
+        # Read by the login_failed receiver (incidents.signin): HttpRequest has no such attribute.
         request._breachdesk_signin_method = "oidc"  # type: ignore[attr-defined]
         return super().dispatch(request, *args, **kwargs)
 

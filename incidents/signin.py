@@ -147,8 +147,9 @@ def two_factor_required(user: Any) -> bool:
 def session_second_factor_done(request: HttpRequest) -> bool:
     """Whether this session passed a second factor: a django-otp device verified it, or it
     was opened through OpenID Connect and ``OIDC_SATISFIES_TWO_FACTOR`` trusts the provider."""
-    user = request.user
-    if getattr(user, "is_verified", None) is not None and user.is_verified():  # type: ignore[union-attr]
+    # OTPMiddleware gives request.user an is_verified() (absent where it did not run).
+    is_verified = getattr(request.user, "is_verified", None)
+    if is_verified is not None and is_verified():
         return True
     return bool(
         settings.OIDC_SATISFIES_TWO_FACTOR and request.session.get(BACKEND_SESSION_KEY) == OIDC_BACKEND
@@ -171,8 +172,8 @@ class SecondFactorMiddleware:
     second-factor pages until they pass one: a page request is sent to
     ``/accounts/two-factor/`` (or to ``/accounts/two-factor/setup/`` when the user has no
     device yet) with ``next``; a session request under ``/api/`` gets 403 (problem
-    ``second_factor_required``). Requests with an ``Authorization`` header (API tokens) are
-    left to the API's authentication. Off when ``TWO_FACTOR_REQUIRED`` is off."""
+    ``second_factor_required``). API token requests carry no session and are left to the API's
+    authentication. Off when ``TWO_FACTOR_REQUIRED`` is off."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -183,8 +184,11 @@ class SecondFactorMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
-        if not settings.TWO_FACTOR_REQUIRED or "HTTP_AUTHORIZATION" in request.META:
+        if not settings.TWO_FACTOR_REQUIRED:
             return None
+        # request.user here is the session's user: an API token alone is anonymous at this
+        # point (the API authenticates it later), so token clients pass; a session that owes a
+        # second factor is held whatever headers come with it.
         if not request.user.is_authenticated or _is_open_route(request):
             return None
         if session_second_factor_done(request):
@@ -303,6 +307,7 @@ class SecurityAuditMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, PermissionDenied):
+            # HttpRequest has no such attribute: this middleware's own note for the response.
             request._breachdesk_denied_reason = str(exception)  # type: ignore[attr-defined]
 
 

@@ -143,6 +143,9 @@ def test_it_sends_an_incident_manager_and_an_auditor_without_a_device_to_enrol(t
         api = client.get("/api/incidents/")
         assert api.status_code == 403
         assert api.json()["code"] == "second_factor_required"
+        # An Authorization header the API does not take leaves the session as it was: held.
+        assert client.get("/api/incidents/", HTTP_AUTHORIZATION="Basic eDp5").status_code == 403
+        assert client.get("/incidents/", HTTP_AUTHORIZATION="Token x")["Location"].startswith(SETUP)
 
 
 def test_it_asks_a_user_with_a_device_for_it_before_anything_else(two_factor, manager):
@@ -157,6 +160,14 @@ def test_it_asks_a_user_with_a_device_for_it_before_anything_else(two_factor, ma
     # Enrolling another device needs the first one: a stolen password must not add the thief's.
     assert client.get(SETUP)["Location"].startswith(VERIFY)
     assert client.post("/accounts/webauthn/registration/begin/").status_code == 403
+
+
+def test_it_lets_an_api_token_through_without_a_session(two_factor, manager):
+    from incidents.api.authentication import api_token_create
+
+    _token, key = api_token_create(user=manager, name="script", lifetime=timedelta(days=1))
+
+    assert Client().get("/api/incidents/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
 
 
 def test_it_does_not_ask_a_responder_for_a_second_factor(two_factor, responder):
@@ -332,6 +343,17 @@ def test_it_records_permission_denials_and_refused_tokens(outsider, responder, m
     refused = SecurityAuditEvent.objects.get(kind=Kind.API_TOKEN_REFUSED)
     assert refused.user is None
     assert refused.detail["reason"] == "Invalid token."
+
+
+def test_it_records_a_page_refused_with_its_reason(outsider):
+    client = Client(REMOTE_ADDR="192.0.2.44")
+    client.force_login(outsider)
+
+    assert client.get("/incidents/").status_code == 403
+
+    denied = SecurityAuditEvent.objects.get(kind=Kind.PERMISSION_DENIED)
+    assert (denied.user, denied.ip_address, denied.path) == (outsider, "192.0.2.44", "/incidents/")
+    assert denied.detail == {"method": "GET", "status": 403, "reason": "Your role may not see incidents."}
 
 
 def test_it_shows_the_security_events_read_only_to_auditors(auditor, responder):
