@@ -478,3 +478,139 @@ TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
 METRICS_REFRESH_MINUTES = env.int("METRICS_REFRESH_MINUTES", default=5)
 if METRICS_REFRESH_MINUTES < 1:
     raise ImproperlyConfigured("METRICS_REFRESH_MINUTES must be at least 1.")
+
+# --- Sign-in (issue 8.3) ------------------------------------------------------------------------
+# One block, so that it merges beside the other settings work: lock-out after repeated failures
+# (django-axes), a second factor for incident managers and auditors (django-otp: TOTP, and
+# WebAuthn security keys and passkeys through django-otp-webauthn), single sign-on through OpenID
+# Connect (mozilla-django-oidc) when OIDC_* is set, session idle and absolute timeouts, and every
+# login, failure, lock-out and permission denial as a SecurityAuditEvent (incidents.signin).
+# README "Sign-in" documents each setting.
+from datetime import timedelta as _timedelta  # noqa: E402 - this block stays self-contained
+from urllib.parse import urlsplit as _urlsplit  # noqa: E402
+
+# axes before incidents: its signal receivers run first, so ours see the lock-out it decided.
+INSTALLED_APPS.insert(INSTALLED_APPS.index("incidents"), "axes")
+INSTALLED_APPS[INSTALLED_APPS.index("incidents") : INSTALLED_APPS.index("incidents")] = [
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
+]
+_after_auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+MIDDLEWARE[_after_auth:_after_auth] = [
+    # request.user.is_verified(): whether this session passed a second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # Every 403 (and a refused API token's 401) becomes a SecurityAuditEvent.
+    "incidents.signin.SecurityAuditMiddleware",
+]
+# SESSION_IDLE_TIMEOUT and SESSION_ABSOLUTE_TIMEOUT end a session (audited; the login page
+# says why, so after the messages middleware).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "incidents.signin.SessionTimeoutMiddleware",
+)
+_after_expiry = MIDDLEWARE.index("incidents.middleware.AccountExpiryMiddleware") + 1
+# After the password, incident managers and auditors pass (or first enrol) a second factor.
+MIDDLEWARE.insert(_after_expiry, "incidents.signin.SecondFactorMiddleware")
+# Last, as django-axes asks: turns a lock-out decided during authentication into its answer.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# django-axes' backend first: it refuses a locked-out username and address before any password
+# is checked (it authenticates nobody itself).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+
+# Lock-out (django-axes): AXES_FAILURE_LIMIT failed logins for one username from one address
+# lock that combination out for AXES_COOLOFF_MINUTES (the right password is refused too; 429
+# with a page saying when to try again); a successful login resets the count. Superusers unlock
+# early in /admin/ (Access attempts) or with manage.py axes_reset_username.
+AXES_ENABLED: bool = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = _timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+if AXES_FAILURE_LIMIT < 1 or _timedelta(0) >= AXES_COOLOFF_TIME:
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT and AXES_COOLOFF_MINUTES must be at least 1.")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "incidents.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "incidents.signin.client_ip"
+# Successful logins are SecurityAuditEvents already; axes keeps only the failures it counts.
+AXES_DISABLE_ACCESS_LOG = True
+# Our SecurityAuditEvents say what axes would log (and its start-up banner is noise in commands).
+AXES_VERBOSE = False
+# Never stored in axes' records of failures: the single sign-on callback's code and state.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "state"]
+
+# Second factor (django-otp). TWO_FACTOR_REQUIRED: members of TWO_FACTOR_GROUPS must pass a
+# second factor after their password (a user without a device is sent to enrol first); anyone
+# else who enrolled a device is asked for it too. scripts/run (the embedded demo) and the tests
+# turn it off; a production deployment keeps the default.
+TWO_FACTOR_REQUIRED: bool = env.bool("TWO_FACTOR_REQUIRED", default=True)
+TWO_FACTOR_GROUPS: list[str] = env.list("TWO_FACTOR_GROUPS", default=["incident_manager", "auditor"])
+OTP_TOTP_ISSUER = "Breachdesk"
+# django-otp's TOTP throttling: each wrong code doubles the wait before the next try (seconds).
+OTP_TOTP_THROTTLE_FACTOR = 1
+# WebAuthn (django-otp-webauthn): a second factor only, never a passwordless login. Browsers
+# offer it only to https:// sites and http://localhost: the origin is SITE_URL's when it is one
+# of those (else http://localhost on SITE_URL's port, for a demo on 127.0.0.1), and the relying
+# party is that origin's host unless WEBAUTHN_RP_ID says otherwise.
+_site = _urlsplit(SITE_URL)
+if _site.scheme == "https" or _site.hostname == "localhost":
+    _webauthn_origin = f"{_site.scheme}://{_site.netloc}"
+else:
+    _webauthn_origin = "http://localhost" + (f":{_site.port}" if _site.port else "")
+OTP_WEBAUTHN_RP_ID: str = env.str(
+    "WEBAUTHN_RP_ID", default=_urlsplit(_webauthn_origin).hostname or "localhost"
+)
+OTP_WEBAUTHN_RP_NAME = "Breachdesk"
+OTP_WEBAUTHN_ALLOWED_ORIGINS: list[str] = [_webauthn_origin]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+
+# Sessions: ended after SESSION_IDLE_TIMEOUT seconds without a request (the board's own
+# minute-by-minute refresh does not count) and SESSION_ABSOLUTE_TIMEOUT seconds after login,
+# whichever comes first; the cookie lives no longer than the absolute timeout.
+SESSION_IDLE_TIMEOUT: int = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_ABSOLUTE_TIMEOUT: int = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 60 * 60)
+if not 60 <= SESSION_IDLE_TIMEOUT <= SESSION_ABSOLUTE_TIMEOUT:
+    raise ImproperlyConfigured(
+        "SESSION_IDLE_TIMEOUT must be at least 60 seconds and at most SESSION_ABSOLUTE_TIMEOUT."
+    )
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
+
+# Single sign-on through OpenID Connect (mozilla-django-oidc, authorization code flow with PKCE):
+# on when OIDC_RP_CLIENT_ID is set, and then the provider's endpoints must be too. Roles come
+# from the OIDC_GROUPS_CLAIM claim through OIDC_GROUPS_MAPPING ("claim value=group,..."); a user
+# none of whose values is mapped gets no role. OIDC_SATISFIES_TWO_FACTOR: the provider is
+# trusted to have asked for a second factor (else our own is asked after it).
+OIDC_RP_CLIENT_ID: str = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET: str = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT: str = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT: str = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT: str = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT: str = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_OP_ISSUER: str = env.str("OIDC_OP_ISSUER", default="")
+OIDC_RP_SIGN_ALGO: str = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES: str = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_GROUPS_CLAIM: str = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_GROUPS_MAPPING: dict[str, str] = env.dict("OIDC_GROUPS_MAPPING", default={})
+OIDC_SATISFIES_TWO_FACTOR: bool = env.bool("OIDC_SATISFIES_TWO_FACTOR", default=True)
+OIDC_CREATE_USER: bool = env.bool("OIDC_CREATE_USER", default=True)
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+_OIDC_REQUIRED = (
+    "OIDC_RP_CLIENT_SECRET",
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT",
+)
+if OIDC_ENABLED and (_missing := [name for name in _OIDC_REQUIRED if not globals()[name]]):
+    raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set, so set {', '.join(_missing)} too.")
+if _unknown := sorted(set(OIDC_GROUPS_MAPPING.values()) - {"responder", "incident_manager", "auditor"}):
+    raise ImproperlyConfigured(
+        f"OIDC_GROUPS_MAPPING maps to {', '.join(_unknown)}: the groups are responder, "
+        "incident_manager and auditor."
+    )
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("incidents.oidc.OidcBackend")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_USERNAME_ALGO = "incidents.oidc.username_from_claims"
+# --- end of sign-in ----------------------------------------------------------------------------

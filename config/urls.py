@@ -9,7 +9,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dashboard.api import MetricsView
-from incidents.accounts import ExpiryAwareAuthenticationForm
 from incidents.audit_site import audit_site
 from incidents.report import customer_report
 from postmortems import training_urls, training_views
@@ -18,11 +17,8 @@ from postmortems.audit_views import breach_register_csv, breach_register_xlsx, i
 urlpatterns = [
     path("", include("dashboard.urls")),
     path("report/", customer_report, name="customer_report"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=ExpiryAwareAuthenticationForm),
-        name="login",
-    ),
+    # Sign-in: the login page, the second factor, WebAuthn, single sign-on (incidents.signin_urls).
+    path("", include("incidents.signin_urls")),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # triage first: it serves the triage transition routes (one triage path, with an assessment).
     path("incidents/", include("triage.urls")),

@@ -652,3 +652,25 @@ class NoteAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- Sign-in (issue 8.3) --------------------------------------------------------------------
+from incidents.models import SecurityAuditEvent  # noqa: E402 - kept with the section it serves
+
+
+class SecurityAuditEventDisplay(admin.ModelAdmin):
+    """Logins, failures, lock-outs, second factors, expired sessions and permission denials
+    (``incidents.signin``), newest first; shown on both sites, never changed."""
+
+    list_display = ("at", "kind", "username", "ip_address", "path")
+    list_filter = ("kind",)
+    search_fields = ("username", "ip_address", "path")
+    date_hierarchy = "at"
+    show_full_result_count = False
+    fields = ("at", "kind", "user", "username", "ip_address", "path", "detail")
+    readonly_fields = fields
+
+
+@admin.register(SecurityAuditEvent)
+class SecurityAuditEventAdmin(SecurityAuditEventDisplay, WrittenElsewhere):
+    """Written by the sign-in code; never changed, superusers included."""

@@ -10,3 +10,7 @@ class IncidentsConfig(AppConfig):
         from incidents import lifecycle
 
         lifecycle.hook_table()
+        # Logins, failures, lock-outs and logouts become SecurityAuditEvents (issue 8.3).
+        from incidents import signin
+
+        signin.connect_signal_receivers()

@@ -345,3 +345,13 @@ def register_every_model() -> None:
     for model in (m for label in AUDITED_APPS for m in apps.get_app_config(label).get_models()):
         if not audit_site.is_registered(model):
             audit_site.register(model, ReadOnlyAdmin)
+
+
+# --- Sign-in (issue 8.3): the security audit events, read-only for auditors ----------------
+from incidents.admin import SecurityAuditEventDisplay  # noqa: E402 - kept with its section
+from incidents.models import SecurityAuditEvent  # noqa: E402
+
+
+@admin.register(SecurityAuditEvent, site=audit_site)
+class SecurityAuditEventAudit(SecurityAuditEventDisplay, ReadOnlyAdmin):
+    pass

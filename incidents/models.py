@@ -1079,3 +1079,59 @@ class AccountExpiry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} until {self.expires_at:%Y-%m-%dT%H:%MZ}"
+
+
+class SecurityAuditEvent(models.Model):
+    """One sign-in or access event (issue 8.3): a login, a failed login, a lock-out, a second
+    factor passed, failed or enrolled, a session ended by a timeout, a logout, or a permission
+    denial (a 403 answered to a signed-in or anonymous client, and a refused API token, 401).
+
+    Written by ``incidents.signin`` from Django's auth signals (``user_logged_in``,
+    ``user_login_failed``, ``user_logged_out``), django-axes' ``user_locked_out``, the
+    second-factor pages and ``SecurityAuditMiddleware``; never changed, shown read-only in
+    ``/admin/`` and on the auditors' site ``/audit/``.
+
+    ``user``: the account concerned when it is known (``None`` for an unknown username or an
+    anonymous client); ``username``: the name given or the account's (kept when the account is
+    deleted); ``ip_address``: the client's address as ``incidents.signin.client_ip`` reads it
+    (``None`` when unknown); ``at``: UTC; ``path``: the request's path; ``detail``: what else is
+    known, JSON (for example ``{"method": "password"}`` or ``{"status": 403}``; never a password
+    or a one-time code).
+    """
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Logged in"
+        LOGIN_FAILED = "login_failed", "Login failed"
+        LOCKED_OUT = "locked_out", "Locked out"
+        LOGOUT = "logout", "Logged out"
+        SECOND_FACTOR_PASSED = "second_factor_passed", "Second factor passed"
+        SECOND_FACTOR_FAILED = "second_factor_failed", "Second factor failed"
+        SECOND_FACTOR_ENROLLED = "second_factor_enrolled", "Second factor enrolled"
+        SESSION_EXPIRED = "session_expired", "Session expired"
+        PERMISSION_DENIED = "permission_denied", "Permission denied"
+        API_TOKEN_REFUSED = "api_token_refused", "API token refused"
+
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    path = models.CharField(max_length=2000, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # The admin's list (newest first) and "what happened to this account".
+            models.Index(fields=["-at", "-id"], name="incidents_securityevent_recent"),
+            models.Index(fields=["username", "-at"], name="incidents_securityevent_user"),
+            models.Index(fields=["kind", "-at"], name="incidents_securityevent_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.username or 'anonymous'} at {self.at:%Y-%m-%dT%H:%M:%SZ}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Security audit events are never changed.")
+        super().save(*args, **kwargs)

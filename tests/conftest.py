@@ -52,6 +52,13 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _second_factor_not_required(settings):
+    """Tests log personas in with ``client.force_login`` (a password, no second factor); the
+    sign-in tests (``tests/incidents/test_signin.py``) turn ``TWO_FACTOR_REQUIRED`` back on."""
+    settings.TWO_FACTOR_REQUIRED = False
+
+
+@pytest.fixture(autouse=True)
 def _empty_cache():
     """Throttle counters live in Django's cache; each test starts with none."""
     from django.core.cache import cache
