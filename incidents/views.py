@@ -33,6 +33,7 @@ from django_fsm import can_proceed
 
 from incidents import services
 from incidents.completeness import breach_fields
+from incidents.evidence_page import evidence_context
 from incidents.exceptions import GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.forms import (
     TRANSITION_FORMS,
@@ -345,7 +346,12 @@ def _render_detail(
         context["customer_suggestions"] = list(
             suggestions.order_by("name").values_list("account_reference", "name")[:CUSTOMER_SUGGESTIONS]
         )
+    context.update(evidence_context(request, incident))
     return render(request, "incidents/incident_detail.html", context, status=status)
+
+
+#: The incident page, for the routes of other modules of this app that re-show it with an error.
+render_incident_page = _render_detail
 
 
 @login_required

@@ -306,6 +306,8 @@ def _transitions_from(state: str) -> list[tuple[str, str | None]]:
         field = Incident._meta.get_field("state")
         order = {name: index for index, name in enumerate(TRANSITION_NAMES)}
         for transition in field.get_all_transitions(Incident):
+            if transition.name not in order:
+                continue  # ``merge`` names a second incident: its own route, not transitions/
             permission = transition.permission
             # Every transition names a permission codename (TRANSITION_PERMISSIONS); django-fsm's
             # callable form is not used, and ``available_transitions`` does not support it.
