@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from incidents import evidence_views, views
+from incidents import evidence_views, merge_views, views
 
 app_name = "incidents"
 urlpatterns = [
@@ -26,6 +26,7 @@ urlpatterns = [
         views.affected_customer_remove,
         name="affected_customer_remove",
     ),
+    path("<int:pk>/merge/", merge_views.incident_merge_view, name="incident_merge"),
     # Evidence files (incidents.evidence_views).
     path("<int:pk>/files/", evidence_views.evidence_file_upload, name="evidence_file_upload"),
     path(

@@ -46,6 +46,7 @@ from incidents.forms import (
     describe_missing,
 )
 from incidents.lifecycle import TRANSITION_NAMES, missing_for
+from incidents.merge_page import merge_context
 from incidents.models import (
     TRANSITION_PERMISSIONS,
     Customer,
@@ -347,6 +348,7 @@ def _render_detail(
             suggestions.order_by("name").values_list("account_reference", "name")[:CUSTOMER_SUGGESTIONS]
         )
     context.update(evidence_context(request, incident))
+    context.update(merge_context(request, incident))
     return render(request, "incidents/incident_detail.html", context, status=status)
 
 

@@ -598,9 +598,13 @@ class IncidentDetailSerializer(IncidentSerializer):
     (null for incidents recorded here)."""
 
     source_record = serializers.JSONField(read_only=True, allow_null=True)
+    merged_into: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The surviving incident this duplicate was merged into (state merged)."
+    )
+    merged_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta(IncidentSerializer.Meta):
-        fields = [*IncidentSerializer.Meta.fields, "source_record"]
+        fields = [*IncidentSerializer.Meta.fields, "source_record", "merged_into", "merged_at"]
 
 
 class IncidentCreateSerializer(IncidentDetailSerializer):

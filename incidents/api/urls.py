@@ -12,6 +12,7 @@ from incidents.api.files import (
     IncidentFileView,
 )
 from incidents.api.intake import AlertIntakeView
+from incidents.api.merge import IncidentMergeView
 from incidents.api.tokens import ApiTokenViewSet
 from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet, ReadLogViewSet
 
@@ -26,6 +27,7 @@ router.register("read-log", ReadLogViewSet, basename="read-log")
 app_name = "api"
 urlpatterns = [
     path("intake/alerts/", AlertIntakeView.as_view(), name="intake-alerts"),
+    path("incidents/<int:pk>/merge/", IncidentMergeView.as_view(), name="incident-merge"),
     # Evidence files (incidents.api.files).
     path("incidents/<int:pk>/files/", IncidentFilesView.as_view(), name="incident-files"),
     path("incidents/<int:pk>/files/<int:file_id>/", IncidentFileView.as_view(), name="incident-file"),
