@@ -55,7 +55,10 @@ REGISTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("scenario", "Scenario."),
     ("severity", "ENISA severity band."),
     ("malicious", "Whether it was malicious (yes, no, unknown)."),
-    ("scope", "in scope, out of scope (with its category) or customer-driven event."),
+    (
+        "scope",
+        "in scope, out of scope (with its category), customer-driven event, or a duplicate merged into another incident.",
+    ),
     ("scope_rationale", "Why it was ruled out of scope or a customer-driven event."),
     ("nature_of_breach", "Facts: the nature of the breach."),
     ("summary", "Facts: the summary recorded at intake."),
@@ -93,7 +96,7 @@ def register_incidents(*, start: date | None = None, end: date | None = None) ->
             aware_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
         )
     return (
-        incidents.select_related("sub_processor", "post_mortem")
+        incidents.select_related("sub_processor", "post_mortem", "merged_into")
         .prefetch_related(
             Prefetch(
                 "affected_customers",
@@ -122,6 +125,10 @@ def _scope(incident: Incident) -> str:
         return f"out of scope ({incident.get_out_of_scope_category_display()})"
     if incident.state == "customer_event":
         return "customer-driven event"
+    if incident.state == "merged":
+        return (
+            f"duplicate, merged into {incident.merged_into.reference if incident.merged_into else ''}".strip()
+        )
     return "in scope"
 
 

@@ -16,7 +16,8 @@
 - ``GET /api/incidents/{id}/files/{file_id}/download/``: the bytes, as an attachment
   (``incidents.files.download_response``).
 
-Anonymous requests: 401. An incident the user may not see (no ``incidents.view_incident``):
+Both POSTs take ``Idempotency-Key`` (``incidents.api.writes``): a retry with the same key and
+fields gets the first answer and stores nothing twice. Anonymous requests: 401. An incident the user may not see (no ``incidents.view_incident``):
 404, as for every route under an incident. Errors are problems (``incidents.api.problems``).
 """
 
@@ -41,6 +42,7 @@ from incidents.api.pagination import KeysetPagination
 from incidents.api.problems import ApiProblem
 from incidents.api.query import is_list_request, refuse_unknown_query_parameters
 from incidents.api.serializers import ErrorSerializer
+from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.exceptions import EvidenceTooLarge
 from incidents.models import EvidenceFile, Incident, Note
 
@@ -202,6 +204,7 @@ class IncidentFilesView(_EvidenceView):
         return self.get_paginated_response(EvidenceFileSerializer(page, many=True).data)
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request={"multipart/form-data": EvidenceUploadBody},
         responses={
             201: EvidenceFileSerializer,
@@ -212,6 +215,7 @@ class IncidentFilesView(_EvidenceView):
             413: _ERROR,
         },
     )
+    @idempotent_create
     def post(self, request: Request, pk: int) -> Response:
         """Upload a file through ``incidents.files.evidence_file_upload``; 201 with its record
         (``sha256``, ``size``, ``name``, ``id``, ``download_url``)."""
@@ -261,6 +265,7 @@ class IncidentFileSupersedeView(_EvidenceView):
     """``POST /api/incidents/{id}/files/{file_id}/supersede/``."""
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request={"multipart/form-data": EvidenceSupersedeBody},
         responses={
             201: EvidenceFileSerializer,
@@ -271,6 +276,7 @@ class IncidentFileSupersedeView(_EvidenceView):
             413: _ERROR,
         },
     )
+    @idempotent_create
     def post(self, request: Request, pk: int, file_id: int) -> Response:
         """Upload a new version replacing the file (``evidence_file_supersede``); 201 with the
         new file. 409 when the file is already superseded or the incident merged."""

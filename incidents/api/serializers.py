@@ -428,6 +428,10 @@ class IncidentSerializer(StrictModelSerializer):
         required=False,
     )
     declared_by = username_field()
+    merged_into: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The surviving incident this duplicate was merged into (state merged)."
+    )
+    merged_at = serializers.DateTimeField(read_only=True, allow_null=True)
     products = serializers.SlugRelatedField(
         slug_field="name", queryset=Product.objects.all(), many=True, required=False
     )
@@ -505,6 +509,8 @@ class IncidentSerializer(StrictModelSerializer):
             "declared_by",
             "notified_at",
             "closed_at",
+            "merged_into",
+            "merged_at",
             "external_reference",
             "affected_customers",
             "available_transitions",
@@ -518,6 +524,8 @@ class IncidentSerializer(StrictModelSerializer):
             "id",
             "reference",
             "state",
+            "merged_into",
+            "merged_at",
             "out_of_scope_category",
             "scope_rationale",
             "customer_informed_at",
@@ -598,13 +606,9 @@ class IncidentDetailSerializer(IncidentSerializer):
     (null for incidents recorded here)."""
 
     source_record = serializers.JSONField(read_only=True, allow_null=True)
-    merged_into: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="The surviving incident this duplicate was merged into (state merged)."
-    )
-    merged_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta(IncidentSerializer.Meta):
-        fields = [*IncidentSerializer.Meta.fields, "source_record", "merged_into", "merged_at"]
+        fields = [*IncidentSerializer.Meta.fields, "source_record"]
 
 
 class IncidentCreateSerializer(IncidentDetailSerializer):

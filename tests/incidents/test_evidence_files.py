@@ -385,3 +385,20 @@ def test_it_attaches_a_file_to_a_playbook_task_of_the_incident(api, responder, m
     assert content_type is not None and content_type.model == "responsetask"
     refused = upload(api, make_incident(), task=task.pk)
     assert refused.status_code == 400 and "task" in errors(refused)
+
+
+def test_a_retried_upload_with_the_same_idempotency_key_stores_one_file(api, responder, make_incident):
+    incident = make_incident()
+    as_user(api, responder)
+    answers = [
+        api.post(
+            url(incident),
+            {"file": SimpleUploadedFile("log.txt", b"retry me"), "description": "once"},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="upload-1",
+        )
+        for _ in range(2)
+    ]
+    assert [answer.status_code for answer in answers] == [201, 201]
+    assert answers[1]["Idempotent-Replayed"] == "true" and answers[0].json() == answers[1].json()
+    assert EvidenceFile.objects.count() == 1

@@ -284,3 +284,14 @@ def test_suggestions_use_trigram_similarity_on_postgresql(make_incident):
     [suggestion] = [s for s in duplicate_suggestions(new) if s.incident.pk == typo.pk]
     # Trigrams forgive the typo that whole-word overlap does not.
     assert suggestion.title_similarity > token_similarity(new.title, typo.title)
+
+
+def test_the_breach_register_names_a_merged_duplicate_and_its_survivor(make_incident, responder):
+    from postmortems.evidence import REGISTER_COLUMNS, register_incidents, register_row
+
+    survivor, duplicate = make_incident(), make_incident()
+    incident_merge(incident=duplicate, into=survivor, actor=responder)
+    scope = [heading for heading, _ in REGISTER_COLUMNS].index("scope")
+    rows = {row[0]: row for row in map(register_row, register_incidents())}
+    assert rows[duplicate.reference][scope] == f"duplicate, merged into {survivor.reference}"
+    assert rows[survivor.reference][scope] == "not yet triaged"
