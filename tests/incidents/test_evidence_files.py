@@ -402,3 +402,22 @@ def test_a_retried_upload_with_the_same_idempotency_key_stores_one_file(api, res
     assert [answer.status_code for answer in answers] == [201, 201]
     assert answers[1]["Idempotent-Replayed"] == "true" and answers[0].json() == answers[1].json()
     assert EvidenceFile.objects.count() == 1
+
+
+def test_the_upload_form_still_needs_its_csrf_token(responder, make_incident):
+    from django.test import Client
+
+    incident = make_incident()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(responder)
+    refused = client.post(
+        f"/incidents/{incident.pk}/files/", {"evidence-file": SimpleUploadedFile("a.txt", b"a")}
+    )
+    assert refused.status_code == 403 and not EvidenceFile.objects.exists()
+    client.get(f"/incidents/{incident.pk}/")
+    token = client.cookies["csrftoken"].value
+    accepted = client.post(
+        f"/incidents/{incident.pk}/files/",
+        {"evidence-file": SimpleUploadedFile("a.txt", b"a"), "csrfmiddlewaretoken": token},
+    )
+    assert accepted.status_code == 302 and EvidenceFile.objects.count() == 1
