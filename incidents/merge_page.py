@@ -30,7 +30,10 @@ def merge_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     mergeable = incident.state in MERGEABLE_STATES
     return {
         "can_merge": mergeable and request.user.has_perm(MERGE_PERMISSION),
-        "duplicate_suggestions": duplicate_suggestions(incident) if mergeable else [],
+        # visible=: the incidents this user may see (every incident until need-to-know lands).
+        "duplicate_suggestions": duplicate_suggestions(incident, visible=Incident.objects.all())
+        if mergeable
+        else [],
         "merged_duplicates": list(
             incident.merged_duplicates.order_by("merged_at", "id").only(
                 "id", "reference", "title", "merged_at"

@@ -33,7 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
@@ -267,8 +267,13 @@ class DuplicateSuggestion:
     reasons: list[str] = field(default_factory=list)
 
 
-def duplicate_suggestions(incident: Incident, *, limit: int = SUGGESTIONS) -> list[DuplicateSuggestion]:
+def duplicate_suggestions(
+    incident: Incident, *, visible: QuerySet[Incident] | None = None, limit: int = SUGGESTIONS
+) -> list[DuplicateSuggestion]:
     """Open incidents that are likely the same breach as ``incident``, likeliest first.
+
+    ``visible``: the incidents the viewer may see (default: all); suggestions come from it
+    only, so a suggestion never reveals an incident the viewer could not open.
 
     Candidates: other open incidents of the same kind (drill or real), not merged, whose
     awareness instant lies within ``settings.DUPLICATE_WINDOW_HOURS`` of this one's, or that
@@ -285,7 +290,8 @@ def duplicate_suggestions(incident: Incident, *, limit: int = SUGGESTIONS) -> li
     )
     near = in_window | Q(affected_customers__customer_id__in=customer_ids) if customer_ids else in_window
     candidates = (
-        Incident.objects.filter(near, state__in=OPEN_STATES, is_drill=incident.is_drill)
+        (Incident.objects.all() if visible is None else visible)
+        .filter(near, state__in=OPEN_STATES, is_drill=incident.is_drill)
         .exclude(pk=incident.pk)
         .distinct()
         .order_by("-created_at", "-id")

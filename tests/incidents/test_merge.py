@@ -295,3 +295,13 @@ def test_the_breach_register_names_a_merged_duplicate_and_its_survivor(make_inci
     rows = {row[0]: row for row in map(register_row, register_incidents())}
     assert rows[duplicate.reference][scope] == f"duplicate, merged into {survivor.reference}"
     assert rows[survivor.reference][scope] == "not yet triaged"
+
+
+def test_suggestions_come_only_from_the_incidents_the_viewer_may_see(make_incident):
+    now = timezone.now()
+    hidden = make_incident(
+        title="Malware beacon from the support portal", detected_at=now - timedelta(hours=1)
+    )
+    new = make_incident(title="Malware beacon from the support portal", detected_at=now)
+    assert [s.incident.pk for s in duplicate_suggestions(new)] == [hidden.pk]
+    assert duplicate_suggestions(new, visible=Incident.objects.exclude(pk=hidden.pk)) == []
