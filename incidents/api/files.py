@@ -199,6 +199,11 @@ class IncidentFilesView(_EvidenceView):
     @extend_schema(responses={200: EvidenceFileSerializer(many=True), 403: _ERROR, 404: _ERROR})
     def get(self, request: Request, pk: int) -> Response:
         """The incident's evidence files, oldest first."""
+        return self.list(request, pk)
+
+    def list(self, request: Request, pk: int) -> Response:
+        """One keyset page (``?cursor=``, ``?page_size=``; the paginator refuses any other
+        query parameter, as on every list)."""
         self.incident()
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(EvidenceFileSerializer(page, many=True).data)

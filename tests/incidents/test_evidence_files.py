@@ -421,3 +421,16 @@ def test_the_upload_form_still_needs_its_csrf_token(responder, make_incident):
         {"evidence-file": SimpleUploadedFile("a.txt", b"a"), "csrfmiddlewaretoken": token},
     )
     assert accepted.status_code == 302 and EvidenceFile.objects.count() == 1
+
+
+def test_the_list_pages_with_cursors_and_refuses_unknown_parameters(api, responder, make_incident):
+    incident = make_incident()
+    as_user(api, responder)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        upload(api, incident, name=name, content=name.encode())
+    first = api.get(url(incident), {"page_size": 2}).json()
+    assert [row["name"] for row in first["results"]] == ["a.txt", "b.txt"]
+    second = api.get(first["next"]).json()
+    assert [row["name"] for row in second["results"]] == ["c.txt"]
+    refused = api.get(url(incident), {"colour": "blue"})
+    assert refused.status_code == 400 and "colour" in errors(refused)
