@@ -8,6 +8,7 @@ With no environment set, everything is embedded so that a fresh clone runs at on
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -230,13 +231,67 @@ FORMAT_MODULE_PATH = ["config.formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 # Request bodies above this size are refused with 413 (API) rather than parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+
+# Evidence files (README "Evidence files"). Stored through STORAGES["evidence"]: the filesystem
+# under BREACHDESK_VAR_DIR/evidence by default, readable by the application's user only; with
+# EVIDENCE_STORAGE=s3 an S3-compatible bucket through django-storages (credentials from the
+# standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY environment, never from this file).
+EVIDENCE_STORAGE: str = env.str("EVIDENCE_STORAGE", default="filesystem")
+if EVIDENCE_STORAGE == "filesystem":
+    STORAGES["evidence"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env.str("EVIDENCE_ROOT", default=str(VAR_DIR / "evidence")),
+            "base_url": None,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }
+elif EVIDENCE_STORAGE == "s3":
+    STORAGES["evidence"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("EVIDENCE_S3_BUCKET"),
+            "endpoint_url": env.str("EVIDENCE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("EVIDENCE_S3_REGION", default="") or None,
+            "location": env.str("EVIDENCE_S3_PREFIX", default="evidence"),
+            # Objects are private and never overwritten; downloads go through the application.
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"EVIDENCE_STORAGE must be 'filesystem' or 's3', not {EVIDENCE_STORAGE!r}.")
+#: Largest evidence file accepted (bytes); a larger upload is refused with 413.
+EVIDENCE_MAX_BYTES: int = env.int("EVIDENCE_MAX_BYTES", default=50 * 1024 * 1024)
+#: File name extensions accepted as evidence (lower case, without the dot). Executables,
+#: scripts and HTML/SVG are not among them, and content that starts like an executable is
+#: refused whatever its name (incidents.files).
+EVIDENCE_ALLOWED_EXTENSIONS: list[str] = env.list(
+    "EVIDENCE_ALLOWED_EXTENSIONS",
+    default=[
+        "pdf", "txt", "log", "csv", "tsv", "json", "xml", "eml", "msg", "mbox",
+        "png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "heic",
+        "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "rtf", "md",
+        "zip", "7z", "gz", "tar", "pcap", "pcapng", "evtx",
+    ],
+)  # fmt: skip
+#: The model of playbook tasks that evidence files may be attached to (an app above incidents;
+#: named here so that incidents never imports it).
+EVIDENCE_TASK_MODEL: str = "triage.ResponseTask"
+# Uploads above this many bytes are streamed to a temporary file rather than held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE: int = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+#: Duplicate suggestions (incidents.merging): incidents whose detection times lie within this
+#: many hours of each other are candidates.
+DUPLICATE_WINDOW_HOURS: int = env.int("DUPLICATE_WINDOW_HOURS", default=72)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)

@@ -39,6 +39,7 @@ from incidents.models import (
     Customer,
     CustomerAuditEvent,
     CustomerReport,
+    EvidenceFile,
     IdempotencyRecord,
     Incident,
     Note,
@@ -674,3 +675,11 @@ class SecurityAuditEventDisplay(admin.ModelAdmin):
 @admin.register(SecurityAuditEvent)
 class SecurityAuditEventAdmin(SecurityAuditEventDisplay, WrittenElsewhere):
     """Written by the sign-in code; never changed, superusers included."""
+@admin.register(EvidenceFile)
+class EvidenceFileAdmin(WrittenElsewhere):
+    """Evidence files are uploaded, superseded and deleted on the incident page or the API
+    (audited): read-only here, bytes downloaded from the incident page."""
+
+    list_display = ("incident", "original_name", "size", "sha256", "uploaded_by_username", "uploaded_at")
+    search_fields = ("original_name", "sha256", "incident__reference")
+    list_select_related = ("incident",)

@@ -55,3 +55,14 @@ class AlertRefused(Exception):
 class ReportThrottled(Exception):
     """Too many customer reports from one address or IP address in the last hour (HTTP 429 on
     the page). Nothing was stored."""
+
+
+class EvidenceTooLarge(Exception):
+    """An evidence file is larger than ``settings.EVIDENCE_MAX_BYTES`` (HTTP 413). Nothing was
+    stored."""
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"The file is larger than the limit of {limit} bytes ({limit // (1024 * 1024)} MiB)."
+        )

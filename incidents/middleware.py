@@ -63,6 +63,9 @@ def _what_was_read(request: HttpRequest) -> tuple[str, str, str]:
         # The audit site's change pages: <app>_<model>_change.
         parts = name.split("_")
         return route, parts[1] if len(parts) > 2 else "", str(kwargs["object_id"])
+    if "file_id" in kwargs:
+        # An evidence file (its record or its bytes), under its incident.
+        return route, "evidence_file", str(kwargs["file_id"])
     incident = kwargs.get("incident_pk", kwargs.get("pk") if "number" in kwargs else None)
     if "number" in kwargs:
         return route, "notice", f"{incident}/{kwargs['number']}"

@@ -271,6 +271,7 @@ class IncidentState(models.TextChoices):
     CLOSED = "closed", "Closed"
     OUT_OF_SCOPE = "out_of_scope", "Out of scope"
     CUSTOMER_EVENT = "customer_event", "Customer-driven event"
+    MERGED = "merged", "Merged into another incident"
 
 
 #: States in which an incident is still being worked on (the due-next board lists these).
@@ -297,6 +298,10 @@ TRANSITION_PERMISSIONS: dict[str, str] = {
     "begin_post_mortem": "incidents.begin_incident_post_mortem",
     "close": "incidents.close_incident",
 }
+
+#: The permission of the ``merge`` transition (its own route, ``incidents.merging``; not one of
+#: the generic transition routes because it names a second incident).
+MERGE_PERMISSION = "incidents.merge_incident"
 
 
 class Incident(ConcurrentTransitionMixin, models.Model):
@@ -436,6 +441,18 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     external_reference = models.CharField(max_length=100, null=True, blank=True)
     source_record = models.JSONField(null=True, blank=True, editable=False)
 
+    # Set by the ``merge`` transition: this incident was a duplicate report of ``merged_into``
+    # (the surviving incident), which took over its detection records, notes and files.
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="merged_duplicates",
+        editable=False,
+    )
+    merged_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -450,6 +467,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
             ("begin_incident_post_mortem", "Can begin an incident's post-mortem"),
             ("close_incident", "Can close an incident"),
             ("share_incident_figures", "Can let notices state incident-wide figures"),
+            ("merge_incident", "Can merge a duplicate incident into another"),
         ]
         indexes = [
             # The incident list: newest first, keyset-paginated.
@@ -565,6 +583,19 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         conditions=[lambda self: not _missing(self, "close")],
     )
     def close(self, *, at: datetime) -> None:
+        self.closed_at = at
+
+    @transition(
+        field=state,
+        source=[IncidentState.DETECTED, IncidentState.TRIAGED],
+        target=IncidentState.MERGED,
+        permission=MERGE_PERMISSION,
+    )
+    def merge(self, *, at: datetime, into: Incident) -> None:
+        """Close this incident as a duplicate of ``into``. Called only by
+        ``incidents.merging.incident_merge``, which checks the rules and moves the records."""
+        self.merged_into = into
+        self.merged_at = at
         self.closed_at = at
 
 
@@ -960,7 +991,8 @@ class CustomerReport(models.Model):
     """
 
     reference = models.CharField(max_length=20, unique=True)
-    incident = models.OneToOneField(Incident, on_delete=models.PROTECT, related_name="customer_report")
+    # A foreign key, not one-to-one: merging duplicates gathers several reports on one incident.
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="customer_reports")
     organisation = models.CharField(max_length=200)
     contact_email = models.EmailField()
     description = models.TextField()
@@ -1135,3 +1167,77 @@ class SecurityAuditEvent(models.Model):
         if self.pk is not None and not self._state.adding:
             raise ValueError("Security audit events are never changed.")
         super().save(*args, **kwargs)
+# Evidence files ---------------------------------------------------------------------------------
+
+
+def evidence_storage() -> Any:
+    """The storage evidence files are kept in: ``STORAGES["evidence"]`` (filesystem under
+    ``BREACHDESK_VAR_DIR/evidence`` by default; S3-compatible through django-storages when
+    configured, see README "Evidence files")."""
+    from django.core.files.storage import storages
+
+    return storages["evidence"]
+
+
+class EvidenceFile(models.Model):
+    """A file attached to an incident as evidence (a screenshot, a log extract, the written
+    confirmation of deletion), optionally to one of its notes or playbook tasks.
+
+    The bytes live in ``evidence_storage()`` under ``storage_name`` (an opaque name chosen by
+    the application, never the uploader's); ``original_name`` is shown and used for downloads
+    only. ``sha256``: hex SHA-256 of the bytes, computed while they were streamed into storage;
+    ``size``: bytes. ``content_type``: what the uploader's client declared (information only:
+    downloads are always ``application/octet-stream``).
+
+    ``task_content_type``/``task_object_id``: a generic reference to a playbook task
+    (``settings.EVIDENCE_TASK_MODEL``, ``triage.ResponseTask``): tasks live in an app above
+    this one, which this app must not import.
+
+    A file is never edited. Before declaration it may be deleted (audited); afterwards it can
+    only be superseded: a new file replaces it, and this row keeps ``superseded_by``,
+    ``superseded_at`` (UTC) and ``superseded_reason``, with its bytes.
+    """
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="evidence_files")
+    note = models.ForeignKey(
+        Note, null=True, blank=True, on_delete=models.PROTECT, related_name="evidence_files"
+    )
+    task_content_type = models.ForeignKey(
+        "contenttypes.ContentType", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    task_object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    original_name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    content_type = models.CharField(max_length=255, blank=True, help_text="As declared by the uploader.")
+    sha256 = models.CharField(max_length=64)
+    storage_name = models.CharField(max_length=500, unique=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_by_username = models.CharField(max_length=150)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    superseded_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="supersedes"
+    )
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["incident_id", "uploaded_at", "id"]
+        indexes = [models.Index(fields=["incident", "uploaded_at"], name="incidents_evidencefile_list")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(task_content_type__isnull=True, task_object_id__isnull=True)
+                | Q(task_content_type__isnull=False, task_object_id__isnull=False),
+                name="incidents_evidencefile_task_reference_whole",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.sha256[:12]}…)"
+
+    @property
+    def is_superseded(self) -> bool:
+        """True once a newer file replaced this one."""
+        return self.superseded_by_id is not None

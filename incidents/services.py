@@ -82,7 +82,9 @@ EDITABLE_FIELDS: tuple[str, ...] = (
 RESTRICTED_FIELDS: dict[str, str] = {"incident_figures_shareable": "incidents.share_incident_figures"}
 
 #: States after which an incident's facts are frozen except through a new incident.
-FINAL_STATES = frozenset({IncidentState.CLOSED, IncidentState.OUT_OF_SCOPE, IncidentState.CUSTOMER_EVENT})
+FINAL_STATES = frozenset(
+    {IncidentState.CLOSED, IncidentState.OUT_OF_SCOPE, IncidentState.CUSTOMER_EVENT, IncidentState.MERGED}
+)
 
 
 def _require(actor: Any, permission: str) -> None:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from incidents import views
+from incidents import evidence_views, merge_views, views
 
 app_name = "incidents"
 urlpatterns = [
@@ -25,5 +25,23 @@ urlpatterns = [
         "<int:pk>/affected-customers/<int:customer_pk>/remove/",
         views.affected_customer_remove,
         name="affected_customer_remove",
+    ),
+    path("<int:pk>/merge/", merge_views.incident_merge_view, name="incident_merge"),
+    # Evidence files (incidents.evidence_views).
+    path("<int:pk>/files/", evidence_views.evidence_file_upload, name="evidence_file_upload"),
+    path(
+        "<int:pk>/files/<int:file_id>/download/",
+        evidence_views.evidence_file_download,
+        name="evidence_file_download",
+    ),
+    path(
+        "<int:pk>/files/<int:file_id>/supersede/",
+        evidence_views.evidence_file_supersede,
+        name="evidence_file_supersede",
+    ),
+    path(
+        "<int:pk>/files/<int:file_id>/delete/",
+        evidence_views.evidence_file_delete,
+        name="evidence_file_delete",
     ),
 ]

@@ -33,6 +33,7 @@ from django_fsm import can_proceed
 
 from incidents import services
 from incidents.completeness import breach_fields
+from incidents.evidence_page import evidence_context
 from incidents.exceptions import GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.forms import (
     TRANSITION_FORMS,
@@ -45,6 +46,7 @@ from incidents.forms import (
     describe_missing,
 )
 from incidents.lifecycle import TRANSITION_NAMES, missing_for
+from incidents.merge_page import merge_context
 from incidents.models import (
     TRANSITION_PERMISSIONS,
     Customer,
@@ -345,7 +347,13 @@ def _render_detail(
         context["customer_suggestions"] = list(
             suggestions.order_by("name").values_list("account_reference", "name")[:CUSTOMER_SUGGESTIONS]
         )
+    context.update(evidence_context(request, incident))
+    context.update(merge_context(request, incident))
     return render(request, "incidents/incident_detail.html", context, status=status)
+
+
+#: The incident page, for the routes of other modules of this app that re-show it with an error.
+render_incident_page = _render_detail
 
 
 @login_required

@@ -24,7 +24,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from incidents.audit import verify_chain
-from incidents.models import AffectedCustomer, AuditEvent, Incident
+from incidents.models import AffectedCustomer, AuditEvent, EvidenceFile, Incident, evidence_storage
 from notifications.models import Clock, Delivery, Notice, SentMessage
 from postmortems.models import ActionItem, Drill, PostMortem
 
@@ -55,7 +55,10 @@ REGISTER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("scenario", "Scenario."),
     ("severity", "ENISA severity band."),
     ("malicious", "Whether it was malicious (yes, no, unknown)."),
-    ("scope", "in scope, out of scope (with its category) or customer-driven event."),
+    (
+        "scope",
+        "in scope, out of scope (with its category), customer-driven event, or a duplicate merged into another incident.",
+    ),
     ("scope_rationale", "Why it was ruled out of scope or a customer-driven event."),
     ("nature_of_breach", "Facts: the nature of the breach."),
     ("summary", "Facts: the summary recorded at intake."),
@@ -93,7 +96,7 @@ def register_incidents(*, start: date | None = None, end: date | None = None) ->
             aware_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
         )
     return (
-        incidents.select_related("sub_processor", "post_mortem")
+        incidents.select_related("sub_processor", "post_mortem", "merged_into")
         .prefetch_related(
             Prefetch(
                 "affected_customers",
@@ -122,6 +125,10 @@ def _scope(incident: Incident) -> str:
         return f"out of scope ({incident.get_out_of_scope_category_display()})"
     if incident.state == "customer_event":
         return "customer-driven event"
+    if incident.state == "merged":
+        return (
+            f"duplicate, merged into {incident.merged_into.reference if incident.merged_into else ''}".strip()
+        )
     return "in scope"
 
 
@@ -268,8 +275,13 @@ def evidence_pack(incident: Incident) -> EvidencePack:
       "reason"}]}``, checked when the pack is made);
     - ``post-mortem.json`` (every version, the review) and ``action-items.json``;
       ``drill.json`` for a drill;
+    - ``evidence-files.json``: every evidence file attached to the incident (superseded versions
+      included) with its SHA-256 recorded at upload, and ``evidence-files/<id>-<name>``: each
+      file's bytes as stored;
     - ``manifest.json``: each other file's path, size in bytes and SHA-256, when the pack was
-      made, and the audit chain's length and head hash.
+      made, and the audit chain's length and head hash. An evidence file's entry also carries
+      ``recorded_sha256`` (the digest taken at upload) and ``intact`` (whether the bytes read
+      now still have it).
     """
     files: dict[str, bytes] = {}
     fields = model_to_dict(incident, exclude=["products"])
@@ -330,7 +342,15 @@ def evidence_pack(incident: Incident) -> EvidencePack:
         files["drill.json"] = _json(
             model_to_dict(drill) | {"participants": _rows(drill.participants.values("function", "name"))}
         )
-    manifest = {
+    evidence_files = list(EvidenceFile.objects.filter(incident=incident).order_by("uploaded_at", "id"))
+    paths = {evidence.pk: _evidence_path(evidence) for evidence in evidence_files}
+    files["evidence-files.json"] = _json(
+        [
+            row | {"path": paths[row["id"]]}
+            for row in _rows(EvidenceFile.objects.filter(incident=incident).order_by("uploaded_at", "id"))
+        ]
+    )
+    manifest: dict[str, Any] = {
         "incident": incident.reference,
         "generated_at": timezone.now().astimezone(UTC).isoformat(),
         "audit_chain": {
@@ -346,5 +366,34 @@ def evidence_pack(incident: Incident) -> EvidencePack:
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path, content in sorted(files.items()):
             archive.writestr(path, content)
+        for evidence in evidence_files:
+            manifest["files"].append(_write_evidence_file(archive, evidence))
         archive.writestr("manifest.json", _json(manifest))
     return EvidencePack(content=output.getvalue(), manifest=manifest)
+
+
+def _evidence_path(evidence: EvidenceFile) -> str:
+    """Where an evidence file's bytes go in the pack: ``evidence-files/<id>-<name>``."""
+    return f"evidence-files/{evidence.pk}-{evidence.original_name}"
+
+
+def _write_evidence_file(archive: zipfile.ZipFile, evidence: EvidenceFile) -> dict[str, Any]:
+    """Copy ``evidence``'s bytes from storage into ``archive`` chunk by chunk (never whole in
+    memory) and return its manifest entry, with the digest of the bytes as read and whether it
+    matches the one recorded at upload."""
+    digest = hashlib.sha256()
+    size = 0
+    path = _evidence_path(evidence)
+    with evidence_storage().open(evidence.storage_name, "rb") as source, archive.open(path, "w") as target:
+        for chunk in iter(lambda: source.read(1024 * 1024), b""):
+            digest.update(chunk)
+            size += len(chunk)
+            target.write(chunk)
+    sha256 = digest.hexdigest()
+    return {
+        "path": path,
+        "bytes": size,
+        "sha256": sha256,
+        "recorded_sha256": evidence.sha256,
+        "intact": sha256 == evidence.sha256 and size == evidence.size,
+    }

@@ -306,6 +306,8 @@ def _transitions_from(state: str) -> list[tuple[str, str | None]]:
         field = Incident._meta.get_field("state")
         order = {name: index for index, name in enumerate(TRANSITION_NAMES)}
         for transition in field.get_all_transitions(Incident):
+            if transition.name not in order:
+                continue  # ``merge`` names a second incident: its own route, not transitions/
             permission = transition.permission
             # Every transition names a permission codename (TRANSITION_PERMISSIONS); django-fsm's
             # callable form is not used, and ``available_transitions`` does not support it.
@@ -426,6 +428,10 @@ class IncidentSerializer(StrictModelSerializer):
         required=False,
     )
     declared_by = username_field()
+    merged_into: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The surviving incident this duplicate was merged into (state merged)."
+    )
+    merged_at = serializers.DateTimeField(read_only=True, allow_null=True)
     products = serializers.SlugRelatedField(
         slug_field="name", queryset=Product.objects.all(), many=True, required=False
     )
@@ -503,6 +509,8 @@ class IncidentSerializer(StrictModelSerializer):
             "declared_by",
             "notified_at",
             "closed_at",
+            "merged_into",
+            "merged_at",
             "external_reference",
             "affected_customers",
             "available_transitions",
@@ -516,6 +524,8 @@ class IncidentSerializer(StrictModelSerializer):
             "id",
             "reference",
             "state",
+            "merged_into",
+            "merged_at",
             "out_of_scope_category",
             "scope_rationale",
             "customer_informed_at",

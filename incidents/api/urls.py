@@ -5,7 +5,14 @@ user's own API tokens."""
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from incidents.api.files import (
+    IncidentFileDownloadView,
+    IncidentFileSupersedeView,
+    IncidentFilesView,
+    IncidentFileView,
+)
 from incidents.api.intake import AlertIntakeView
+from incidents.api.merge import IncidentMergeView
 from incidents.api.tokens import ApiTokenViewSet
 from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet, ReadLogViewSet
 
@@ -20,5 +27,19 @@ router.register("read-log", ReadLogViewSet, basename="read-log")
 app_name = "api"
 urlpatterns = [
     path("intake/alerts/", AlertIntakeView.as_view(), name="intake-alerts"),
+    path("incidents/<int:pk>/merge/", IncidentMergeView.as_view(), name="incident-merge"),
+    # Evidence files (incidents.api.files).
+    path("incidents/<int:pk>/files/", IncidentFilesView.as_view(), name="incident-files"),
+    path("incidents/<int:pk>/files/<int:file_id>/", IncidentFileView.as_view(), name="incident-file"),
+    path(
+        "incidents/<int:pk>/files/<int:file_id>/supersede/",
+        IncidentFileSupersedeView.as_view(),
+        name="incident-file-supersede",
+    ),
+    path(
+        "incidents/<int:pk>/files/<int:file_id>/download/",
+        IncidentFileDownloadView.as_view(),
+        name="incident-file-download",
+    ),
     *router.urls,
 ]

@@ -90,7 +90,10 @@ def admin_client_for(superuser) -> Client:
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer, manager, superuser):
+def one_of_each(db, make_incident, customer, manager, superuser, settings, tmp_path):
+    from tests.incidents.test_audit_site import _evidence_rows
+
+    _evidence_rows(make_incident, manager, settings, tmp_path)
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())

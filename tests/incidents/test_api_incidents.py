@@ -133,6 +133,8 @@ def test_it_shows_the_whole_representation_on_the_detail(api, auditor, make_inci
         "declared_by",
         "notified_at",
         "closed_at",
+        "merged_into",
+        "merged_at",
         "external_reference",
         "affected_customers",
         "available_transitions",

@@ -18,8 +18,9 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer, manager, smtp_server):
+def one_of_each(db, make_incident, customer, manager, smtp_server, settings, tmp_path):
     """At least one row of every model of the audited apps, built through the services."""
+    _evidence_rows(make_incident, manager, settings, tmp_path)
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd", country="IE")
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now())
@@ -30,6 +31,22 @@ def one_of_each(db, make_incident, customer, manager, smtp_server):
     _contact_rows(customer)
     intake_rows(manager)
     return incident
+
+
+def _evidence_rows(make_incident, manager, settings, tmp_path):
+    """An evidence file (stored in a folder of this test)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from incidents.files import evidence_file_upload
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    evidence_file_upload(incident=make_incident(), actor=manager, upload=SimpleUploadedFile("a.txt", b"a"))
 
 
 def _contact_rows(customer):
