@@ -32,6 +32,7 @@ from incidents.admin import (
     AlertSourceDisplay,
     AlertThreadDisplay,
     ApiTokenDisplay,
+    AuditCheckpointDisplay,
     AuditEventDisplay,
     ContactDisplay,
     CustomerAuditEventDisplay,
@@ -233,6 +234,11 @@ class CustomerAudit(CustomerDisplay, ReadOnlyAdmin):
 
 @admin.register(CustomerAuditEvent, site=audit_site)
 class CustomerAuditEventAudit(CustomerAuditEventDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(AuditCheckpoint, site=audit_site)
+class AuditCheckpointAudit(AuditCheckpointDisplay, ReadOnlyAdmin):
     pass
 
 
