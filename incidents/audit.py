@@ -258,10 +258,9 @@ def _verify(
         events = events.filter(**{f"{subject_field}__in": subject_ids})
     by_subject: dict[int, list[AuditCheckpoint]] = defaultdict(list)
     breaks: list[ChainBreak] = []
+    only = None if subject_ids is None else set(subject_ids)
     for checkpoint in checkpoints:
-        if checkpoint.chain != chain.name or (
-            subject_ids is not None and checkpoint.subject_id not in subject_ids
-        ):
+        if checkpoint.chain != chain.name or (only is not None and checkpoint.subject_id not in only):
             continue
         if not checkpoint_signature_valid(checkpoint, keys):
             breaks.append(
@@ -401,7 +400,11 @@ def verify_chain(
     everything = not wanted and subjects is None
     keys = verification_keys()
     chosen = [chain for name, chain in CHAINS.items() if everything or name in wanted]
-    checkpoints = list(AuditCheckpoint.objects.filter(chain__in=[c.name for c in chosen]).order_by("id"))
+    checkpoints: list[AuditCheckpoint] = []
+    for chain in chosen:
+        rows = AuditCheckpoint.objects.filter(chain=chain.name).order_by("id")
+        ids = None if everything else wanted[chain.name]
+        checkpoints += rows if ids is None else rows.filter(subject_id__in=ids)
     seen = {(c.chain, c.subject_id, c.length, c.head_hash, c.signature) for c in checkpoints}
     for extra in extra_checkpoints:  # the file holds the same checkpoints: count each once
         if (extra.chain, extra.subject_id, extra.length, extra.head_hash, extra.signature) not in seen:

@@ -133,7 +133,7 @@ class AuditSite(admin.AdminSite):
 
         try:
             file_checkpoints = configured_file_checkpoints()
-        except ValueError as error:
+        except (OSError, ValueError) as error:
             file_checkpoints = []
             messages.error(request, f"The checkpoint file was not used: {error}")
         breaks = verify_chain(extra_checkpoints=file_checkpoints)

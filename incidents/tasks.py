@@ -56,9 +56,15 @@ def verify_audit_trail() -> int:
     from incidents.audit import verify_chain
     from incidents.checkpoints import configured_file_checkpoints
 
-    breaks = verify_chain(extra_checkpoints=configured_file_checkpoints())
+    logger = logging.getLogger("breachdesk.audit")
+    try:
+        file_checkpoints = configured_file_checkpoints()
+    except (OSError, ValueError) as error:
+        logger.error("The audit checkpoint file was not used: %s", error)
+        file_checkpoints = []
+    breaks = verify_chain(extra_checkpoints=file_checkpoints)
     for chain_break in breaks:
-        logging.getLogger("breachdesk.audit").error(
+        logger.error(
             "Audit chain break: %s %s sequence %s: %s",
             chain_break.chain,
             chain_break.subject_id,
