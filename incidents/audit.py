@@ -27,8 +27,8 @@ What the verification reports (``ChainBreak.kind``), each with the chain and row
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -249,20 +249,26 @@ def _verify(
     chain: Chain,
     subject_ids: list[int] | None,
     keys: dict[str, AuditKey],
-    checkpoints: list[AuditCheckpoint],
+    checkpoints: Iterable[AuditCheckpoint],
 ) -> list[ChainBreak]:
     model = chain.model
     subject_field = f"{model.SUBJECT_FIELD}_id"
     events = model._default_manager.order_by(subject_field, "sequence")
     if subject_ids is not None:
         events = events.filter(**{f"{subject_field}__in": subject_ids})
-    by_subject: dict[int, list[AuditCheckpoint]] = defaultdict(list)
+    # Each chain is held to its longest validly signed checkpoint (a chain only grows, so that
+    # one covers the earlier ones' truncation and deletion): memory stays one row a chain.
+    by_subject: dict[int, list[AuditCheckpoint]] = {}
     breaks: list[ChainBreak] = []
     only = None if subject_ids is None else set(subject_ids)
+    forged: set[tuple[int, int, str]] = set()
     for checkpoint in checkpoints:
         if checkpoint.chain != chain.name or (only is not None and checkpoint.subject_id not in only):
             continue
         if not checkpoint_signature_valid(checkpoint, keys):
+            if (checkpoint.subject_id, checkpoint.length, checkpoint.signature) in forged:
+                continue  # the same row in the table and in the file
+            forged.add((checkpoint.subject_id, checkpoint.length, checkpoint.signature))
             breaks.append(
                 ChainBreak(
                     chain.name,
@@ -275,7 +281,9 @@ def _verify(
                 )
             )
             continue
-        by_subject[checkpoint.subject_id].append(checkpoint)
+        held = by_subject.get(checkpoint.subject_id)
+        if held is None or checkpoint.length > held[0].length:
+            by_subject[checkpoint.subject_id] = [checkpoint]
 
     def finish(subject_id: int, last_sequence: int, heads: dict[int, str]) -> None:
         for checkpoint in by_subject.pop(subject_id, []):
@@ -386,8 +394,10 @@ def verify_chain(
     its key (``incidents.audit_keys.verification_keys``), its link to the row before and its
     sequence number; every ``AuditCheckpoint`` (plus ``extra_checkpoints``, e.g. read from
     ``AUDIT_CHECKPOINT_FILE``) is checked for its signature and against the chain (truncated
-    tail, changed head, deleted chain); the kinds are listed in the module docstring. Reads in
-    pages of 2,000 rows. Raises ``ValueError`` for an unknown chain name.
+    tail, changed head, deleted chain; each chain is held to its longest validly signed
+    checkpoint); the kinds are listed in the module docstring. Reads rows and checkpoints in
+    pages of 2,000; memory grows with the number of chains, not of rows. Raises ``ValueError``
+    for an unknown chain name.
     """
     wanted: dict[str, list[int] | None] = dict(subjects or {})
     if incident_ids is not None:
@@ -400,17 +410,12 @@ def verify_chain(
     everything = not wanted and subjects is None
     keys = verification_keys()
     chosen = [chain for name, chain in CHAINS.items() if everything or name in wanted]
-    checkpoints: list[AuditCheckpoint] = []
-    for chain in chosen:
-        rows = AuditCheckpoint.objects.filter(chain=chain.name).order_by("id")
-        ids = None if everything else wanted[chain.name]
-        checkpoints += rows if ids is None else rows.filter(subject_id__in=ids)
-    seen = {(c.chain, c.subject_id, c.length, c.head_hash, c.signature) for c in checkpoints}
-    for extra in extra_checkpoints:  # the file holds the same checkpoints: count each once
-        if (extra.chain, extra.subject_id, extra.length, extra.head_hash, extra.signature) not in seen:
-            seen.add((extra.chain, extra.subject_id, extra.length, extra.head_hash, extra.signature))
-            checkpoints.append(extra)
+    extra = list(extra_checkpoints)
     breaks: list[ChainBreak] = []
     for chain in chosen:
-        breaks += _verify(chain, None if everything else wanted[chain.name], keys, checkpoints)
+        ids = None if everything else wanted[chain.name]
+        rows = AuditCheckpoint.objects.filter(chain=chain.name).order_by("id")
+        if ids is not None:
+            rows = rows.filter(subject_id__in=ids)
+        breaks += _verify(chain, ids, keys, itertools.chain(rows.iterator(chunk_size=2000), extra))
     return breaks
