@@ -20,12 +20,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from incidents.audit import CHAINS, Chain
-from incidents.audit_keys import current_key
+from incidents.audit import CHAINS, Chain, checkpoint_signature_valid
+from incidents.audit_keys import current_key, verification_keys
 from incidents.models import AuditCheckpoint
 
 logger = logging.getLogger("breachdesk.audit")
@@ -46,12 +46,55 @@ def _heads(chain: Chain) -> dict[int, tuple[int, str]]:
     return {subject_id: (sequence, head) for subject_id, sequence, head in rows}
 
 
+def _latest_valid(chain: Chain) -> dict[int, tuple[int, str]]:
+    """``{subject id: (length, head hash)}`` of each chain's longest validly signed checkpoint.
+    Reads each chain's longest one (one query); only a chain whose longest is forged (an
+    invalid signature, which the verification reports) has its others read."""
+    keys = verification_keys()
+    longest = (
+        AuditCheckpoint.objects.filter(chain=chain.name, subject_id=OuterRef("subject_id"))
+        .order_by("-length")
+        .values("length")[:1]
+    )
+    rows = AuditCheckpoint.objects.filter(chain=chain.name, length=Subquery(longest))
+    latest: dict[int, tuple[int, str]] = {}
+    forged: set[int] = set()
+    for checkpoint in rows.iterator(chunk_size=2000):
+        if checkpoint_signature_valid(checkpoint, keys):
+            latest[checkpoint.subject_id] = (checkpoint.length, checkpoint.head_hash)
+        else:
+            forged.add(checkpoint.subject_id)
+    forged -= set(latest)
+    if forged:
+        others = AuditCheckpoint.objects.filter(chain=chain.name, subject_id__in=forged).order_by("length")
+        for checkpoint in others.iterator(chunk_size=2000):
+            if checkpoint_signature_valid(checkpoint, keys):
+                latest[checkpoint.subject_id] = (checkpoint.length, checkpoint.head_hash)
+    return latest
+
+
+def _rewritten(chain: Chain, checkpoints: dict[int, tuple[int, str]]) -> set[int]:
+    """The subjects among ``checkpoints`` (``{subject id: (length, head hash)}``) whose row at
+    that length is gone or no longer has that hash (500 a query)."""
+    model = chain.model
+    subject_field = f"{model.SUBJECT_FIELD}_id"
+    items = sorted(checkpoints.items())
+    found: set[int] = set()
+    for start in range(0, len(items), 500):
+        wanted = Q()
+        for sid, (length, head) in items[start : start + 500]:
+            wanted |= Q(**{subject_field: sid, "sequence": length, "hash": head})
+        found |= set(model._default_manager.filter(wanted).values_list(subject_field, flat=True))
+    return set(checkpoints) - found
+
+
 def audit_checkpoints_write(*, at: datetime | None = None) -> list[AuditCheckpoint]:
     """Checkpoint every audit chain that grew since its latest checkpoint; return the new ones.
 
     ``at``: the checkpoints' ``created_at`` (default now, UTC). A chain whose length is now
-    *shorter* than its latest checkpoint gets no new checkpoint (that would hide a truncation):
-    it is logged, and ``verify_chain`` reports it. New checkpoints are appended to
+    *shorter* than its latest validly signed checkpoint, or whose row at that checkpoint's
+    length no longer has its head hash (truncated and grown again), gets no new checkpoint
+    (that would hide the break): it is logged, and ``verify_chain`` reports it. New checkpoints are appended to
     ``AUDIT_CHECKPOINT_FILE`` after the commit when it is set (a failed write is logged; the
     rows stand). Safe to run twice.
     """
@@ -61,14 +104,9 @@ def audit_checkpoints_write(*, at: datetime | None = None) -> list[AuditCheckpoi
     with transaction.atomic():
         for chain in CHAINS.values():
             heads = _heads(chain)
-            latest = dict(
-                AuditCheckpoint.objects.filter(chain=chain.name)
-                .values("subject_id")
-                .annotate(length=Max("length"))
-                .values_list("subject_id", "length")
-            )
-            grown = {sid: head for sid, head in heads.items() if head[0] > latest.get(sid, 0)}
-            for sid, recorded in latest.items():
+            latest = _latest_valid(chain)
+            grown = {sid: head for sid, head in heads.items() if head[0] > latest.get(sid, (0, ""))[0]}
+            for sid, (recorded, _) in latest.items():
                 if heads.get(sid, (0, ""))[0] < recorded:
                     logger.error(
                         "Audit chain %s %s is shorter than its checkpoint (%s events): not checkpointed.",
@@ -76,6 +114,15 @@ def audit_checkpoints_write(*, at: datetime | None = None) -> list[AuditCheckpoi
                         sid,
                         recorded,
                     )
+            # A chain truncated and grown again past its checkpoint no longer holds the head
+            # that checkpoint recorded: a new checkpoint would hide that, so it gets none.
+            for sid in _rewritten(chain, {sid: latest[sid] for sid in grown if sid in latest}):
+                logger.error(
+                    "Audit chain %s %s no longer holds its checkpointed head: not checkpointed.",
+                    chain.name,
+                    sid,
+                )
+                del grown[sid]
             labels = chain.labels(grown)
             batch = []
             for sid, (length, head) in sorted(grown.items()):

@@ -191,6 +191,22 @@ def test_the_checkpoint_writer_checkpoints_only_chains_that_grew(make_incident, 
     assert grown.signature == current_key().sign(grown.signed_payload())
 
 
+def test_a_chain_truncated_and_grown_again_gets_no_new_checkpoint_and_is_reported(make_incident, manager):
+    from incidents import services
+
+    incident = make_incident(state="triaged")
+    audit_checkpoints_write()
+    with audit_triggers_disabled():
+        AuditEvent.objects.filter(incident=incident, sequence=2)._raw_delete(AuditEvent.objects.db)
+    services.note_add(incident=incident, actor=manager, text="Written after the truncation.")
+    services.note_add(incident=incident, actor=manager, text="And another.")
+
+    assert [c for c in audit_checkpoints_write() if c.subject_id == incident.pk] == []
+    breaks = verify_chain(incident_ids=[incident.pk])
+    assert [(b.sequence, b.kind) for b in breaks] == [(2, "checkpoint_mismatch")]
+    assert "rewritten since" in breaks[0].reason
+
+
 def test_the_checkpoint_file_catches_a_truncation_hidden_by_deleting_the_checkpoint_rows(
     make_incident, settings, tmp_path, django_capture_on_commit_callbacks
 ):
