@@ -20,14 +20,14 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from incidents.audit import CHAINS
 from incidents.audit_migration import trigger_name
+from incidents.models import AuditCheckpoint
 
-#: Every table with the append-only trigger.
+#: Every table with the append-only trigger: each registered chain's and the checkpoints'.
 AUDIT_TABLES = (
-    "incidents_auditevent",
-    "incidents_customerauditevent",
-    "incidents_auditcheckpoint",
-    "postmortems_trainingauditevent",
+    *(chain.model._meta.db_table for chain in CHAINS.values()),
+    AuditCheckpoint._meta.db_table,
 )
 
 

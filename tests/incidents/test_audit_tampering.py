@@ -351,6 +351,18 @@ def test_the_database_refuses_update_and_delete_on_every_audit_table(make_incide
 
 
 @pytest.mark.postgresql
+def test_every_registered_chain_has_the_append_only_trigger(db):
+    from incidents.audit_migration import trigger_name
+
+    assert len(AUDIT_TABLES) == 4  # incidents, customers, training courses, the checkpoints
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal")
+        triggers = set(cursor.fetchall())
+    for table in AUDIT_TABLES:
+        assert (table, trigger_name(table)) in triggers, f"{table}: add the trigger in a migration"
+
+
+@pytest.mark.postgresql
 def test_deleting_a_user_keeps_their_events_on_postgresql(make_incident, responder):
     incident = make_incident()
     assert incident.audit_events.get().actor_id == responder.pk
