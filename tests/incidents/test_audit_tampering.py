@@ -324,6 +324,17 @@ def test_the_migration_reseals_a_legacy_chain_as_far_as_it_verifies(make_inciden
     }
 
 
+def test_the_checkpoint_command_writes_them_once(make_incident):
+    make_incident()
+    first, second = StringIO(), StringIO()
+
+    call_command("checkpoint_audit_trail", stdout=first)
+    call_command("checkpoint_audit_trail", stdout=second)
+
+    assert first.getvalue().strip() == "Wrote 1 audit checkpoint(s)."
+    assert second.getvalue().strip() == "Wrote 0 audit checkpoint(s)."
+
+
 def test_beat_writes_the_checkpoints():
     from config.celery import app
 
