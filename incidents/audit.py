@@ -27,6 +27,7 @@ What the verification reports (``ChainBreak.kind``), each with the chain and row
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 from collections.abc import Callable, Iterable
@@ -230,13 +231,15 @@ def customer_audit_append(
 def checkpoint_signature_valid(checkpoint: AuditCheckpoint, keys: dict[str, AuditKey] | None = None) -> bool:
     """Whether ``checkpoint``'s signature verifies under the key its ``key_id`` names."""
     key = (keys if keys is not None else verification_keys()).get(checkpoint.key_id)
-    return key is not None and key.sign(checkpoint.signed_payload()) == checkpoint.signature
+    return key is not None and hmac.compare_digest(
+        key.sign(checkpoint.signed_payload()), checkpoint.signature
+    )
 
 
 def _hash_break(event: HashChainedEvent, keys: dict[str, AuditKey]) -> tuple[str, str] | None:
     """``(kind, reason)`` when ``event``'s hash does not verify, else ``None``."""
     key = keys.get(event.key_id)
-    if key is not None and event.compute_hash(key) == event.hash:
+    if key is not None and hmac.compare_digest(event.compute_hash(key), event.hash):
         return None
     if event.compute_unkeyed_hash() == event.hash:
         return "unkeyed_hash", "hash recomputed without the audit key (plain SHA-256)"

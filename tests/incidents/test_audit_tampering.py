@@ -256,6 +256,14 @@ def test_the_key_is_derived_from_the_secret_key_when_none_is_set(settings):
     assert set(verification_keys()) == {current_key().key_id}
 
 
+def test_a_short_key_is_refused_with_a_message(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.AUDIT_HMAC_KEY = "too-short"
+    with pytest.raises(ImproperlyConfigured, match="AUDIT_HMAC_KEY must be at least 32 characters"):
+        current_key()
+
+
 def test_a_changed_key_without_the_previous_one_fails_every_row(make_incident, settings):
     settings.AUDIT_HMAC_KEY = KEY_A
     incident = make_incident()
