@@ -50,6 +50,12 @@ app.conf.beat_schedule = {
         "task": "incidents.tasks.verify_audit_trail",
         "schedule": crontab(minute=17),
     },
+    # Signed checkpoints of every audit chain's head (incidents.checkpoints): a chain that grew
+    # gets one; a truncation or a deleted chain after a checkpoint is then caught.
+    "checkpoint-audit-trail": {
+        "task": "incidents.tasks.checkpoint_audit_trail",
+        "schedule": crontab(minute="*/15"),
+    },
     # Each customer is asked every CONTACT_CONFIRMATION_DAYS: the daily run asks only those due
     # (a "what is due" query), so a missed day or a restarted beat loses nothing.
     "send-contact-confirmations": {

@@ -669,3 +669,15 @@ OIDC_USE_PKCE = True
 OIDC_TIMEOUT = 10
 OIDC_USERNAME_ALGO = "incidents.oidc.username_from_claims"
 # --- end of sign-in ----------------------------------------------------------------------------
+# The audit trail's seal (incidents.audit_keys, README "Audit trail"): HMAC-SHA256 keys kept out
+# of the database. AUDIT_HMAC_KEY (at least 32 characters; unset: derived from SECRET_KEY as the
+# hex of HMAC-SHA256(SECRET_KEY, "breachdesk-audit")); AUDIT_HMAC_PREVIOUS_KEYS: comma-separated
+# retired keys whose rows still verify. AUDIT_CHECKPOINT_FILE: a file the signed checkpoints of
+# every chain's head are also appended to (one JSON object a line; empty: the table only).
+AUDIT_HMAC_KEY: str = env.str("AUDIT_HMAC_KEY", default="")
+AUDIT_HMAC_PREVIOUS_KEYS: list[str] = env.list("AUDIT_HMAC_PREVIOUS_KEYS", default=[])
+if any(0 < len(key) < 32 for key in [AUDIT_HMAC_KEY, *AUDIT_HMAC_PREVIOUS_KEYS]):
+    raise ImproperlyConfigured(
+        "AUDIT_HMAC_KEY and each of AUDIT_HMAC_PREVIOUS_KEYS must be at least 32 characters."
+    )
+AUDIT_CHECKPOINT_FILE: str = env.str("AUDIT_CHECKPOINT_FILE", default="")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -25,7 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 
-from incidents import services
+from incidents import reference, services
 from incidents.exceptions import LifecycleConflict
 from incidents.models import (
     AccountExpiry,
@@ -34,6 +35,7 @@ from incidents.models import (
     AlertSource,
     AlertThread,
     ApiToken,
+    AuditCheckpoint,
     AuditEvent,
     Contact,
     Customer,
@@ -308,6 +310,64 @@ class ContactServiceAdminMixin(admin.ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
 
+class AuditedWritesAdmin(admin.ModelAdmin):
+    """Saves and deletes through the audited services of ``incidents.reference`` (each
+    incident a change touches gets an audit event) and shows a refusal as a message instead of
+    a 500. The bulk "delete selected" action is withdrawn: deletions go one at a time through
+    the delete page, each through the service."""
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        actions = super().get_actions(request, action_location)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def save_through_service(self, request: HttpRequest, obj: Any, form: Any) -> None:
+        raise NotImplementedError
+
+    def delete_through_service(self, request: HttpRequest, obj: Any) -> None:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.save_through_service(request, obj, form)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.delete_through_service(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_through_service(request, obj)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (LifecycleConflict, ValidationError) as error:
+            message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            self.message_user(request, f"Not saved: {message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The service refusing (a finished incident lists the row, the row has a history)
+        # rolls the admin's transaction back; say why on the row's page.
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except LifecycleConflict as error:
+            self.message_user(request, f"Not deleted: {error}", messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id])
+            )
+
+
 class CustomerAuditEventInline(ReadOnlyInline):
     model = CustomerAuditEvent
     fields = ("sequence", "occurred_at", "actor_username", "actor_contact_email", "verb", "data")
@@ -316,8 +376,18 @@ class CustomerAuditEventInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ContactServiceAdminMixin, CustomerDisplay):
+class CustomerAdmin(AuditedWritesAdmin, ContactServiceAdminMixin, CustomerDisplay):
+    """Customers: saved through ``services.customer_save`` (audited on the customer's chain),
+    contacts through the contact services; deleted only through ``reference.customer_delete``,
+    which refuses a customer with any history (an audit chain, an incident)."""
+
     inlines = [ContactInline, CustomerAuditEventInline]
+
+    def save_through_service(self, request: HttpRequest, obj: Customer, form: Any) -> None:
+        services.customer_save(actor=request.user, customer=obj, changed=list(form.changed_data))
+
+    def delete_through_service(self, request: HttpRequest, obj: Customer) -> None:
+        reference.customer_delete(actor=request.user, customer=obj)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not Contact:
@@ -353,13 +423,28 @@ class ContactAdmin(ContactServiceAdminMixin, ContactDisplay):
 
 
 @admin.register(Product)
-class ProductAdmin(ProductDisplay):
-    pass
+class ProductAdmin(AuditedWritesAdmin, ProductDisplay):
+    """Products: a change or a deletion is audited on every incident that lists the product
+    (``reference.product_save``, ``reference.product_delete``); a product listed by a finished
+    incident is not deleted."""
+
+    def save_through_service(self, request: HttpRequest, obj: Product, form: Any) -> None:
+        reference.product_save(actor=request.user, product=obj)
+
+    def delete_through_service(self, request: HttpRequest, obj: Product) -> None:
+        reference.product_delete(actor=request.user, product=obj)
 
 
 @admin.register(Supplier)
-class SupplierAdmin(SupplierDisplay):
-    pass
+class SupplierAdmin(AuditedWritesAdmin, SupplierDisplay):
+    """The sub-processor register: a change is audited on every incident naming the supplier
+    (``reference.supplier_save``); a supplier named by an incident is not deleted."""
+
+    def save_through_service(self, request: HttpRequest, obj: Supplier, form: Any) -> None:
+        reference.supplier_save(actor=request.user, supplier=obj)
+
+    def delete_through_service(self, request: HttpRequest, obj: Supplier) -> None:
+        reference.supplier_delete(actor=request.user, supplier=obj)
 
 
 class AffectedCustomerInline(ReadOnlyInline):
@@ -489,6 +574,29 @@ class AuditEventAdmin(AuditEventDisplay, WrittenElsewhere):
 @admin.register(CustomerAuditEvent)
 class CustomerAuditEventAdmin(CustomerAuditEventDisplay, WrittenElsewhere):
     """Customers' audit chains are append-only, like the incidents'."""
+
+
+class AuditCheckpointDisplay(admin.ModelAdmin):
+    list_display = ("created_at", "chain", "subject_label", "length", "key_id")
+    list_filter = ("chain",)
+    search_fields = ("subject_label", "head_hash")
+    show_full_result_count = False
+    fields = (
+        "chain",
+        "subject_id",
+        "subject_label",
+        "length",
+        "head_hash",
+        "created_at",
+        "key_id",
+        "signature",
+    )
+    readonly_fields = fields
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(AuditCheckpointDisplay, WrittenElsewhere):
+    """Signed checkpoints of the audit chains, written by beat; append-only like the trail."""
 
 
 @admin.register(WorkerHeartbeat)

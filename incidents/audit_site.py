@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -32,6 +32,7 @@ from incidents.admin import (
     AlertSourceDisplay,
     AlertThreadDisplay,
     ApiTokenDisplay,
+    AuditCheckpointDisplay,
     AuditEventDisplay,
     ContactDisplay,
     CustomerAuditEventDisplay,
@@ -51,6 +52,7 @@ from incidents.models import (
     AlertSource,
     AlertThread,
     ApiToken,
+    AuditCheckpoint,
     AuditEvent,
     Contact,
     Customer,
@@ -121,18 +123,27 @@ class AuditSite(admin.AdminSite):
         return {**super().each_context(request), "export_links": self.EXPORT_LINKS}
 
     def verify_view(self, request: HttpRequest) -> HttpResponse:
-        """``GET /audit/verify/``: recompute every audit chain now and show each break (the
-        incident, the row and why), or that every chain verifies; the same check as
-        ``manage.py verify_audit_trail``."""
+        """``GET /audit/verify/``: recompute every audit chain now (incidents, customers,
+        training courses) against the signed checkpoints (the table and
+        ``AUDIT_CHECKPOINT_FILE``) and show each break (the chain, the row, why and its kind),
+        or that every chain verifies; the same check as ``manage.py verify_audit_trail``."""
         if request.method not in ("GET", "HEAD"):
             return HttpResponseNotAllowed(["GET", "HEAD"])
-        breaks = verify_chain()
+        from incidents.checkpoints import configured_file_checkpoints
+
+        try:
+            file_checkpoints = configured_file_checkpoints()
+        except (OSError, ValueError) as error:
+            file_checkpoints = []
+            messages.error(request, f"The checkpoint file was not used: {error}")
+        breaks = verify_chain(extra_checkpoints=file_checkpoints)
         context = {
             **self.each_context(request),
             "title": "Audit trail verification",
             "breaks": breaks,
             "chains": AuditEvent.objects.values("incident_id").distinct().count(),
             "events": AuditEvent.objects.count(),
+            "checkpoints": AuditCheckpoint.objects.count(),
             "verified_at": timezone.now(),
         }
         return TemplateResponse(request, "admin/audit_verify.html", context)
@@ -223,6 +234,11 @@ class CustomerAudit(CustomerDisplay, ReadOnlyAdmin):
 
 @admin.register(CustomerAuditEvent, site=audit_site)
 class CustomerAuditEventAudit(CustomerAuditEventDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(AuditCheckpoint, site=audit_site)
+class AuditCheckpointAudit(AuditCheckpointDisplay, ReadOnlyAdmin):
     pass
 
 

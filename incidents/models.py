@@ -699,11 +699,16 @@ class Note(models.Model):
 class HashChainedEvent(models.Model):
     """One entry of an append-only, hash-chained audit trail about one subject.
 
-    Each subject (an incident, a customer) has its own chain: ``sequence`` counts from 1 and
-    ``hash`` is SHA-256 over the previous row's hash and this row's content
-    (``hash_content``), so a row changed, removed or inserted behind the application's back is
-    detected by ``incidents.audit.verify_chain``. Subclasses name their subject's foreign key in
-    ``SUBJECT_FIELD``; appends are serialised by the row lock the services hold on the subject.
+    Each subject (an incident, a customer, a course) has its own chain: ``sequence`` counts from
+    1 and ``hash`` is HMAC-SHA256, under the audit key ``key_id`` names
+    (``incidents.audit_keys``: a secret kept out of the database), over the previous row's hash
+    and this row's content (``hash_content``). A row changed, removed or inserted behind the
+    application's back, or rewritten with its hash recomputed by someone without the key, is
+    detected by ``incidents.audit.verify_chain``; signed checkpoints (``AuditCheckpoint``) catch
+    a truncated tail or a deleted chain. Subclasses name their subject's foreign key in
+    ``SUBJECT_FIELD`` and are registered in ``incidents.audit.CHAINS``; appends are serialised
+    by the row lock the services hold on the subject. On PostgreSQL a trigger refuses UPDATE
+    and DELETE on these tables (migration ``incidents.0014``).
     """
 
     SUBJECT_FIELD: ClassVar[str]
@@ -719,6 +724,9 @@ class HashChainedEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(
+        max_length=16, blank=True, default="", help_text="The audit key that sealed this row (its id)."
+    )
 
     class Meta:
         abstract = True
@@ -749,12 +757,25 @@ class HashChainedEvent(models.Model):
             "data": self.data,
         }
 
-    def compute_hash(self) -> str:
-        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
-        payload = self.previous_hash + json.dumps(
+    def hash_payload(self) -> str:
+        """What the hash covers: the previous hash followed by this row's content as canonical
+        JSON (sorted keys, no spaces, UTF-8)."""
+        return self.previous_hash + json.dumps(
             self.hash_content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
         )
-        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def compute_hash(self, key: Any = None) -> str:
+        """HMAC-SHA256 hex digest of ``hash_payload`` under ``key`` (an
+        ``incidents.audit_keys.AuditKey``; default: the current audit key)."""
+        from incidents.audit_keys import current_key
+
+        return (key or current_key()).sign(self.hash_payload())
+
+    def compute_unkeyed_hash(self) -> str:
+        """Plain SHA-256 of ``hash_payload``: how rows were hashed before the trail was keyed,
+        and what anyone without the key can compute. Never a valid hash now; the verification
+        uses it to say that a row was recomputed without the key."""
+        return hashlib.sha256(self.hash_payload().encode()).hexdigest()
 
 
 class AuditEvent(HashChainedEvent):
@@ -818,6 +839,79 @@ class CustomerAuditEvent(HashChainedEvent):
         if self.actor_contact_email:
             return f"link recipient {self.actor_contact_email}"
         return "system"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed record of one audit chain's head, kept outside the audit tables.
+
+    Written by ``incidents.checkpoints.audit_checkpoints_write`` (beat task
+    ``checkpoint_audit_trail``) whenever a chain grew since its last checkpoint, and appended to
+    ``AUDIT_CHECKPOINT_FILE`` when set. ``chain``: the chain's name in ``incidents.audit.CHAINS``
+    (``incident``, ``customer``, ``training``); ``subject_id``: the incident's, customer's or
+    course's id (no foreign key, so the checkpoint outlives a deleted chain);
+    ``subject_label``: its reference, account reference or code then. ``length``: the chain's
+    last sequence number; ``head_hash``: that row's hash. ``signature``: HMAC-SHA256 under the
+    audit key ``key_id`` over the other fields (``signed_payload``). The verification reports a
+    chain shorter than a checkpoint (a truncated tail), a head that changed, a checkpointed
+    chain with no rows (a deleted chain) and a signature that does not verify. Append-only
+    like the trail (a trigger on PostgreSQL).
+    """
+
+    chain = models.CharField(max_length=32)
+    subject_id = models.PositiveBigIntegerField()
+    subject_label = models.CharField(max_length=200, blank=True)
+    length = models.PositiveIntegerField()
+    head_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["chain", "subject_id", "length"]
+        indexes = [
+            # The writer's "latest checkpoint of each chain" and the verification's reads.
+            models.Index(fields=["chain", "subject_id", "length"], name="incidents_auditcheckpoint_head"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain} {self.subject_label or self.subject_id} at {self.length}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Audit checkpoints are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ValueError("Audit checkpoints are append-only.")
+
+    def signed_payload(self) -> str:
+        """The canonical JSON the signature covers (every field but the id, key and signature)."""
+        return json.dumps(
+            {
+                "chain": self.chain,
+                "subject_id": self.subject_id,
+                "subject_label": self.subject_label,
+                "length": self.length,
+                "head_hash": self.head_hash,
+                "created_at": self.created_at.astimezone(UTC).isoformat(),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The checkpoint as JSON-ready values (the evidence pack's, the checkpoint file's line)."""
+        return {
+            "chain": self.chain,
+            "subject_id": self.subject_id,
+            "subject_label": self.subject_label,
+            "length": self.length,
+            "head_hash": self.head_hash,
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
 
 
 class WorkerHeartbeat(models.Model):

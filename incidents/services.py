@@ -1000,7 +1000,9 @@ def customer_save(*, actor: Any, customer: Customer, changed: list[str] | None =
 
     Validates the whole row (``full_clean``: a duplicate account reference or a window outside 1
     to 72 hours is a ``ValidationError``). Needs ``incidents.add_customer`` to create and
-    ``incidents.change_customer`` to change (``ActionForbidden``). Logged in the admin history.
+    ``incidents.change_customer`` to change (``ActionForbidden``). Audited on the customer's
+    chain (``customer_created`` with its fields, ``customer_changed`` with ``{field: [old,
+    new]}``) and logged in the admin history.
     """
     from django.contrib.admin.models import ADDITION, CHANGE
 
@@ -1008,7 +1010,33 @@ def customer_save(*, actor: Any, customer: Customer, changed: list[str] | None =
     _require(actor, "incidents.add_customer" if creating else "incidents.change_customer")
     customer.full_clean()
     with transaction.atomic():
+        before = None if creating else _locked_customer(customer.pk)
         customer.save()
+        # The customer's own chain records its fields too (not only the admin history, which
+        # anyone with database access can rewrite): created with its values, changed with
+        # {field: [old, new]}.
+        fields = [
+            f.name
+            for f in Customer._meta.concrete_fields
+            if f.editable and not f.primary_key and not f.name.startswith("contacts_")
+        ]
+        values = {
+            name: [
+                _audit_value(getattr(before, name)) if before else None,
+                _audit_value(getattr(customer, name)),
+            ]
+            for name in fields
+            if before is None or getattr(before, name) != getattr(customer, name)
+        }
+        if creating or values:
+            customer_audit_append(
+                customer=customer,
+                actor=actor,
+                verb="customer_created" if creating else "customer_changed",
+                data={"fields": {name: new for name, (_, new) in values.items()}}
+                if creating
+                else {"changes": values},
+            )
         _log_change(
             actor,
             customer,

@@ -24,6 +24,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from incidents.audit import verify_chain
+from incidents.checkpoints import latest_checkpoint
 from incidents.models import AffectedCustomer, AuditEvent, EvidenceFile, Incident, evidence_storage
 from notifications.models import Clock, Delivery, Notice, SentMessage
 from postmortems.models import ActionItem, Drill, PostMortem
@@ -272,7 +273,9 @@ def evidence_pack(incident: Incident) -> EvidencePack:
       recorded at sending, ``notifications.SentMessage``);
     - ``deliveries.json``, ``clocks.json`` (with their escalations), ``audit-events.json`` (the
       hash chain) with ``audit-verification.json`` (``{"intact": bool, "breaks": [{"sequence",
-      "reason"}]}``, checked when the pack is made);
+      "reason", "kind"}]}``, checked when the pack is made) and ``audit-checkpoint.json``: the
+      chain's latest signed checkpoint (``incidents.models.AuditCheckpoint.as_json``; ``null``
+      before the first), also in the manifest's ``audit_chain.checkpoint``;
     - ``post-mortem.json`` (every version, the review) and ``action-items.json``;
       ``drill.json`` for a drill;
     - ``evidence-files.json``: every evidence file attached to the incident (superseded versions
@@ -324,8 +327,15 @@ def evidence_pack(incident: Incident) -> EvidencePack:
     files["clocks.json"] = _json(clocks)
     events = _rows(AuditEvent.objects.filter(incident=incident).order_by("sequence"))
     files["audit-events.json"] = _json(events)
-    breaks = [{"sequence": b.sequence, "reason": b.reason} for b in verify_chain(incident_ids=[incident.pk])]
+    breaks = [
+        {"sequence": b.sequence, "reason": b.reason, "kind": b.kind}
+        for b in verify_chain(incident_ids=[incident.pk])
+    ]
     files["audit-verification.json"] = _json({"intact": not breaks, "breaks": breaks})
+    # The latest signed checkpoint of the chain (kept outside the audit table): with the pack
+    # kept elsewhere, a later truncation or deletion of the chain shows against it.
+    checkpoint = latest_checkpoint(chain="incident", subject_id=incident.pk)
+    files["audit-checkpoint.json"] = _json(checkpoint.as_json() if checkpoint is not None else None)
     post_mortem = PostMortem.objects.filter(incident=incident).first()
     if post_mortem is not None:
         files["post-mortem.json"] = _json(
@@ -356,6 +366,7 @@ def evidence_pack(incident: Incident) -> EvidencePack:
         "audit_chain": {
             "length": len(events),
             "head_hash": events[-1]["hash"] if events else AuditEvent.GENESIS_HASH,
+            "checkpoint": checkpoint.as_json() if checkpoint is not None else None,
         },
         "files": [
             {"path": path, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}

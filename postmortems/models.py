@@ -11,16 +11,16 @@ and stored in UTC.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from incidents.models import HashChainedEvent
 
 
 class PostMortem(models.Model):
@@ -452,34 +452,20 @@ class TrainingRecord(models.Model):
         super().save(*args, **kwargs)
 
 
-class TrainingAuditEvent(models.Model):
+class TrainingAuditEvent(HashChainedEvent):
     """One entry of a course's append-only, hash-chained audit trail: the course created, its
     changes, and every import that brought completions of it (``postmortems.training_audit``).
 
-    One chain per course (the subject, ``SUBJECT_FIELD``): ``sequence`` counts from 1 and
-    ``hash`` is SHA-256 over the previous row's hash and this row's content
-    (``hash_content``), so a row changed, removed or inserted behind the application's back is
-    found by ``training_audit.verify_training_chains``. Appends are serialised by the course's
-    row lock, which the training services hold. The columns, the hashed content and the
-    verification are those of the incident audit trail (``incidents.models.AuditEvent``), less
-    the lifecycle states, so that this model can become a subclass of a shared hash-chained
-    base in ``incidents`` without a schema change.
+    One chain per course (the subject, ``SUBJECT_FIELD``), on the shared mechanism of the
+    incident audit trail (``incidents.models.HashChainedEvent``: keyed hashes, checkpoints,
+    ``incidents.audit.verify_chain``), registered there as the ``training`` chain by
+    ``PostmortemsConfig.ready``. Appends are serialised by the course's row lock, which the
+    training services hold.
     """
 
     SUBJECT_FIELD = "course"
-    GENESIS_HASH = "0" * 64
 
     course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="audit_events")
-    sequence = models.PositiveIntegerField()
-    occurred_at = models.DateTimeField()
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_username = models.CharField(max_length=150, blank=True, help_text="Empty: the system.")
-    verb = models.CharField(max_length=64)
-    data = models.JSONField(default=dict, blank=True)
-    previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["course_id", "sequence"]
@@ -488,37 +474,3 @@ class TrainingAuditEvent(models.Model):
                 fields=["course", "sequence"], name="postmortems_trainingauditevent_unique_sequence"
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.occurred_at:%Y-%m-%dT%H:%M:%SZ} {self.verb}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise ValueError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise ValueError("Audit events are append-only.")
-
-    @property
-    def subject_id(self) -> int:
-        """The id of the course whose chain this event belongs to."""
-        return self.course_id
-
-    def hash_content(self) -> dict[str, Any]:
-        """The content the hash covers (every field but the hashes and the actor's key)."""
-        return {
-            self.SUBJECT_FIELD: self.subject_id,
-            "sequence": self.sequence,
-            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
-            "actor_username": self.actor_username,
-            "verb": self.verb,
-            "data": self.data,
-        }
-
-    def compute_hash(self) -> str:
-        """SHA-256 hex digest over the previous hash and this row's content (canonical JSON)."""
-        payload = self.previous_hash + json.dumps(
-            self.hash_content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()

@@ -12,18 +12,16 @@ Completion records are not events; each import event carries ``records_sha256``,
 the records that import stored for the course (``records_digest``), so a record changed or
 removed behind the application's back is found too (``verify_training_chains``).
 
-How this plugs into the generalised audit trail (hash chains per subject in ``incidents``:
-an abstract ``HashChainedEvent`` and a registry of chains): ``TrainingAuditEvent`` has the
-columns and the hashed content of such an event, with ``SUBJECT_FIELD = "course"``; once the
-base exists it becomes a subclass (no schema change), ``training_audit_append`` delegates to
-the shared append, and ``PostmortemsConfig.ready`` registers the chain under ``"training"``,
-so that ``incidents`` verifies it without importing this app.
+How this plugs into the generalised audit trail: ``TrainingAuditEvent`` is a
+``incidents.models.HashChainedEvent`` (keyed hashes), ``training_audit_append`` is the shared
+``incidents.audit.chain_append``, and ``PostmortemsConfig.ready`` registers the chain as
+``"training"`` (``register``) with the records check, so ``verify_audit_trail``, the
+checkpoints and the verification page cover it without ``incidents`` importing this app.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +29,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from incidents.audit import ChainBreak, chain_append, register_chain, verify_chain
 from postmortems.models import Course, TrainingAuditEvent, TrainingRecord
 
 #: The verb of an import's event in each course's chain; its data carries ``records_sha256``.
@@ -57,26 +55,7 @@ def training_audit_append(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("training_audit_append must run inside the transaction that makes the change.")
-    last = (
-        TrainingAuditEvent.objects.filter(course=course)
-        .order_by("-sequence")
-        .values("sequence", "hash")
-        .first()
-    )
-    event = TrainingAuditEvent(
-        course=course,
-        sequence=(last["sequence"] + 1) if last else 1,
-        occurred_at=at or timezone.now(),
-        actor=actor,
-        actor_username=getattr(actor, "username", "") or "",
-        verb=verb,
-        # Round-trip through JSON so the hash covers exactly what the database will return.
-        data=json.loads(json.dumps(data or {}, default=str)),
-        previous_hash=last["hash"] if last else TrainingAuditEvent.GENESIS_HASH,
-    )
-    event.hash = event.compute_hash()
-    event.save()
-    return event
+    return chain_append(TrainingAuditEvent, course, actor, at, verb=verb, data=data)
 
 
 def _score_text(score: Decimal | None) -> str:
@@ -118,41 +97,44 @@ def verify_training_chains(*, course_ids: list[int] | None = None) -> list[Train
     sequence number is missing (a deleted row), or the records an import stored for the course
     no longer match the import event's ``records_sha256``. Reads events in pages of 2,000 rows.
     """
-    events = TrainingAuditEvent.objects.order_by("course_id", "sequence")
+    chain_breaks = verify_chain(subjects={"training": course_ids})
+    return [TrainingChainBreak(b.subject_id, b.sequence, b.reason) for b in chain_breaks]
+
+
+def records_breaks(course_ids: list[int] | None) -> list[ChainBreak]:
+    """The training chain's extra check (registered with the chain): every import event's
+    ``records_sha256`` against the records that import stored for its course. ``course_ids``:
+    only those courses (``None``: all)."""
+    events = TrainingAuditEvent.objects.filter(verb=IMPORT_VERB).order_by("course_id", "sequence")
     if course_ids is not None:
         events = events.filter(course_id__in=course_ids)
-    breaks: list[TrainingChainBreak] = []
-    current: int | None = None
-    expected_previous = TrainingAuditEvent.GENESIS_HASH
-    expected_sequence = 1
-    imports: list[tuple[int, int, int, str]] = []
+    breaks: list[ChainBreak] = []
     for event in events.iterator(chunk_size=2000):
-        if event.course_id != current:
-            current = event.course_id
-            expected_previous = TrainingAuditEvent.GENESIS_HASH
-            expected_sequence = 1
-        if event.sequence != expected_sequence:
+        import_id = event.data.get("import")
+        if not isinstance(import_id, int):
+            continue
+        stored = TrainingRecord.objects.filter(
+            course_id=event.course_id, imported_in_id=import_id
+        ).values_list("email", "completed_at", "expires_at", "score")
+        if records_digest(stored.iterator(chunk_size=2000)) != str(event.data.get("records_sha256")):
             breaks.append(
-                TrainingChainBreak(event.course_id, event.sequence, f"expected sequence {expected_sequence}")
-            )
-        if event.previous_hash != expected_previous:
-            breaks.append(TrainingChainBreak(event.course_id, event.sequence, "previous_hash does not match"))
-        if event.compute_hash() != event.hash:
-            breaks.append(TrainingChainBreak(event.course_id, event.sequence, "content does not match hash"))
-        if event.verb == IMPORT_VERB and isinstance(event.data.get("import"), int):
-            imports.append(
-                (event.course_id, event.sequence, event.data["import"], str(event.data.get("records_sha256")))
-            )
-        expected_previous = event.hash
-        expected_sequence = event.sequence + 1
-    for course_id, sequence, import_id, digest in imports:
-        stored = TrainingRecord.objects.filter(course_id=course_id, imported_in_id=import_id).values_list(
-            "email", "completed_at", "expires_at", "score"
-        )
-        if records_digest(stored.iterator(chunk_size=2000)) != digest:
-            breaks.append(
-                TrainingChainBreak(
-                    course_id, sequence, f"records of import {import_id} do not match records_sha256"
+                ChainBreak(
+                    "training",
+                    event.course_id,
+                    event.sequence,
+                    f"records of import {import_id} do not match records_sha256",
+                    "records_changed",
                 )
             )
     return breaks
+
+
+def register() -> None:
+    """Register the training chain with the audit trail (from ``PostmortemsConfig.ready``)."""
+    register_chain(
+        "training",
+        TrainingAuditEvent,
+        label_field="code",
+        label_prefix="course ",
+        extra_checks=(records_breaks,),
+    )

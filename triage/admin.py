@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import ActionLocation
 from django.http import HttpRequest
 
 from incidents.models import Incident
@@ -78,13 +79,36 @@ class PlaybookStepInline(admin.TabularInline):
     fields = ("order", "description", "due_after", "assignee_role")
     ordering = ("order",)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # ``obj`` is the template being edited.
+        return not _has_tasks(obj) and super().has_delete_permission(request, obj)
+
+
+def _has_tasks(template: PlaybookTemplate | None) -> bool:
+    """Whether an incident has response tasks from ``template``'s steps (deleting a step would
+    cut its tasks loose from the playbook behind an incident's back)."""
+    return template is not None and ResponseTask.objects.filter(step__template=template).exists()
+
 
 @admin.register(PlaybookTemplate)
 class PlaybookTemplateAdmin(admin.ModelAdmin):
+    """Playbooks; once an incident has tasks from one, it and its steps are not deleted here
+    (set it inactive instead), so no incident's tasks change without an audit event."""
+
     list_display = ("title", "scenario", "step_count", "is_active")
     list_filter = ("is_active",)
     search_fields = ("title", "description", "steps__description")
     inlines = [PlaybookStepInline]
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        actions = super().get_actions(request, action_location)
+        actions.pop("delete_selected", None)  # one at a time, each checked below
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: PlaybookTemplate | None = None) -> bool:
+        return not _has_tasks(obj) and super().has_delete_permission(request, obj)
 
     @admin.display(description="Steps")
     def step_count(self, template: PlaybookTemplate) -> int:

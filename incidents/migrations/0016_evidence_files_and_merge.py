@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
-        ('incidents', '0012_share_incident_figures_permission'),
+        ('incidents', '0014_audit_keyed_hashes_checkpoints_triggers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -100,6 +100,9 @@ def one_of_each(db, make_incident, customer, manager, superuser, settings, tmp_p
     services.contact_create(customer=customer, actor=None, name="Carl Colleague", email="carl@acme.example")
     incident = second_half_rows(make_incident, manager)
     intake_rows(superuser)
+    from incidents.checkpoints import audit_checkpoints_write
+
+    audit_checkpoints_write()
     return incident
 
 

@@ -23,6 +23,7 @@ from incidents.models import AccountExpiry, AuditEvent, ReadLogEntry
 from notifications import services as notification_services
 from notifications.sender import deliveries_send_due
 from postmortems import services
+from tests.audit_tampering import audit_triggers_disabled
 from tests.conftest import complete_post_mortem
 from tests.notifications.support import approve
 
@@ -250,6 +251,11 @@ def test_the_evidence_pack_holds_what_was_sent_and_its_manifest_verifies(
     item = services.action_item_create(incident=incident, actor=manager, description="Add checks")
     services.action_item_update(item=item, actor=manager, changes={"status": "done", "resolution": "ok"})
     services.post_mortem_review(incident=incident, actor=auditor, note="Seen.")
+    from incidents.checkpoints import audit_checkpoints_write
+
+    checkpoint = next(
+        c for c in audit_checkpoints_write() if c.chain == "incident" and c.subject_id == incident.pk
+    )
 
     answer = _client(auditor).get(f"/audit/incidents/{incident.pk}/evidence-pack.zip")
     archive = zipfile.ZipFile(io.BytesIO(answer.content))
@@ -279,7 +285,12 @@ def test_the_evidence_pack_holds_what_was_sent_and_its_manifest_verifies(
     assert json.loads(archive.read("audit-verification.json")) == {"intact": True, "breaks": []}
     head = AuditEvent.objects.filter(incident=incident).order_by("-sequence").first()
     assert head is not None
-    assert manifest["audit_chain"] == {"length": head.sequence, "head_hash": head.hash}
+    assert manifest["audit_chain"] == {
+        "length": head.sequence,
+        "head_hash": head.hash,
+        "checkpoint": checkpoint.as_json(),
+    }
+    assert json.loads(archive.read("audit-checkpoint.json"))["head_hash"] == head.hash
 
 
 def test_an_outsider_gets_no_evidence_pack(notified, responder):
@@ -292,7 +303,8 @@ def test_an_outsider_gets_no_evidence_pack(notified, responder):
 def test_the_auditor_site_verifies_the_trail_and_shows_a_break(notified, auditor):
     intact = _client(auditor).get("/audit/verify/").content.decode()
     event = AuditEvent.objects.filter(incident=notified).order_by("sequence")[1]
-    AuditEvent.objects.filter(pk=event.pk).update(actor_username="mallory")
+    with audit_triggers_disabled():
+        AuditEvent.objects.filter(pk=event.pk).update(actor_username="mallory")
     broken = _client(auditor).get("/audit/verify/").content.decode()
 
     assert 'id="audit-trail-intact"' in intact

@@ -2,8 +2,8 @@
 hash chains (one per course) and the digests of the records each import stored, and report any
 break. Exit status 0 when everything verifies, 1 otherwise.
 
-(Once the incident audit trail keeps a registry of chains, the training chain registers there
-and ``verify_audit_trail`` covers it too; see ``postmortems.training_audit``.)
+The training chain is registered with the audit trail, so ``verify_audit_trail`` (with its
+checkpoints) covers it too; see ``postmortems.training_audit``.
 """
 
 from typing import Any
@@ -37,9 +37,8 @@ class Command(BaseCommand):
         breaks = verify_training_chains(course_ids=course_ids)
         codes = dict(Course.objects.filter(pk__in={b.course_id for b in breaks}).values_list("pk", "code"))
         for chain_break in breaks:
-            self.stderr.write(
-                f"course {codes.get(chain_break.course_id)} event {chain_break.sequence}: {chain_break.reason}"
-            )
+            where = f" event {chain_break.sequence}" if chain_break.sequence else ""  # 0: the whole chain
+            self.stderr.write(f"course {codes.get(chain_break.course_id)}{where}: {chain_break.reason}")
         if breaks:
             raise CommandError(f"Training audit trail does not verify: {len(breaks)} break(s).", returncode=1)
         self.stdout.write("Training audit trail verifies: every course's chain and its records are intact.")
