@@ -202,6 +202,10 @@ ADMIN_WRITES = {
     "triage.PlaybookTemplate": "configuration; not deleted once an incident has tasks from it",
     "auth.User": "accounts (Django's admin history); deleting one keeps actor_username in the trail",
     "auth.Group": "roles (Django's admin history)",
+    "axes.AccessAttempt": "sign-in lock-outs (django-axes): a superuser lifts one early; no incident changes",
+    "axes.AccessLog": "sign-in log (django-axes); no incident changes",
+    "axes.AccessFailureLog": "failed sign-ins (django-axes); no incident changes",
+    "otp_totp.TOTPDevice": "second-factor devices: a superuser deletes a lost one; no incident changes",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -30,6 +32,13 @@ def one_of_each(db, make_incident, customer, manager, smtp_server, settings, tmp
     _triage_rows(make_incident, manager)
     _contact_rows(customer)
     intake_rows(manager)
+    # A date reminder: the playbook tasks of the triage rows, seen a month from now (overdue).
+    from notifications.reminders import due_reminders_scan
+
+    assert due_reminders_scan(now=timezone.now() + timedelta(days=30))
+    from incidents.checkpoints import audit_checkpoints_write
+
+    audit_checkpoints_write()
     return incident
 
 
