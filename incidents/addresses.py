@@ -76,8 +76,11 @@ def validate_single_line(value: Any) -> None:
 
 
 def _encode_domain(domain: str, address: str) -> str:
-    if domain.startswith("[") and domain.endswith("]"):  # an address literal (RFC 5321 §4.1.3)
-        return domain
+    if domain.isascii():
+        # Nothing to encode (an address literal, RFC 5321 §4.1.3, among them): lower case only.
+        # Whether it is a valid host name is validate_email's question on input; at send time
+        # the relay may try what it was given before.
+        return domain.lower()
     try:
         return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
     except idna.IDNAError as error:
@@ -92,10 +95,10 @@ def normalise_email(address: str) -> str:
     last ``@``) encoded with IDNA 2008 and the UTS #46 mapping (so in lower case and ASCII), the
     local part unchanged.
 
-    ``"Info@Faß.DE "`` gives ``"Info@xn--fa-hia.de"``. Raises ``ValidationError`` (code
-    ``invalid_domain``) with the reason when the domain cannot be encoded (an empty label, a
-    character IDNA 2008 does not allow, a bad A-label), ``invalid`` when there is no ``@``, no
-    local part, or a control character. Source: RFC 5890-5893 (IDNA 2008), UTS #46, RFC 5321
+    ``"Info@Faß.DE "`` gives ``"Info@xn--fa-hia.de"``; an ASCII domain is only put in lower
+    case. Raises ``ValidationError`` (code ``invalid_domain``) with the reason when a non-ASCII
+    domain cannot be encoded (an empty label, a character IDNA 2008 does not allow, a hyphen at
+    a label's end), ``invalid`` when there is no ``@``, no local part, or a control character. Source: RFC 5890-5893 (IDNA 2008), UTS #46, RFC 5321
     §2.4 (the local part may be case-sensitive).
     """
     text = address.strip()

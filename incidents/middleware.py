@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
 from incidents.accounts import account_refusal, is_auditor
-from incidents.api.problems import is_api_path, problem_response
+from incidents.api.problems import is_api_path
 from incidents.models import ReadLogEntry
 
 #: URL kwargs that name the object a route shows, in the order they are looked for.
@@ -131,21 +131,27 @@ class Utf8FormMiddleware:
     """Refuses a form post (``application/x-www-form-urlencoded``, any method with a body) that
     is not valid UTF-8, raw or percent-encoded, before any view or the CSRF check reads it:
     Django would store U+FFFD in place of the bad bytes, silently changing what was sent.
-    Pages get 400 with a one-line text; ``/api/`` gets a 400 problem (``code`` ``invalid``).
-    Nothing is stored. A body too large is left to Django (413 under ``/api/``)."""
+    Pages get 400 with a one-line text; nothing is stored. The API (``/api/``) is left alone: it
+    reads JSON only and answers a form body 415 (a problem) whatever its bytes, and JSON that
+    is not UTF-8 400. A body too large is left to Django."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method not in ("GET", "HEAD", "OPTIONS") and request.content_type == _FORM_CONTENT_TYPE:
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and request.content_type == _FORM_CONTENT_TYPE
+            and not is_api_path(request)
+        ):
             try:
                 valid = _form_body_is_utf8(request)
             except RequestDataTooBig:
                 valid = True
             if not valid:
-                detail = "The form was not sent as UTF-8; nothing was stored."
-                if is_api_path(request):
-                    return problem_response(request, status_code=400, detail=detail, code="invalid")
-                return HttpResponse(detail, status=400, content_type="text/plain; charset=utf-8")
+                return HttpResponse(
+                    "The form was not sent as UTF-8; nothing was stored.",
+                    status=400,
+                    content_type="text/plain; charset=utf-8",
+                )
         return self.get_response(request)

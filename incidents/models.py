@@ -197,7 +197,7 @@ class Contact(models.Model):
                 "customer",
                 Lower("email"),
                 name="incidents_contact_unique_email_any_case",
-                violation_error_message="This customer already has a contact with this email address (in any case).",
+                violation_error_message="This email address is already a contact of this customer (in any case).",
             ),
         ]
         indexes = [

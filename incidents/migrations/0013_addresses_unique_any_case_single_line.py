@@ -160,7 +160,7 @@ class Migration(migrations.Migration):
                 models.F("customer"),
                 django.db.models.functions.text.Lower("email"),
                 name="incidents_contact_unique_email_any_case",
-                violation_error_message="This customer already has a contact with this email address (in any case).",
+                violation_error_message="This email address is already a contact of this customer (in any case).",
             ),
         ),
         migrations.AddConstraint(
