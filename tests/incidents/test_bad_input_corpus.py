@@ -231,6 +231,27 @@ def test_it_refuses_a_line_break_in_the_incident_forms(web, demo, field):
     assert db_state() == before
 
 
+def test_it_refuses_a_line_break_in_the_organisation_on_the_customer_report_page(db):
+    from incidents.models import CustomerReport, OutgoingEmail
+
+    before = db_state()
+
+    response = Client(raise_request_exception=False).post(
+        "/report/",
+        {
+            "organisation": "Acme\r\nBcc: eve@evil.example",
+            "contact_email": "it-security@acme.example",
+            "description": "Our portal showed another company's invoice.",
+            "occurred_on": "2026-03-02",
+        },
+    )
+
+    assert response.status_code == 400
+    assert SINGLE_LINE in " ".join(response.context["form"].errors["organisation"])
+    assert db_state() == before
+    assert not CustomerReport.objects.exists() and not OutgoingEmail.objects.exists()
+
+
 @pytest.mark.parametrize(("model", "path"), [(Product, "product"), (Supplier, "supplier")])
 def test_it_refuses_a_line_break_in_product_and_supplier_names_in_the_admin(web, db, model, path):
     before = db_state()
