@@ -256,3 +256,30 @@ def test_it_sends_the_escalation_of_a_customer_whose_stored_name_has_a_line_brea
     assert any("Fixture Bcc: eve@evil.example Ltd" in subject for subject in subjects), subjects
     assert all("eve@evil.example" not in received.recipients for received in smtp_server.received)
     assert all(received.message["Bcc"] is None for received in smtp_server.received)
+
+
+def test_it_sends_an_outbox_email_whose_stored_subject_has_a_line_break(smtp_server, northwind):
+    from notifications.emails import outgoing_email_queue
+    from notifications.models import OutgoingEmail
+    from notifications.sender import outbox_send_due
+
+    contact = Contact.objects.get(customer=northwind, email__startswith="Olivia")
+    row = outgoing_email_queue(
+        kind=OutgoingEmail.Kind.CONTACT_CONFIRMATION,
+        address=contact.email,
+        language="en",
+        context={"customer_name": "Northwind", "contacts": [], "link": "https://breachdesk.test/c/1/"},
+        message_key=f"subject-{contact.pk}",
+        contact=contact,
+        customer=northwind,
+    )
+    # A row written before values were checked (Django refuses such a header: "Header values
+    # may not contain linefeed or carriage return characters", and the email was lost).
+    OutgoingEmail.objects.filter(pk=row.pk).update(subject="Please confirm\r\nBcc: eve@evil.example")
+
+    assert outbox_send_due().sent == 1
+    row.refresh_from_db()
+    assert row.status == OutgoingEmail.Status.SENT
+    (received,) = smtp_server.received
+    assert received.message["Subject"] == "Please confirm Bcc: eve@evil.example"
+    assert received.message["Bcc"] is None and received.recipients == ["Olivia.Bennett@northwind.example"]
