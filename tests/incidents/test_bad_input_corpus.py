@@ -323,7 +323,7 @@ def test_it_refuses_a_case_variant_contact_address_through_the_api_the_form_and_
     assert db_state() == before
 
 
-def test_the_database_refuses_case_variant_duplicates_that_bypass_the_checks(demo):
+def test_it_has_the_database_refuse_case_variant_duplicates_that_bypass_the_checks(demo):
     from django.db import IntegrityError, transaction
 
     customer, _incident = demo
@@ -508,7 +508,9 @@ HEADER = (
         ),
     ],
 )
-def test_import_customers_refuses_bad_rows_and_stores_nothing(demo, tmp_path: Path, capsys, row, problem):
+def test_it_refuses_bad_rows_in_import_customers_and_stores_nothing(
+    demo, tmp_path: Path, capsys, row, problem
+):
     before = db_state()
     file = tmp_path / "customers.csv"
     file.write_text(HEADER + row, encoding="utf-8", newline="")
@@ -520,7 +522,7 @@ def test_import_customers_refuses_bad_rows_and_stores_nothing(demo, tmp_path: Pa
     assert db_state() == before
 
 
-def test_import_customers_stores_an_international_domain_encoded(db, tmp_path: Path):
+def test_it_stores_an_international_domain_encoded_through_import_customers(db, tmp_path: Path):
     file = tmp_path / "customers.csv"
     file.write_text(HEADER + "NEW-1,Faß GmbH,DE,de,72,Info,info@faß.de,,\n", encoding="utf-8")
 
