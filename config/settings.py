@@ -148,6 +148,9 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # request.htmx: views answer htmx's partial requests (the board's live rows) with fragments.
     "django_htmx.middleware.HtmxMiddleware",
+    # Form posts that are not UTF-8: 400 before a view (or the CSRF check, in process_view)
+    # decodes them lossily.
+    "incidents.middleware.Utf8FormMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -334,6 +337,11 @@ if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
     }
 elif _email["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
     _email_options = {"file_path": str(VAR_DIR / "mail")}
+# Django's SMTP backend encodes domains with IDNA 2003 (faß.de became fass.de) and cannot send to
+# an internationalised local part: incidents.mail.EmailBackend is Django's with IDNA 2008 and
+# SMTPUTF8 where the relay offers it (issue 8).
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    _email["EMAIL_BACKEND"] = "incidents.mail.EmailBackend"
 MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Breachdesk <breachdesk@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

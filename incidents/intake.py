@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from incidents.addresses import header_text
 from incidents.exceptions import AlertRefused, ReportThrottled
 from incidents.models import Alert, AlertSource, AlertThread, CustomerReport, Incident, OutgoingEmail
 from incidents.services import FINAL_STATES, incident_create
@@ -326,7 +327,7 @@ def customer_report_submit(
     if ip_address and recent.filter(ip_address=ip_address).count() >= settings.REPORT_LIMIT_PER_IP_PER_HOUR:
         raise ReportThrottled("Too many reports from this network address in the last hour.")
     first_line = description.strip().splitlines()[0] if description.strip() else ""
-    title = f"Customer report from {organisation}: {first_line}"
+    title = header_text(f"Customer report from {organisation}: {first_line}")
     with transaction.atomic():
         incident = incident_create(
             actor=None,

@@ -1,16 +1,20 @@
-"""Request middleware of the incident register: account expiry and the auditors' read log."""
+"""Request middleware of the incident register: account expiry, the auditors' read log, and
+form posts that are not UTF-8."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
 from incidents.accounts import account_refusal, is_auditor
+from incidents.api.problems import is_api_path
 from incidents.models import ReadLogEntry
 
 #: URL kwargs that name the object a route shows, in the order they are looked for.
@@ -107,3 +111,50 @@ class AuditorReadLogMiddleware:
                 path=request.get_full_path()[:2000],
             )
         return response
+
+
+#: Form bodies whose text Django would decode, replacing bytes that are not UTF-8 with U+FFFD.
+_FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def _form_body_is_utf8(request: HttpRequest) -> bool:
+    """Whether ``request``'s urlencoded body is UTF-8 throughout, raw and percent-decoded (a
+    body that declares another charset is Django's to decode and counts as fine)."""
+    charset = (request.content_params or {}).get("charset", "utf-8").lower().replace("_", "-")
+    if charset not in ("utf-8", "utf8"):
+        return True
+    try:
+        parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Utf8FormMiddleware:
+    """Refuses a form post (``application/x-www-form-urlencoded``, any method with a body) that
+    is not valid UTF-8, raw or percent-encoded, before any view or the CSRF check reads it:
+    Django would store U+FFFD in place of the bad bytes, silently changing what was sent.
+    Pages get 400 with a one-line text; nothing is stored. The API (``/api/``) is left alone: it
+    reads JSON only and answers a form body 415 (a problem) whatever its bytes, and JSON that
+    is not UTF-8 400. A body too large is left to Django."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and request.content_type == _FORM_CONTENT_TYPE
+            and not is_api_path(request)
+        ):
+            try:
+                valid = _form_body_is_utf8(request)
+            except RequestDataTooBig:
+                valid = True
+            if not valid:
+                return HttpResponse(
+                    "The form was not sent as UTF-8; nothing was stored.",
+                    status=400,
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)

@@ -16,8 +16,17 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from incidents.addresses import (
+    EmailAddressField,
+    header_text,
+    validate_country_code,
+    validate_language_code,
+    validate_single_line,
+)
 
 
 class Customer(models.Model):
@@ -35,10 +44,12 @@ class Customer(models.Model):
     the next confirmation.
     """
 
-    name = models.CharField(max_length=200)
-    account_reference = models.CharField(max_length=64, unique=True)
-    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code.")
-    preferred_language = models.CharField(max_length=8, default="en")
+    name = models.CharField(max_length=200, validators=[validate_single_line])
+    account_reference = models.CharField(max_length=64, unique=True, validators=[validate_single_line])
+    country = models.CharField(
+        max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code.", validators=[validate_country_code]
+    )
+    preferred_language = models.CharField(max_length=8, default="en", validators=[validate_language_code])
     notification_window_hours = models.PositiveSmallIntegerField(
         default=72, validators=[MinValueValidator(1), MaxValueValidator(72)]
     )
@@ -56,6 +67,14 @@ class Customer(models.Model):
         ordering = ["name", "id"]
         permissions = [
             ("view_contact_readiness", "Can see which customers could not be reached today"),
+        ]
+        constraints = [
+            # demo-en-001 next to DEMO-EN-001 made "the" customer ambiguous (issue 8).
+            models.UniqueConstraint(
+                Lower("account_reference"),
+                name="incidents_customer_unique_account_reference_any_case",
+                violation_error_message="Another customer already has this account reference (in any case).",
+            ),
         ]
         indexes = [
             # send_contact_confirmations: customers never asked, or asked longest ago, first.
@@ -84,6 +103,22 @@ class Customer(models.Model):
         it: a real incident would then have a drill customer, or a drill a real one, behind the
         checks made when it was added. Raises ``ValidationError`` on ``is_drill_customer``."""
         super().clean()
+        other_case = (
+            Customer.objects.filter(account_reference__iexact=self.account_reference)
+            .exclude(pk=self.pk)
+            .exclude(account_reference=self.account_reference)  # the same spelling: "unique" says so
+            .values_list("account_reference", flat=True)
+            .first()
+            if self.account_reference
+            else None
+        )
+        if other_case is not None:
+            raise ValidationError(
+                {
+                    "account_reference": f"Another customer already has the account reference "
+                    f"{other_case!r}; account references are unique in any case."
+                }
+            )
         if self.pk is None:
             return
         stored = Customer.objects.filter(pk=self.pk).values_list("is_drill_customer", flat=True).first()
@@ -130,10 +165,13 @@ class Contact(models.Model):
         OTHER = "other", "Other"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
-    name = models.CharField(max_length=200)
-    email = models.EmailField()
+    name = models.CharField(max_length=200, validators=[validate_single_line])
+    email = EmailAddressField()
     language = models.CharField(
-        max_length=8, blank=True, help_text="Empty: the customer's preferred language."
+        max_length=8,
+        blank=True,
+        help_text="Empty: the customer's preferred language.",
+        validators=[validate_language_code],
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.ADMINISTRATIVE)
     is_active = models.BooleanField(default=True)
@@ -152,7 +190,15 @@ class Contact(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["customer", "email"], name="incidents_contact_unique_email_per_customer"
-            )
+            ),
+            # Olivia.Bennett@ next to olivia.bennett@ got every notice twice (issue 8). The local
+            # part may be case-sensitive in theory (RFC 5321), never in practice.
+            models.UniqueConstraint(
+                "customer",
+                Lower("email"),
+                name="incidents_contact_unique_email_any_case",
+                violation_error_message="This email address is already a contact of this customer (in any case).",
+            ),
         ]
         indexes = [
             # "Has this customer a deliverable contact?": notice approval, clocks, readiness.
@@ -185,7 +231,7 @@ class Contact(models.Model):
 class Product(models.Model):
     """A product, service or application that may be involved in a breach."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
     description = models.TextField(blank=True)
 
     class Meta:
@@ -198,9 +244,11 @@ class Product(models.Model):
 class Supplier(models.Model):
     """An entry of the sub-processor register (GDPR Art. 28(2) and (4))."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
     services = models.TextField(blank=True, help_text="What the supplier does for us.")
-    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code.")
+    country = models.CharField(
+        max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code.", validators=[validate_country_code]
+    )
     contact = models.TextField(blank=True, help_text="Who to reach at the supplier, and how.")
 
     class Meta:
@@ -364,13 +412,13 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         FRAUD_AGAINST_ORGANISATION = "fraud_against_organisation", "Fraud against the organisation"
 
     reference = models.CharField(max_length=20, unique=True, null=True, editable=False)
-    title = models.CharField(max_length=300)
+    title = models.CharField(max_length=300, validators=[validate_single_line])
     summary = models.TextField(blank=True)
     detection_source = models.CharField(max_length=32, choices=DetectionSource.choices)
     detected_at = models.DateTimeField(null=True, blank=True, help_text="Unknown: empty.")
     occurred_on = models.DateField(null=True, blank=True)
     occurred_on_precision = models.CharField(max_length=5, choices=DatePrecision.choices, blank=True)
-    reported_by = models.CharField(max_length=300, blank=True)
+    reported_by = models.CharField(max_length=300, blank=True, validators=[validate_single_line])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -438,7 +486,9 @@ class Incident(ConcurrentTransitionMixin, models.Model):
 
     # The sending system's identifier (unique per detection source: an importer's idempotency
     # key) and, for imported incidents, the whole record.
-    external_reference = models.CharField(max_length=100, null=True, blank=True)
+    external_reference = models.CharField(
+        max_length=100, null=True, blank=True, validators=[validate_single_line]
+    )
     source_record = models.JSONField(null=True, blank=True, editable=False)
 
     # Set by the ``merge`` transition: this incident was a duplicate report of ``merged_into``
@@ -501,7 +551,10 @@ class Incident(ConcurrentTransitionMixin, models.Model):
 
     def email_subject(self, subject: str) -> str:
         """``subject`` for an email about this incident: prefixed with ``DRILL_MARKER`` when the
-        incident is a drill, so no exercise email can be taken for a real one."""
+        incident is a drill, so no exercise email can be taken for a real one. Line breaks and
+        control characters (a customer or title stored before they were refused) become spaces
+        (``incidents.addresses.header_text``): the email still goes out."""
+        subject = header_text(subject)
         return f"{DRILL_MARKER} {subject}" if self.is_drill else subject
 
     @property
@@ -1087,7 +1140,7 @@ class CustomerReport(models.Model):
     reference = models.CharField(max_length=20, unique=True)
     # A foreign key, not one-to-one: merging duplicates gathers several reports on one incident.
     incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="customer_reports")
-    organisation = models.CharField(max_length=200)
+    organisation = models.CharField(max_length=200, validators=[validate_single_line])
     contact_email = models.EmailField()
     description = models.TextField()
     occurred_on = models.DateField()

@@ -26,6 +26,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from incidents.addresses import header_text
+from incidents.mail import SMTPUTF8Unavailable
 from incidents.models import OutgoingEmail
 
 logger = logging.getLogger("breachdesk.outbox")
@@ -38,6 +40,8 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def _permanent(error: Exception) -> bool:
+    if isinstance(error, SMTPUTF8Unavailable):  # about our relay: the same answer next time
+        return True
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
     if isinstance(error, smtplib.SMTPResponseException):
@@ -86,7 +90,7 @@ def outgoing_emails_send_due() -> dict[str, int]:
         with mailers.default as connection:
             for email in claimed:
                 message = EmailMessage(
-                    subject=email.subject,
+                    subject=header_text(email.subject),
                     body=email.body_text,
                     to=[email.to_address],
                     headers={"Message-ID": email.message_id, "Content-Language": email.language},

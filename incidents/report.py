@@ -20,6 +20,7 @@ from django.shortcuts import render
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from incidents.addresses import validate_single_line
 from incidents.exceptions import ReportThrottled
 from incidents.intake import customer_report_submit, new_report_reference
 
@@ -35,7 +36,9 @@ def require_utf8_form(raw: bytes) -> None:
 class CustomerReportForm(forms.Form):
     """What the page asks; every field is required."""
 
-    organisation = forms.CharField(label=_("Your organisation"), max_length=200)
+    organisation = forms.CharField(
+        label=_("Your organisation"), max_length=200, validators=[validate_single_line]
+    )
     contact_email = forms.EmailField(
         label=_("Your email address"), help_text=_("We send the confirmation and any questions here.")
     )

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
 from config.celery import enqueue
+from incidents.addresses import normalise_email
 from incidents.audit import audit_append, customer_audit_append
 from incidents.exceptions import (
     ActionForbidden,
@@ -702,9 +703,13 @@ def _locked_customer(customer_id: int) -> Customer:
 
 
 def _normalise_email(email: str) -> str:
-    """The address with its domain in lower case (the local part may be case-sensitive)."""
-    local, at, domain = email.strip().rpartition("@")
-    return f"{local}@{domain.lower()}" if at else email.strip()
+    """The address as stored (``incidents.addresses.normalise_email``: the domain through IDNA
+    2008, the local part as given); a domain that cannot be encoded is a ``ValidationError`` on
+    ``email``."""
+    try:
+        return normalise_email(email)
+    except ValidationError as error:
+        raise ValidationError({"email": error.messages}) from None
 
 
 def _refuse_duplicate_email(customer: Customer, email: str, exclude_pk: int | None = None) -> None:

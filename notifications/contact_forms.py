@@ -11,6 +11,8 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from incidents.addresses import validate_single_line
+
 #: The languages a contact may choose (the notices are written in these).
 LANGUAGE_CHOICES = [(code, name) for code, name in settings.LANGUAGES]
 
@@ -19,7 +21,7 @@ class ContactCorrectForm(forms.Form):
     """Correct one contact's name or language."""
 
     contact = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    name = forms.CharField(label=_("Name"), max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200, validators=[validate_single_line])
     language = forms.ChoiceField(label=_("Language of our emails"), choices=LANGUAGE_CHOICES)
 
 
@@ -32,7 +34,7 @@ class ContactDeactivateForm(forms.Form):
 class ContactAddForm(forms.Form):
     """Add an administrative contact; it counts once its own address confirms."""
 
-    name = forms.CharField(label=_("Name"), max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200, validators=[validate_single_line])
     email = forms.EmailField(label=_("Email address"), max_length=254)
     language = forms.ChoiceField(label=_("Language of our emails"), choices=LANGUAGE_CHOICES)
 

@@ -103,9 +103,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_mail_sink(sink: MailSink, *, port: int | None = None) -> Controller:
+def start_mail_sink(sink: MailSink, *, port: int | None = None, smtputf8: bool = False) -> Controller:
     """Start an SMTP server for ``sink`` on 127.0.0.1 (``port`` or a free one) in a thread;
-    returns the aiosmtpd ``Controller`` (``.port``; ``.stop()`` to end it)."""
-    controller = Controller(sink, hostname="127.0.0.1", port=port or free_port(), ready_timeout=10)
+    returns the aiosmtpd ``Controller`` (``.port``; ``.stop()`` to end it). ``smtputf8``: the
+    server offers the SMTPUTF8 extension (RFC 6531) in its EHLO answer."""
+    controller = Controller(
+        sink, hostname="127.0.0.1", port=port or free_port(), ready_timeout=10, enable_SMTPUTF8=smtputf8
+    )
     controller.start()
     return controller

@@ -30,18 +30,22 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.utils import timezone
 
+from incidents.addresses import header_text, recipient
+from incidents.mail import envelope_address, send_raw
+
 _NON_ASCII = bytes(range(128, 256))
 
 
 @lru_cache(maxsize=1024)  # a notice's subject is the same for every customer in one language
 def fold_header(name: str, value: str) -> str:
     """``"Name: value\\r\\n"`` folded at 78 characters, RFC 2047-encoded where not ASCII, with
-    surrounding and repeated whitespace (and any line break) removed from ``value``.
+    surrounding and repeated whitespace, line breaks and other control characters removed from
+    ``value`` (``incidents.addresses.header_text``).
 
     ``email.header.Header`` folds after the first word; the modern policy's folder sometimes
     breaks right after the colon, which readers then show as a subject starting with a space.
     """
-    value = " ".join(value.split())
+    value = header_text(value)
     charset = "us-ascii" if value.isascii() else "utf-8"
     return (
         f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n", maxlinelen=78) + "\r\n"
@@ -51,7 +55,15 @@ def fold_header(name: str, value: str) -> str:
 def address_header(name: str, address: str) -> str:
     """An address header (``From``, ``To``) with the display name encoded where not ASCII."""
     display, addr = email.utils.parseaddr(address)
-    return f"{name}: {email.utils.formataddr((display, addr), charset='utf-8')}\r\n"
+    return f"{name}: {email.utils.formataddr((header_text(display), addr), charset='utf-8')}\r\n"
+
+
+def recipient_header(name: str, display_name: str, address: str) -> str:
+    """An address header (``To``) for one recipient: ``display_name`` quoted, or RFC 2047-encoded
+    where not ASCII (a comma in it stays in the name), ``address`` normalised (IDNA 2008), the
+    line folded at 78 characters. Raises ``ValidationError`` for an address that cannot be
+    normalised (``incidents.addresses.recipient``)."""
+    return fold_header(name, recipient(display_name, address).header)
 
 
 def _encode_part(text: str, subtype: str) -> bytes:
@@ -108,16 +120,18 @@ def delivery_bytes(
     subject_header: str,
     body: bytes,
     date: datetime,
+    to_name: str = "",
 ) -> bytes:
-    """One contact's message: its own headers, then the shared subject and body. Raises
-    ``ValueError`` for an address or Message-ID that is not plain ASCII or carries a line break
-    (the caller sends such a message through Django's mail API instead)."""
+    """One contact's message: its own headers, then the shared subject and body. ``to_name``:
+    the contact's name, shown in ``To`` (``recipient_header``). Raises ``ValueError`` for an
+    address or Message-ID that is not plain ASCII or carries a line break (the caller sends
+    such a message through Django's mail API instead)."""
     for value in (to_address, message_id, in_reply_to, *references):
         if not value.isascii() or "\r" in value or "\n" in value:
             raise ValueError(f"Not a plain ASCII header value: {value!r}")
     headers = (
         from_header
-        + f"To: {to_address}\r\n"
+        + recipient_header("To", to_name, to_address)
         + f"Date: {email.utils.format_datetime(date)}\r\n"
         + f"Message-ID: {message_id}\r\n"
         + (f"In-Reply-To: {in_reply_to}\r\n" if in_reply_to else "")
@@ -134,10 +148,13 @@ def send_plain_email(
     """Send one plain-text email (an escalation) to ``to`` over ``connection`` (a Django mail
     backend), with the headers folded as notices' are; returns how many recipients the relay
     accepted. Through Django's SMTP backend the bytes go straight to the relay; through any
-    other backend (console, file, memory) as a Django ``EmailMessage``."""
+    other backend (console, file, memory) as a Django ``EmailMessage``. The addresses are
+    normalised (IDNA 2008; ``incidents.mail.AddressNotEncodable``, a ``ValueError``, for one
+    that cannot be) and the subject cleaned of line breaks (``header_text``)."""
+    to = [envelope_address(address) for address in to]
     if not isinstance(connection, SMTPBackend) or not all(address.isascii() for address in to):
         message = EmailMessage(
-            subject=" ".join(subject.split()),
+            subject=header_text(subject),
             body=text,
             to=to,
             headers={"Message-ID": message_id},
@@ -156,7 +173,7 @@ def send_plain_email(
         smtp = connection.connection
         if smtp is None:  # the backend could not open a connection (fail_silently)
             raise smtplib.SMTPServerDisconnected("No connection to the mail relay.")
-        refused = smtp.sendmail(
-            email.utils.parseaddr(settings.DEFAULT_FROM_EMAIL)[1], to, headers.encode("ascii") + body
+        refused = send_raw(
+            smtp, email.utils.parseaddr(settings.DEFAULT_FROM_EMAIL)[1], to, headers.encode("ascii") + body
         )
     return len(to) - len(refused)

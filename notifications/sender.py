@@ -47,6 +47,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -54,6 +55,9 @@ from django.db import transaction
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
+from incidents.addresses import header_text, recipient
+from incidents.mail import AddressNotEncodable, SMTPUTF8Unavailable, envelope_address, send_raw
+from incidents.models import Contact
 from incidents.services import contact_mark_undeliverable
 from notifications.messages import address_header, delivery_bytes
 from notifications.models import (
@@ -104,7 +108,12 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def classify(error: Exception) -> Exception:
-    """A ``TemporaryFailure`` or ``PermanentFailure`` for an SMTP or network error."""
+    """A ``TemporaryFailure`` or ``PermanentFailure`` for an SMTP or network error. A relay
+    without SMTPUTF8 for an internationalised address fails the row for good without blaming
+    the address (it is about our relay); an address whose domain cannot be encoded
+    (``AddressNotEncodable``, a ``ValueError``) fails it as the recipient's."""
+    if isinstance(error, SMTPUTF8Unavailable):
+        return PermanentFailure(str(error))
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
         text = "; ".join(f"{code} {message!r}" for code, message in error.recipients.values())
@@ -197,18 +206,37 @@ class RecordedMessage(EmailMultiAlternatives):
         return self._built[1]
 
     def raw(self) -> bytes:
-        """The message as SMTP sends it (``email.policy.SMTP``: CRLF line ends)."""
+        """The message as SMTP sends it (``email.policy.SMTP``: CRLF line ends): the bytes the
+        backend handed to the relay when it kept them (``incidents.mail.EmailBackend``, which
+        sends an internationalised address's message with ``email.policy.SMTPUTF8``)."""
+        sent = getattr(self, "sent_bytes", None)
+        if isinstance(sent, bytes):
+            return sent
         return self.message(policy=email.policy.SMTP).as_bytes()
 
 
-def _message(row: OutboxMessage, connection: BaseEmailBackend | None) -> RecordedMessage:
+def _to(row: OutboxMessage, display_name: str = "") -> str:
+    """The row's ``To`` value: ``display_name`` (the contact's name) and the address normalised
+    (``incidents.addresses.recipient``). Raises ``AddressNotEncodable`` (permanent, the
+    recipient's) for an address whose domain cannot be encoded."""
+    try:
+        return recipient(display_name, row.address).header
+    except ValidationError as error:
+        raise AddressNotEncodable(" ".join(error.messages)) from None
+
+
+def _message(
+    row: OutboxMessage, connection: BaseEmailBackend | None, display_name: str = ""
+) -> RecordedMessage:
     """The row as a Django email (other outboxes, non-SMTP backends, unusual addresses, and
-    deliveries created before messages were shared)."""
+    deliveries created before messages were shared). The subject goes through ``header_text``:
+    a row written with a line break in it (a customer named so before names were checked)
+    still goes out."""
     shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
     message = RecordedMessage(
-        subject=row.subject,
+        subject=header_text(row.subject),
         body=shared.body_text if shared is not None else row.body_text,
-        to=[row.address],
+        to=[_to(row, display_name)],
         headers=_headers(row),
         connection=connection,
     )
@@ -233,20 +261,25 @@ class _Transport:
     (``notifications.messages``), anything else through Django's mail API. ``send`` returns
     the bytes handed to the relay (recorded as ``SentMessage`` for deliveries)."""
 
-    def __init__(self, connection: BaseEmailBackend) -> None:
+    def __init__(self, connection: BaseEmailBackend, display_names: dict[int, str] | None = None) -> None:
         self.connection = connection
         self.raw = isinstance(connection, SMTPBackend)
         self.envelope_from = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.from_header = address_header("From", settings.DEFAULT_FROM_EMAIL)
+        #: Contact id -> name, shown in ``To`` (``display_names``).
+        self.display_names = display_names or {}
 
     def send(self, row: OutboxMessage) -> Sent:
         shared = row.notice_message if isinstance(row, Delivery) and row.notice_message_id else None
         smtp = getattr(self.connection, "connection", None)
+        name = self.display_names.get(getattr(row, "contact_id", None) or 0, "")
         if self.raw and isinstance(row, Delivery) and shared is not None and smtp is not None:
+            address = envelope_address(row.address)
             try:
                 data = delivery_bytes(
                     from_header=self.from_header,
-                    to_address=row.address,
+                    to_address=address,
+                    to_name=name,
                     message_id=row.message_id,
                     in_reply_to=row.in_reply_to,
                     references=row.references.split(),
@@ -258,11 +291,20 @@ class _Transport:
             except ValueError:
                 data = None
             if data is not None:
-                smtp.sendmail(self.envelope_from, [row.address], data)
+                send_raw(smtp, self.envelope_from, [address], data)
                 return Sent(data, shared_body_id=shared.pk, head_length=len(data) - len(shared.mime))
-        message = _message(row, self.connection)
+        message = _message(row, self.connection, name)
         message.send()
         return Sent(message.raw())
+
+
+def display_names(rows: list[OutboxMessage]) -> dict[int, str]:
+    """The names of the contacts ``rows`` go to (contact id -> name, one query), shown in their
+    ``To`` headers; rows without a contact (staff emails) have none."""
+    ids = {contact_id for row in rows if (contact_id := getattr(row, "contact_id", None))}
+    if not ids:
+        return {}
+    return dict(Contact.objects.filter(pk__in=ids).values_list("pk", "name"))
 
 
 def _record(row: OutboxMessage, **values: Any) -> bool:
@@ -285,7 +327,7 @@ def _send_chunk(outbox: Outbox, rows: list[OutboxMessage], report: SendReport) -
             _retry_or_fail(outbox, row, failure, report)
         return
     accepted: list[tuple[OutboxMessage, datetime, Sent]] = []
-    transport = _Transport(connection)
+    transport = _Transport(connection, display_names(rows))
     try:
         for row in rows:
             try:

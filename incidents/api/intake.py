@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.addresses import has_line_break
 from incidents.api.query import refuse_unknown_query_parameters
 from incidents.api.serializers import AwareDateTimeField, StrictSerializer
 from incidents.api.throttling import AlertSourceThrottle
@@ -101,6 +102,11 @@ class AlertBody(StrictSerializer):
         for name in ("dedupe_key", "title", "summary"):
             if "\x00" in attrs.get(name, ""):
                 raise serializers.ValidationError({name: ["NUL characters cannot be stored."]})
+        if has_line_break(attrs.get("title", "")):
+            # The title becomes the incident's, which reaches email headers (issue 8).
+            raise serializers.ValidationError(
+                {"title": ["This must be a single line: line breaks and control characters are not allowed."]}
+            )
         return attrs
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from incidents.addresses import normalise_email, validate_email_address
 from incidents.api.problems import ProblemSerializer
 from incidents.lifecycle import TRANSITION_NAMES
 from incidents.models import (
@@ -234,6 +235,21 @@ class CustomerSerializer(StrictModelSerializer):
             return bool(annotated)
         return Contact.objects.deliverable().filter(customer=customer).exists()
 
+    def validate_account_reference(self, value: str) -> str:
+        """Unique in any case (``demo-en-001`` next to ``DEMO-EN-001`` made lookups ambiguous):
+        a case variant of another customer's reference is a conflict (409)."""
+        others = Customer.objects.filter(account_reference__iexact=value)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        existing = others.values_list("account_reference", flat=True).first()
+        if existing is not None:
+            raise serializers.ValidationError(
+                f"Another customer already has the account reference {existing!r}; "
+                "references are unique in any case.",
+                code="unique",
+            )
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The model's own rule on ``is_drill_customer`` (``Customer.clean``), as a 400."""
         attrs = super().validate(attrs)
@@ -244,6 +260,16 @@ class CustomerSerializer(StrictModelSerializer):
             except DjangoValidationError as error:
                 raise serializers.ValidationError(error.message_dict) from None
         return attrs
+
+
+@extend_schema_field({"type": "string", "format": "email", "maxLength": 254})
+class EmailAddressSerializerField(serializers.CharField):
+    """An email address as ``incidents.addresses.validate_email_address`` accepts it: an IDNA
+    domain, or a non-ASCII local part (RFC 6531), which DRF's own ``EmailField`` refuses."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(validate_email_address)
 
 
 class ContactSerializer(StrictModelSerializer):
@@ -258,6 +284,34 @@ class ContactSerializer(StrictModelSerializer):
     """
 
     deliverable = serializers.BooleanField(source="is_deliverable", read_only=True)
+    #: An IDNA domain or a non-ASCII local part (RFC 6531) is accepted: DRF's own EmailField
+    #: refuses the latter. Stored normalised (``incidents.addresses.normalise_email``).
+    email = EmailAddressSerializerField(max_length=254)
+
+    def validate_email(self, value: str) -> str:
+        return normalise_email(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """An address the customer already has in another case (``Olivia.Bennett@`` next to
+        ``olivia.bennett@``, which then got every notice twice) is a conflict (409)."""
+        attrs = super().validate(attrs)
+        customer = attrs.get("customer", getattr(self.instance, "customer", None))
+        address = attrs.get("email")
+        if customer is not None and address is not None:
+            others = Contact.objects.filter(customer=customer, email__iexact=address)
+            if self.instance is not None:
+                others = others.exclude(pk=self.instance.pk)
+            existing = others.values_list("email", flat=True).first()
+            if existing is not None:
+                raise serializers.ValidationError(
+                    {
+                        "email": [
+                            f"{existing} is already a contact of this customer (email addresses are compared in any case)."
+                        ]
+                    },
+                    code="unique",
+                )
+        return attrs
 
     class Meta:
         model = Contact

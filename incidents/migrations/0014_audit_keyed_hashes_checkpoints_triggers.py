@@ -47,7 +47,7 @@ def drop_triggers(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ('incidents', '0012_share_incident_figures_permission'),
+        ('incidents', '0013_addresses_unique_any_case_single_line'),
     ]
 
     operations = [

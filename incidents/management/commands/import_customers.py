@@ -28,7 +28,6 @@ confirmation link does.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +36,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.core.validators import validate_email
 from django.db import models, transaction
 
+from incidents.addresses import has_line_break, normalise_email, validate_country_code, validate_email_address
 from incidents.audit import customer_audit_append
 from incidents.models import Contact, Customer
 
@@ -133,6 +132,7 @@ def validate_customer_rows(
     """
     customers: dict[str, CustomerValues] = {}
     customer_first_row: dict[str, int] = {}
+    account_spellings: dict[str, str] = {}  # lower case -> the spelling of the first row
     contacts: list[ContactValues] = []
     contact_rows: dict[tuple[str, str], int] = {}
     problems: list[str] = []
@@ -159,8 +159,10 @@ def validate_customer_rows(
         elif len(customer_name) > 200:
             row_problems.append("customer_name is longer than 200 characters")
         country = cell["country"].upper()
-        if country and not re.fullmatch(r"[A-Z]{2}", country):
-            row_problems.append(f"country {cell['country']!r} is not a two-letter ISO 3166-1 code")
+        try:
+            validate_country_code(country)
+        except ValidationError:
+            row_problems.append(f"country {cell['country']!r} is not an ISO 3166-1 alpha-2 country code")
         preferred_language = cell["preferred_language"].lower() or "en"
         if preferred_language not in LANGUAGE_CODES:
             row_problems.append(
@@ -176,6 +178,9 @@ def validate_customer_rows(
             else:
                 window = int(window_text)
 
+        for name in ("account_reference", "customer_name", "contact_name"):
+            if has_line_break(cell[name]):
+                row_problems.append(f"{name} must be a single line (no line breaks or control characters)")
         drill_text = cell["is_drill_customer"].lower()
         if drill_text not in _YES | _NO:
             row_problems.append(f"is_drill_customer {cell['is_drill_customer']!r} is not yes or no")
@@ -193,9 +198,12 @@ def validate_customer_rows(
             row_problems.append("contact_email is longer than 254 characters")
         else:
             try:
-                validate_email(email)
-            except ValidationError:
-                row_problems.append(f"contact_email {cell['contact_email']!r} is not a valid email address")
+                validate_email_address(email)
+            except ValidationError as error:
+                row_problems.append(
+                    f"contact_email {cell['contact_email']!r} is not a valid email address"
+                    + (f" ({error.messages[0]})" if error.code == "invalid_domain" else "")
+                )
         contact_language = cell["contact_language"].lower()
         if contact_language and contact_language not in LANGUAGE_CODES:
             row_problems.append(f"contact_language {cell['contact_language']!r} is not one of {languages}")
@@ -209,6 +217,22 @@ def validate_customer_rows(
             customer = CustomerValues(
                 account, customer_name, country, preferred_language, window, is_drill_customer
             )
+            other_case = account_spellings.get(account.lower(), account)
+            if other_case != account:
+                row_problems.append(
+                    f"account_reference {account!r} differs only in case from {other_case!r} "
+                    f"on row {customer_first_row[other_case]}; references are unique in any case"
+                )
+            elif account not in customers and (
+                stored := Customer.objects.filter(account_reference__iexact=account)
+                .exclude(account_reference=account)
+                .values_list("account_reference", flat=True)
+                .first()
+            ):
+                row_problems.append(
+                    f"account_reference {account!r} differs only in case from the existing customer "
+                    f"{stored!r}; references are unique in any case"
+                )
             if account in customers and customers[account] != customer:
                 first_row = customer_first_row[account]
                 row_problems.append(f"customer {account} has other customer values than on row {first_row}")
@@ -218,6 +242,7 @@ def validate_customer_rows(
             if not row_problems:
                 customers.setdefault(account, customer)
                 customer_first_row.setdefault(account, number)
+                account_spellings.setdefault(account.lower(), account)
                 contact_rows[key] = number
                 contacts.append(ContactValues(account, contact_name, email, contact_language, role))
         problems += [f"row {number}: {problem}" for problem in row_problems]
@@ -341,8 +366,12 @@ def _describe(diff: dict[str, list[Any]]) -> str:
 
 
 def _normalise_email(email: str) -> str:
-    local, at, domain = email.strip().rpartition("@")
-    return f"{local}@{domain.lower()}" if at else email.strip()
+    """``incidents.addresses.normalise_email``, or the address as given when it cannot be
+    normalised (the row's validation then says why)."""
+    try:
+        return normalise_email(email)
+    except ValidationError:
+        return email.strip()
 
 
 class Command(BaseCommand):
