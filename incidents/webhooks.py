@@ -143,7 +143,10 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def webhook_url_check(url: str) -> None:
     """Refuse a URL that is not ``https`` (``http`` only with ``DEBUG`` or
     ``WEBHOOK_ALLOW_PRIVATE_ADDRESSES``) or that has no host. Raises ``UnsafeWebhookAddress``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # an unbalanced "[" of an IPv6 address
+        raise UnsafeWebhookAddress(f"The URL is not valid: {error}") from error
     allow_http = settings.DEBUG or settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES
     if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
         raise UnsafeWebhookAddress("The URL must start with https://.")
@@ -170,7 +173,7 @@ def webhook_url_resolve(url: str) -> tuple[str, int, str]:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as error:
+    except (OSError, UnicodeError, ValueError) as error:
         raise UnsafeWebhookAddress(f"The host {host!r} does not resolve: {error}") from error
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:

@@ -183,7 +183,8 @@ class WebhookSubscriberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     @extend_schema(request=SubscriberBody, responses={201: NewSecretSerializer})
     def create(self, request: Request) -> Response:
-        """Register a subscriber; 201 with its ``secret`` (shown only now)."""
+        """Register a subscriber; 201 with its ``secret`` (shown only now). Not idempotent on
+        purpose (no ``Idempotency-Key``): a replay would have to store the secret."""
         body = SubscriberBody(data=request.data)
         body.is_valid(raise_exception=True)
         subscriber, secret = webhook_subscriber_create(actor=request.user, **body.validated_data)
