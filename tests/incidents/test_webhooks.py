@@ -599,3 +599,40 @@ def test_the_pages_check_permissions_on_every_route(receiver, personas, make_inc
     assert client.post(f"{base}deactivate/").status_code == 302
     subscriber.refresh_from_db()
     assert subscriber.is_active is False
+
+
+# The demo -----------------------------------------------------------------------------------
+
+
+def test_the_demo_subscriber_is_registered_once_and_its_receiver_verifies_it(
+    receiver, manager, make_incident, settings, tmp_path, monkeypatch
+):
+    from django.core.management import call_command
+
+    from incidents.management.commands.run_webhook_receiver import signature_verifies
+    from incidents.models import WebhookSubscriber
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("WEBHOOK_DEMO_RECEIVER_URL", receiver.url)
+    call_command("seed_demo_webhooks")
+    call_command("seed_demo_webhooks")
+    assert WebhookSubscriber.objects.filter(name="Demo receiver").count() == 1
+    secret = (tmp_path / "demo-webhook-secret").read_text().strip()
+
+    make_incident()
+    webhooks_send_due()
+
+    (request,) = receiver.requests
+    assert signature_verifies(secret, request["headers"]["Breachdesk-Signature"], request["body"])
+    assert not signature_verifies(secret, request["headers"]["Breachdesk-Signature"], request["body"] + b" ")
+
+
+def test_without_private_addresses_the_demo_registers_no_subscriber(db, settings):
+    from django.core.management import call_command
+
+    from incidents.models import WebhookSubscriber
+
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    call_command("seed_demo_webhooks")
+
+    assert not WebhookSubscriber.objects.exists()
