@@ -417,7 +417,9 @@ def webhook_subscriber_update(
         changed = []
         for name, value in changes.items():
             if name == "url":
-                value = _clean_url(value)
+                # Resolved again only when it changes: an unchanged host that stopped resolving
+                # must not keep an incident manager from renaming or deactivating it.
+                value = value.strip() if value.strip() == locked.url else _clean_url(value)
             elif name == "event_types":
                 value = _clean_event_types(value)
             elif name == "name":

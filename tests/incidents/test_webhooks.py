@@ -418,6 +418,62 @@ def test_two_senders_at_once_never_deliver_twice(receiver, manager, make_inciden
     assert WebhookDelivery.objects.filter(status="delivered", attempts=1).count() == 40
 
 
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_declarations_raise_one_event(receiver, manager, make_incident, monkeypatch):
+    from incidents.models import Customer
+    from incidents.services import affected_customer_add, incident_declare
+
+    monkeypatch.setattr("incidents.webhooks.enqueue", lambda *args: True)
+    _subscribe(manager, receiver, [WebhookEventType.INCIDENT_DECLARED])
+    incident = make_incident(state="triaged")
+    affected_customer_add(
+        incident=incident,
+        customer=Customer.objects.create(name="Initech", account_reference="INI-2"),
+        actor=manager,
+    )
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def declare():
+        try:
+            barrier.wait()
+            incident_declare(
+                incident=incident, actor=manager, nature_of_breach="Exported by an unknown party."
+            )
+            outcomes.append("declared")
+        except Exception as error:  # noqa: BLE001 - the test counts the refusal
+            outcomes.append(type(error).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=declare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["TransitionNotAvailable", "declared"]
+    assert WebhookEvent.objects.filter(type="incident.declared").count() == 1
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_an_unchanged_url_is_not_resolved_again(receiver, manager, monkeypatch):
+    subscriber, _secret = _subscribe(manager, receiver)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("DNS is down")
+
+    monkeypatch.setattr("incidents.webhooks.socket.getaddrinfo", unreachable)
+    renamed = webhook_subscriber_update(
+        actor=manager, subscriber=subscriber, changes={"name": "SIEM (EU)", "url": receiver.url}
+    )
+
+    assert renamed.name == "SIEM (EU)"
+    with pytest.raises(ValidationError):
+        webhook_subscriber_update(actor=manager, subscriber=subscriber, changes={"url": receiver.url + "/v2"})
+
+
 # Server-side request forgery -------------------------------------------------------------------
 
 
@@ -458,6 +514,71 @@ def test_it_refuses_at_send_time_an_address_that_became_private(receiver, manage
     delivery = WebhookDelivery.objects.get(subscriber=subscriber)
     assert delivery.status == "failed" and "private" in delivery.last_error
     assert receiver.requests == []
+
+
+def _self_signed(tmp_path):
+    """A certificate for ``localhost`` (and its key), written as PEM files."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_it_verifies_the_certificate_for_the_urls_host_over_https(
+    receiver, manager, make_incident, tmp_path, monkeypatch
+):
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    port = receiver.server.server_address[1]
+    subscriber, secret = webhook_subscriber_create(
+        actor=manager, name="TLS", url=f"https://localhost:{port}/hook", event_types=ALL_TYPES
+    )
+    make_incident()
+
+    assert webhooks_send_due().retried == 1  # a certificate nobody trusts: no request made
+    assert "CERTIFICATE_VERIFY_FAILED" in WebhookDelivery.objects.get().last_error
+    assert receiver.requests == []
+
+    trusting = ssl.create_default_context
+    monkeypatch.setattr(
+        "incidents.webhook_sender.ssl.create_default_context", lambda: trusting(cafile=str(cert_file))
+    )
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    assert webhooks_send_due().delivered == 1
+
+    (request,) = receiver.requests
+    assert request["headers"]["Host"] == f"localhost:{port}"
+    assert verify(secret, request["headers"], request["body"])
 
 
 # Permissions -----------------------------------------------------------------------------------
