@@ -79,7 +79,11 @@ REMINDER_SOURCES: list[str] = [
 LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
     "triage": {
         # After commit: the metrics' month of the incident is recomputed (dashboard).
-        "saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"],
+        "saved": [
+            "dashboard.lifecycle.refresh_metrics_of_the_month",
+            # Same transaction: the incident.triaged event for webhook subscribers.
+            "incidents.webhooks.event_incident_triaged",
+        ],
     },
     "rule_out_of_scope": {"saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"]},
     "classify_as_customer_event": {"saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"]},
@@ -88,6 +92,7 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
         "saved": [
             "notifications.lifecycle.start_clocks_on_declaration",
             "dashboard.lifecycle.refresh_metrics_of_the_month",
+            "incidents.webhooks.event_incident_declared",
         ],
     },
     "affected_customer_added": {
@@ -96,7 +101,10 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
     },
     "mark_notified": {
         "guard": ["notifications.lifecycle.customers_not_yet_notified"],
-        "saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"],
+        "saved": [
+            "dashboard.lifecycle.refresh_metrics_of_the_month",
+            "incidents.webhooks.event_incident_notified",
+        ],
     },
     "begin_post_mortem": {
         "saved": ["postmortems.lifecycle.open_post_mortem"],
@@ -109,7 +117,10 @@ LIFECYCLE_HOOKS: dict[str, dict[str, list[str]]] = {
             "triage.lifecycle.response_tasks_not_done",
             "notifications.lifecycle.withholdings_still_active",
         ],
-        "saved": ["dashboard.lifecycle.refresh_metrics_of_the_month"],
+        "saved": [
+            "dashboard.lifecycle.refresh_metrics_of_the_month",
+            "incidents.webhooks.event_incident_closed",
+        ],
     },
     "notice_approved": {
         # The post-mortem summary version that went out; then a training_lapse_warning in the
@@ -473,6 +484,26 @@ NOTICE_CONTACT_POINT: str = env.str(
 NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
 NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
 NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
+
+# Outgoing webhooks (incidents.webhooks, README "Webhooks"). Subscribers must be public https
+# URLs: WEBHOOK_ALLOW_PRIVATE_ADDRESSES lets them resolve to private, loopback and link-local
+# addresses and use http (the tests' and the demo's local receiver; never in production, where
+# it would let a subscriber URL reach internal services).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES: bool = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS: float = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=3.0)
+WEBHOOK_READ_TIMEOUT_SECONDS: float = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default=5.0)
+# Retries of 5xx, 408, 429, timeouts and connection errors: 30 s doubling, at most an hour, 10
+# attempts (about 4.5 hours in all); then the delivery fails and an incident manager may send
+# it again.
+WEBHOOK_MAX_ATTEMPTS: int = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_RETRY_BASE_SECONDS: int = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS: int = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
+WEBHOOK_SEND_CHUNK_SIZE: int = env.int("WEBHOOK_SEND_CHUNK_SIZE", default=20)
+# Longer than a chunk's worst case (chunk x (connect + read timeouts)).
+WEBHOOK_CLAIM_SECONDS: int = env.int("WEBHOOK_CLAIM_SECONDS", default=300)
+# Which breach fields are withheld from customers now (the notifications app owns them); a
+# payload leaves them out. Empty: every withholdable fact is left out (fail closed).
+WEBHOOK_WITHHELD_FIELDS_HOOK: str = "notifications.webhooks.withheld_fields"
 # Free text (nature of the breach, measures, ...) is written in NOTICE_SOURCE_LANGUAGE; an
 # incident manager may give it per language. With NOTICE_REQUIRE_TRANSLATIONS, approval refuses
 # a notice while a text lacks a translation into a language it will be sent in.

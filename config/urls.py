@@ -25,6 +25,7 @@ urlpatterns = [
     path("incidents/", include("incidents.urls")),
     path("incidents/<int:pk>/", include("notifications.urls")),
     path("contacts/", include("notifications.contact_urls")),
+    path("webhooks/", include("incidents.webhook_urls")),
     path("", include("postmortems.urls")),
     path("training/", include(training_urls.pages)),
     path("api/", include("triage.api.urls")),

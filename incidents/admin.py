@@ -49,6 +49,10 @@ from incidents.models import (
     Product,
     ReadLogEntry,
     Supplier,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscriber,
     WorkerHeartbeat,
 )
 
@@ -791,3 +795,72 @@ class EvidenceFileAdmin(WrittenElsewhere):
     list_display = ("incident", "original_name", "size", "sha256", "uploaded_by_username", "uploaded_at")
     search_fields = ("original_name", "sha256", "incident__reference")
     list_select_related = ("incident",)
+# --- Webhooks (managed at /webhooks/ and /api/webhooks/; read-only here) ----------------------
+
+
+class WebhookSubscriberDisplay(admin.ModelAdmin):
+    """Never the secret (not even encrypted)."""
+
+    list_display = ("name", "url", "is_active", "created_by", "created_at", "rotated_at")
+    fields = (
+        "name",
+        "url",
+        "event_types",
+        "is_active",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "rotated_at",
+        "previous_secret_expires_at",
+    )
+    list_filter = ("is_active",)
+    search_fields = ("name", "url")
+    list_select_related = ("created_by",)
+
+
+class WebhookEventDisplay(admin.ModelAdmin):
+    list_display = ("created_at", "type", "incident", "uuid")
+    list_filter = ("type",)
+    search_fields = ("uuid", "incident__reference")
+    list_select_related = ("incident",)
+
+
+class WebhookDeliveryDisplay(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "subscriber",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "delivered_at",
+    )
+    list_filter = ("status", "subscriber")
+    search_fields = ("uuid",)
+    list_select_related = ("subscriber", "event")
+
+
+class WebhookAttemptDisplay(admin.ModelAdmin):
+    list_display = ("at", "delivery", "number", "status_code", "duration", "outcome")
+    list_filter = ("outcome",)
+    list_select_related = ("delivery__subscriber", "delivery__event")
+
+
+@admin.register(WebhookSubscriber)
+class WebhookSubscriberAdmin(WebhookSubscriberDisplay, _SystemWritten):
+    """Registered, changed and rotated on ``/webhooks/`` (the secret is shown once there)."""
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(WebhookEventDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(WebhookDeliveryDisplay, _SystemWritten):
+    pass
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(WebhookAttemptDisplay, _SystemWritten):
+    pass

@@ -43,6 +43,10 @@ from incidents.admin import (
     OutgoingEmailDisplay,
     ProductDisplay,
     SupplierDisplay,
+    WebhookAttemptDisplay,
+    WebhookDeliveryDisplay,
+    WebhookEventDisplay,
+    WebhookSubscriberDisplay,
     WorkerHeartbeatDisplay,
 )
 from incidents.audit import verify_chain
@@ -63,6 +67,10 @@ from incidents.models import (
     OutgoingEmail,
     Product,
     Supplier,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscriber,
     WorkerHeartbeat,
 )
 
@@ -349,6 +357,29 @@ class ApiTokenAudit(ApiTokenDisplay, ReadOnlyAdmin):
 
 @admin.register(IdempotencyRecord, site=audit_site)
 class IdempotencyRecordAudit(IdempotencyRecordDisplay, ReadOnlyAdmin):
+    pass
+
+
+# Webhooks: subscribers without their secrets; events, deliveries, attempts.
+
+
+@admin.register(WebhookSubscriber, site=audit_site)
+class WebhookSubscriberAudit(WebhookSubscriberDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(WebhookEvent, site=audit_site)
+class WebhookEventAudit(WebhookEventDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(WebhookDelivery, site=audit_site)
+class WebhookDeliveryAudit(WebhookDeliveryDisplay, ReadOnlyAdmin):
+    pass
+
+
+@admin.register(WebhookAttempt, site=audit_site)
+class WebhookAttemptAudit(WebhookAttemptDisplay, ReadOnlyAdmin):
     pass
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NoReturn
 
@@ -1388,3 +1389,146 @@ class EvidenceFile(models.Model):
     def is_superseded(self) -> bool:
         """True once a newer file replaced this one."""
         return self.superseded_by_id is not None
+# Events for other systems (outgoing webhooks; incidents.webhooks) ----------------------------
+
+
+class WebhookEventType(models.TextChoices):
+    """The events Breachdesk tells subscribers of. Values are a contract (README "Webhooks")."""
+
+    INCIDENT_CREATED = "incident.created", "Incident recorded"
+    INCIDENT_TRIAGED = "incident.triaged", "Incident triaged"
+    INCIDENT_DECLARED = "incident.declared", "Personal data breach declared"
+    INCIDENT_NOTIFIED = "incident.notified", "Every affected customer notified"
+    ESCALATION_RAISED = "escalation.raised", "Escalation raised on a notification clock"
+    DELIVERY_FAILED = "delivery.failed", "A customer notice could not be delivered"
+    INCIDENT_CLOSED = "incident.closed", "Incident closed"
+
+
+class WebhookSubscriber(models.Model):
+    """Another system that receives signed events by HTTP POST at ``url``.
+
+    ``secret``: HMAC-SHA256 key of the ``Breachdesk-Signature`` header. It must be recoverable
+    to sign, so it is stored encrypted (Fernet, key derived from ``SECRET_KEY``; see
+    ``incidents.webhooks.secret_box``), shown once when created or rotated, never logged. After
+    a rotation, until ``previous_secret_expires_at`` (UTC), requests carry a signature with the
+    previous secret too. ``event_types``: a list of ``WebhookEventType`` values. An inactive
+    subscriber gets no new deliveries; pending ones fail when their turn comes.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(max_length=2000)
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    event_types = models.JSONField(default=list)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookEvent(models.Model):
+    """One event about an incident, raised in the transaction that made the change.
+
+    ``payload``: the JSON body sent to every subscriber (``incidents.webhooks.webhook_payload``);
+    it never holds a withheld detail, and fields withheld after it was raised are removed again
+    when it is sent. ``uuid``: the event's identifier in the payload (``id``).
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=40, choices=WebhookEventType.choices)
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="webhook_events")
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["incident", "type"], name="incidents_webhookevent_by_type")]
+
+    def __str__(self) -> str:
+        return f"{self.type} of {self.incident_id} at {self.created_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class WebhookDelivery(models.Model):
+    """One event to one subscriber: a row first, claimed and retried by the webhook sender.
+
+    ``uuid``: the ``Breachdesk-Delivery`` header (the same on every attempt and on a redelivery,
+    so a receiver can drop duplicates). ``status``: ``pending`` (due at ``next_attempt_at``),
+    ``sending`` (claimed until ``claimed_until`` with ``claim_token``), ``delivered`` (a 2xx at
+    ``delivered_at``) or ``failed`` (a refusal, or ``WEBHOOK_MAX_ATTEMPTS`` reached).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    subscriber = models.ForeignKey(WebhookSubscriber, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        permissions = [("redeliver_webhookdelivery", "Can send a failed webhook delivery again")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "event"], name="incidents_webhookdelivery_unique_per_subscriber"
+            )
+        ]
+        indexes = [
+            # The webhook sender's claim ("what is due now?") and the scanner's wake-up probe.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="incidents_webhookdel_due",
+            ),
+            # The scanner's re-queue of claims that expired (a killed worker).
+            models.Index(
+                fields=["claimed_until"], condition=Q(status="sending"), name="incidents_webhookdel_claimed"
+            ),
+            # The delivery log of a subscriber, newest first.
+            models.Index(fields=["subscriber", "-created_at", "-id"], name="incidents_webhookdel_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} to {self.subscriber} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery, as it went: the answer's status code (``None``: no
+    answer: a refused address, a timeout, a dropped connection), the exact elapsed ``duration``,
+    the error, and ``outcome`` (``delivered``, ``retry`` or ``failed``)."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts_made")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration = models.DurationField()
+    error = models.TextField(blank=True)
+    outcome = models.CharField(max_length=10)
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}: {self.status_code or self.error}"

@@ -43,8 +43,10 @@ from incidents.models import (
     LikelyConsequence,
     Note,
     Product,
+    WebhookEventType,
 )
 from incidents.tasks import send_declaration_alert
+from incidents.webhooks import webhook_event_raise
 
 #: Incident fields that intake and editing may set, in the order forms show them. ``state`` is
 #: never among them: it changes only through the transition services below.
@@ -257,7 +259,8 @@ def incident_create(
     ``external_reference`` is unique per ``detection_source``. Raises ``ActionForbidden``
     without ``incidents.add_incident``; ``ValidationError`` for bad values;
     ``DuplicateExternalReference`` (naming the incident that has it) for a taken external
-    reference. Writes the incident and its first audit event (``created``).
+    reference. Writes the incident and its first audit event (``created``), and raises the
+    ``incident.created`` webhook event (``incidents.webhooks``).
     """
     if actor is not None:
         _require(actor, "incidents.add_incident")
@@ -293,6 +296,7 @@ def incident_create(
             first=True,
         )
         _announce_owner(incident, actor)
+        webhook_event_raise(type=WebhookEventType.INCIDENT_CREATED, incident=incident, at=incident.created_at)
     return incident
 
 

@@ -102,3 +102,13 @@ def purge_idempotency_records() -> int:
     oldest = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=oldest).delete()
     return deleted
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_webhooks() -> dict[str, int]:
+    """Send every due webhook delivery (``incidents.webhook_sender.webhooks_send_due``); queued
+    on commit of a new event or a redelivery, and by the deadline scanner every minute while any
+    is due, so a lost wake-up only delays an event. Safe twice."""
+    from incidents.webhook_sender import webhooks_send_due
+
+    return webhooks_send_due().__dict__

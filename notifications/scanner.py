@@ -20,6 +20,8 @@ missed tick, a restart or two scanners at once are harmless.
    withholding review dates and training expiry raise one reminder when due and one when
    overdue, each an outbox row.
 6. If any outbox row is due, the sender is woken.
+7. Webhook deliveries (``incidents.webhook_sender``) whose claim expired go back to
+   ``pending``, and if any is due, the webhook sender is woken.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from incidents.webhook_sender import webhook_deliveries_due_exists, webhook_deliveries_requeue_expired
 from notifications import clocks
 from notifications.models import Clock
 from notifications.reminders import due_reminders_scan
@@ -47,8 +50,9 @@ LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 @dataclass
 class ScanReport:
     """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
-    date reminders raised, whether outbox rows were due (the sender was woken), and the
-    approved notices whose deliveries are still to be created (a worker is queued for each)."""
+    date reminders raised, whether outbox rows were due (the sender was woken), the approved
+    notices whose deliveries are still to be created (a worker is queued for each), and the same
+    for webhook deliveries (claims re-queued; whether any is due: the webhook sender is woken)."""
 
     escalations: int = 0
     automatic_notices: int = 0
@@ -56,6 +60,8 @@ class ScanReport:
     reminders: int = 0
     deliveries_due: bool = False
     notices_awaiting_deliveries: list[int] = field(default_factory=list)
+    webhooks_requeued: int = 0
+    webhooks_due: bool = False
 
 
 def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
@@ -68,6 +74,8 @@ def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
     report.reminders = due_reminders_scan(now=now)
     report.notices_awaiting_deliveries = notices_awaiting_deliveries()
     report.deliveries_due = outbox_due_exists(now=now)
+    report.webhooks_requeued = webhook_deliveries_requeue_expired(now=now)
+    report.webhooks_due = webhook_deliveries_due_exists(now=now)
     return report
 
 

@@ -70,6 +70,7 @@ from notifications.models import (
     SentMessage,
 )
 from notifications.services import escalation_raise, incident_settle_if_notified
+from notifications.webhooks import delivery_failed
 
 logger = logging.getLogger("breachdesk.sender")
 
@@ -392,15 +393,21 @@ def _record_sent(
 def _retry_or_fail(outbox: Outbox, row: OutboxMessage, failure: Exception, report: SendReport) -> None:
     now = timezone.now()
     if isinstance(failure, PermanentFailure) or row.attempts >= settings.NOTICE_MAX_ATTEMPTS:
-        if _record(row, status=OutboxMessage.Status.FAILED, last_error=str(failure)[:2000]):
-            report.failed += 1
-            contact_id = getattr(row, "contact_id", None)
-            if contact_id is not None and isinstance(failure, PermanentFailure) and failure.recipient_refused:
-                report.contacts_undeliverable += contact_mark_undeliverable(
-                    contact_id=contact_id, address=row.address, reason=str(failure), at=now
-                )
-            if outbox.on_failed is not None:
-                outbox.on_failed(row)
+        # One transaction: the failure and what it raises (an escalation, a webhook event).
+        with transaction.atomic():
+            if _record(row, status=OutboxMessage.Status.FAILED, last_error=str(failure)[:2000]):
+                report.failed += 1
+                contact_id = getattr(row, "contact_id", None)
+                if (
+                    contact_id is not None
+                    and isinstance(failure, PermanentFailure)
+                    and failure.recipient_refused
+                ):
+                    report.contacts_undeliverable += contact_mark_undeliverable(
+                        contact_id=contact_id, address=row.address, reason=str(failure), at=now
+                    )
+                if outbox.on_failed is not None:
+                    outbox.on_failed(row)
         return
     if _record(
         row,
@@ -466,9 +473,10 @@ def _meet_clocks(first_sent: dict[tuple[int, int], datetime], report: SendReport
 
 
 def _escalate_if_customer_unreachable(delivery: OutboxMessage) -> None:
-    """``Outbox.on_failed`` of notice deliveries: when every delivery of this notice to the
-    customer has failed, raise one escalation."""
+    """``Outbox.on_failed`` of notice deliveries: raise the ``delivery.failed`` webhook event;
+    when every delivery of this notice to the customer has failed, raise one escalation."""
     assert isinstance(delivery, Delivery)
+    delivery_failed(delivery)
     siblings = Delivery.objects.filter(notice_id=delivery.notice_id, customer_id=delivery.customer_id)
     if siblings.exclude(status=Delivery.Status.FAILED).exists():
         return

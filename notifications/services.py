@@ -63,6 +63,7 @@ from notifications.rendering import (
     render_notice_for_customers,
     source_texts,
 )
+from notifications.webhooks import escalation_raised
 
 #: Tasks these services queue on commit, by name: the tasks module sits above the services and
 #: imports them, so naming the task here keeps the import graph one-way (tasks -> scanner ->
@@ -260,7 +261,9 @@ def escalation_raise(
     """Record the ``threshold`` escalation of ``clock`` once; return it, or ``None`` if it was
     already recorded (by this or another scanner: the unique constraint decides).
 
-    With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``).
+    With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``)
+    and raises the ``escalation.raised`` webhook event in the same transaction (a threshold
+    superseded in the same pass, ``notify=False``, raises none, as it emails nobody).
     """
     recipients = escalation_recipients(clock.incident) if notify else []
     try:
@@ -272,6 +275,8 @@ def escalation_raise(
                 recipients=recipients,
                 detail=detail,
             )
+            if notify:
+                escalation_raised(escalation)
     except IntegrityError:
         return None
     if notify and recipients:

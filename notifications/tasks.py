@@ -21,12 +21,15 @@ from notifications.services import escalation_email, notice_deliveries_create
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def scan_deadlines() -> dict:
     """One scanner pass (``notifications.scanner.deadlines_scan``); wakes the sender when
-    deliveries are due. Returns the pass's counts."""
+    deliveries are due, and the webhook sender (``incidents.tasks.send_webhooks``) when webhook
+    deliveries are. Returns the pass's counts."""
     report = deadlines_scan()
     for notice_id in report.notices_awaiting_deliveries:
         enqueue(create_notice_deliveries, notice_id)
     if report.deliveries_due:
         enqueue(send_due_deliveries)
+    if report.webhooks_due:
+        enqueue("incidents.tasks.send_webhooks")
     return report.__dict__
 
 

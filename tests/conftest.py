@@ -119,6 +119,7 @@ def ensure_groups() -> None:
             apps, None
         )
         importlib.import_module("incidents.migrations.0016_evidence_files_and_merge").grant(apps, None)
+        importlib.import_module("incidents.migrations.0017_webhooks").grant(apps, None)
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0006_outbox_email_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0009_approved_notices_done_and_translators").grant(
@@ -349,6 +350,35 @@ def intake_rows(user) -> None:
         HTTP_IDEMPOTENCY_KEY="fixture-key",
     )
     assert created.status_code == 201, created.content
+    webhook_rows(user)
+
+
+def webhook_rows(user) -> None:
+    """One row of each webhook model through the real services: a subscriber (to a port where
+    nothing listens), the event of an incident created, its delivery and one attempt (no
+    answer: a retry)."""
+    import socket
+
+    from django.test import override_settings
+
+    from incidents import services
+    from incidents.webhook_sender import webhooks_send_due
+    from incidents.webhooks import webhook_subscriber_create
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with override_settings(WEBHOOK_ALLOW_PRIVATE_ADDRESSES=True):
+        webhook_subscriber_create(
+            actor=user,
+            name="Fixture receiver",
+            url=f"http://127.0.0.1:{port}/",
+            event_types=["incident.created"],
+        )
+        services.incident_create(
+            actor=user, fields={"title": "Webhook fixture", "detection_source": "staff_escalation"}
+        )
+        webhooks_send_due()
 
 
 def errors(response) -> dict:

@@ -213,6 +213,7 @@ def test_the_lifecycle_hook_table_resolves_and_rejects_unknown_moments(settings)
     assert [hook.__module__ for hook in resolved[("declare", "saved")]] == [
         "notifications.lifecycle",
         "dashboard.lifecycle",
+        "incidents.webhooks",
     ]
     settings.LIFECYCLE_HOOKS = {
         "declared": {"saved": ["notifications.lifecycle.start_clocks_on_declaration"]}

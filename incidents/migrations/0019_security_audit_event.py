@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0016_evidence_files_and_merge'),
+        ('incidents', '0017_webhooks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
