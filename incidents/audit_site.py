@@ -44,6 +44,7 @@ from incidents.admin import (
     SupplierDisplay,
     WorkerHeartbeatDisplay,
 )
+from incidents.admin_guard import guard_admin_site
 from incidents.audit import verify_chain
 from incidents.models import (
     AffectedCustomer,
@@ -112,6 +113,9 @@ class AuditSite(admin.AdminSite):
 
     def get_urls(self) -> list[Any]:
         register_every_model()
+        # Need to know: every model admin whose rows belong to an incident reads through the
+        # selector (incidents.admin_guard), the ones the apps above registered included.
+        guard_admin_site(self)
         return [
             path("verify/", self.admin_view(self.verify_view), name="verify_audit_trail"),
             *super().get_urls(),
