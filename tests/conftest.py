@@ -111,6 +111,7 @@ def ensure_groups() -> None:
         importlib.import_module("incidents.migrations.0012_share_incident_figures_permission").grant(
             apps, None
         )
+        importlib.import_module("incidents.migrations.0015_need_to_know").grant(apps, None)
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0006_outbox_email_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0009_approved_notices_done_and_translators").grant(
