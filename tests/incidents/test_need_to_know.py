@@ -298,7 +298,8 @@ def world(db, make_incident, responder, manager, auditor, superuser, django_user
     incident = services.incident_create(
         actor=remy, fields={"title": f"{MARK} insider case", "detection_source": "staff_escalation"}
     )
-    assessment_record(incident=incident, actor=remy, **IN_SCOPE)
+    in_scope: dict[str, Any] = dict(IN_SCOPE)
+    assessment_record(incident=incident, actor=remy, **in_scope)
     customer = Customer.objects.create(name="Quiet Customer AG", account_reference="QUIET-1", country="DE")
     Contact.objects.create(customer=customer, name="Quinn Admin", email="quinn@quiet.example")
     services.affected_customer_add(incident=incident, customer=customer, actor=remy)
@@ -704,7 +705,7 @@ def test_staff_who_are_not_members_get_an_email_that_names_nothing(
     mail.outbox.clear()
     send_declaration_alert(incident.pk)
     by_address = {address: message for message in mail.outbox for address in message.to}
-    assert MARK not in by_address[responder.email].subject + by_address[responder.email].body
+    assert MARK not in f"{by_address[responder.email].subject} {by_address[responder.email].body}"
     assert by_address[responder.email].subject == RESTRICTED_SUBJECT
     assert incident.reference not in by_address[responder.email].body
     assert incident.reference in by_address[manager.email].subject
