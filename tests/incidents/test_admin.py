@@ -97,6 +97,8 @@ def one_of_each(db, make_incident, customer, manager, superuser):
     services.contact_create(customer=customer, actor=None, name="Carl Colleague", email="carl@acme.example")
     incident = second_half_rows(make_incident, manager)
     intake_rows(superuser)
+    # A need-to-know restriction with its members (the superuser one of them, so it sees them).
+    services.incident_restriction_set(incident=make_incident(), actor=manager, members=[superuser])
     return incident
 
 

@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import services
 from incidents.audit_site import audit_site
 from incidents.models import Product, Supplier, WorkerHeartbeat
 from tests.conftest import intake_rows, second_half_rows
@@ -18,7 +19,7 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer, manager, smtp_server):
+def one_of_each(db, make_incident, customer, manager, auditor, smtp_server):
     """At least one row of every model of the audited apps, built through the services."""
     Product.objects.create(name="Support Portal")
     Supplier.objects.create(name="Mailer Ltd", country="IE")
@@ -29,6 +30,8 @@ def one_of_each(db, make_incident, customer, manager, smtp_server):
     _triage_rows(make_incident, manager)
     _contact_rows(customer)
     intake_rows(manager)
+    # A need-to-know restriction with its members (the auditor granted, so it sees them).
+    services.incident_restriction_set(incident=make_incident(), actor=manager, members=[auditor])
     return incident
 
 
