@@ -5,7 +5,8 @@ URLs are built then): every ``ModelAdmin`` whose rows belong to an incident
 (``incident_path``) gets a ``get_queryset`` through ``incidents.selectors.visible_related``, so
 a restricted incident and its rows are in no change list, search, autocomplete or history for
 a non-member, and their pages answer as for an unknown id; a foreign key to ``Incident`` in an
-admin form offers only visible incidents. Done per site at start-up rather than in each
+admin form offers only visible incidents; the auditors' read log hides the reads of such an
+incident (``read_log_visible_to``). Done per site at start-up rather than in each
 ``ModelAdmin``, so a model admin added later (by any app) is covered without remembering to.
 """
 
@@ -17,8 +18,8 @@ from django.contrib.admin import AdminSite, ModelAdmin
 from django.db.models import ForeignKey, Model
 from django.http import HttpRequest
 
-from incidents.models import Incident
-from incidents.selectors import incidents_visible_to, visible_related
+from incidents.models import Incident, ReadLogEntry
+from incidents.selectors import incidents_visible_to, read_log_visible_to, visible_related
 
 #: How many foreign keys ``incident_path`` follows at most (a sent message: delivery, notice,
 #: incident).
@@ -72,6 +73,12 @@ def _guard(model_admin: ModelAdmin, path: str | None) -> None:
             return visible_related(request.user, original_queryset(request), path)
 
         model_admin.get_queryset = get_queryset  # type: ignore[method-assign]
+    elif issubclass(model_admin.model, ReadLogEntry):
+        # The read log names incidents by id and path, not by a foreign key.
+        def get_read_log(request: HttpRequest) -> Any:
+            return read_log_visible_to(request.user, original_queryset(request))
+
+        model_admin.get_queryset = get_read_log  # type: ignore[method-assign]
 
     def formfield_for_foreignkey(db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if isinstance(db_field.related_model, type) and issubclass(db_field.related_model, Incident):

@@ -11,7 +11,11 @@ permissions stay with the views: this module only takes restricted incidents awa
   a delivery, ``"post_mortem__incident"`` for an action item);
 - ``incident_visible(user, incident)``: the same test for one incident already in hand;
 - ``without_restricted(queryset, path="pk")``: only unrestricted rows, for shared aggregates
-  that no single viewer owns (the precomputed metrics).
+  that no single viewer owns (the precomputed metrics);
+- ``invisible_incident_ids(user)``: the restricted incidents the user is not a member of, for
+  records that name an incident by a bare id (the auditors' read log);
+- ``addresses_outside(incident, addresses)``: who must get the neutral staff email
+  (``RESTRICTED_SUBJECT``) instead of one naming the incident.
 
 A view that finds nothing answers 404, never 403, so a restricted incident's existence does
 not leak. Superusers are not exempt: need-to-know cases include investigations of staff, and an
@@ -25,7 +29,7 @@ from typing import Any
 
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
-from incidents.models import Incident, IncidentRestriction, IncidentRestrictionMember
+from incidents.models import Incident, IncidentRestriction, IncidentRestrictionMember, ReadLogEntry
 
 
 def visibility_condition(user: Any, path: str = "pk") -> Q:
@@ -60,6 +64,32 @@ def without_restricted[M: Model](queryset: QuerySet[M], path: str = "pk") -> Que
     aggregates computed once for everyone (``dashboard.metrics``), so no viewer can count an
     incident it may not see."""
     return queryset.filter(~Q(Exists(IncidentRestriction.objects.filter(incident_id=OuterRef(path)))))
+
+
+def invisible_incident_ids(user: Any) -> list[int]:
+    """The ids of the restricted incidents ``user`` is not a member of (few: restriction is the
+    exception), for records that name an incident by a bare id (the read log, chain breaks)."""
+    user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+    restrictions = IncidentRestriction.objects.all()
+    if user_id is not None:
+        restrictions = restrictions.exclude(members__user_id=user_id)
+    return list(restrictions.values_list("incident_id", flat=True))
+
+
+def read_log_visible_to(user: Any, queryset: QuerySet[ReadLogEntry]) -> QuerySet[ReadLogEntry]:
+    """The read-log entries of ``queryset`` (``ReadLogEntry``: an auditor opened a record) that
+    do not name a restricted incident ``user`` is not a member of, by its id or by its path
+    (pages, the API, the evidence pack and the admin sites)."""
+    hidden = [str(pk) for pk in invisible_incident_ids(user)]
+    if not hidden:
+        return queryset
+    ids = "|".join(hidden)
+    names_hidden = (
+        Q(object_type__startswith="incident", object_id__in=hidden)
+        | Q(path__regex=rf"^/(api/|audit/)?incidents/({ids})(/|$)")
+        | Q(path__regex=rf"^/(admin|audit)/incidents/incident/({ids})/")
+    )
+    return queryset.exclude(names_hidden)
 
 
 def incident_visible(user: Any, incident: Incident | int | None) -> bool:

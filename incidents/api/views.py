@@ -67,7 +67,7 @@ from incidents.models import (
     ReadLogEntry,
 )
 from incidents.readiness import has_deliverable_contact, readiness_figures
-from incidents.selectors import incidents_visible_to
+from incidents.selectors import incidents_visible_to, read_log_visible_to
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -482,7 +482,8 @@ class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     extra_query_parameters = {"GET": ["username", "object_type"]}
 
     def get_queryset(self) -> QuerySet[ReadLogEntry]:
-        entries = ReadLogEntry.objects.all()
+        # Reads of a restricted incident the user is not a member of are not listed (need to know).
+        entries = read_log_visible_to(self.request.user, ReadLogEntry.objects.all())
         for name in ("username", "object_type"):
             value = self.request.query_params.get(name)
             if value:

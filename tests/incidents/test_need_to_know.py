@@ -747,3 +747,25 @@ def test_the_selector_hides_restricted_incidents_on_postgresql(world):
         )
     for user in world["members"].values():
         assert incidents_visible_to(user).filter(pk=incident.pk).exists()
+
+
+def test_the_read_log_and_the_trail_verification_hide_a_restricted_incident(world):
+    incident = world["rows"]["incident"]
+    granted = _client(world["members"]["auditor"])
+    granted.get(f"/incidents/{incident.pk}/")
+    granted.get(f"/api/incidents/{incident.pk}/")
+    paths = {f"/incidents/{incident.pk}/", f"/api/incidents/{incident.pk}/"}
+
+    def logged(user: Any) -> set[str]:
+        return {entry["path"] for entry in _client(user).get("/api/read-log/").json()["results"]}
+
+    assert paths <= logged(world["members"]["incident_manager"])
+    assert not paths & logged(world["non_members"]["incident_manager"])
+    assert not paths & logged(world["non_members"]["auditor"])
+    admin_log = _body(_client(world["superuser"]).get("/admin/incidents/readlogentry/"))
+    assert f"/incidents/{incident.pk}/" not in admin_log
+
+    def chains(user: Any) -> int:
+        return _client(user).get("/audit/verify/").context["chains"]
+
+    assert chains(world["members"]["auditor"]) == chains(world["non_members"]["auditor"]) + 1
