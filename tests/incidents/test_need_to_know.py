@@ -769,3 +769,49 @@ def test_the_read_log_and_the_trail_verification_hide_a_restricted_incident(worl
         return _client(user).get("/audit/verify/").context["chains"]
 
     assert chains(world["members"]["auditor"]) == chains(world["non_members"]["auditor"]) + 1
+
+
+def test_stakeholder_alerts_and_reminders_name_a_restricted_incident_only_to_members(world, smtp_server):
+    from postmortems.models import ActionItemReminder
+    from postmortems.reminders import reminder_email
+    from triage.alerts import stakeholder_alert_send
+    from triage.models import StakeholderAlert
+
+    incident, remy = world["rows"]["incident"], world["members"]["responder"]
+    rita = world["non_members"]["responder"]
+    alert = StakeholderAlert.objects.filter(incident=incident).first()
+    assert alert is not None
+    StakeholderAlert.objects.filter(pk=alert.pk).update(
+        recipients=["legal@breachdesk.test", remy.email], sent_at=None
+    )
+    smtp_server.received.clear()
+    assert stakeholder_alert_send(alert_id=alert.pk) == 2
+    by_address = {address: received for received in smtp_server.received for address in received.recipients}
+    legal, member = by_address["legal@breachdesk.test"], by_address[remy.email]
+    assert legal.message["Subject"] == RESTRICTED_SUBJECT  # a group mailbox is never a member
+    assert incident.reference not in legal.text() and MARK not in legal.text()
+    assert incident.reference in member.message["Subject"]
+
+    item = world["rows"]["item"]
+    outside = reminder_email(ActionItemReminder(action_item=item, kind="due", recipient=rita.email))
+    inside = reminder_email(ActionItemReminder(action_item=item, kind="due", recipient=remy.email))
+    assert outside.subject == RESTRICTED_SUBJECT and MARK not in outside.body
+    assert incident.reference not in outside.body
+    assert incident.reference in inside.subject
+
+
+def test_escalations_name_a_restricted_incident_only_to_members(world, smtp_server):
+    from notifications.models import Escalation
+    from notifications.services import escalation_email
+
+    incident, mona = world["rows"]["incident"], world["members"]["incident_manager"]
+    max_ = world["non_members"]["incident_manager"]
+    escalation = Escalation.objects.create(
+        clock=world["rows"]["clock"], threshold="1h", recipients=[max_.email, mona.email], detail="Due soon."
+    )
+    smtp_server.received.clear()
+    assert escalation_email(escalation_id=escalation.pk) == 2
+    by_address = {address: received for received in smtp_server.received for address in received.recipients}
+    assert by_address[max_.email].message["Subject"] == RESTRICTED_SUBJECT
+    assert incident.reference not in by_address[max_.email].text()
+    assert incident.reference in by_address[mona.email].message["Subject"]
