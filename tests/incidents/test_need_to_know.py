@@ -544,6 +544,17 @@ def test_it_finds_a_restricted_incident_by_search_only_for_members(world):
         client = _client(world["members"][role])
         for url in searches:
             assert _shows(_body(client.get(url)), incident, by_title=False), (url, role)
+    # A filter naming the incident answers as for an unknown id (400), not with an empty list.
+    for user in world["non_members"].values():
+        client = _client(user)
+        named = client.get(f"/api/deliveries/?incident={incident.pk}").status_code
+        assert named == client.get(f"/api/deliveries/?incident={MISSING}").status_code
+    assert (
+        _client(world["members"]["incident_manager"])
+        .get(f"/api/deliveries/?incident={incident.pk}")
+        .status_code
+        == 200
+    )
 
 
 def test_it_leaves_restricted_incidents_out_of_the_counts_and_the_metrics(world):
