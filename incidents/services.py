@@ -1034,6 +1034,7 @@ def incident_restriction_set(*, incident: Incident, actor: Any, members: list[An
         )
     with transaction.atomic():
         locked = _locked(incident)
+        _refuse_invisible(actor, locked)  # again under the lock: members may just have changed
         now = timezone.now()
         restriction, created = IncidentRestriction.objects.get_or_create(
             incident=locked, defaults={"restricted_by": actor, "restricted_at": now}
@@ -1108,6 +1109,7 @@ def incident_restriction_lift(*, incident: Incident, actor: Any) -> None:
     _require(actor, RESTRICT_PERMISSION)
     with transaction.atomic():
         locked = _locked(incident)
+        _refuse_invisible(actor, locked)  # again under the lock: members may just have changed
         restriction = IncidentRestriction.objects.filter(incident=locked).first()
         if restriction is None:
             raise LifecycleConflict("This incident is not restricted.")
