@@ -9,6 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dashboard.api import MetricsView
+from incidents.admin_guard import guard_admin_site
 from incidents.audit_site import audit_site
 from incidents.report import customer_report
 from postmortems import training_urls, training_views
@@ -51,6 +52,10 @@ urlpatterns = [
     ),
     path("audit/", audit_site.urls),
 ]
+
+# Need to know in /admin/ (the auditor site guards itself when it builds its URLs): every model
+# admin whose rows belong to an incident reads through incidents.selectors.
+guard_admin_site(admin.site)
 
 handler400 = "incidents.api.problems.bad_request"
 handler403 = "incidents.api.problems.permission_denied"

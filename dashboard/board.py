@@ -50,6 +50,7 @@ from django.utils.dateparse import parse_datetime
 
 from incidents.completeness import known_breach_fields_expression
 from incidents.models import OPEN_STATES, AffectedCustomer, Customer, Incident
+from incidents.selectors import visibility_condition
 from notifications.models import Clock
 
 #: Rows per page of the board.
@@ -137,7 +138,9 @@ class BoardPage:
 def incident_conditions(filters: dict[str, Any], prefix: str = "") -> Q:
     """The board's filters as one ``Q`` on incidents (``prefix``: the path from the queried
     model to the incident, e.g. ``"incident__"``). ``filters``: cleaned values of
-    ``dashboard.forms.BoardFilterForm``; empty values are ignored."""
+    ``dashboard.forms.BoardFilterForm``; empty values are ignored. With a ``viewer`` key (a
+    user or ``None``), only incidents that viewer may see (``incidents.selectors``).
+    """
 
     def q(**lookups: Any) -> Q:
         return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
@@ -162,6 +165,8 @@ def incident_conditions(filters: dict[str, Any], prefix: str = "") -> Q:
         condition &= q(pk__in=filters["matching_ids"])
     elif (filters.get("q") or "").strip():
         condition &= q(pk__in=text_matches(filters["q"].strip()))
+    if "viewer" in filters:
+        condition &= visibility_condition(filters["viewer"], prefix.removesuffix("__") or "pk")
     return condition
 
 
@@ -285,15 +290,19 @@ def _keys(parts: list[QuerySet]) -> list[tuple[int, datetime, int, int]]:
         ]
 
 
-def board_page(filters: dict[str, Any], *, sort: str = "due", cursor: str | None = None) -> BoardPage:
+def board_page(
+    filters: dict[str, Any], *, viewer: Any = None, sort: str = "due", cursor: str | None = None
+) -> BoardPage:
     """One page of the board (``PAGE_SIZE`` rows) for ``filters`` in ``sort`` order, starting
-    after ``cursor`` (from a previous page's ``next_cursor``; ``None``: the first page).
+    after ``cursor`` (from a previous page's ``next_cursor``; ``None``: the first page), of the
+    incidents ``viewer`` may see (``incidents.selectors``; ``None``: unrestricted ones only).
 
     Raises ``BadCursor`` for a cursor the board did not make for this sort. Two queries (one
     when nothing matches), whatever the page's depth: see the module docstring; a text search
     first resolves its matches (one more query; none matching: that query alone).
     """
     position = Position.decode(cursor, sort) if cursor else None
+    filters = {**filters, "viewer": viewer}
     limit = PAGE_SIZE + 1
     text = (filters.get("q") or "").strip()
     if text:

@@ -6,6 +6,11 @@ year); computed into one row per month they cost one indexed read of a few rows.
 runs in the worker (Celery beat, ``METRICS_REFRESH_MINUTES``) and reads only the months that
 changed, found through the ``incidents_incident_updated`` index and the clocks met since the
 last run.
+
+Restricted incidents (need to know, ``incidents.selectors``) are left out of every figure, for
+everyone: the rows are shared by all viewers, so counting an incident there would tell a
+non-member it exists. Restricting or lifting touches the incident's ``updated_at``, so the next
+refresh recomputes its month.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from django.utils import timezone
 
 from dashboard.models import MetricsRefresh, MonthlyMetric
 from incidents.models import Incident
+from incidents.selectors import without_restricted
 from notifications.models import Clock
 
 REFRESH_NAME = "monthly"
@@ -64,7 +70,7 @@ def metrics_refresh(*, months: set[date] | None = None, now: datetime | None = N
     """Recompute the ``MonthlyMetric`` rows of ``months`` (first days, UTC; ``None``: every
     month that has incidents) and return how many months were recomputed.
 
-    Reads the incidents recorded in those months and their customer clocks; replaces the
+    Reads the unrestricted incidents recorded in those months and their customer clocks; replaces the
     months' rows (real and drill) in one transaction, so a reader sees a month before or after,
     never half. A month left without incidents loses its rows.
     """
@@ -80,7 +86,7 @@ def metrics_refresh(*, months: set[date] | None = None, now: datetime | None = N
     for month in months:
         start, end = _month_range(month)
         period |= Q(created_at__gte=start, created_at__lt=end)
-    rows = Incident.objects.filter(period).values_list(
+    rows = without_restricted(Incident.objects.filter(period)).values_list(
         "created_at",
         "triaged_at",
         "declared_at",
@@ -115,9 +121,9 @@ def metrics_refresh(*, months: set[date] | None = None, now: datetime | None = N
     for month in months:
         start, end = _month_range(month)
         clock_period |= Q(incident__created_at__gte=start, incident__created_at__lt=end)
-    clocks = Clock.objects.filter(clock_period, kind=Clock.Kind.CUSTOMER_NOTICE).values_list(
-        "incident__created_at", "incident__is_drill", "due_at", "met_at", "waived_at"
-    )
+    clocks = without_restricted(
+        Clock.objects.filter(clock_period, kind=Clock.Kind.CUSTOMER_NOTICE), "incident"
+    ).values_list("incident__created_at", "incident__is_drill", "due_at", "met_at", "waived_at")
     for created_at, is_drill, due_at, met_at, waived_at in clocks.iterator(chunk_size=5000):
         if met_at is None and waived_at is None and due_at > now:
             continue  # still running: neither on time nor late yet

@@ -42,6 +42,7 @@ from incidents.management.commands.import_customers import (
     validate_customer_rows,
 )
 from incidents.models import AffectedCustomer, Contact, Customer
+from incidents.selectors import visible_related
 from incidents.templatetags.breachdesk import display_zone
 from notifications.models import Delivery
 from notifications.reminders import due_items_for, reminder_sources
@@ -83,7 +84,9 @@ def board(request: HttpRequest) -> HttpResponse:
     context["sort"] = sort
     if status == 200:
         try:
-            page = board_page(filters, sort=sort, cursor=request.GET.get("cursor") or None)
+            page = board_page(
+                filters, viewer=request.user, sort=sort, cursor=request.GET.get("cursor") or None
+            )
         except BadCursor as error:
             context["error"] = str(error)
             status = 400
@@ -351,12 +354,12 @@ CUSTOMER_HISTORY_SIZE = 50
 @login_required
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A customer: its fields, its contacts (with forms to add, edit and deactivate them), the
-    incidents it was affected by and the notices sent to it (newest 50 of each). 404 without
-    ``view_customer``."""
+    incidents it was affected by and the notices sent to it (newest 50 of each; restricted
+    incidents only for their members, ``incidents.selectors``). 404 without ``view_customer``."""
     customer = _customer_for(request, pk)
     user = request.user
     affected = list(
-        AffectedCustomer.objects.filter(customer=customer)
+        visible_related(user, AffectedCustomer.objects.filter(customer=customer))
         .select_related("incident")
         .only(
             "id",
@@ -371,7 +374,7 @@ def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-added_at", "-id")[:CUSTOMER_HISTORY_SIZE]
     )
     deliveries = list(
-        Delivery.objects.filter(customer=customer)
+        visible_related(user, Delivery.objects.filter(customer=customer), "notice__incident")
         .select_related("notice", "notice__incident")
         .only(
             "id",

@@ -44,6 +44,8 @@ from incidents.models import (
     EvidenceFile,
     IdempotencyRecord,
     Incident,
+    IncidentRestriction,
+    IncidentRestrictionMember,
     Note,
     OutgoingEmail,
     Product,
@@ -864,3 +866,21 @@ class WebhookDeliveryAdmin(WebhookDeliveryDisplay, _SystemWritten):
 @admin.register(WebhookAttempt)
 class WebhookAttemptAdmin(WebhookAttemptDisplay, _SystemWritten):
     pass
+# Need to know: written by incidents.services.incident_restriction_set and _lift (audited), on
+# the incident page and through the API; shown here read-only.
+
+
+@admin.register(IncidentRestriction)
+class IncidentRestrictionAdmin(WrittenElsewhere):
+    """An incident restricted to named people (need to know)."""
+
+    list_display = ("incident", "restricted_by", "restricted_at")
+    list_select_related = ("incident", "restricted_by")
+
+
+@admin.register(IncidentRestrictionMember)
+class IncidentRestrictionMemberAdmin(WrittenElsewhere):
+    """One member of a restricted incident."""
+
+    list_display = ("restriction", "user", "added_by", "added_at")
+    list_select_related = ("restriction", "user", "added_by")

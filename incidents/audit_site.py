@@ -49,6 +49,7 @@ from incidents.admin import (
     WebhookSubscriberDisplay,
     WorkerHeartbeatDisplay,
 )
+from incidents.admin_guard import guard_admin_site
 from incidents.audit import verify_chain
 from incidents.models import (
     AffectedCustomer,
@@ -73,6 +74,7 @@ from incidents.models import (
     WebhookSubscriber,
     WorkerHeartbeat,
 )
+from incidents.selectors import invisible_incident_ids, visible_related
 
 #: Apps every model of which the auditors see.
 AUDITED_APPS = ("incidents", "postmortems", "notifications", "triage")
@@ -122,6 +124,9 @@ class AuditSite(admin.AdminSite):
 
     def get_urls(self) -> list[Any]:
         register_every_model()
+        # Need to know: every model admin whose rows belong to an incident reads through the
+        # selector (incidents.admin_guard), the ones the apps above registered included.
+        guard_admin_site(self)
         return [
             path("verify/", self.admin_view(self.verify_view), name="verify_audit_trail"),
             *super().get_urls(),
@@ -144,14 +149,23 @@ class AuditSite(admin.AdminSite):
         except (OSError, ValueError) as error:
             file_checkpoints = []
             messages.error(request, f"The checkpoint file was not used: {error}")
-        breaks = verify_chain(extra_checkpoints=file_checkpoints)
+        # Every chain is verified; a restricted incident the viewer is not a member of is left
+        # out of what is shown (its breaks and the counts), so the page does not reveal it.
+        hidden = set(invisible_incident_ids(request.user))
+        breaks = [
+            chain_break
+            for chain_break in verify_chain(extra_checkpoints=file_checkpoints)
+            if chain_break.incident_id not in hidden
+        ]
+        events = visible_related(request.user, AuditEvent.objects.all())
+        checkpoints = AuditCheckpoint.objects.exclude(chain="incident", subject_id__in=hidden)
         context = {
             **self.each_context(request),
             "title": "Audit trail verification",
             "breaks": breaks,
-            "chains": AuditEvent.objects.values("incident_id").distinct().count(),
-            "events": AuditEvent.objects.count(),
-            "checkpoints": AuditCheckpoint.objects.count(),
+            "chains": events.values("incident_id").distinct().count(),
+            "events": events.count(),
+            "checkpoints": checkpoints.count(),
             "verified_at": timezone.now(),
         }
         return TemplateResponse(request, "admin/audit_verify.html", context)

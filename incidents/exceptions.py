@@ -1,10 +1,16 @@
 """Errors raised by the incident services; the API and web views map them to HTTP answers."""
 
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 
 class ActionForbidden(PermissionDenied):
     """The actor's role may not do this (HTTP 403)."""
+
+
+class IncidentNotFound(Http404):
+    """No such incident, or one the actor may not see (a restricted incident it is not a
+    member of): HTTP 404, so a restricted incident's existence does not leak."""
 
 
 class LifecycleConflict(Exception):

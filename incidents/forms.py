@@ -473,3 +473,20 @@ class NoteForm(forms.Form):
         label="When it happened",
         help_text="If you know; leave empty otherwise. The note also records when you wrote it.",
     )
+
+
+class RestrictionForm(forms.Form):
+    """The incident page's need-to-know form (``incidents.restriction_views``): the usernames
+    of the people who may see the incident, separated by spaces or commas."""
+
+    members = forms.CharField(
+        required=False,
+        max_length=10_000,
+        label="Members (usernames)",
+        help_text="Separated by spaces or commas.",
+    )
+
+    def usernames(self) -> list[str]:
+        """The usernames typed, in order, without repeats (after ``is_valid``)."""
+        text = self.cleaned_data.get("members") or ""
+        return list(dict.fromkeys(name for name in text.replace(",", " ").split() if name))

@@ -1532,3 +1532,52 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.status_code or self.error}"
+class IncidentRestriction(models.Model):
+    """An incident restricted to named people on a need-to-know basis (issue 10, item 1).
+
+    While this row exists only its members (``IncidentRestrictionMember``) see the incident and
+    everything that belongs to it, in every read path (``incidents.selectors``); everyone else,
+    whatever their role (superusers included), gets 404 and finds it in no list, search, count,
+    metric, export or email subject. The incident manager who restricts it is always a member.
+    An auditor is a member only when an incident manager grants it (``granted`` in the audit
+    event). Lifting the restriction deletes this row and its members; the incident's audit
+    chain keeps the history (``incident_restricted``, ``incident_restriction_changed``,
+    ``incident_restriction_lifted``). The primary key is the incident's, so a membership test
+    reads one index (``incidents_ntk_member_user``).
+    """
+
+    incident = models.OneToOneField(
+        Incident, primary_key=True, on_delete=models.CASCADE, related_name="restriction"
+    )
+    restricted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restricted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        permissions = [("restrict_incident", "Can restrict an incident to named people")]
+
+    def __str__(self) -> str:
+        return f"Incident {self.incident_id} restricted"
+
+
+class IncidentRestrictionMember(models.Model):
+    """One person who may see a restricted incident. ``added_by``/``added_at`` (UTC) say who
+    added them; an auditor's row is an incident manager's grant."""
+
+    restriction = models.ForeignKey(IncidentRestriction, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["restriction", "user"], name="incidents_restrictionmember_unique")
+        ]
+        # The selector asks "is this user a member of the restriction of incident X?".
+        indexes = [models.Index(fields=["user", "restriction"], name="incidents_ntk_member_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on incident {self.restriction_id}"

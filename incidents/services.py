@@ -21,12 +21,14 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
 from config.celery import enqueue
+from incidents.accounts import is_auditor
 from incidents.addresses import normalise_email
 from incidents.audit import audit_append, customer_audit_append
 from incidents.exceptions import (
     ActionForbidden,
     DuplicateExternalReference,
     GuardFailed,
+    IncidentNotFound,
     LifecycleConflict,
     TransitionNotAvailable,
 )
@@ -39,12 +41,15 @@ from incidents.models import (
     DataCategory,
     DataSubjectCategory,
     Incident,
+    IncidentRestriction,
+    IncidentRestrictionMember,
     IncidentState,
     LikelyConsequence,
     Note,
     Product,
     WebhookEventType,
 )
+from incidents.selectors import incident_visible
 from incidents.tasks import send_declaration_alert
 from incidents.webhooks import webhook_event_raise
 
@@ -989,6 +994,142 @@ def note_add(*, incident: Incident, actor: Any, text: str, occurred_at: datetime
             at=note.created_at,
         )
     return note
+
+
+# --- Need-to-know restriction (issue 10, item 1) --------------------------------------------
+
+#: The permission of the incident managers who may restrict an incident and edit its members.
+RESTRICT_PERMISSION = "incidents.restrict_incident"
+
+
+def _refuse_invisible(actor: Any, incident: Incident) -> None:
+    """Raise ``IncidentNotFound`` (404) when ``actor`` may not see ``incident``."""
+    if not incident_visible(actor, incident):
+        raise IncidentNotFound("No such incident.")
+
+
+def _touch(incident: Incident, at: datetime) -> None:
+    """Move ``updated_at``: the precomputed metrics recompute the incident's month on their next
+    refresh (``dashboard.metrics`` leaves restricted incidents out)."""
+    Incident.objects.filter(pk=incident.pk).update(updated_at=at)
+
+
+def incident_restriction_set(*, incident: Incident, actor: Any, members: list[Any]) -> IncidentRestriction:
+    """Restrict ``incident`` to ``members`` (users), or replace the members of its restriction,
+    and return the restriction.
+
+    ``actor`` is always a member too (the incident managers who restrict an incident keep seeing
+    it). An auditor among ``members`` is a grant: auditors see a restricted incident only when
+    an incident manager adds them. Raises ``IncidentNotFound`` (404) when the actor may not see
+    the incident (a restricted one it is not a member of), ``ActionForbidden`` (403) without
+    ``incidents.restrict_incident``, ``ValidationError`` naming members that are inactive or
+    have no role that may view incidents. Writes, in one transaction under the incident's lock,
+    the restriction and its members and audit events on the incident's chain:
+    ``incident_restricted`` (first time, ``{"members": [...], "granted": [...]}``) or
+    ``incident_restriction_changed`` (``{"added", "removed", "members", "granted",
+    "revoked"}``), and one ``auditor_access_granted`` / ``auditor_access_revoked`` per auditor.
+    Setting the same members again writes nothing.
+    """
+    _refuse_invisible(actor, incident)
+    _require(actor, RESTRICT_PERMISSION)
+    wanted = {member.pk: member for member in members}
+    wanted[actor.pk] = actor
+    refused = sorted(
+        member.get_username()
+        for member in wanted.values()
+        if not member.is_active or not member.has_perm("incidents.view_incident")
+    )
+    if refused:
+        raise ValidationError(
+            {"members": f"These people have no role that may see incidents: {', '.join(refused)}."}
+        )
+    with transaction.atomic():
+        locked = _locked(incident)
+        _refuse_invisible(actor, locked)  # again under the lock: members may just have changed
+        now = timezone.now()
+        restriction, created = IncidentRestriction.objects.get_or_create(
+            incident=locked, defaults={"restricted_by": actor, "restricted_at": now}
+        )
+        current = {row.user_id: row for row in restriction.members.select_related("user")}
+        added = [wanted[pk] for pk in wanted if pk not in current]
+        removed = [row.user for pk, row in current.items() if pk not in wanted]
+        if not created and not added and not removed:
+            return restriction
+        IncidentRestrictionMember.objects.filter(restriction=restriction, user__in=removed).delete()
+        IncidentRestrictionMember.objects.bulk_create(
+            [
+                IncidentRestrictionMember(restriction=restriction, user=user, added_by=actor, added_at=now)
+                for user in added
+            ]
+        )
+        granted = sorted(user.get_username() for user in added if is_auditor(user))
+        revoked = sorted(user.get_username() for user in removed if is_auditor(user))
+        names = sorted(user.get_username() for user in wanted.values())
+        if created:
+            audit_append(
+                incident=locked,
+                actor=actor,
+                verb="incident_restricted",
+                data={"members": names, "granted": granted},
+                at=now,
+            )
+        else:
+            audit_append(
+                incident=locked,
+                actor=actor,
+                verb="incident_restriction_changed",
+                data={
+                    "added": sorted(user.get_username() for user in added),
+                    "removed": sorted(user.get_username() for user in removed),
+                    "members": names,
+                    "granted": granted,
+                    "revoked": revoked,
+                },
+                at=now,
+            )
+        _touch(locked, now)
+        for username in granted:
+            audit_append(
+                incident=locked,
+                actor=actor,
+                verb="auditor_access_granted",
+                data={"auditor": username},
+                at=now,
+            )
+        for username in revoked:
+            audit_append(
+                incident=locked,
+                actor=actor,
+                verb="auditor_access_revoked",
+                data={"auditor": username},
+                at=now,
+            )
+    return restriction
+
+
+def incident_restriction_lift(*, incident: Incident, actor: Any) -> None:
+    """Lift ``incident``'s restriction: everyone whose role may view incidents sees it again.
+
+    Raises ``IncidentNotFound`` (404) when the actor may not see the incident,
+    ``ActionForbidden`` (403) without ``incidents.restrict_incident``, ``LifecycleConflict``
+    (409) when the incident is not restricted. Deletes the restriction and its members and
+    writes ``incident_restriction_lifted`` (``{"members": [former members]}``) in one
+    transaction.
+    """
+    _refuse_invisible(actor, incident)
+    _require(actor, RESTRICT_PERMISSION)
+    with transaction.atomic():
+        locked = _locked(incident)
+        _refuse_invisible(actor, locked)  # again under the lock: members may just have changed
+        restriction = IncidentRestriction.objects.filter(incident=locked).first()
+        if restriction is None:
+            raise LifecycleConflict("This incident is not restricted.")
+        former = sorted(row.user.get_username() for row in restriction.members.select_related("user"))
+        restriction.delete()
+        _touch(locked, timezone.now())
+        audit_append(
+            incident=locked, actor=actor, verb="incident_restriction_lifted", data={"members": former}
+        )
 
 
 # --- Customers and contacts ---------------------------------------------------------------

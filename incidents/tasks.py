@@ -10,13 +10,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import Incident, WorkerHeartbeat
+from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_declaration_alert(incident_id: int) -> int:
     """Email the incident managers and the owner that ``incident_id`` was declared.
 
-    Returns the number of recipients (0 when there is nobody with an address). Running it twice
+    Returns the number of recipients (0 when there is nobody with an address). For a restricted
+    incident, recipients who are not its members get ``RESTRICTED_SUBJECT`` and a body that
+    names nothing (``incidents.selectors.addresses_outside``). Running it twice
     sends twice; it is queued once, on commit of the declaration.
     """
     incident = Incident.objects.select_related("owner").get(pk=incident_id)
@@ -26,6 +29,17 @@ def send_declaration_alert(incident_id: int) -> int:
         recipients.add(incident.owner.email)
     if not recipients:
         return 0
+    outside = addresses_outside(incident, recipients)
+    if outside:
+        send_mail(
+            subject=incident.email_subject(RESTRICTED_SUBJECT),
+            message=RESTRICTED_BODY,
+            from_email=None,
+            recipient_list=sorted(outside),
+        )
+    members = recipients - outside
+    if not members:
+        return len(recipients)
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
     declared = incident.declared_at.strftime("%Y-%m-%d %H:%M UTC") if incident.declared_at else ""
     send_mail(
@@ -37,7 +51,7 @@ def send_declaration_alert(incident_id: int) -> int:
             f"Customers must be notified within their notification window.\n\n{link}\n"
         ),
         from_email=None,
-        recipient_list=sorted(recipients),
+        recipient_list=sorted(members),
     )
     return len(recipients)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from incidents import evidence_views, merge_views, views
+from incidents import evidence_views, merge_views, restriction_views, views
 
 app_name = "incidents"
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
         name="incident_transition",
     ),
     path("<int:pk>/notes/", views.note_add, name="note_add"),
+    path("<int:pk>/restriction/", restriction_views.incident_restriction, name="incident_restriction"),
     path(
         "<int:pk>/affected-customers/",
         views.affected_customer_add,

@@ -56,6 +56,7 @@ from incidents.models import (
     Note,
     WorkerHeartbeat,
 )
+from incidents.selectors import incidents_visible_to
 from incidents.templatetags.breachdesk import display_zone
 
 #: Incidents per page of the list.
@@ -72,14 +73,18 @@ def _get_incident_for_user(request: HttpRequest, pk: int, write: bool = False) -
     """The incident ``pk`` if the logged-in user may see it (and, with ``write``, change it).
 
     Raises ``Http404`` when the incident does not exist or the user lacks
-    ``incidents.view_incident`` (an outsider cannot tell the two apart); ``PermissionDenied``
+    ``incidents.view_incident`` or may not see it (a restricted incident it is not a member of,
+    ``incidents.selectors``: an outsider cannot tell these apart); ``PermissionDenied``
     (403) when ``write`` is asked and the user lacks ``incidents.change_incident`` (a read-only
     auditor). Finer checks (which transition a role may take) stay with the services.
     """
     if not request.user.has_perm("incidents.view_incident"):
         raise Http404("No such incident.")
     incident = get_object_or_404(
-        Incident.objects.select_related("owner", "created_by", "declared_by", "sub_processor"),
+        incidents_visible_to(
+            request.user,
+            Incident.objects.select_related("owner", "created_by", "declared_by", "sub_processor"),
+        ),
         pk=pk,
     )
     if write and not request.user.has_perm("incidents.change_incident"):
@@ -129,7 +134,9 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("incidents.view_incident"):
         raise PermissionDenied("Your role may not see incidents.")
     columns = ("reference", "title", "state", "severity", "detection_source", "is_drill", "created_at")
-    filterset = IncidentFilter(request.GET, queryset=Incident.objects.only(*columns))
+    filterset = IncidentFilter(
+        request.GET, queryset=incidents_visible_to(request.user, Incident.objects.only(*columns))
+    )
     context: dict[str, Any] = {
         "filter_form": filterset.form,
         "heartbeat": _worker_heartbeat(),

@@ -33,6 +33,7 @@ from incidents.models import (
     Incident,
     IncidentState,
 )
+from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
 from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.emails import message_domain as _message_domain
@@ -285,16 +286,31 @@ def escalation_raise(
 
 
 def escalation_email(*, escalation_id: int) -> int:
-    """Send the email of one escalation to its recorded recipients; returns the count sent."""
+    """Send the email of one escalation to its recorded recipients; returns the count sent.
+    For a restricted incident, recipients who are not its members get a neutral email that
+    names nothing (``incidents.selectors.RESTRICTED_SUBJECT``)."""
     escalation = Escalation.objects.select_related("clock__incident", "clock__customer").get(pk=escalation_id)
     clock, incident = escalation.clock, escalation.clock.incident
     if not escalation.recipients:
         return 0
+    outside = addresses_outside(incident, escalation.recipients)
+    sent = 0
+    if outside:
+        sent += send_plain_email(
+            connection=mailers.default,
+            to=sorted(outside),
+            subject=incident.email_subject(RESTRICTED_SUBJECT),
+            text=RESTRICTED_BODY,
+            message_id=f"<escalation-{escalation.pk}.restricted@{_message_domain()}>",
+        )
+    members = [address for address in escalation.recipients if address not in outside]
+    if not members:
+        return sent
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
     who = clock.customer.name if clock.customer else clock.get_kind_display()
-    return send_plain_email(
+    return sent + send_plain_email(
         connection=mailers.default,
-        to=escalation.recipients,
+        to=members,
         subject=incident.email_subject(
             f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} notice to {who}"
         ),

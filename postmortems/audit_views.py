@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from incidents.models import Incident
+from incidents.selectors import incidents_visible_to
 from postmortems.evidence import evidence_pack, register_csv, register_incidents, register_xlsx
 
 
@@ -46,7 +46,9 @@ def breach_register_csv(request: HttpRequest) -> HttpResponse | StreamingHttpRes
     period = _period(request)
     if isinstance(period, str):
         return HttpResponseBadRequest(period, content_type="text/plain; charset=utf-8")
-    rows = register_csv(register_incidents(start=period[0], end=period[1]).iterator(chunk_size=500))
+    rows = register_csv(
+        register_incidents(viewer=request.user, start=period[0], end=period[1]).iterator(chunk_size=500)
+    )
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{_filename("breach-register", period, "csv")}"'
     return response
@@ -59,7 +61,9 @@ def breach_register_xlsx(request: HttpRequest) -> HttpResponse:
     period = _period(request)
     if isinstance(period, str):
         return HttpResponseBadRequest(period, content_type="text/plain; charset=utf-8")
-    content = register_xlsx(register_incidents(start=period[0], end=period[1]).iterator(chunk_size=500))
+    content = register_xlsx(
+        register_incidents(viewer=request.user, start=period[0], end=period[1]).iterator(chunk_size=500)
+    )
     response = HttpResponse(
         content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
@@ -70,8 +74,9 @@ def breach_register_xlsx(request: HttpRequest) -> HttpResponse:
 @require_safe
 def incident_evidence_pack(request: HttpRequest, pk: int) -> HttpResponse:
     """``GET /audit/incidents/{id}/evidence-pack.zip``: the incident's evidence pack
-    (``postmortems.evidence.evidence_pack``). 404 for an unknown incident."""
-    incident = get_object_or_404(Incident, pk=pk)
+    (``postmortems.evidence.evidence_pack``). 404 for an unknown incident or one the user may
+    not see (``incidents.selectors``)."""
+    incident = get_object_or_404(incidents_visible_to(request.user), pk=pk)
     pack = evidence_pack(incident)
     response = HttpResponse(pack.content, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{incident.reference}-evidence-pack.zip"'

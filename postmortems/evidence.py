@@ -26,6 +26,7 @@ from django.utils import timezone
 from incidents.audit import verify_chain
 from incidents.checkpoints import latest_checkpoint
 from incidents.models import AffectedCustomer, AuditEvent, EvidenceFile, Incident, evidence_storage
+from incidents.selectors import incidents_visible_to
 from notifications.models import Clock, Delivery, Notice, SentMessage
 from postmortems.models import ActionItem, Drill, PostMortem
 
@@ -84,12 +85,15 @@ def _when(instant: datetime | None) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if instant else ""
 
 
-def register_incidents(*, start: date | None = None, end: date | None = None) -> QuerySet[Incident]:
-    """Every incident (out of scope, customer-driven events, drills and never-notified ones
+def register_incidents(
+    *, viewer: Any, start: date | None = None, end: date | None = None
+) -> QuerySet[Incident]:
+    """Every incident ``viewer`` may see (``incidents.selectors``: a restricted incident only
+    for its members; out of scope, customer-driven events, drills and never-notified ones
     included) that the organisation became aware of between ``start`` and ``end`` (dates in
     UTC, both included; ``None``: open-ended), oldest first, with what the register needs."""
     aware = Coalesce("detected_at", "created_at")
-    incidents = Incident.objects.annotate(aware_at=aware)
+    incidents = incidents_visible_to(viewer).annotate(aware_at=aware)
     if start is not None:
         incidents = incidents.filter(aware_at__gte=datetime.combine(start, time.min, tzinfo=UTC))
     if end is not None:

@@ -30,6 +30,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
 from postmortems.models import REMINDER_DUE_LEAD, ActionItem, ActionItemReminder
 
 logger = logging.getLogger("breachdesk.reminders")
@@ -103,12 +104,21 @@ def _message_domain() -> str:
 
 
 def reminder_email(reminder: ActionItemReminder) -> EmailMessage:
-    """The email of one reminder (subject marked ``[DRILL]`` for a drill's item)."""
+    """The email of one reminder (subject marked ``[DRILL]`` for a drill's item); neutral, naming
+    nothing, when the incident is restricted and the recipient is not its member."""
     item = reminder.action_item
     incident = item.post_mortem.incident
     when = "is overdue" if reminder.kind == ActionItemReminder.Kind.OVERDUE else "falls due"
     due = item.due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if item.due_at else "—"
     link = settings.SITE_URL.rstrip("/") + reverse("postmortems:action_items")
+    headers = {"Message-ID": f"<action-item-{item.pk}.{reminder.kind}@{_message_domain()}>"}
+    if addresses_outside(incident, [reminder.recipient]):
+        return EmailMessage(
+            subject=incident.email_subject(RESTRICTED_SUBJECT),
+            body=f"{RESTRICTED_BODY}\nYour action items: {link}\n",
+            to=[reminder.recipient],
+            headers=headers,
+        )
     return EmailMessage(
         subject=incident.email_subject(f"[Breachdesk] Action item {when}: {incident.reference}"),
         body=(

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from incidents.exceptions import LifecycleConflict
 from incidents.models import Incident, IncidentState
+from incidents.selectors import visible_related
 from incidents.views import _add_validation_errors, _get_incident_for_user
 from notifications.models import Notice
 from postmortems import services
@@ -299,7 +300,11 @@ def action_item_verify(request: HttpRequest, pk: int, item_pk: int) -> HttpRespo
 def _action_items_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     now = timezone.now()
     items = list(
-        ActionItem.objects.filter(Q(status=ActionItem.Status.OPEN) | Q(verified_at__isnull=True))
+        visible_related(
+            request.user,
+            ActionItem.objects.filter(Q(status=ActionItem.Status.OPEN) | Q(verified_at__isnull=True)),
+            "post_mortem__incident",
+        )
         .select_related("post_mortem__incident", "owner")
         .order_by("status", "due_at", "id")[:500]
     )

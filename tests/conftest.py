@@ -120,6 +120,7 @@ def ensure_groups() -> None:
         )
         importlib.import_module("incidents.migrations.0016_evidence_files_and_merge").grant(apps, None)
         importlib.import_module("incidents.migrations.0017_webhooks").grant(apps, None)
+        importlib.import_module("incidents.migrations.0015_need_to_know").grant(apps, None)
         importlib.import_module("notifications.migrations.0002_group_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0006_outbox_email_permissions").grant(apps, None)
         importlib.import_module("notifications.migrations.0009_approved_notices_done_and_translators").grant(

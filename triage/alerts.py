@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import Incident
+from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
 from triage.models import Assessment, StakeholderAlert, StakeholderGroup
 
 
@@ -113,7 +114,9 @@ def stakeholder_alert_send(*, alert_id: int) -> int:
     Claimed with a conditional UPDATE (only while ``sent_at`` is empty), so running it twice, or
     on two workers, sends once. With no recipients (the group has no address yet) nothing is
     sent, ``sent_at`` stays empty and ``last_error`` says why. A mail error clears the claim,
-    records the error and is raised again. The ``Message-ID`` is deterministic per alert.
+    records the error and is raised again. The ``Message-ID`` is deterministic per alert. For a
+    restricted incident, recipients who are not its members (a group mailbox never is) get a
+    neutral email that names nothing (``incidents.selectors.RESTRICTED_SUBJECT``).
     """
     claimed = StakeholderAlert.objects.filter(pk=alert_id, sent_at__isnull=True).update(
         sent_at=timezone.now()
@@ -127,16 +130,31 @@ def stakeholder_alert_send(*, alert_id: int) -> int:
         )
         return 0
     band = Incident.Severity(alert.band).label.lower() if alert.band else "unassessed"
-    message = EmailMessage(
-        subject=alert.incident.email_subject(
-            f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity {band}"
-        ),
-        body=alert.summary + "\n",
-        to=alert.recipients,
-        headers={"Message-ID": _message_id(alert)},
-    )
+    outside = addresses_outside(alert.incident, alert.recipients)
+    members = [address for address in alert.recipients if address not in outside]
+    messages = []
+    if members:
+        messages.append(
+            EmailMessage(
+                subject=alert.incident.email_subject(
+                    f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity {band}"
+                ),
+                body=alert.summary + "\n",
+                to=members,
+                headers={"Message-ID": _message_id(alert)},
+            )
+        )
+    if outside:
+        messages.append(
+            EmailMessage(
+                subject=alert.incident.email_subject(RESTRICTED_SUBJECT),
+                body=RESTRICTED_BODY,
+                to=sorted(outside),
+                headers={"Message-ID": _message_id(alert).replace("@", ".restricted@", 1)},
+            )
+        )
     try:
-        sent = message.send()
+        sent = sum(message.send() for message in messages)
     except Exception as error:
         StakeholderAlert.objects.filter(pk=alert_id).update(
             sent_at=None, last_error=f"{type(error).__name__}: {error}"[:1000]

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 from incidents.exceptions import GuardFailed, LifecycleConflict
 from incidents.forms import describe_missing
 from incidents.models import Incident, IncidentState
+from incidents.selectors import incidents_visible_to
 from incidents.templatetags.breachdesk import display_zone
 from triage import services
 from triage.forms import AssessmentForm, SeverityPreviewForm, TaskUpdateForm
@@ -33,12 +34,15 @@ from triage.models import Assessment, ResponseTask
 def _get_incident_for(request: HttpRequest, pk: int, permission: str) -> Incident:
     """The incident ``pk`` if the user may see it and holds ``permission``.
 
-    ``Http404`` when it does not exist or the user lacks ``incidents.view_incident``;
+    ``Http404`` when it does not exist, the user lacks ``incidents.view_incident`` or may not see
+    it (``incidents.selectors``);
     ``PermissionDenied`` (403) without ``permission``.
     """
     if not request.user.has_perm("incidents.view_incident"):
         raise Http404("No such incident.")
-    incident = get_object_or_404(Incident.objects.select_related("owner"), pk=pk)
+    incident = get_object_or_404(
+        incidents_visible_to(request.user, Incident.objects.select_related("owner")), pk=pk
+    )
     if not request.user.has_perm(permission):
         raise PermissionDenied("Your role may view this incident but not do this.")
     return incident

@@ -1,6 +1,7 @@
 """REST API routes under ``/api/`` (schema at ``/api/schema/``): incidents with their
-transitions and affected customers, customers, contacts, the signed alert intake, the
-user's own API tokens and the webhook subscribers (``incidents.api.webhooks``)."""
+transitions, affected customers, need-to-know restriction, merging, evidence files, customers,
+contacts, the signed alert intake, the user's own API tokens and the webhook subscribers
+(``incidents.api.webhooks``)."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
@@ -13,6 +14,7 @@ from incidents.api.files import (
 )
 from incidents.api.intake import AlertIntakeView
 from incidents.api.merge import IncidentMergeView
+from incidents.api.restriction import IncidentRestrictionView
 from incidents.api.tokens import ApiTokenViewSet
 from incidents.api.views import ContactViewSet, CustomerViewSet, IncidentViewSet, ReadLogViewSet
 from incidents.api.webhooks import WebhookSubscriberViewSet
@@ -43,5 +45,6 @@ urlpatterns = [
         IncidentFileDownloadView.as_view(),
         name="incident-file-download",
     ),
+    path("incidents/<int:pk>/restriction/", IncidentRestrictionView.as_view(), name="incident-restriction"),
     *router.urls,
 ]

@@ -67,6 +67,7 @@ from incidents.models import (
     ReadLogEntry,
 )
 from incidents.readiness import has_deliverable_contact, readiness_figures
+from incidents.selectors import incidents_visible_to, read_log_visible_to
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -101,11 +102,17 @@ class IncidentViewSet(
     search_fields = ["title", "summary", "reference"]
 
     def get_queryset(self) -> QuerySet[Incident]:
+        # incidents_visible_to: a restricted incident is 404 and in no list for a non-member.
+        user = self.request.user
         if self.action == "list":
             # A page's products and affected customers are read by attach_list_relations (two
             # queries of values, no model instances); source_record is not listed.
-            return Incident.objects.select_related("owner", "declared_by").defer("source_record")
-        incidents = Incident.objects.select_related("owner", "declared_by").prefetch_related(
+            return incidents_visible_to(
+                user, Incident.objects.select_related("owner", "declared_by").defer("source_record")
+            )
+        incidents = incidents_visible_to(
+            user, Incident.objects.select_related("owner", "declared_by")
+        ).prefetch_related(
             "products",
             Prefetch(
                 "affected_customers",
@@ -475,7 +482,10 @@ class ReadLogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     extra_query_parameters = {"GET": ["username", "object_type"]}
 
     def get_queryset(self) -> QuerySet[ReadLogEntry]:
-        entries = ReadLogEntry.objects.all()
+        if getattr(self, "swagger_fake_view", False):
+            return ReadLogEntry.objects.none()  # drf-spectacular reads the model; no query
+        # Reads of a restricted incident the user is not a member of are not listed (need to know).
+        entries = read_log_visible_to(self.request.user, ReadLogEntry.objects.all())
         for name in ("username", "object_type"):
             value = self.request.query_params.get(name)
             if value:

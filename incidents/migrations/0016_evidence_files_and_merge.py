@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
-        ('incidents', '0014_audit_keyed_hashes_checkpoints_triggers'),
+        ('incidents', '0015_need_to_know'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

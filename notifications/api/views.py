@@ -44,6 +44,7 @@ from incidents.api.permissions import ModelPermissions
 from incidents.api.serializers import EmptyBody, ErrorSerializer
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.models import Customer, Incident
+from incidents.selectors import incidents_visible_to, visible_related
 from notifications import services
 from notifications.api.serializers import (
     AcknowledgeDeliveryFailureBody,
@@ -91,13 +92,15 @@ _PERMISSIONS = [IncidentVisible, ModelPermissions]
 
 class IncidentScopedMixin:
     """For routes under ``/api/incidents/{incident_pk}/``: ``self.incident``, or 404 when there
-    is no such incident (a malformed or out-of-range id included)."""
+    is no such incident (a malformed or out-of-range id included) or the user may not see it (a
+    restricted incident it is not a member of, ``incidents.selectors``)."""
 
     kwargs: dict[str, Any]
+    request: Any
 
     @cached_property
     def incident(self) -> Incident:
-        return get_object_or_404(Incident.objects.all(), pk=self.kwargs["incident_pk"])
+        return get_object_or_404(incidents_visible_to(self.request.user), pk=self.kwargs["incident_pk"])
 
     def _schema_only(self) -> bool:
         # drf-spectacular builds views without URL kwargs to read their querysets.
@@ -250,7 +253,7 @@ class ClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return ClockListPagination if self.action == "list" else None
 
     def get_queryset(self) -> QuerySet[Clock]:
-        return _clocks()
+        return visible_related(self.request.user, _clocks())
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "now": timezone.now()}
@@ -604,12 +607,16 @@ class WithholdingViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     next notice carries it and marks it changed (``services.withholding_release``); 200 with
     the withholding, 409 if already released."""
 
-    queryset = Withholding.objects.select_related("created_by", "released_by")
     serializer_class = WithholdingSerializer
     permission_classes = _PERMISSIONS
     required_permissions = _WITHHOLD
     filter_backends: list[Any] = []
     pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Withholding]:
+        return visible_related(
+            self.request.user, Withholding.objects.select_related("created_by", "released_by")
+        )
 
     @extend_schema(
         request=EmptyBody,
@@ -629,13 +636,21 @@ class WithholdingViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 # Deliveries -------------------------------------------------------------------------------------
 
 
+def _visible_incidents(request: Any) -> QuerySet[Incident]:
+    """The incidents a filter may name: a restricted one is "not a valid choice" (400) for a
+    non-member, as an unknown id is."""
+    return incidents_visible_to(getattr(request, "user", None))
+
+
 class DeliveryFilter(django_filters.FilterSet):
     """``GET /api/deliveries/``: ``?incident=<incident id>``, ``?customer=<customer id>``,
     ``?status=`` (repeatable: any of ``pending``, ``sending``, ``sent``, ``failed``). An
     unknown id or status is a 400 naming the parameter."""
 
     incident = django_filters.ModelChoiceFilter(
-        field_name="notice__incident", queryset=Incident.objects.all(), label="Incident id"
+        field_name="notice__incident",
+        queryset=_visible_incidents,  # type: ignore[arg-type]  # django-filter calls it with the request
+        label="Incident id",
     )
     customer = django_filters.ModelChoiceFilter(queryset=Customer.objects.all())
     status = django_filters.MultipleChoiceFilter(choices=Delivery.Status.choices)
@@ -661,7 +676,11 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = DeliveryFilter
 
     def get_queryset(self) -> QuerySet[Delivery]:
-        deliveries = Delivery.objects.select_related("notice__incident", "customer")
+        deliveries = visible_related(
+            self.request.user,
+            Delivery.objects.select_related("notice__incident", "customer"),
+            "notice__incident",
+        )
         if self.action == "list":
             return deliveries.defer("body_text", "body_html")
         return deliveries.select_related("notice_message")

@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from incidents.api.pagination import KeysetPagination
 from incidents.api.serializers import ErrorSerializer
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
+from incidents.selectors import visible_related
 from notifications.api.views import _PERMISSIONS, IncidentScopedMixin
 from notifications.models import Notice
 from postmortems import services
@@ -226,7 +227,7 @@ class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return {}
 
     def get_queryset(self) -> QuerySet[ActionItem]:
-        items = _action_items()
+        items = visible_related(self.request.user, _action_items(), "post_mortem__incident")
         if self.action != "list":
             return items
         status_filter = self.request.query_params.get("status")
@@ -353,4 +354,9 @@ class DrillViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = _PERMISSIONS
     serializer_class = DrillSerializer
     pagination_class = DrillKeysetPagination
-    queryset = Drill.objects.select_related("incident", "completed_by").prefetch_related("participants")
+
+    def get_queryset(self) -> QuerySet[Drill]:
+        return visible_related(
+            self.request.user,
+            Drill.objects.select_related("incident", "completed_by").prefetch_related("participants"),
+        )

@@ -103,6 +103,8 @@ def one_of_each(db, make_incident, customer, manager, superuser, settings, tmp_p
     from incidents.checkpoints import audit_checkpoints_write
 
     audit_checkpoints_write()
+    # A need-to-know restriction with its members (the superuser one of them, so it sees them).
+    services.incident_restriction_set(incident=make_incident(), actor=manager, members=[superuser])
     return incident
 
 

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import services
 from incidents.audit_site import audit_site
 from incidents.models import Product, Supplier, WorkerHeartbeat
 from tests.conftest import intake_rows, second_half_rows
@@ -20,7 +21,7 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def one_of_each(db, make_incident, customer, manager, smtp_server, settings, tmp_path):
+def one_of_each(db, make_incident, customer, manager, auditor, smtp_server, settings, tmp_path):
     """At least one row of every model of the audited apps, built through the services."""
     _evidence_rows(make_incident, manager, settings, tmp_path)
     Product.objects.create(name="Support Portal")
@@ -39,6 +40,8 @@ def one_of_each(db, make_incident, customer, manager, smtp_server, settings, tmp
     from incidents.checkpoints import audit_checkpoints_write
 
     audit_checkpoints_write()
+    # A need-to-know restriction with its members (the auditor granted, so it sees them).
+    services.incident_restriction_set(incident=make_incident(), actor=manager, members=[auditor])
     return incident
 
 

@@ -32,6 +32,7 @@ from incidents.api.serializers import ErrorSerializer, IncidentDetailSerializer,
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.exceptions import TransitionNotAvailable
 from incidents.models import Incident, IncidentState
+from incidents.selectors import incidents_visible_to, visible_related
 from triage import services
 from triage.api.serializers import (
     AssessmentBody,
@@ -60,7 +61,7 @@ class DueKeysetPagination(KeysetPagination):
 
 class IncidentScopedMixin(generics.GenericAPIView):
     """For routes under ``/api/incidents/{incident_id}/``: the incident, or 404 when it does not
-    exist or the user may not view incidents. ``lookup_url_kwarg`` makes ``ModelPermissions``
+    exist, the user may not view incidents or may not see this one (``incidents.selectors``). ``lookup_url_kwarg`` makes ``ModelPermissions``
     answer 404 (not 403) to a user who may not view the listed model either."""
 
     lookup_url_kwarg = "incident_id"
@@ -70,7 +71,7 @@ class IncidentScopedMixin(generics.GenericAPIView):
         if not self.request.user.has_perm("incidents.view_incident"):
             raise Http404("No such incident.")
         try:
-            return Incident.objects.get(pk=int(self.kwargs["incident_id"]))
+            return incidents_visible_to(self.request.user).get(pk=int(self.kwargs["incident_id"]))
         except (Incident.DoesNotExist, ValueError):
             raise Http404("No such incident.") from None
 
@@ -142,9 +143,11 @@ class ResponseTaskDetailView(generics.RetrieveAPIView):
     409 when the incident is closed or ruled out.
     """
 
-    queryset = ResponseTask.objects.select_related("assignee", "done_by")
     serializer_class = ResponseTaskSerializer
     http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[ResponseTask]:
+        return visible_related(self.request.user, ResponseTask.objects.select_related("assignee", "done_by"))
 
     def get_object(self) -> ResponseTask:
         if not self.request.user.has_perm("incidents.view_incident"):
