@@ -297,9 +297,11 @@ else:
         # enqueue): a request that queues a wake-up must not wait on Redis (config.celery.enqueue;
         # the scanner finds the work). Workers and beat reconnect by their own retry settings.
         "max_retries": 0,
-        # A Redis that accepts connections but does not answer fails within seconds, not minutes.
-        "socket_connect_timeout": 2,
-        "socket_timeout": 10,
+        # A Redis that accepts connections but does not answer (black-holed, hung) fails within
+        # a second or two, not minutes: connect 1 s, each read or write 2 s (above kombu's 1 s
+        # BRPOP poll, so a worker's idle wait is not a timeout). Issue 8.
+        "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_CONNECT_TIMEOUT", default=1.0),
+        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
@@ -311,6 +313,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Issue 8: a request that queues a wake-up never waits on a broker that is down or hangs for more
+# than a second or two (config.celery.enqueue makes one attempt; the row is already stored and
+# the deadline scanner wakes the worker). Workers and beat keep retrying their own connection.
+CELERY_BROKER_CONNECTION_TIMEOUT: float = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 
 # Django's cache holds the API throttles' counters. Default: memory of each process (one
 # process: fine; several: use CACHE_URL=redis://host:6379/1 so they share the counts).

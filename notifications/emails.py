@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.celery import enqueue
-from incidents.models import Contact, Customer
+from incidents.models import Contact, Customer, Incident
 from notifications.models import OutgoingEmail
 from notifications.rendering import RenderedMessage, render_templates
 
@@ -31,10 +31,13 @@ def message_domain() -> str:
     return address or "breachdesk.invalid"
 
 
-def render_email(*, kind: str, context: dict[str, Any], language: str) -> RenderedMessage:
+def render_email(
+    *, kind: str, context: dict[str, Any], language: str, incident: Incident | None = None
+) -> RenderedMessage:
     """Render the ``kind`` email (``templates/emails/<kind>/``) with ``context`` in
-    ``language`` (a code of ``settings.LANGUAGES``)."""
-    return render_templates(folder=f"emails/{kind}", context=context, language=language)
+    ``language`` (a code of ``settings.LANGUAGES``); an email about a drill ``incident`` says
+    it is an exercise (subject and both parts)."""
+    return render_templates(folder=f"emails/{kind}", context=context, language=language, incident=incident)
 
 
 def outgoing_email_queue(
@@ -46,6 +49,7 @@ def outgoing_email_queue(
     message_key: str,
     contact: Contact | None = None,
     customer: Customer | None = None,
+    incident: Incident | None = None,
     now: datetime | None = None,
 ) -> OutgoingEmail:
     """Render one email of ``kind`` to ``address`` and put it in the outbox; return the row.
@@ -55,8 +59,9 @@ def outgoing_email_queue(
     of this kind (for example the row it is about), giving the deterministic Message-ID
     ``<kind.key@domain>``; a second email with the same key raises ``IntegrityError``.
     ``contact``: the contact it goes to, if any (a permanent refusal marks it undeliverable).
+    ``incident``: the incident it is about, if any (a drill's email says it is an exercise).
     """
-    rendered = render_email(kind=kind, context=context, language=language)
+    rendered = render_email(kind=kind, context=context, language=language, incident=incident)
     now = now or timezone.now()
     email = OutgoingEmail.objects.create(
         kind=kind,
@@ -65,11 +70,25 @@ def outgoing_email_queue(
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,
-        message_id=f"<{kind.replace('_', '-')}.{message_key}@{message_domain()}>",
+        message_id=message_id(kind=kind, message_key=message_key),
         contact=contact,
         customer=customer,
         next_attempt_at=now,
         created_at=now,
     )
-    transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES))
+    transaction.on_commit(lambda: enqueue(TASK_SEND_DUE_DELIVERIES), robust=True)
     return email
+
+
+def outgoing_email_queue_once(*, kind: str, message_key: str, **arguments: Any) -> OutgoingEmail | None:
+    """``outgoing_email_queue`` unless the email with this ``kind`` and ``message_key`` is
+    already in the outbox; the new row, or ``None`` when it was there. For callers that may run
+    twice (a task re-delivered by the broker, a scanner's second pass): nothing is sent twice."""
+    if OutgoingEmail.objects.filter(message_id=message_id(kind=kind, message_key=message_key)).exists():
+        return None
+    return outgoing_email_queue(kind=kind, message_key=message_key, **arguments)
+
+
+def message_id(*, kind: str, message_key: str) -> str:
+    """The deterministic Message-ID of the ``kind`` email with ``message_key``."""
+    return f"<{kind.replace('_', '-')}.{message_key}@{message_domain()}>"

@@ -17,6 +17,9 @@ missed tick, a restart or two scanners at once are harmless.
    or it was killed) are listed, and ``tasks.scan_deadlines`` queues a worker for each; the
    worker resumes where the last one stopped.
 5. If any outbox row is due, the sender is woken.
+6. The same for the outbox of ``incidents`` (report confirmations, declaration alerts:
+   ``incidents.outbox``): expired claims go back to ``pending``, and
+   ``incidents.tasks.send_outgoing_emails`` is woken when rows are due.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from incidents.outbox import outgoing_emails_due_exist, outgoing_emails_requeue_expired
 from notifications import clocks
 from notifications.models import Clock
 from notifications.sender import outbox_due_exists, outbox_requeue_expired
@@ -43,13 +47,15 @@ LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 @dataclass
 class ScanReport:
     """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
-    whether outbox rows were due (the sender was woken), and the approved notices whose
-    deliveries are still to be created (a worker is queued for each)."""
+    whether outbox rows were due (the sender was woken), whether ``incidents``' own outbox had
+    rows due (its sender was woken), and the approved notices whose deliveries are still to be
+    created (a worker is queued for each)."""
 
     escalations: int = 0
     automatic_notices: int = 0
     requeued: int = 0
     deliveries_due: bool = False
+    incident_emails_due: bool = False
     notices_awaiting_deliveries: list[int] = field(default_factory=list)
 
 
@@ -59,9 +65,10 @@ def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
     report = ScanReport()
     report.escalations = _raise_escalations(now)
     report.automatic_notices = _issue_automatic_notices(now)
-    report.requeued = outbox_requeue_expired(now=now)
+    report.requeued = outbox_requeue_expired(now=now) + outgoing_emails_requeue_expired()
     report.notices_awaiting_deliveries = notices_awaiting_deliveries()
     report.deliveries_due = outbox_due_exists(now=now)
+    report.incident_emails_due = outgoing_emails_due_exist()
     return report
 
 
