@@ -258,7 +258,7 @@ def test_a_refused_reminder_is_kept_and_retried_by_the_outbox(
     too_soon = outbox_send_due()
     again = action_item_reminders_scan(now=timezone.now() + timedelta(hours=2))
     reminder = ActionItemReminder.objects.get()
-    OutgoingEmail.objects.filter(pk=reminder.email_id).update(next_attempt_at=timezone.now())
+    OutgoingEmail.objects.filter(action_item_reminder=reminder).update(next_attempt_at=timezone.now())
     later = outbox_send_due()
 
     # Created already overdue: one overdue reminder, no "falls due" one, handed over once.
@@ -268,7 +268,7 @@ def test_a_refused_reminder_is_kept_and_retried_by_the_outbox(
     assert (again.recorded, again.sent) == (0, 0)
     assert later.sent == 1
     assert len(smtp_server.received) == 1
-    assert OutgoingEmail.objects.get(pk=reminder.email_id).status == "sent"
+    assert OutgoingEmail.objects.get(action_item_reminder=reminder).status == "sent"
 
 
 @pytest.mark.postgresql
