@@ -413,6 +413,9 @@ NOTICE_CONTACT_POINT: str = env.str(
 # hands it to another worker (a killed worker delays a notice; it never loses it).
 NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
 NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
+# The pages show the background worker as down (red) when its last heartbeat (every 30 s) is
+# older than this many seconds (incidents.heartbeat).
+WORKER_HEARTBEAT_STALE_SECONDS: int = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=120)
 NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
 # Free text (nature of the breach, measures, ...) is written in NOTICE_SOURCE_LANGUAGE; an
 # incident manager may give it per language. With NOTICE_REQUIRE_TRANSLATIONS, approval refuses

@@ -28,6 +28,7 @@ from dashboard import metrics as metrics_module
 from dashboard.board import SORTS, BadCursor, board_page
 from dashboard.forms import BoardFilterForm, ContactForm, CustomerForm, CustomerImportForm, MetricsPeriodForm
 from incidents import services
+from incidents.heartbeat import worker_heartbeat
 from incidents.management.commands.import_customers import (
     COLUMNS,
     upsert_customer_rows,
@@ -61,6 +62,7 @@ def board(request: HttpRequest) -> HttpResponse:
         "now": timezone.now(),
         "sorts": SORTS,
         "display_time_zone": display_zone().key,
+        "heartbeat": worker_heartbeat(),
     }
     status = 200
     filters: dict[str, Any] = {}
