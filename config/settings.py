@@ -288,21 +288,23 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Well above any task's time limit, so a long task is not redelivered while it runs.
-        "visibility_timeout": 3600,
-        # A publisher that finds Redis down gives up after one connection attempt instead of
-        # kombu's default of retrying for broker_connection_timeout plus back-off (about 6 s per
-        # enqueue): a request that queues a wake-up must not wait on Redis (config.celery.enqueue;
-        # the scanner finds the work). Workers and beat reconnect by their own retry settings.
-        "max_retries": 0,
-        # A Redis that accepts connections but does not answer (black-holed, hung) fails within
-        # a second or two, not minutes: connect 1 s, each read or write 2 s (above kombu's 1 s
-        # BRPOP poll, so a worker's idle wait is not a timeout). Issue 8.
-        "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_CONNECT_TIMEOUT", default=1.0),
-        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0),
-    }
+# The transport options of a Redis broker (also read by the tests that check the bound).
+BROKER_REDIS_TRANSPORT_OPTIONS = {
+    # Well above any task's time limit, so a long task is not redelivered while it runs.
+    "visibility_timeout": 3600,
+    # A publisher that finds Redis down gives up after one connection attempt instead of
+    # kombu's default of retrying for broker_connection_timeout plus back-off (about 6 s per
+    # enqueue): a request that queues a wake-up must not wait on Redis (config.celery.enqueue;
+    # the scanner finds the work). Workers and beat reconnect by their own retry settings.
+    "max_retries": 0,
+    # A Redis that accepts connections but does not answer (black-holed, hung) fails within
+    # a second or two, not minutes: connect 1 s, each read or write 2 s (above kombu's 1 s
+    # BRPOP poll, so a worker's idle wait is not a timeout). Issue 8.
+    "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_CONNECT_TIMEOUT", default=1.0),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0),
+}
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_REDIS_TRANSPORT_OPTIONS
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
