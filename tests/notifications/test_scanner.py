@@ -194,5 +194,8 @@ def test_two_scanners_at_once_record_and_send_each_escalation_once(
 
     assert Escalation.objects.count() == 3 * 3  # 48h, 24h and 12h for each of the 3 clocks
     assert sum(report.escalations for report in reports) == 9
-    assert len([m for m in mail.outbox if "12 hours left" in m.subject]) == 3
+    # Each clock's 12-hour escalation once, one email per recipient (the manager and the owner).
+    urgent = [m for m in mail.outbox if "12 hours left" in m.subject]
+    assert len(urgent) == 3 * 2
+    assert len({(m.subject, m.to[0]) for m in urgent}) == 3 * 2
     assert not [m for m in mail.outbox if "48 hours left" in m.subject or "24 hours left" in m.subject]
