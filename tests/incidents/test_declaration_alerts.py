@@ -68,3 +68,18 @@ def test_the_scanner_wakes_the_sender_of_alerts_whose_wake_up_was_lost(
     assert report["incident_emails_due"] is True
     assert len(smtp_server.received) == 2
     assert set(OutgoingEmail.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_it_is_sent_by_check_deadlines_too(make_incident, manager, responder, customer, smtp_server):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _declare(make_incident, manager, responder, customer)
+    out = StringIO()
+
+    call_command("check_deadlines", stdout=out)
+
+    assert "Declaration alerts and report confirmations: 2 sent" in out.getvalue()
+    assert len(smtp_server.received) >= 2
+    assert set(OutgoingEmail.objects.values_list("status", flat=True)) == {"sent"}
