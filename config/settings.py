@@ -319,10 +319,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # than a second or two (config.celery.enqueue makes one attempt; the row is already stored and
 # the deadline scanner wakes the worker). Workers and beat keep retrying their own connection.
 CELERY_BROKER_CONNECTION_TIMEOUT: float = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
-CELERY_TASK_PUBLISH_RETRY = False
+# Publishes by beat and by workers (not enqueue, which never retries) try once more after
+# 0.5 s: a blip of the broker is bridged, a broker that is down costs them a second or two.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
-    "interval_start": 0,
+    "interval_start": 0.5,
     "interval_step": 0.5,
     "interval_max": 0.5,
 }
