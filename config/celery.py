@@ -5,6 +5,7 @@ Beat runs periodic work only as "what is due now?" queries, so a missed tick or 
 harmless; no task is scheduled with a long ETA or countdown.
 """
 
+import importlib
 import logging
 import os
 from typing import Any
@@ -84,10 +85,17 @@ def enqueue(task: Any, *args: Any) -> bool:
     The broker only wakes workers: PostgreSQL holds the work, and the deadline scanner (every
     minute) finds anything whose wake-up message was lost. So a broker that is down must not
     turn a committed declaration into an error page, or make a request wait: one attempt, no
-    retries, and a log line.
+    retries, and a log line. A broker that is down fails at once; one that accepts connections
+    and never answers fails within ``CELERY_BROKER_SOCKET_TIMEOUT`` (2 s; connect:
+    ``CELERY_BROKER_SOCKET_CONNECT_TIMEOUT``, 1 s) instead of kombu's default minutes (issue 8).
     """
     name = task if isinstance(task, str) else task.name
     try:
+        if isinstance(task, str) and name not in app.tasks:
+            # Register it (its module may not be imported yet in this process, e.g. a web
+            # process or the tests): under task_always_eager an unregistered name would be
+            # "sent" to nowhere instead of running.
+            importlib.import_module(name.rsplit(".", 1)[0])
         signature = app.signature(name, args=args) if isinstance(task, str) else task.s(*args)
         signature.apply_async(retry=False)
     except Exception:  # noqa: BLE001 - any broker failure is survivable by design

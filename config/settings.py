@@ -371,19 +371,23 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Well above any task's time limit, so a long task is not redelivered while it runs.
-        "visibility_timeout": 3600,
-        # A publisher that finds Redis down gives up after one connection attempt instead of
-        # kombu's default of retrying for broker_connection_timeout plus back-off (about 6 s per
-        # enqueue): a request that queues a wake-up must not wait on Redis (config.celery.enqueue;
-        # the scanner finds the work). Workers and beat reconnect by their own retry settings.
-        "max_retries": 0,
-        # A Redis that accepts connections but does not answer fails within seconds, not minutes.
-        "socket_connect_timeout": 2,
-        "socket_timeout": 10,
-    }
+# The transport options of a Redis broker (also read by the tests that check the bound).
+BROKER_REDIS_TRANSPORT_OPTIONS = {
+    # Well above any task's time limit, so a long task is not redelivered while it runs.
+    "visibility_timeout": 3600,
+    # A publisher that finds Redis down gives up after one connection attempt instead of
+    # kombu's default of retrying for broker_connection_timeout plus back-off (about 6 s per
+    # enqueue): a request that queues a wake-up must not wait on Redis (config.celery.enqueue;
+    # the scanner finds the work). Workers and beat reconnect by their own retry settings.
+    "max_retries": 0,
+    # A Redis that accepts connections but does not answer (black-holed, hung) fails within
+    # a second or two, not minutes: connect 1 s, each read or write 2 s (above kombu's 1 s
+    # BRPOP poll, so a worker's idle wait is not a timeout). Issue 8.
+    "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_CONNECT_TIMEOUT", default=1.0),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0),
+}
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_REDIS_TRANSPORT_OPTIONS
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
@@ -394,6 +398,18 @@ CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Issue 8: a request that queues a wake-up never waits on a broker that is down or hangs for more
+# than a second or two (config.celery.enqueue makes one attempt; the row is already stored and
+# the deadline scanner wakes the worker). Workers and beat keep retrying their own connection.
+CELERY_BROKER_CONNECTION_TIMEOUT: float = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+# Publishes by beat and by workers (not enqueue, which never retries) try once more after
+# 0.5 s: a blip of the broker is bridged, a broker that is down costs them a second or two.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 
 # Django's cache holds the API throttles' counters. Default: memory of each process (one
 # process: fine; several: use CACHE_URL=redis://host:6379/1 so they share the counts).
@@ -483,6 +499,9 @@ NOTICE_CONTACT_POINT: str = env.str(
 # hands it to another worker (a killed worker delays a notice; it never loses it).
 NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
 NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
+# The pages show the background worker as down (red) when its last heartbeat (every 30 s) is
+# older than this many seconds (incidents.heartbeat).
+WORKER_HEARTBEAT_STALE_SECONDS: int = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=120)
 NOTICE_MAX_ATTEMPTS: int = env.int("NOTICE_MAX_ATTEMPTS", default=12)
 
 # Outgoing webhooks (incidents.webhooks, README "Webhooks"). Subscribers must be public https

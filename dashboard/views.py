@@ -36,6 +36,7 @@ from dashboard.forms import (
     MyWorkForm,
 )
 from incidents import services
+from incidents.heartbeat import worker_heartbeat
 from incidents.management.commands.import_customers import (
     COLUMNS,
     upsert_customer_rows,
@@ -71,6 +72,7 @@ def board(request: HttpRequest) -> HttpResponse:
         "now": timezone.now(),
         "sorts": SORTS,
         "display_time_zone": display_zone().key,
+        "heartbeat": worker_heartbeat(),
     }
     status = 200
     filters: dict[str, Any] = {}

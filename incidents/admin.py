@@ -789,6 +789,8 @@ class SecurityAuditEventDisplay(admin.ModelAdmin):
 @admin.register(SecurityAuditEvent)
 class SecurityAuditEventAdmin(SecurityAuditEventDisplay, WrittenElsewhere):
     """Written by the sign-in code; never changed, superusers included."""
+
+
 @admin.register(EvidenceFile)
 class EvidenceFileAdmin(WrittenElsewhere):
     """Evidence files are uploaded, superseded and deleted on the incident page or the API
@@ -797,6 +799,8 @@ class EvidenceFileAdmin(WrittenElsewhere):
     list_display = ("incident", "original_name", "size", "sha256", "uploaded_by_username", "uploaded_at")
     search_fields = ("original_name", "sha256", "incident__reference")
     list_select_related = ("incident",)
+
+
 # --- Webhooks (managed at /webhooks/ and /api/webhooks/; read-only here) ----------------------
 
 
@@ -866,6 +870,8 @@ class WebhookDeliveryAdmin(WebhookDeliveryDisplay, _SystemWritten):
 @admin.register(WebhookAttempt)
 class WebhookAttemptAdmin(WebhookAttemptDisplay, _SystemWritten):
     pass
+
+
 # Need to know: written by incidents.services.incident_restriction_set and _lift (audited), on
 # the incident page and through the API; shown here read-only.
 

@@ -1315,6 +1315,8 @@ class SecurityAuditEvent(models.Model):
         if self.pk is not None and not self._state.adding:
             raise ValueError("Security audit events are never changed.")
         super().save(*args, **kwargs)
+
+
 # Evidence files ---------------------------------------------------------------------------------
 
 
@@ -1389,6 +1391,8 @@ class EvidenceFile(models.Model):
     def is_superseded(self) -> bool:
         """True once a newer file replaced this one."""
         return self.superseded_by_id is not None
+
+
 # Events for other systems (outgoing webhooks; incidents.webhooks) ----------------------------
 
 
@@ -1532,6 +1536,8 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.status_code or self.error}"
+
+
 class IncidentRestriction(models.Model):
     """An incident restricted to named people on a need-to-know basis (issue 10, item 1).
 

@@ -20,7 +20,6 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
-from config.celery import enqueue
 from incidents.accounts import is_auditor
 from incidents.addresses import normalise_email
 from incidents.audit import audit_append, customer_audit_append
@@ -49,8 +48,8 @@ from incidents.models import (
     Product,
     WebhookEventType,
 )
+from incidents.outbox import declaration_alerts_queue
 from incidents.selectors import incident_visible
-from incidents.tasks import send_declaration_alert
 from incidents.webhooks import webhook_event_raise
 
 #: Incident fields that intake and editing may set, in the order forms show them. ``state`` is
@@ -360,8 +359,12 @@ def _transition(
     method_kwargs: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
     after_commit: Callable[[Incident], object] | None = None,
+    saved: Callable[[Incident], object] | None = None,
 ) -> Incident:
     """Run lifecycle transition ``name`` as described in the module docstring.
+
+    ``saved``: this app's own step once the transition is saved, in the same transaction (the
+    declaration puts its alerts in the outbox there).
 
     Order of checks: permission (403), availability from the current state (409), then the guard
     with the body's ``changes`` applied (400 naming what is missing). In between, in the same
@@ -389,6 +392,8 @@ def _transition(
                 raise GuardFailed(transition_name=name, missing=missing)
             method(at=now, **(method_kwargs or {}))
             locked.save()
+            if saved is not None:
+                saved(locked)
             extra.update(run_hooks(name, "saved", locked, context))
             audit_append(
                 incident=locked,
@@ -507,8 +512,10 @@ def incident_declare(*, incident: Incident, actor: Any, nature_of_breach: str | 
     delay"). Guard: ``nature_of_breach`` and at least one affected customer. Permission:
     ``incidents.declare_incident`` (incident managers). In the same transaction the ``saved``
     hooks of ``declare`` run (``settings.LIFECYCLE_HOOKS``: one notice clock per affected
-    customer starts at the declaration instant). After commit, the incident managers and the
-    owner are emailed (``incidents.tasks.send_declaration_alert``).
+    customer starts at the declaration instant). In the same transaction, one "personal data
+    breach declared" email per incident manager and the owner goes into the outbox
+    (``incidents.outbox.declaration_alerts_queue``); the sender is woken after commit, and the
+    deadline scanner wakes it if the broker was down (issue 8: no alert lost, none sent twice).
     """
     changes = {"nature_of_breach": nature_of_breach} if nature_of_breach is not None else {}
     return _transition(
@@ -517,7 +524,7 @@ def incident_declare(*, incident: Incident, actor: Any, nature_of_breach: str | 
         name="declare",
         changes=changes,
         method_kwargs={"by": actor},
-        after_commit=lambda locked: enqueue(send_declaration_alert, locked.pk),
+        saved=lambda locked: declaration_alerts_queue(incident=locked),
     )
 
 

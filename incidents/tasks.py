@@ -4,56 +4,25 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
-from django.urls import reverse
+from django.db import transaction
 from django.utils import timezone
 
 from incidents.models import Incident, WorkerHeartbeat
-from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
+from incidents.outbox import declaration_alerts_queue
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_declaration_alert(incident_id: int) -> int:
-    """Email the incident managers and the owner that ``incident_id`` was declared.
+    """Make sure the declaration alerts of ``incident_id`` are in the outbox; the number of
+    rows added (0 when they already are).
 
-    Returns the number of recipients (0 when there is nobody with an address). For a restricted
-    incident, recipients who are not its members get ``RESTRICTED_SUBJECT`` and a body that
-    names nothing (``incidents.selectors.addresses_outside``). Running it twice
-    sends twice; it is queued once, on commit of the declaration.
+    Kept for messages queued before issue 8 (the declaration now writes its alert rows itself,
+    ``incidents.outbox.declaration_alerts_queue``): safe to run any number of times, it never
+    sends anything twice.
     """
-    incident = Incident.objects.select_related("owner").get(pk=incident_id)
-    users = get_user_model().objects.filter(groups__name="incident_manager", is_active=True)
-    recipients = {user.email for user in users if user.email}
-    if incident.owner and incident.owner.email:
-        recipients.add(incident.owner.email)
-    if not recipients:
-        return 0
-    outside = addresses_outside(incident, recipients)
-    if outside:
-        send_mail(
-            subject=incident.email_subject(RESTRICTED_SUBJECT),
-            message=RESTRICTED_BODY,
-            from_email=None,
-            recipient_list=sorted(outside),
-        )
-    members = recipients - outside
-    if not members:
-        return len(recipients)
-    link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
-    declared = incident.declared_at.strftime("%Y-%m-%d %H:%M UTC") if incident.declared_at else ""
-    send_mail(
-        subject=incident.email_subject(f"[Breachdesk] Personal data breach declared: {incident.reference}"),
-        message=(
-            f"{incident.reference} was declared a personal data breach at {declared}.\n"
-            f"Title: {incident.title}\n"
-            f"Affected customers: {incident.affected_customers.count()}\n"
-            f"Customers must be notified within their notification window.\n\n{link}\n"
-        ),
-        from_email=None,
-        recipient_list=sorted(members),
-    )
-    return len(recipients)
+    with transaction.atomic():
+        incident = Incident.objects.select_related("owner").get(pk=incident_id)
+        return declaration_alerts_queue(incident=incident)
 
 
 @shared_task

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import messages
@@ -45,6 +45,7 @@ from incidents.forms import (
     TransitionForm,
     describe_missing,
 )
+from incidents.heartbeat import worker_heartbeat
 from incidents.lifecycle import TRANSITION_NAMES, missing_for
 from incidents.merge_page import merge_context
 from incidents.models import (
@@ -54,16 +55,12 @@ from incidents.models import (
     Incident,
     IncidentState,
     Note,
-    WorkerHeartbeat,
 )
 from incidents.selectors import incidents_visible_to
 from incidents.templatetags.breachdesk import display_zone
 
 #: Incidents per page of the list.
 PAGE_SIZE = 50
-
-#: A heartbeat older than this means the worker (and with it deadline scanning) is not running.
-HEARTBEAT_STALE_AFTER = timedelta(minutes=2)
 
 #: States from which affected customers may still be removed (``affected_customer_remove``).
 _REMOVABLE_STATES = (IncidentState.DETECTED, IncidentState.TRIAGED)
@@ -115,16 +112,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     return created_at, pk
 
 
-def _worker_heartbeat() -> dict[str, Any]:
-    """When the worker last beat (UTC instant or ``None``) and whether that is recent."""
-    heartbeat = WorkerHeartbeat.objects.filter(name="beat").first()
-    beat_at = heartbeat.beat_at if heartbeat else None
-    return {
-        "beat_at": beat_at,
-        "seen": beat_at is not None and beat_at >= timezone.now() - HEARTBEAT_STALE_AFTER,
-    }
-
-
 @login_required
 def incident_list(request: HttpRequest) -> HttpResponse:
     """Incidents newest first, filtered by ``state``, ``severity``, ``detection_source``,
@@ -139,7 +126,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
     )
     context: dict[str, Any] = {
         "filter_form": filterset.form,
-        "heartbeat": _worker_heartbeat(),
+        "heartbeat": worker_heartbeat(),
         "incidents": [],
         "older_cursor": None,
         "is_first_page": "cursor" not in request.GET,

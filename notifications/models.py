@@ -608,14 +608,19 @@ class OutgoingEmail(OutboxMessage):
 
     ``contact`` and ``customer``: who it is for, when it goes to a customer's contact (a
     permanent refusal then marks the contact undeliverable). To add a kind: a ``Kind`` value,
-    its three templates, and a call to ``notifications.outbox.outgoing_email_queue`` in the
-    transaction that decides to send it (see ``docs/outbox.md``).
+    its three templates, and a call to ``notifications.emails.outgoing_email_queue`` in the
+    transaction that decides to send it (see ``docs/outbox.md``). Staff emails (stakeholder
+    alerts, escalations, action-item reminders) are rows here too, one per recipient.
     """
 
     class Kind(models.TextChoices):
         CONTACT_CONFIRMATION = "contact_confirmation", "Contact confirmation request"
         CONTACT_ADDRESS_CONFIRMATION = "contact_address_confirmation", "New contact address confirmation"
         DUE_REMINDER = "due_reminder", "Reminder of a date (due or overdue)"
+        # Staff emails (issue 8: every email is an outbox row), one row per recipient.
+        STAKEHOLDER_ALERT = "stakeholder_alert", "Stakeholder alert"
+        ESCALATION = "escalation", "Escalation"
+        ACTION_ITEM_REMINDER = "action_item_reminder", "Action item reminder"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     contact = models.ForeignKey(

@@ -139,8 +139,6 @@ def _raise(source: ReminderSource, item: DueItem, kind: str, now: datetime) -> b
     subject = f"[Breachdesk] {source.label} {'overdue' if overdue else 'due'}" + (
         f": {reference}" if reference else ""
     )
-    if item.incident is not None:
-        subject = item.incident.email_subject(subject)
     context = {
         "subject": subject,
         "what": source.label,
@@ -168,6 +166,7 @@ def _raise(source: ReminderSource, item: DueItem, kind: str, now: datetime) -> b
                 language="en",
                 context=context,
                 message_key=f"{source.name}-{item.object_id}.{kind}.{int(item.due_at.timestamp())}",
+                incident=item.incident,
                 now=now,
             )
             reminder.save(update_fields=["email"])

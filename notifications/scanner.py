@@ -20,7 +20,10 @@ missed tick, a restart or two scanners at once are harmless.
    withholding review dates and training expiry raise one reminder when due and one when
    overdue, each an outbox row.
 6. If any outbox row is due, the sender is woken.
-7. Webhook deliveries (``incidents.webhook_sender``) whose claim expired go back to
+7. The same for the outbox of ``incidents`` (report confirmations, declaration alerts:
+   ``incidents.outbox``): expired claims go back to ``pending``, and
+   ``incidents.tasks.send_outgoing_emails`` is woken when rows are due.
+8. Webhook deliveries (``incidents.webhook_sender``) whose claim expired go back to
    ``pending``, and if any is due, the webhook sender is woken.
 """
 
@@ -32,6 +35,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from incidents.outbox import outgoing_emails_due_exist, outgoing_emails_requeue_expired
 from incidents.webhook_sender import webhook_deliveries_due_exists, webhook_deliveries_requeue_expired
 from notifications import clocks
 from notifications.models import Clock
@@ -50,15 +54,17 @@ LONGEST_THRESHOLD = max(left for _name, left in clocks.ESCALATION_THRESHOLDS)
 @dataclass
 class ScanReport:
     """What one pass did: escalations recorded, automatic notices issued, claims re-queued,
-    date reminders raised, whether outbox rows were due (the sender was woken), the approved
-    notices whose deliveries are still to be created (a worker is queued for each), and the same
-    for webhook deliveries (claims re-queued; whether any is due: the webhook sender is woken)."""
+    date reminders raised, whether outbox rows were due (the sender was woken), whether
+    ``incidents``' own outbox had rows due (its sender was woken), the approved notices whose
+    deliveries are still to be created (a worker is queued for each), and the same for webhook
+    deliveries (claims re-queued; whether any is due: the webhook sender is woken)."""
 
     escalations: int = 0
     automatic_notices: int = 0
     requeued: int = 0
     reminders: int = 0
     deliveries_due: bool = False
+    incident_emails_due: bool = False
     notices_awaiting_deliveries: list[int] = field(default_factory=list)
     webhooks_requeued: int = 0
     webhooks_due: bool = False
@@ -70,10 +76,11 @@ def deadlines_scan(*, now: datetime | None = None) -> ScanReport:
     report = ScanReport()
     report.escalations = _raise_escalations(now)
     report.automatic_notices = _issue_automatic_notices(now)
-    report.requeued = outbox_requeue_expired(now=now)
+    report.requeued = outbox_requeue_expired(now=now) + outgoing_emails_requeue_expired()
     report.reminders = due_reminders_scan(now=now)
     report.notices_awaiting_deliveries = notices_awaiting_deliveries()
     report.deliveries_due = outbox_due_exists(now=now)
+    report.incident_emails_due = outgoing_emails_due_exist()
     report.webhooks_requeued = webhook_deliveries_requeue_expired(now=now)
     report.webhooks_due = webhook_deliveries_due_exists(now=now)
     return report

@@ -17,8 +17,10 @@ Algorithm (``outbox_send_due``):
    claim the same row.
 3. Open one SMTP connection and send each claimed row with its stored Message-ID: a notice
    delivery as the message built once per (customer, language) (``NoticeMessage``) behind
-   this contact's headers (``notifications.messages.delivery_bytes``), as bytes; other rows and
-   other mail backends through Django's mail API. A refusal is
+   this contact's headers (``notifications.messages.delivery_bytes``), as bytes; every other
+   email (``OutgoingEmail``) likewise as bytes with its subject folded by
+   ``notifications.messages.fold_header``; other mail backends (console, file, memory) and
+   addresses that are not plain ASCII through Django's mail API. A refusal is
    recorded at once: a retry with backoff (4xx, timeouts, dropped connections) or ``failed``
    (5xx, or out of attempts). A permanent refusal of the recipient's address (5xx to RCPT TO)
    on a row that names a contact also marks that contact undeliverable
@@ -59,7 +61,7 @@ from incidents.addresses import header_text, recipient
 from incidents.mail import AddressNotEncodable, SMTPUTF8Unavailable, envelope_address, send_raw
 from incidents.models import Contact
 from incidents.services import contact_mark_undeliverable
-from notifications.messages import address_header, delivery_bytes
+from notifications.messages import address_header, build_body, delivery_bytes
 from notifications.models import (
     Clock,
     Delivery,
@@ -294,6 +296,32 @@ class _Transport:
             if data is not None:
                 send_raw(smtp, self.envelope_from, [address], data)
                 return Sent(data, shared_body_id=shared.pk, head_length=len(data) - len(shared.mime))
+        if self.raw and not isinstance(row, Delivery) and smtp is not None:
+            # Other emails (staff alerts, escalations, reminders, confirmations): the subject
+            # folded like a notice's (notifications.messages.fold_header: no leading space, no
+            # line break from a customer's name), the body built once.
+            subject_header, body = build_body(
+                subject=row.subject, text=row.body_text, html=row.body_html or None
+            )
+            try:
+                address = envelope_address(row.address)
+                data = delivery_bytes(
+                    from_header=self.from_header,
+                    to_address=address,
+                    to_name=name,
+                    message_id=row.message_id,
+                    in_reply_to="",
+                    references=[],
+                    language=row.language,
+                    subject_header=subject_header,
+                    body=body,
+                    date=timezone.now(),
+                )
+            except ValueError:
+                data = None
+            if data is not None:
+                send_raw(smtp, self.envelope_from, [address], data)
+                return Sent(data)
         message = _message(row, self.connection, name)
         message.send()
         return Sent(message.raw())

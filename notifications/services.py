@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import mailers
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
@@ -33,11 +32,12 @@ from incidents.models import (
     Incident,
     IncidentState,
 )
-from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
+from incidents.outbox import address_key
 from incidents.services import incident_mark_notified
 from notifications import clocks
 from notifications.emails import message_domain as _message_domain
-from notifications.messages import build_body, send_plain_email
+from notifications.emails import outgoing_email_queue_once
+from notifications.messages import build_body
 from notifications.models import (
     CUSTOMER_FIGURE_FIELDS,
     NOTICE_FIELDS,
@@ -49,6 +49,7 @@ from notifications.models import (
     Notice,
     NoticeMessage,
     NoticeRecipient,
+    OutgoingEmail,
     SkippedRecipient,
     Translation,
     Withholding,
@@ -69,7 +70,6 @@ from notifications.webhooks import escalation_raised
 #: Tasks these services queue on commit, by name: the tasks module sits above the services and
 #: imports them, so naming the task here keeps the import graph one-way (tasks -> scanner ->
 #: sender -> services).
-TASK_SEND_ESCALATION = "notifications.tasks.send_escalation"
 TASK_SEND_DUE_DELIVERIES = "notifications.tasks.send_due_deliveries"
 TASK_CREATE_NOTICE_DELIVERIES = "notifications.tasks.create_notice_deliveries"
 
@@ -262,9 +262,12 @@ def escalation_raise(
     """Record the ``threshold`` escalation of ``clock`` once; return it, or ``None`` if it was
     already recorded (by this or another scanner: the unique constraint decides).
 
-    With ``notify``, emails the recipients after commit (``notifications.tasks.send_escalation``)
-    and raises the ``escalation.raised`` webhook event in the same transaction (a threshold
-    superseded in the same pass, ``notify=False``, raises none, as it emails nobody).
+    With ``notify``, in the same transaction, one email per recipient (the owner and the active
+    incident managers) goes into the outbox (``escalation_emails_queue``; a recipient who is not
+    a member of a restricted incident gets one that names nothing), and the
+    ``escalation.raised`` webhook event is raised (a threshold superseded in the same pass,
+    ``notify=False``, raises none, as it emails nobody); the sender is woken after commit, and
+    the scanner wakes it if the broker was down.
     """
     recipients = escalation_recipients(clock.incident) if notify else []
     try:
@@ -278,50 +281,54 @@ def escalation_raise(
             )
             if notify:
                 escalation_raised(escalation)
+            if recipients:
+                escalation_emails_queue(escalation=escalation)
     except IntegrityError:
         return None
-    if notify and recipients:
-        transaction.on_commit(lambda: enqueue(TASK_SEND_ESCALATION, escalation.pk))
     return escalation
 
 
-def escalation_email(*, escalation_id: int) -> int:
-    """Send the email of one escalation to its recorded recipients; returns the count sent.
-    For a restricted incident, recipients who are not its members get a neutral email that
-    names nothing (``incidents.selectors.RESTRICTED_SUBJECT``)."""
-    escalation = Escalation.objects.select_related("clock__incident", "clock__customer").get(pk=escalation_id)
+def escalation_emails_queue(*, escalation: Escalation) -> int:
+    """Put the email of ``escalation`` in the outbox, one row per recorded recipient (kind
+    ``escalation``, Message-ID ``<escalation.<id>.<address key>@domain>``); returns how many
+    rows are new. Safe to run twice: an address already queued is skipped. Call it inside the
+    transaction that recorded the escalation. The subject is one line (it is folded by the
+    sender, ``notifications.messages.fold_header``: no leading space)."""
     clock, incident = escalation.clock, escalation.clock.incident
-    if not escalation.recipients:
-        return 0
-    outside = addresses_outside(incident, escalation.recipients)
-    sent = 0
-    if outside:
-        sent += send_plain_email(
-            connection=mailers.default,
-            to=sorted(outside),
-            subject=incident.email_subject(RESTRICTED_SUBJECT),
-            text=RESTRICTED_BODY,
-            message_id=f"<escalation-{escalation.pk}.restricted@{_message_domain()}>",
-        )
-    members = [address for address in escalation.recipients if address not in outside]
-    if not members:
-        return sent
     link = settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk])
-    who = clock.customer.name if clock.customer else clock.get_kind_display()
-    return sent + send_plain_email(
-        connection=mailers.default,
-        to=members,
-        subject=incident.email_subject(
-            f"[Breachdesk] {escalation.get_threshold_display()}: {incident.reference} notice to {who}"
-        ),
-        text=(
-            f"{escalation.get_threshold_display()} for {incident.reference} ({incident.title}).\n"
-            f"Who must be told: {clock.customer or clock.get_kind_display()}\n"
-            f"Due: {clock.due_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC\n"
-            f"{escalation.detail}\n\n{link}\n"
-        ),
-        message_id=f"<escalation-{escalation.pk}@{_message_domain()}>",
-    )
+    context = {
+        "threshold": escalation.get_threshold_display(),
+        "reference": incident.reference,
+        "title": incident.title,
+        "who": clock.customer.name if clock.customer else clock.get_kind_display(),
+        "due": f"{clock.due_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+        "detail": escalation.detail,
+        "link": link,
+    }
+    queued = 0
+    for address in escalation.recipients:
+        queued += (
+            outgoing_email_queue_once(
+                kind=OutgoingEmail.Kind.ESCALATION,
+                address=address,
+                language="en",
+                context=context,
+                message_key=f"{escalation.pk}.{address_key(address)}",
+                incident=incident,
+            )
+            is not None
+        )
+    return queued
+
+
+def escalation_email(*, escalation_id: int) -> int:
+    """``escalation_emails_queue`` for the escalation ``escalation_id`` (the task
+    ``notifications.tasks.send_escalation``, kept for messages queued before issue 8)."""
+    with transaction.atomic():
+        escalation = Escalation.objects.select_related("clock__incident", "clock__customer").get(
+            pk=escalation_id
+        )
+        return escalation_emails_queue(escalation=escalation)
 
 
 # Withheld details --------------------------------------------------------------------------

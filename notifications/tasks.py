@@ -12,6 +12,7 @@ from celery import shared_task
 from django.conf import settings
 
 from config.celery import enqueue
+from incidents.outbox import TASK_SEND_OUTGOING_EMAILS as TASK_SEND_INCIDENT_EMAILS
 from notifications.confirmations import contacts_confirmation_round
 from notifications.scanner import deadlines_scan
 from notifications.sender import outbox_backlog_exceeds, outbox_send_due
@@ -21,13 +22,16 @@ from notifications.services import escalation_email, notice_deliveries_create
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def scan_deadlines() -> dict:
     """One scanner pass (``notifications.scanner.deadlines_scan``); wakes the sender when
-    deliveries are due, and the webhook sender (``incidents.tasks.send_webhooks``) when webhook
-    deliveries are. Returns the pass's counts."""
+    deliveries or other emails are due, ``incidents.tasks.send_outgoing_emails`` when
+    ``incidents``' own outbox has rows due, and the webhook sender
+    (``incidents.tasks.send_webhooks``) when webhook deliveries are. Returns the pass's counts."""
     report = deadlines_scan()
     for notice_id in report.notices_awaiting_deliveries:
         enqueue(create_notice_deliveries, notice_id)
     if report.deliveries_due:
         enqueue(send_due_deliveries)
+    if report.incident_emails_due:
+        enqueue(TASK_SEND_INCIDENT_EMAILS)
     if report.webhooks_due:
         enqueue("incidents.tasks.send_webhooks")
     return report.__dict__

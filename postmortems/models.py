@@ -224,7 +224,10 @@ class ActionItem(models.Model):
 class ActionItemReminder(models.Model):
     """A reminder email to an action item's owner, recorded before it is sent (once per item
     and kind: ``due`` when less than ``REMINDER_DUE_LEAD`` remains, ``overdue`` once the due
-    time has passed). The reminder scan claims unsent rows and retries them with backoff."""
+    time has passed). The reminder scan hands each to the outbox: ``email`` is its row there
+    (``notifications.OutgoingEmail``, which the outbox sender sends, retries and records), and
+    ``sent_at`` the hand-over instant (before issue 8: when the scan emailed it itself;
+    ``attempts`` and ``last_error`` are from then)."""
 
     class Kind(models.TextChoices):
         DUE = "due", "Due soon"
@@ -238,6 +241,14 @@ class ActionItemReminder(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    email = models.OneToOneField(
+        "notifications.OutgoingEmail",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="action_item_reminder",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -10,40 +10,39 @@ nothing twice.
    when it is already past: the overdue reminder then says it), and one ``overdue`` row once
    ``due_at`` has passed (``ActionItemReminder``, unique per item and
    kind: a second scanner's insert is ignored).
-2. Send: unsent rows whose next attempt is due are claimed with ``SELECT ... FOR UPDATE SKIP
-   LOCKED`` and a conditional update that moves their next attempt past the claim, so two
-   scanners never take the same row; each is emailed and marked sent, or its error recorded
-   and retried with backoff (a refused address, 5xx, after 3 attempts is given up and kept
-   with its error).
+2. Hand over: unsent rows (no ``email`` yet) are claimed with ``SELECT ... FOR UPDATE SKIP
+   LOCKED`` and, in the same transaction, each gets its email in the outbox
+   (``notifications.emails.outgoing_email_queue``, kind ``action_item_reminder``, Message-ID
+   ``<action-item-reminder.<reminder id>@domain>``) and ``sent_at`` (the hand-over instant).
+   The outbox sender claims, sends, retries and records the email (issue 8: every email is an
+   outbox row), so a broker outage or a killed worker delays a reminder and never sends it
+   twice.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
+from notifications.emails import message_id, outgoing_email_queue_once
+from notifications.models import OutgoingEmail
 from postmortems.models import REMINDER_DUE_LEAD, ActionItem, ActionItemReminder
 
-logger = logging.getLogger("breachdesk.reminders")
-
-#: How long a claimed reminder is held before another scanner may try it.
-CLAIM = timedelta(minutes=5)
-#: Attempts before a reminder is given up (its last error stays on the row).
-MAX_ATTEMPTS = 8
+#: Reminders handed to the outbox per transaction.
+CHUNK = 50
 
 
 @dataclass
 class ReminderReport:
-    """What one pass did: reminder rows recorded, emails sent, failures recorded."""
+    """What one pass did: reminder rows recorded, reminders handed to the outbox (``sent``;
+    the outbox sender sends them), failures (always 0: failures are the outbox's to record,
+    kept for the task's result shape)."""
 
     recorded: int = 0
     sent: int = 0
@@ -78,78 +77,55 @@ def _record_due(now: datetime) -> int:
     return len(rows)
 
 
-def _claim(now: datetime, limit: int = 50) -> list[ActionItemReminder]:
+def _hand_over(now: datetime, limit: int = CHUNK) -> int:
+    """Step 2 for up to ``limit`` rows, in one transaction; returns how many were handed over."""
     with transaction.atomic():
-        ids = list(
-            ActionItemReminder.objects.select_for_update(skip_locked=True)
-            .filter(sent_at__isnull=True, next_attempt_at__lte=now, attempts__lt=MAX_ATTEMPTS)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[:limit]
+        reminders = list(
+            ActionItemReminder.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(sent_at__isnull=True, next_attempt_at__lte=now, email__isnull=True)
+            .select_related("action_item__post_mortem__incident")
+            .order_by("next_attempt_at", "id")[:limit]
         )
-        if not ids:
-            return []
-        ActionItemReminder.objects.filter(id__in=ids, sent_at__isnull=True, next_attempt_at__lte=now).update(
-            next_attempt_at=now + CLAIM, attempts=F("attempts") + 1
-        )
-    return list(
-        ActionItemReminder.objects.filter(id__in=ids, sent_at__isnull=True)
-        .select_related("action_item__post_mortem__incident")
-        .order_by("id")
-    )
+        for reminder in reminders:
+            reminder.email = outgoing_email_queue_once(
+                kind=OutgoingEmail.Kind.ACTION_ITEM_REMINDER,
+                address=reminder.recipient,
+                language="en",
+                context=reminder_context(reminder),
+                message_key=str(reminder.pk),
+                incident=reminder.action_item.post_mortem.incident,
+            ) or OutgoingEmail.objects.get(
+                message_id=message_id(
+                    kind=OutgoingEmail.Kind.ACTION_ITEM_REMINDER, message_key=str(reminder.pk)
+                )
+            )
+            reminder.sent_at = now
+            reminder.last_error = ""
+            reminder.save(update_fields=["email", "sent_at", "last_error"])
+    return len(reminders)
 
 
-def _message_domain() -> str:
-    address = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">").strip()
-    return address or "breachdesk.invalid"
-
-
-def reminder_email(reminder: ActionItemReminder) -> EmailMessage:
-    """The email of one reminder (subject marked ``[DRILL]`` for a drill's item); neutral, naming
-    nothing, when the incident is restricted and the recipient is not its member."""
+def reminder_context(reminder: ActionItemReminder) -> dict[str, str]:
+    """What the ``action_item_reminder`` templates show of one reminder."""
     item = reminder.action_item
     incident = item.post_mortem.incident
-    when = "is overdue" if reminder.kind == ActionItemReminder.Kind.OVERDUE else "falls due"
-    due = item.due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if item.due_at else "—"
-    link = settings.SITE_URL.rstrip("/") + reverse("postmortems:action_items")
-    headers = {"Message-ID": f"<action-item-{item.pk}.{reminder.kind}@{_message_domain()}>"}
-    if addresses_outside(incident, [reminder.recipient]):
-        return EmailMessage(
-            subject=incident.email_subject(RESTRICTED_SUBJECT),
-            body=f"{RESTRICTED_BODY}\nYour action items: {link}\n",
-            to=[reminder.recipient],
-            headers=headers,
-        )
-    return EmailMessage(
-        subject=incident.email_subject(f"[Breachdesk] Action item {when}: {incident.reference}"),
-        body=(
-            f"Your action item from the post-mortem of {incident.reference} {when}.\n\n"
-            f"{item.description}\n\nDue: {due}\n\nMark it done, or ask an incident manager to accept "
-            f"its risk: {link}\n"
-        ),
-        to=[reminder.recipient],
-        headers={"Message-ID": f"<action-item-{item.pk}.{reminder.kind}@{_message_domain()}>"},
-    )
+    return {
+        "reference": incident.reference or "",
+        "when": "is overdue" if reminder.kind == ActionItemReminder.Kind.OVERDUE else "falls due",
+        "due": item.due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if item.due_at else "—",
+        "description": item.description,
+        "link": settings.SITE_URL.rstrip("/") + reverse("postmortems:action_items"),
+    }
 
 
 def action_item_reminders_scan(*, now: datetime | None = None) -> ReminderReport:
-    """One pass at ``now`` (aware; default the current instant): record, then send (see the
-    module docstring). Safe to run twice and in two processes at once."""
+    """One pass at ``now`` (aware; default the current instant): record, then hand the emails
+    over to the outbox (see the module docstring). Safe to run twice and in two processes at
+    once. ``ReminderReport.sent`` counts the reminders handed over (the outbox sends them)."""
     now = now or timezone.now()
     report = ReminderReport(recorded=_record_due(now))
-    while claimed := _claim(now):
-        for reminder in claimed:
-            try:
-                reminder_email(reminder).send()
-            except Exception as error:  # noqa: BLE001 - recorded on the row and retried
-                backoff = timedelta(seconds=min(60 * 2**reminder.attempts, 3600))
-                ActionItemReminder.objects.filter(pk=reminder.pk).update(
-                    last_error=f"{type(error).__name__}: {error}"[:2000], next_attempt_at=now + backoff
-                )
-                logger.warning("Reminder %s failed; retrying later.", reminder.pk, exc_info=True)
-                report.failed += 1
-                continue
-            ActionItemReminder.objects.filter(pk=reminder.pk).update(sent_at=timezone.now(), last_error="")
-            report.sent += 1
-        if len(claimed) < 50:
+    while handed := _hand_over(now):
+        report.sent += handed
+        if handed < CHUNK:
             break
     return report

@@ -4,21 +4,23 @@ incident and group, ever) and the email that tells them.
 Rule: a group is called when it is active and the assessment's band (the override if any)
 reaches the group's ``min_band``, or the assessment's scenario is one of the group's
 ``scenarios`` (``StakeholderGroup.why_called``). Alerts are raised inside the assessment's
-transaction; the email goes out after commit (``triage.tasks.send_stakeholder_alert``).
+transaction, and with each alert its emails are put in the outbox, one row per recipient
+(``stakeholder_alert_emails_queue``); the outbox sender (``notifications.sender``) claims,
+sends, retries and records them, and the deadline scanner wakes it if the broker was down.
 """
 
 from __future__ import annotations
 
 from datetime import UTC
-from urllib.parse import urlparse
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from incidents.models import Incident
-from incidents.selectors import RESTRICTED_BODY, RESTRICTED_SUBJECT, addresses_outside
+from incidents.outbox import address_key
+from notifications.emails import outgoing_email_queue_once
+from notifications.models import OutgoingEmail
 from triage.models import Assessment, StakeholderAlert, StakeholderGroup
 
 
@@ -79,8 +81,9 @@ def stakeholder_alerts_raise(*, incident: Incident, assessment: Assessment) -> l
     Each group is alerted at most once per incident, ever (the unique constraint
     ``triage_stakeholderalert_once_per_group`` backs this up): a later assessment that escalates
     the band alerts only the groups newly called. ``recipients`` is the group's addresses now.
-    Must run inside the assessment's transaction, holding the incident's row lock. Returns the
-    new alerts (empty when nobody new is called); sending them is the caller's on-commit job.
+    Must run inside the assessment's transaction, holding the incident's row lock: each new
+    alert's emails go into the outbox there (``stakeholder_alert_emails_queue``). Returns the
+    new alerts (empty when nobody new is called).
     """
     already = set(StakeholderAlert.objects.filter(incident=incident).values_list("group_id", flat=True))
     created = []
@@ -100,65 +103,53 @@ def stakeholder_alerts_raise(*, incident: Incident, assessment: Assessment) -> l
                 created_at=assessment.assessed_at,
             )
         )
+        stakeholder_alert_emails_queue(alert=created[-1])
     return created
 
 
-def _message_id(alert: StakeholderAlert) -> str:
-    domain = urlparse(settings.SITE_URL).hostname or "breachdesk.invalid"
-    return f"<stakeholder-alert-{alert.pk}@{domain}>"
+def stakeholder_alert_emails_queue(*, alert: StakeholderAlert) -> int:
+    """Put ``alert``'s email in the outbox, one row per recorded recipient (kind
+    ``stakeholder_alert``, Message-ID ``<stakeholder-alert.<id>.<address key>@domain>``), and link
+    the rows to the alert (``alert.emails``); returns how many rows are new. Safe to run twice:
+    an address already queued is skipped. Call it inside the transaction that raised the alert.
+    With no recipients nothing is queued and ``last_error`` says why."""
+    if not alert.recipients:
+        StakeholderAlert.objects.filter(pk=alert.pk).update(
+            last_error="Not emailed: the group has no email address configured."
+        )
+        return 0
+    incident = alert.incident
+    context = {
+        "reference": incident.reference,
+        "group_name": alert.group.name,
+        "band": Incident.Severity(alert.band).label.lower() if alert.band else "unassessed",
+        "summary": alert.summary,
+    }
+    queued = []
+    for address in alert.recipients:
+        email = outgoing_email_queue_once(
+            kind=OutgoingEmail.Kind.STAKEHOLDER_ALERT,
+            address=address,
+            language="en",
+            context=context,
+            message_key=f"{alert.pk}.{address_key(address)}",
+            incident=incident,
+        )
+        if email is not None:
+            queued.append(email)
+    alert.emails.add(*queued)
+    return len(queued)
 
 
 def stakeholder_alert_send(*, alert_id: int) -> int:
-    """Email one stakeholder alert to its recorded recipients; returns how many it went to.
-
-    Claimed with a conditional UPDATE (only while ``sent_at`` is empty), so running it twice, or
-    on two workers, sends once. With no recipients (the group has no address yet) nothing is
-    sent, ``sent_at`` stays empty and ``last_error`` says why. A mail error clears the claim,
-    records the error and is raised again. The ``Message-ID`` is deterministic per alert. For a
-    restricted incident, recipients who are not its members (a group mailbox never is) get a
-    neutral email that names nothing (``incidents.selectors.RESTRICTED_SUBJECT``).
-    """
-    claimed = StakeholderAlert.objects.filter(pk=alert_id, sent_at__isnull=True).update(
-        sent_at=timezone.now()
-    )
-    if not claimed:
-        return 0
-    alert = StakeholderAlert.objects.select_related("incident", "group").get(pk=alert_id)
-    if not alert.recipients:
-        StakeholderAlert.objects.filter(pk=alert_id).update(
-            sent_at=None, last_error="Not emailed: the group has no email address configured."
+    """``stakeholder_alert_emails_queue`` for the alert ``alert_id`` (the task
+    ``triage.tasks.send_stakeholder_alert``, kept for messages queued before issue 8). An alert
+    already emailed directly before the outbox (``sent_at``) is left alone. Returns the number
+    of rows queued."""
+    with transaction.atomic():
+        alert = (
+            StakeholderAlert.objects.select_for_update().select_related("incident", "group").get(pk=alert_id)
         )
-        return 0
-    band = Incident.Severity(alert.band).label.lower() if alert.band else "unassessed"
-    outside = addresses_outside(alert.incident, alert.recipients)
-    members = [address for address in alert.recipients if address not in outside]
-    messages = []
-    if members:
-        messages.append(
-            EmailMessage(
-                subject=alert.incident.email_subject(
-                    f"[Breachdesk] {alert.incident.reference} needs {alert.group.name}: severity {band}"
-                ),
-                body=alert.summary + "\n",
-                to=members,
-                headers={"Message-ID": _message_id(alert)},
-            )
-        )
-    if outside:
-        messages.append(
-            EmailMessage(
-                subject=alert.incident.email_subject(RESTRICTED_SUBJECT),
-                body=RESTRICTED_BODY,
-                to=sorted(outside),
-                headers={"Message-ID": _message_id(alert).replace("@", ".restricted@", 1)},
-            )
-        )
-    try:
-        sent = sum(message.send() for message in messages)
-    except Exception as error:
-        StakeholderAlert.objects.filter(pk=alert_id).update(
-            sent_at=None, last_error=f"{type(error).__name__}: {error}"[:1000]
-        )
-        raise
-    StakeholderAlert.objects.filter(pk=alert_id).update(last_error="")
-    return len(alert.recipients) if sent else 0
+        if alert.sent_at is not None:
+            return 0
+        return stakeholder_alert_emails_queue(alert=alert)

@@ -8,7 +8,7 @@ drives the incident lifecycle through ``incidents.services``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -199,11 +199,15 @@ class StakeholderGroup(models.Model):
 
 class StakeholderAlert(models.Model):
     """One alert of a stakeholder group about an incident: at most one per (incident, group),
-    ever. Created in the assessment's transaction; emailed after commit by
-    ``triage.tasks.send_stakeholder_alert``, which sets ``sent_at``.
+    ever. Created in the assessment's transaction, together with its ``emails``: one outbox row
+    per recipient (``notifications.OutgoingEmail``, kind ``stakeholder_alert``), which the
+    outbox sender claims, sends, retries and records (issue 8: none lost with the broker down,
+    none sent twice). ``email_status`` sums them up.
 
     ``recipients``: the addresses as they stood when the alert was raised (a list; empty when the
-    group had none, and then nothing is sent). ``band`` and ``scenario``: those that called it.
+    group had none, and then nothing is sent and ``last_error`` says so). ``band`` and
+    ``scenario``: those that called it. ``sent_at``: when an alert raised before issue 8 was
+    emailed directly (empty for alerts sent through the outbox: their rows say it).
     """
 
     incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="stakeholder_alerts")
@@ -217,6 +221,9 @@ class StakeholderAlert(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    emails = models.ManyToManyField(
+        "notifications.OutgoingEmail", blank=True, related_name="stakeholder_alerts", editable=False
+    )
 
     class Meta:
         ordering = ["incident_id", "created_at", "id"]
@@ -228,6 +235,25 @@ class StakeholderAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} alerted about {self.incident.reference}"
+
+    def email_status(self) -> str:
+        """One line for the incident page: how many of this alert's emails the relay accepted,
+        how many failed for good and how many are still queued (reads ``emails``; prefetch it
+        for a list), or the legacy ``sent_at`` / ``last_error`` of an alert from before the
+        outbox."""
+        emails = list(self.emails.all())
+        if not emails:
+            if self.sent_at:
+                return f"sent {self.sent_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            return self.last_error or "queued"
+        sent = sum(email.status == "sent" for email in emails)
+        failed = sum(email.status == "failed" for email in emails)
+        parts = [f"{sent} of {len(emails)} sent"]
+        if failed:
+            parts.append(f"{failed} failed")
+        if len(emails) - sent - failed:
+            parts.append(f"{len(emails) - sent - failed} queued")
+        return ", ".join(parts)
 
 
 class PlaybookTemplate(models.Model):

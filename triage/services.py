@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -276,8 +275,9 @@ def assessment_record(
     the incident's facts that are still unknown (``_carry_facts``: once, never over an edit);
     it then raises the stakeholder alerts newly called for (``triage.alerts``) and
     creates the scenario's missing response tasks (``triage.playbooks``), and appends the
-    audit event ``assessment_recorded`` (version, scope, band, score, override). After commit,
-    each new alert is emailed (``triage.tasks.send_stakeholder_alert``).
+    audit event ``assessment_recorded`` (version, scope, band, score, override). Each new alert's
+    emails are outbox rows written in this transaction (``triage.alerts``); the outbox sender is
+    woken after commit.
 
     Permission: ``triage.add_assessment``, plus what the incident service needs (for example
     ``incidents.triage_incident``). Raises ``ValidationError`` (400) naming each bad input;
@@ -385,12 +385,6 @@ def assessment_record(
             },
             at=assessment.assessed_at,
         )
-        if alerts:
-            from config.celery import enqueue
-            from triage.tasks import send_stakeholder_alert
-
-            for alert in alerts:
-                transaction.on_commit(partial(enqueue, send_stakeholder_alert, alert.pk))
     return assessment
 
 

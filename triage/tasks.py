@@ -7,9 +7,10 @@ from celery import shared_task
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_stakeholder_alert(alert_id: int) -> int:
-    """Email one stakeholder alert (``triage.alerts.stakeholder_alert_send``); returns how many
-    recipients it went to. Queued on commit of the assessment that raised it; a second run sends
-    nothing (the alert is claimed once)."""
+    """Make sure one stakeholder alert's emails are in the outbox
+    (``triage.alerts.stakeholder_alert_send``); returns how many rows it added. Kept for
+    messages queued before issue 8 (an assessment now writes its alerts' outbox rows itself);
+    a second run adds nothing."""
     from triage.alerts import stakeholder_alert_send
 
     return stakeholder_alert_send(alert_id=alert_id)

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('incidents', '0012_share_incident_figures_permission'),
-        ('notifications', '0010_sent_message_shares_the_body'),
+        ('notifications', '0012_staff_email_kinds'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='outgoingemail',
             name='kind',
-            field=models.CharField(choices=[('contact_confirmation', 'Contact confirmation request'), ('contact_address_confirmation', 'New contact address confirmation'), ('due_reminder', 'Reminder of a date (due or overdue)')], max_length=40),
+            field=models.CharField(choices=[('contact_confirmation', 'Contact confirmation request'), ('contact_address_confirmation', 'New contact address confirmation'), ('due_reminder', 'Reminder of a date (due or overdue)'), ('stakeholder_alert', 'Stakeholder alert'), ('escalation', 'Escalation'), ('action_item_reminder', 'Action item reminder')], max_length=40),
         ),
         migrations.CreateModel(
             name='DueReminder',

@@ -271,3 +271,18 @@ def test_the_api_clock_list_pages_in_a_fixed_number_of_queries(manager, make_inc
         response = client.get("/api/clocks/", {"status": "open"})
     assert len(response.json()["results"]) == 6 and other.pk
     assert_same_query_count(five, six)
+
+
+def test_it_shows_the_worker_as_down_in_red_when_its_heartbeat_is_stale(responder, settings):
+    from incidents.models import WorkerHeartbeat
+
+    settings.WORKER_HEARTBEAT_STALE_SECONDS = 300
+    WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now() - timedelta(minutes=4))
+    client = _client_for(responder)
+
+    assert 'class="heartbeat ok"' in client.get("/").content.decode()
+
+    WorkerHeartbeat.objects.filter(name="beat").update(beat_at=timezone.now() - timedelta(minutes=6))
+    page = client.get("/").content.decode()
+    assert 'class="heartbeat down"' in page
+    assert "Background worker is down:" in page and "more than 5 minutes ago" in page

@@ -61,7 +61,10 @@ def test_it_lets_exactly_one_of_two_simultaneous_declarations_through(make_incid
 
     assert sorted(statuses) == [200, 409]
     assert AuditEvent.objects.filter(incident=incident, verb="declare").count() == 1
-    assert len([m for m in mail.outbox if "declared" in m.subject]) == 1
+    # One declaration, so one alert per recipient (the manager and the owner), each once.
+    alerts = [m for m in mail.outbox if "declared" in m.subject]
+    assert sorted(m.to[0] for m in alerts) == sorted([manager.email, incident.owner.email])
+    assert len({m.extra_headers["Message-ID"] for m in alerts}) == 2
     incident.refresh_from_db()
     assert incident.state == "declared"
 

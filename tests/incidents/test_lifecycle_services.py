@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from incidents import services
 from incidents.exceptions import ActionForbidden, GuardFailed, TransitionNotAvailable
-from incidents.models import AuditEvent, Incident
+from incidents.models import AuditEvent, Incident, OutgoingEmail
 from tests.conftest import complete_post_mortem
 
 
@@ -85,13 +85,15 @@ def test_it_emails_the_managers_once_after_the_declaration_commits(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         incident = make_incident(state="declared")
 
-    # Besides the alert, the dashboard's lifecycle hook queues a metrics refresh per moment.
-    alerts = [c for c in callbacks if "refresh_metrics_of_the_month" not in c.__qualname__]
-    assert len(alerts) == 1
-    assert [message.subject for message in mail.outbox] == [
+    # Besides the sender's wake-up, the dashboard's lifecycle hook queues a metrics refresh per
+    # moment. One outbox row (and email) per recipient: the managers and the owner.
+    wake_ups = [c for c in callbacks if "refresh_metrics_of_the_month" not in c.__qualname__]
+    assert len(wake_ups) == 1
+    assert [message.subject for message in mail.outbox] == 2 * [
         f"[Breachdesk] Personal data breach declared: {incident.reference}"
     ]
-    assert manager.email in mail.outbox[0].to
+    assert sorted(message.to[0] for message in mail.outbox) == sorted([manager.email, incident.owner.email])
+    assert OutgoingEmail.objects.filter(kind="declaration_alert", status="sent").count() == 2
 
 
 def test_a_declaration_rolled_back_queues_nothing(

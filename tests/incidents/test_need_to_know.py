@@ -708,13 +708,16 @@ def test_the_incident_page_restricts_and_lifts_through_its_form(make_incident, m
 def test_staff_who_are_not_members_get_an_email_that_names_nothing(
     make_incident, manager, responder, settings
 ):
+    from incidents.outbox import outgoing_emails_send_due
     from incidents.tasks import send_declaration_alert
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     incident = make_incident(state="triaged", title=f"{MARK} declared", owner=responder)
     services.incident_restriction_set(incident=incident, actor=manager, members=[])
     mail.outbox.clear()
-    send_declaration_alert(incident.pk)
+    assert send_declaration_alert(incident.pk) == 2  # rows in the outbox, one per address
+    outgoing_emails_send_due()
     by_address = {address: message for message in mail.outbox for address in message.to}
     assert MARK not in f"{by_address[responder.email].subject} {by_address[responder.email].body}"
     assert by_address[responder.email].subject == RESTRICTED_SUBJECT
@@ -782,10 +785,18 @@ def test_the_read_log_and_the_trail_verification_hide_a_restricted_incident(worl
     assert chains(world["members"]["auditor"]) == chains(world["non_members"]["auditor"]) + 1
 
 
+def _sent_by_address(smtp_server) -> dict[str, Any]:
+    """Send what the outbox holds; what the SMTP server received, by recipient address."""
+    from notifications.sender import outbox_send_due
+
+    outbox_send_due()
+    return {address: received for received in smtp_server.received for address in received.recipients}
+
+
 def test_stakeholder_alerts_and_reminders_name_a_restricted_incident_only_to_members(world, smtp_server):
     from postmortems.models import ActionItemReminder
-    from postmortems.reminders import reminder_email
-    from triage.alerts import stakeholder_alert_send
+    from postmortems.reminders import action_item_reminders_scan
+    from triage.alerts import stakeholder_alert_emails_queue
     from triage.models import StakeholderAlert
 
     incident, remy = world["rows"]["incident"], world["members"]["responder"]
@@ -795,25 +806,31 @@ def test_stakeholder_alerts_and_reminders_name_a_restricted_incident_only_to_mem
     StakeholderAlert.objects.filter(pk=alert.pk).update(
         recipients=["legal@breachdesk.test", remy.email], sent_at=None
     )
+    alert.refresh_from_db()
     smtp_server.received.clear()
-    assert stakeholder_alert_send(alert_id=alert.pk) == 2
-    by_address = {address: received for received in smtp_server.received for address in received.recipients}
+    assert stakeholder_alert_emails_queue(alert=alert) == 2
+    by_address = _sent_by_address(smtp_server)
     legal, member = by_address["legal@breachdesk.test"], by_address[remy.email]
     assert legal.message["Subject"] == RESTRICTED_SUBJECT  # a group mailbox is never a member
     assert incident.reference not in legal.text() and MARK not in legal.text()
     assert incident.reference in member.message["Subject"]
 
     item = world["rows"]["item"]
-    outside = reminder_email(ActionItemReminder(action_item=item, kind="due", recipient=rita.email))
-    inside = reminder_email(ActionItemReminder(action_item=item, kind="due", recipient=remy.email))
-    assert outside.subject == RESTRICTED_SUBJECT and MARK not in outside.body
-    assert incident.reference not in outside.body
-    assert incident.reference in inside.subject
+    ActionItemReminder.objects.filter(action_item=item).delete()
+    for user in (rita, remy):
+        ActionItemReminder.objects.create(action_item=item, kind="due", recipient=user.email)
+    smtp_server.received.clear()
+    assert action_item_reminders_scan().sent >= 2
+    by_address = _sent_by_address(smtp_server)
+    outside, inside = by_address[rita.email], by_address[remy.email]
+    assert outside.message["Subject"] == RESTRICTED_SUBJECT and MARK not in outside.text()
+    assert incident.reference not in outside.text()
+    assert incident.reference in inside.message["Subject"]
 
 
 def test_escalations_name_a_restricted_incident_only_to_members(world, smtp_server):
     from notifications.models import Escalation
-    from notifications.services import escalation_email
+    from notifications.services import escalation_emails_queue
 
     incident, mona = world["rows"]["incident"], world["members"]["incident_manager"]
     max_ = world["non_members"]["incident_manager"]
@@ -821,8 +838,8 @@ def test_escalations_name_a_restricted_incident_only_to_members(world, smtp_serv
         clock=world["rows"]["clock"], threshold="1h", recipients=[max_.email, mona.email], detail="Due soon."
     )
     smtp_server.received.clear()
-    assert escalation_email(escalation_id=escalation.pk) == 2
-    by_address = {address: received for received in smtp_server.received for address in received.recipients}
+    assert escalation_emails_queue(escalation=escalation) == 2
+    by_address = _sent_by_address(smtp_server)
     assert by_address[max_.email].message["Subject"] == RESTRICTED_SUBJECT
     assert incident.reference not in by_address[max_.email].text()
     assert incident.reference in by_address[mona.email].message["Subject"]

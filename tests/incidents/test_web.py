@@ -212,17 +212,23 @@ def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_inciden
     assert len(response.context["incidents"]) == 11
 
 
-def test_it_shows_when_the_background_worker_last_sent_its_heartbeat(responder):
+def test_it_shows_when_the_background_worker_last_sent_its_heartbeat(responder, settings):
+    settings.WORKER_HEARTBEAT_STALE_SECONDS = 120
     client = _client_for(responder)
 
-    assert "Background worker:\n  not seen" in client.get(reverse("incidents:incident_list")).content.decode()
+    page = client.get(reverse("incidents:incident_list")).content.decode()
+    assert 'class="heartbeat down"' in page and "no heartbeat ever seen" in page
 
     WorkerHeartbeat.objects.create(name="beat", beat_at=timezone.now() - timedelta(seconds=30))
     page = client.get(reverse("incidents:incident_list")).content.decode()
-    assert "last heartbeat" in page and "not seen" not in page
+    assert 'class="heartbeat ok"' in page and "last heartbeat" in page and "is down" not in page
 
+    # Older than the threshold: a worker is gone, and the page says so in red.
     WorkerHeartbeat.objects.filter(name="beat").update(beat_at=timezone.now() - timedelta(minutes=3))
-    assert "not seen since" in client.get(reverse("incidents:incident_list")).content.decode()
+    page = client.get(reverse("incidents:incident_list")).content.decode()
+    assert 'class="heartbeat down"' in page
+    assert "Background worker is down:" in page and "no heartbeat since" in page
+    assert "more than 2 minutes ago" in page
 
 
 def test_it_offers_new_incident_only_to_users_who_may_add(responder, auditor):

@@ -14,7 +14,8 @@ from incidents import services as incident_services
 from incidents.exceptions import LifecycleConflict
 from incidents.models import Customer
 from notifications import services as notification_services
-from notifications.models import Clock
+from notifications.models import Clock, OutgoingEmail
+from notifications.sender import outbox_send_due
 from postmortems import services
 from postmortems.models import ActionItemReminder
 from postmortems.reminders import action_item_reminders_scan
@@ -231,6 +232,9 @@ def test_reminders_go_once_when_due_and_once_when_overdue(in_post_mortem, manage
     assert (early.recorded, early.sent) == (0, 0)
     assert [(r.recorded, r.sent) for r in due] == [(1, 1), (0, 0)]
     assert [(r.recorded, r.sent) for r in overdue] == [(1, 1), (0, 0)]
+    # Handed to the outbox (one row each), sent by the outbox sender, once.
+    assert mail.outbox == []
+    assert (outbox_send_due().sent, outbox_send_due().sent) == (2, 0)
     assert [m.subject for m in mail.outbox] == [
         f"[Breachdesk] Action item falls due: {in_post_mortem.reference}",
         f"[Breachdesk] Action item is overdue: {in_post_mortem.reference}",
@@ -240,22 +244,31 @@ def test_reminders_go_once_when_due_and_once_when_overdue(in_post_mortem, manage
     assert ActionItemReminder.objects.count() == 2
 
 
-def test_a_failed_reminder_is_kept_and_retried(in_post_mortem, manager, responder, settings, smtp_server):
+def test_a_refused_reminder_is_kept_and_retried_by_the_outbox(
+    in_post_mortem, manager, responder, settings, smtp_server
+):
     due_at = timezone.now() - timedelta(minutes=5)
     services.action_item_create(
         incident=in_post_mortem, actor=manager, description="Rotate keys", owner=responder, due_at=due_at
     )
-    smtp_server.refuse_temporarily = True
     first = action_item_reminders_scan(now=timezone.now())
+    smtp_server.refuse_temporarily = True
+    refused = outbox_send_due()
     smtp_server.refuse_temporarily = False
-    too_soon = action_item_reminders_scan(now=timezone.now())
-    later = action_item_reminders_scan(now=timezone.now() + timedelta(hours=2))
+    too_soon = outbox_send_due()
+    again = action_item_reminders_scan(now=timezone.now() + timedelta(hours=2))
+    reminder = ActionItemReminder.objects.get()
+    OutgoingEmail.objects.filter(action_item_reminder=reminder).update(next_attempt_at=timezone.now())
+    later = outbox_send_due()
 
-    # Created already overdue: one overdue reminder, no "falls due" one.
-    assert (first.recorded, first.sent, first.failed) == (1, 0, 1)
+    # Created already overdue: one overdue reminder, no "falls due" one, handed over once.
+    assert (first.recorded, first.sent) == (1, 1)
+    assert (refused.sent, refused.retried) == (0, 1)
     assert too_soon.sent == 0
+    assert (again.recorded, again.sent) == (0, 0)
     assert later.sent == 1
-    assert ActionItemReminder.objects.filter(sent_at__isnull=True).count() == 0
+    assert len(smtp_server.received) == 1
+    assert OutgoingEmail.objects.get(action_item_reminder=reminder).status == "sent"
 
 
 @pytest.mark.postgresql
@@ -289,9 +302,11 @@ def test_two_reminder_scanners_at_once_send_each_reminder_once(make_incident, ma
     for thread in threads:
         thread.join(timeout=60)
 
-    # 30 items already overdue: one overdue reminder each, sent once between the two scanners.
+    # 30 items already overdue: one overdue reminder each, handed over once between the two
+    # scanners, and sent once by the outbox sender.
     assert sum(r.sent for r in reports) == 30
-    assert len(mail.outbox) == 30
+    assert len(mail.outbox) == 30  # the outbox sender, woken after each hand-over committed
+    assert outbox_send_due().sent == 0
     assert len({m.extra_headers["Message-ID"] for m in mail.outbox}) == 30
 
 

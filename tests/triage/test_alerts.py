@@ -1,6 +1,7 @@
 """Stakeholder alerts: each group the severity and scenario call for is alerted once per
 incident, ever; an escalation alerts only the newly called groups; recipients and time are
-recorded; the email goes out after commit, and never for a rolled-back assessment."""
+recorded; the emails are outbox rows (one per recipient) written with the assessment and sent
+after commit, and never for a rolled-back assessment."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from django.core import mail
 from django.db import IntegrityError, transaction
 
+from notifications.sender import outbox_send_due
 from triage.models import StakeholderAlert, StakeholderGroup
 from triage.tasks import send_stakeholder_alert
 
@@ -99,13 +101,17 @@ def test_it_records_recipients_and_time_and_links_the_incident(
     alert = StakeholderAlert.objects.get(incident=incident, group=group)
     assert alert.recipients == ["dpo@breachdesk.test", "privacy-team@breachdesk.test"]
     assert alert.created_at == assessment.assessed_at
-    assert alert.sent_at is not None and alert.sent_at >= alert.created_at
-    [message] = mail.outbox
-    assert message.to == ["dpo@breachdesk.test", "privacy-team@breachdesk.test"]
-    assert incident.reference in message.subject
-    assert f"https://breachdesk.example.org/incidents/{incident.pk}/" in message.body
-    assert "Payroll export sent to a wrong customer" in message.body
-    assert "severity low" in message.body.lower()
+    # One outbox row per recipient, sent by the outbox sender after commit.
+    assert alert.email_status() == "2 of 2 sent"
+    assert sorted(message.to[0] for message in mail.outbox) == [
+        "dpo@breachdesk.test",
+        "privacy-team@breachdesk.test",
+    ]
+    for message in mail.outbox:
+        assert incident.reference in message.subject
+        assert f"https://breachdesk.example.org/incidents/{incident.pk}/" in message.body
+        assert "Payroll export sent to a wrong customer" in message.body
+        assert "severity low" in message.body.lower()
 
 
 def test_no_email_leaves_before_the_assessment_commits(make_incident, assess, stakeholder_addresses):
@@ -145,6 +151,7 @@ def test_a_group_without_addresses_is_recorded_and_not_emailed(
     assert alert.recipients == []
     assert alert.sent_at is None
     assert "no email address" in alert.last_error
+    assert not alert.emails.exists()
     assert mail.outbox == []
 
 
@@ -159,14 +166,18 @@ def test_an_inactive_group_is_not_alerted(make_incident, assess):
 
 def test_sending_an_alert_twice_emails_once(make_incident, assess, stakeholder_addresses):
     incident = make_incident()
-    assess(incident, band="low")
+    assess(incident, band="low")  # no commit here: the outbox row exists, nothing is sent yet
     alert = StakeholderAlert.objects.get(incident=incident)
+    assert alert.emails.count() == 1 and mail.outbox == []
 
-    first = send_stakeholder_alert(alert.pk)
-    second = send_stakeholder_alert(alert.pk)
+    # The old per-alert task (messages queued before the outbox) adds nothing more.
+    assert send_stakeholder_alert(alert.pk) == 0
+    first = outbox_send_due()
+    second = outbox_send_due()
 
-    assert (first, second) == (1, 0)
+    assert (first.sent, second.sent) == (1, 0)
     assert len(mail.outbox) == 1
+    assert alert.email_status() == "1 of 1 sent"
 
 
 def test_the_database_refuses_a_second_alert_of_the_same_group(make_incident, assess):

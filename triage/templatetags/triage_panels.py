@@ -28,7 +28,11 @@ def triage_panel(context: template.Context, incident: Incident, user: Any) -> di
     assessments = list(incident.assessments.select_related("assessed_by").order_by("-version"))
     is_final = incident.state in FINAL_STATES
     alerts = (
-        list(incident.stakeholder_alerts.select_related("group").order_by("created_at", "id"))
+        list(
+            incident.stakeholder_alerts.select_related("group")
+            .prefetch_related("emails")
+            .order_by("created_at", "id")
+        )
         if user.has_perm("triage.view_stakeholderalert")
         else []
     )

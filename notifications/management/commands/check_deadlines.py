@@ -1,11 +1,13 @@
 """``python manage.py check_deadlines``: run one pass of the deadline scanner now, create the
-deliveries of approved notices still waiting for them, then send what is due. The same work
+deliveries of approved notices still waiting for them, then send what is due (both outboxes:
+``notifications.sender`` and ``incidents.outbox``, the declaration alerts). The same work
 Celery beat and the workers do every minute; harmless to run at any time."""
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from incidents.outbox import outgoing_emails_send_due
 from notifications.scanner import deadlines_scan
 from notifications.sender import outbox_due_exists, outbox_send_due
 from notifications.services import notice_deliveries_create
@@ -30,3 +32,9 @@ class Command(BaseCommand):
         if due and not no_send:
             sent = outbox_send_due()
             self.stdout.write(f"{sent.sent} sent, {sent.retried} to retry, {sent.failed} failed.")
+        if report.incident_emails_due and not no_send:
+            counts = outgoing_emails_send_due()
+            self.stdout.write(
+                f"Declaration alerts and report confirmations: {counts['sent']} sent, "
+                f"{counts['retried']} to retry, {counts['failed']} failed."
+            )
