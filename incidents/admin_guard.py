@@ -18,8 +18,13 @@ from django.contrib.admin import AdminSite, ModelAdmin
 from django.db.models import ForeignKey, Model
 from django.http import HttpRequest
 
-from incidents.models import Incident, ReadLogEntry
-from incidents.selectors import incidents_visible_to, read_log_visible_to, visible_related
+from incidents.models import AuditCheckpoint, Incident, ReadLogEntry
+from incidents.selectors import (
+    incidents_visible_to,
+    invisible_incident_ids,
+    read_log_visible_to,
+    visible_related,
+)
 
 #: How many foreign keys ``incident_path`` follows at most (a sent message: delivery, notice,
 #: incident).
@@ -79,6 +84,13 @@ def _guard(model_admin: ModelAdmin, path: str | None) -> None:
             return read_log_visible_to(request.user, original_queryset(request))
 
         model_admin.get_queryset = get_read_log  # type: ignore[method-assign]
+    elif issubclass(model_admin.model, AuditCheckpoint):
+        # A checkpoint names its incident's chain by id and reference, not by a foreign key.
+        def get_checkpoints(request: HttpRequest) -> Any:
+            hidden = invisible_incident_ids(request.user)
+            return original_queryset(request).exclude(chain="incident", subject_id__in=hidden)
+
+        model_admin.get_queryset = get_checkpoints  # type: ignore[method-assign]
 
     def formfield_for_foreignkey(db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if isinstance(db_field.related_model, type) and issubclass(db_field.related_model, Incident):

@@ -24,6 +24,7 @@ from incidents import files
 from incidents.evidence_page import EvidenceSupersedeForm, EvidenceUploadForm
 from incidents.exceptions import EvidenceTooLarge, LifecycleConflict
 from incidents.models import EvidenceFile, Incident
+from incidents.selectors import incidents_visible_to
 from incidents.views import render_incident_page
 
 
@@ -32,7 +33,7 @@ def _incident(request: HttpRequest, pk: int, permission: str) -> Incident:
     ``permission``."""
     if not request.user.has_perm("incidents.view_incident"):
         raise Http404("No such incident.")
-    incident = get_object_or_404(Incident, pk=pk)
+    incident = get_object_or_404(incidents_visible_to(request.user), pk=pk)
     if not request.user.has_perm(permission):
         raise PermissionDenied(f"Your role may not do this (needs {permission}).")
     return incident

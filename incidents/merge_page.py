@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from incidents.merging import MERGEABLE_STATES, duplicate_suggestions
 from incidents.models import MERGE_PERMISSION, Incident
+from incidents.selectors import incidents_visible_to
 
 
 class MergeForm(forms.Form):
@@ -30,8 +31,8 @@ def merge_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
     mergeable = incident.state in MERGEABLE_STATES
     return {
         "can_merge": mergeable and request.user.has_perm(MERGE_PERMISSION),
-        # visible=: the incidents this user may see (every incident until need-to-know lands).
-        "duplicate_suggestions": duplicate_suggestions(incident, visible=Incident.objects.all())
+        # visible=: the incidents this user may see (need to know).
+        "duplicate_suggestions": duplicate_suggestions(incident, visible=incidents_visible_to(request.user))
         if mergeable
         else [],
         "merged_duplicates": list(

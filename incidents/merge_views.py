@@ -16,14 +16,18 @@ from incidents.exceptions import LifecycleConflict
 from incidents.merge_page import MergeForm
 from incidents.merging import incident_merge
 from incidents.models import MERGE_PERMISSION, Incident
+from incidents.selectors import incidents_visible_to
 from incidents.views import render_incident_page
 
 
-def _survivor(value: str) -> Incident | None:
+def _survivor(request: HttpRequest, value: str) -> Incident | None:
+    """The incident named by ``value`` (an id or a reference, any case) among those the user
+    may see (need to know), or ``None``."""
     value = value.strip()
+    visible = incidents_visible_to(request.user)
     if value.isdigit():
-        return Incident.objects.filter(pk=int(value)).first()
-    return Incident.objects.filter(reference__iexact=value).first()
+        return visible.filter(pk=int(value)).first()
+    return visible.filter(reference__iexact=value).first()
 
 
 @login_required
@@ -33,11 +37,11 @@ def incident_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
     redirect to the surviving incident's page with a message."""
     if not request.user.has_perm("incidents.view_incident"):
         raise Http404("No such incident.")
-    incident = get_object_or_404(Incident, pk=pk)
+    incident = get_object_or_404(incidents_visible_to(request.user), pk=pk)
     if not request.user.has_perm(MERGE_PERMISSION):
         raise PermissionDenied(f"Your role may not do this (needs {MERGE_PERMISSION}).")
     form = MergeForm(request.POST, prefix="merge")
-    into = _survivor(form.data.get("merge-into", "")) if form.is_valid() else None
+    into = _survivor(request, form.data.get("merge-into", "")) if form.is_valid() else None
     if into is None:
         messages.error(request, "Name the surviving incident by its reference (BD-…) or id.")
         return render_incident_page(request, incident, status=400)

@@ -1179,6 +1179,11 @@ class OutgoingEmail(models.Model):
         FAILED = "failed", "Failed"
 
     kind = models.CharField(max_length=40)
+    # The incident it is about, if any (a declaration alert): need to know hides it with its
+    # incident in the admin and the auditors' site.
+    incident = models.ForeignKey(
+        "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     to_address = models.EmailField()
     language = models.CharField(max_length=8, default="en")
     subject = models.CharField(max_length=300)

@@ -104,6 +104,7 @@ def declaration_alerts_queue(*, incident: Incident) -> int:
             message_id=f"<declaration-alert.{incident.pk}.{address_key(address)}@{domain}>",
             defaults={
                 "kind": DECLARATION_ALERT,
+                "incident": incident,
                 "to_address": address,
                 "language": "en",
                 "subject": " ".join((neutral_subject if hidden else subject).split())[:300],

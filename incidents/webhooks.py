@@ -47,11 +47,13 @@ from config.celery import enqueue
 from incidents.exceptions import ActionForbidden, LifecycleConflict
 from incidents.models import (
     Incident,
+    IncidentRestriction,
     WebhookDelivery,
     WebhookEvent,
     WebhookEventType,
     WebhookSubscriber,
 )
+from incidents.selectors import incident_is_restricted
 
 #: Header names (a contract; README "Webhooks").
 EVENT_HEADER = "Breachdesk-Event"
@@ -225,7 +227,11 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     "products_involved": [names], "exposure_started_at", "exposure_ended_at",
     "details_withheld": bool}``: instants in UTC ISO 8601 (``...Z``) or ``null``. A breach fact
     withheld from the customers is left out (its keys are absent, ``details_withheld`` true).
+    A restricted incident (need to know, issue 10.1) is named by nothing but ``restricted_view``
+    (``restricted_incident``): other systems learn that something happened, not what.
     """
+    if incident_is_restricted(incident):
+        return restricted_view(incident)
     data: dict[str, Any] = {
         "id": incident.pk,
         "reference": incident.reference,
@@ -249,10 +255,26 @@ def incident_payload(incident: Incident) -> dict[str, Any]:
     return _strip_withheld(data, withheld_fields(incident))
 
 
+def restricted_view(incident: Incident) -> dict[str, Any]:
+    """What a payload says of a restricted incident: ``{"id", "state", "restricted": true,
+    "url"}``: no reference, title, severity, times or breach facts (issue 10, item 1)."""
+    return {
+        "id": incident.pk,
+        "state": incident.state,
+        "restricted": True,
+        "url": settings.SITE_URL.rstrip("/") + reverse("incidents:incident_detail", args=[incident.pk]),
+    }
+
+
 def webhook_payload(event: WebhookEvent) -> dict[str, Any]:
     """The JSON body of ``event`` as it is sent now: the stored payload with any breach fact
-    withheld since it was raised removed again (a redelivery never reveals it)."""
+    withheld since it was raised removed again (a redelivery never reveals it), and nothing but
+    ``restricted_view`` of an incident restricted since."""
     payload = dict(event.payload)
+    if incident_is_restricted(event.incident):
+        payload["incident"] = restricted_view(event.incident)
+        payload["data"] = {}  # customers' names, thresholds: nothing about what happened
+        return payload
     payload["incident"] = _strip_withheld(
         dict(payload.get("incident") or {}), withheld_fields(event.incident)
     )
@@ -298,7 +320,7 @@ def webhook_event_raise(
         "type": type,
         "created_at": _iso(at),
         "incident": incident_payload(incident),
-        "data": dict(data or {}),
+        "data": {} if incident_is_restricted(incident) else dict(data or {}),
     }
     event.save()
     WebhookDelivery.objects.bulk_create(
@@ -485,9 +507,15 @@ def webhook_delivery_redeliver(*, actor: Any, delivery: WebhookDelivery) -> Webh
 
 def subscriber_log(subscriber: WebhookSubscriber) -> models.QuerySet[WebhookDelivery]:
     """The delivery log of ``subscriber``: its deliveries newest first, each with its event and
-    attempts attached (``attempts_made``, oldest first)."""
+    attempts attached (``attempts_made``, oldest first), and ``incident_restricted``: whether
+    the event's incident is restricted (the log then does not name it)."""
     return (
         WebhookDelivery.objects.filter(subscriber=subscriber)
+        .annotate(
+            incident_restricted=models.Exists(
+                IncidentRestriction.objects.filter(incident_id=models.OuterRef("event__incident_id"))
+            )
+        )
         .select_related("event", "event__incident")
         .prefetch_related("attempts_made")
         .order_by("-created_at", "-id")

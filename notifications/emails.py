@@ -93,6 +93,7 @@ def outgoing_email_queue(
         message_id=message_id(kind=kind, message_key=message_key),
         contact=contact,
         customer=customer,
+        incident=incident,
         next_attempt_at=now,
         created_at=now,
     )

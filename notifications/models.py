@@ -629,6 +629,16 @@ class OutgoingEmail(OutboxMessage):
     customer = models.ForeignKey(
         "incidents.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="outgoing_emails"
     )
+    # The incident a staff email is about, if any: need to know hides it with its incident in the
+    # admin and the auditors' site.
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

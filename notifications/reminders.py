@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from incidents.models import OPEN_STATES, Incident
+from incidents.selectors import invisible_incident_ids
 from notifications.emails import outgoing_email_queue
 from notifications.models import DueReminder, OutgoingEmail, Withholding
 
@@ -106,13 +107,17 @@ def reminder_sources() -> tuple[ReminderSource, ...]:
 
 def due_items_for(user: Any, *, now: datetime | None = None, horizon: timedelta) -> list[DueItem]:
     """Everything ``user`` owns that is due before ``now + horizon`` (overdue first, then by
-    due time), from every source: the "my work" page."""
+    due time), from every source, but for items of restricted incidents ``user`` is not a
+    member of (``incidents.selectors``): the "my work" page."""
     now = now or timezone.now()
     items = [
         item
         for source in reminder_sources()
         for item in source.items(due_before=now + horizon, owner_id=user.pk)
     ]
+    # Need to know: an item of a restricted incident the user is not a member of is not listed.
+    hidden = set(invisible_incident_ids(user)) if any(item.incident for item in items) else set()
+    items = [item for item in items if item.incident is None or item.incident.pk not in hidden]
     return sorted(items, key=lambda item: (item.due_at, item.source, item.object_id))
 
 

@@ -45,6 +45,7 @@ from incidents.api.serializers import ErrorSerializer
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.exceptions import EvidenceTooLarge
 from incidents.models import EvidenceFile, Incident, Note
+from incidents.selectors import incidents_visible_to, visible_related
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -156,11 +157,11 @@ class _EvidenceView(GenericAPIView):
     filter_backends: list[Any] = []
 
     def incident(self) -> Incident:
-        return get_object_or_404(Incident.objects.all(), pk=self.kwargs["pk"])
+        return get_object_or_404(incidents_visible_to(self.request.user), pk=self.kwargs["pk"])
 
     def evidence(self) -> EvidenceFile:
         return get_object_or_404(
-            EvidenceFile.objects.select_related("incident", "supersedes"),
+            visible_related(self.request.user, EvidenceFile.objects.select_related("incident", "supersedes")),
             pk=self.kwargs["file_id"],
             incident_id=self.kwargs["pk"],
         )
@@ -168,7 +169,10 @@ class _EvidenceView(GenericAPIView):
     def get_queryset(self) -> QuerySet[EvidenceFile]:
         if getattr(self, "swagger_fake_view", False):
             return EvidenceFile.objects.none()
-        return EvidenceFile.objects.filter(incident_id=self.kwargs["pk"]).select_related("supersedes")
+        return visible_related(
+            self.request.user,
+            EvidenceFile.objects.filter(incident_id=self.kwargs["pk"]).select_related("supersedes"),
+        )
 
     def _upload_body(self, request: Request, body_class: type[serializers.Serializer]) -> dict[str, Any]:
         """The validated multipart body; 413 when a file passed ``EVIDENCE_MAX_BYTES`` while it

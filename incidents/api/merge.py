@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 from incidents.api.query import refuse_unknown_query_parameters
 from incidents.api.serializers import ErrorSerializer, IncidentDetailSerializer, incident_representation
 from incidents.merging import incident_merge
-from incidents.models import MERGE_PERMISSION, Incident
+from incidents.models import MERGE_PERMISSION
+from incidents.selectors import incidents_visible_to
 
 _ERROR = OpenApiResponse(ErrorSerializer)
 
@@ -59,10 +60,10 @@ class IncidentMergeView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         """Merge through ``incidents.merging.incident_merge``."""
-        incident = get_object_or_404(Incident.objects.all(), pk=pk)
+        incident = get_object_or_404(incidents_visible_to(request.user), pk=pk)
         body = MergeBody(data=request.data)
         body.is_valid(raise_exception=True)
-        into = Incident.objects.filter(pk=body.validated_data["into"]).first()
+        into = incidents_visible_to(request.user).filter(pk=body.validated_data["into"]).first()
         if into is None:
             raise serializers.ValidationError({"into": ["No such incident."]})
         incident_merge(incident=incident, into=into, actor=request.user)

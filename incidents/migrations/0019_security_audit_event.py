@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('incidents', '0017_webhooks'),
+        ('incidents', '0018_outgoing_email_incident'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

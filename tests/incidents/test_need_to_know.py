@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from incidents import services
 from incidents.audit_site import audit_site
+from incidents.files import evidence_file_upload
 from incidents.models import AccountExpiry, AuditEvent, Contact, Customer, Incident, IncidentRestriction
 from incidents.selectors import RESTRICTED_SUBJECT, incidents_visible_to, visible_related
 from notifications import services as notification_services
@@ -55,6 +57,39 @@ MISSING = 987654
 # - "metrics": shared aggregates, checked by count in test_it_leaves_restricted_incidents_out_of_the_metrics;
 # - "unrelated": shows nothing of any incident (with the reason).
 ROUTES: dict[str, Any] = {
+    "dashboard:my_work": "list-no-sample",  # the user's own dated items
+    "incidents:evidence_file_upload": "incident",
+    "incidents:evidence_file_download": "incident",
+    "incidents:evidence_file_supersede": "incident",
+    "incidents:evidence_file_delete": "incident",
+    "incidents:incident_merge": "incident",
+    "api:incident-files": "incident",
+    "api:incident-file": "incident",
+    "api:incident-file-download": "incident",
+    "api:incident-file-supersede": "incident",
+    "api:incident-merge": "incident",
+    # Webhook subscribers belong to no incident; the log names none that is restricted.
+    "webhooks:subscriber_list": "unrelated",
+    "webhooks:subscriber_new": "unrelated",
+    "webhooks:subscriber_detail": "unrelated",
+    "webhooks:subscriber_deactivate": "unrelated",
+    "webhooks:subscriber_rotate_secret": "unrelated",
+    "webhooks:delivery_redeliver": "unrelated",
+    "api:webhook-subscriber-list": "unrelated",
+    "api:webhook-subscriber-detail": "unrelated",
+    "api:webhook-subscriber-deliveries": "unrelated",
+    "api:webhook-subscriber-redeliver": "unrelated",
+    "api:webhook-subscriber-rotate-secret": "unrelated",
+    # Sign-in: the second factor, WebAuthn, single sign-on.
+    "two_factor_verify": "unrelated",
+    "two_factor_setup": "unrelated",
+    "otp_webauthn:credential-authentication-begin": "unrelated",
+    "otp_webauthn:credential-authentication-complete": "unrelated",
+    "otp_webauthn:credential-registration-begin": "unrelated",
+    "otp_webauthn:credential-registration-complete": "unrelated",
+    "otp_webauthn:js-i18n-catalog": "unrelated",
+    "oidc_authentication_init": "unrelated",
+    "oidc_authentication_callback": "unrelated",
     "dashboard:board": "list",
     "dashboard:metrics": "metrics",
     "dashboard:customer_list": "unrelated",  # customers only
@@ -180,6 +215,18 @@ def _lists(body: str, name: str, rows: dict[str, Any]) -> bool:
 #: Model admins of /admin/ and /audit/: the lookup from a row to its incident, or ``None`` when
 #: its rows belong to no incident. A model registered on either site but missing here fails.
 ADMIN_MODELS: dict[str, str | None] = {
+    "axes.AccessAttempt": None,
+    "axes.AccessLog": None,
+    "axes.AccessFailureLog": None,
+    "otp_totp.TOTPDevice": None,
+    "incidents.SecurityAuditEvent": None,  # sign-in events: who, when, which path
+    "incidents.AuditCheckpoint": None,  # names chains by id: filtered in incidents.admin_guard
+    "incidents.EvidenceFile": "incident",
+    "incidents.WebhookSubscriber": None,
+    "incidents.WebhookEvent": "incident",
+    "incidents.WebhookDelivery": "event__incident",
+    "incidents.WebhookAttempt": "delivery__event__incident",
+    "notifications.DueReminder": "incident",
     "auth.Group": None,
     "auth.User": None,
     "incidents.Customer": None,
@@ -196,7 +243,7 @@ ADMIN_MODELS: dict[str, str | None] = {
     "incidents.Alert": "incident",
     "incidents.AlertThread": "incident",
     "incidents.CustomerReport": "incident",
-    "incidents.OutgoingEmail": None,  # customer report confirmations
+    "incidents.OutgoingEmail": "incident",  # report confirmations, declaration alerts
     "incidents.IdempotencyRecord": None,
     "incidents.ApiToken": None,
     "incidents.AccountExpiry": None,
@@ -231,7 +278,7 @@ ADMIN_MODELS: dict[str, str | None] = {
     "notifications.Delivery": "notice__incident",
     "notifications.SentMessage": "delivery__notice__incident",
     "notifications.SkippedRecipient": "notice__incident",
-    "notifications.OutgoingEmail": None,  # contact confirmations
+    "notifications.OutgoingEmail": "incident",  # contact confirmations, staff emails
     "notifications.ContactConfirmationRequest": None,
 }
 
@@ -282,7 +329,18 @@ def _admin_route(name: str) -> tuple[str, str, str] | None:
 
 
 @pytest.fixture
-def world(db, make_incident, responder, manager, auditor, superuser, django_user_model, smtp_server):
+def world(
+    db,
+    make_incident,
+    responder,
+    manager,
+    auditor,
+    superuser,
+    django_user_model,
+    smtp_server,
+    settings,
+    tmp_path,
+):
     """``responder``, ``manager``, ``auditor`` and ``superuser`` are not members; ``mona``
     (incident manager, who restricts it), ``remy`` (responder), ``ada`` (auditor, granted) and
     ``sue`` (superuser) are."""
@@ -321,8 +379,19 @@ def world(db, make_incident, responder, manager, auditor, superuser, django_user
     item = postmortem_services.action_item_create(
         incident=incident, actor=mona, description=f"{MARK} revoke access", owner=remy
     )
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    evidence = evidence_file_upload(
+        incident=incident, actor=remy, upload=SimpleUploadedFile("notes.txt", b"interview"), description=MARK
+    )
     services.incident_restriction_set(incident=incident, actor=mona, members=[remy, ada, sue])
     rows = {
+        "file": evidence,
         "incident": incident,
         "customer": customer,
         "clock": Clock.objects.filter(incident=incident).first(),
@@ -361,6 +430,9 @@ def _kwargs(pattern_names: list[str], rows: dict[str, Any], kind: Any, missing: 
         "task_pk": rows["task"].pk,
         "item_pk": rows["item"].pk,
         "withholding_pk": rows["withholding"].pk,
+        "file_id": rows["file"].pk,
+        "delivery_pk": MISSING,
+        "delivery_id": MISSING,
         "name": "close",
         "transition_name": "close",
     }
@@ -817,8 +889,8 @@ def test_stakeholder_alerts_and_reminders_name_a_restricted_incident_only_to_mem
 
     item = world["rows"]["item"]
     ActionItemReminder.objects.filter(action_item=item).delete()
-    for user in (rita, remy):
-        ActionItemReminder.objects.create(action_item=item, kind="due", recipient=user.email)
+    for user, kind in ((rita, "due"), (remy, "overdue")):
+        ActionItemReminder.objects.create(action_item=item, kind=kind, recipient=user.email)
     smtp_server.received.clear()
     assert action_item_reminders_scan().sent >= 2
     by_address = _sent_by_address(smtp_server)

@@ -27,7 +27,7 @@ from django.conf import settings as django_settings
 from config.celery import enqueue
 from incidents import services as incident_services
 from incidents.models import OutgoingEmail as IncidentEmail
-from notifications.models import Delivery, Escalation, OutgoingEmail
+from notifications.models import Delivery, DueReminder, Escalation, OutgoingEmail
 from notifications.scanner import deadlines_scan
 from notifications.services import notice_approve, notice_draft
 from notifications.tasks import scan_deadlines
@@ -82,7 +82,10 @@ def test_it_sends_every_email_once_after_the_broker_was_down(
 
     # Nothing sent; everything held in the database.
     assert smtp_server.received == []
-    staff = OutgoingEmail.objects.order_by("kind", "address")
+    # The scan, two days on, also found the playbook tasks overdue: one reminder each, to the owner.
+    reminders = DueReminder.objects.count()
+    assert reminders and set(DueReminder.objects.values_list("owner", flat=True)) == {responder.pk}
+    staff = OutgoingEmail.objects.exclude(kind="due_reminder").order_by("kind", "address")
     assert sorted(staff.values_list("kind", "address")) == [
         ("escalation", manager.email),
         ("escalation", responder.email),
@@ -90,7 +93,7 @@ def test_it_sends_every_email_once_after_the_broker_was_down(
         ("stakeholder_alert", "privacy@breachdesk.test"),
         ("stakeholder_alert", "security@breachdesk.test"),
     ]
-    assert set(staff.values_list("status", flat=True)) == {"pending"}
+    assert set(OutgoingEmail.objects.values_list("status", flat=True)) == {"pending"}
     assert sorted(
         IncidentEmail.objects.filter(status="pending").values_list("to_address", flat=True)
     ) == sorted([manager.email, responder.email])
@@ -111,7 +114,7 @@ def test_it_sends_every_email_once_after_the_broker_was_down(
         "security@breachdesk.test": 1,
         "anna@acme.example": 1,  # the notice
         manager.email: 2,  # the declaration alert and the escalation
-        responder.email: 2,  # the owner: the same two
+        responder.email: 2 + reminders,  # the owner: the same two, and the task reminders
     }
     assert len({message.message_id for message in first}) == len(first)
     assert len(smtp_server.received) == len(first)  # the second pass sent nothing more

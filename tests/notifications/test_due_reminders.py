@@ -121,7 +121,11 @@ def test_a_withholding_review_reminds_the_manager_who_withheld(make_incident, ma
     assert _reminders("withholding_review") == [(withholding.pk, "due"), (withholding.pk, "overdue")]
 
     _send_all()
-    to_manager = [m for m in smtp_server.received if m.recipients == ["max.manager@breachdesk.test"]]
+    to_manager = [
+        m
+        for m in smtp_server.received
+        if m.recipients == ["max.manager@breachdesk.test"] and "Withholding review" in m.message["Subject"]
+    ]
     assert [m.message["Subject"] for m in to_manager] == [
         f"[Breachdesk] Withholding review due: {incident.reference}",
         f"[Breachdesk] Withholding review overdue: {incident.reference}",
