@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from incidents.models import Contact, Customer
 from incidents.readiness import customers_unconfirmed, customers_unreachable, readiness_figures
@@ -227,6 +227,7 @@ def contact_confirmation(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@require_safe
 def contact_confirmation_done(request: HttpRequest) -> HttpResponse:
     """The thank-you page after a link was used up (it names nobody), in ``?language=`` when
     that is one of ``settings.LANGUAGES`` (else English)."""
@@ -312,6 +313,7 @@ def _with_contact_counts(customers: QuerySet[Customer]) -> QuerySet[Customer]:
 
 
 @login_required
+@require_safe
 def readiness(request: HttpRequest) -> HttpResponse:
     """Who could not be reached if a breach were declared today: the counts
     (``incidents.readiness.readiness_figures``), the customers with no deliverable
@@ -348,6 +350,7 @@ def readiness(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def customer_readiness(request: HttpRequest, pk: int) -> HttpResponse:
     """One customer's readiness entry: its contacts and whether email reaches them, its
     confirmation requests with their emails' status, and its audit chain. 404 without

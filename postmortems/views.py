@@ -69,6 +69,10 @@ def _post_mortem_page(
 ) -> HttpResponse:
     user = request.user
     post_mortem = _post_mortem_or_none(incident)
+    if post_mortem is None:
+        # An action on an incident whose post-mortem has not begun (complete, review, the summary,
+        # an action item) answers with the page that says so, not the post-mortem's own.
+        return render(request, "postmortems/no_post_mortem.html", {"incident": incident}, status=404)
     items = (
         list(
             ActionItem.objects.filter(post_mortem=post_mortem)
@@ -206,6 +210,8 @@ def post_mortem_summary_into_notice(request: HttpRequest, pk: int) -> HttpRespon
     """Take the customer summary into an update or final notice draft
     (``services.post_mortem_summary_into_notice``); then show that notice."""
     incident = _incident_with(request, pk, "postmortems.view_postmortem", "notifications.change_notice")
+    if _post_mortem_or_none(incident) is None:
+        return _post_mortem_page(request, incident)  # the page saying there is none yet (404)
     form = SummaryIntoNoticeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose the notice draft to take the summary into.")
