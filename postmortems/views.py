@@ -257,6 +257,15 @@ def action_item_status(request: HttpRequest, pk: int, item_pk: int) -> HttpRespo
     item = get_object_or_404(
         ActionItem.objects.select_related("post_mortem"), pk=item_pk, post_mortem__incident=incident
     )
+    user = request.user
+    may_settle = user.has_perm("postmortems.change_actionitem") or (
+        item.owner_id == user.pk and user.has_perm("incidents.change_incident")
+    )
+    if not may_settle:
+        # Refused before the form is read: a role that may not settle it gets 403, not a form error.
+        raise PermissionDenied(
+            "Your role may not do this (needs postmortems.change_actionitem, or to own the item)."
+        )
     form = ActionItemStatusForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a status.")
