@@ -356,6 +356,10 @@ def customer_readiness(request: HttpRequest, pk: int) -> HttpResponse:
     confirmation requests with their emails' status, and its audit chain. 404 without
     ``incidents.view_contact_readiness``."""
     _require_readiness(request)
+    return _customer_readiness_page(request, pk)
+
+
+def _customer_readiness_page(request: HttpRequest, pk: int, *, status: int = 200) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk)
     contacts = list(customer.contacts.order_by("-is_active", "role", "name", "id"))
     requests = list(
@@ -377,6 +381,7 @@ def customer_readiness(request: HttpRequest, pk: int) -> HttpResponse:
             "audit_events": list(customer.audit_events.order_by("-sequence")[:100]),
             "can_send": request.user.has_perm(SEND_PERMISSION),
         },
+        status=status,
     )
 
 
@@ -394,8 +399,6 @@ def customer_confirmation_send(request: HttpRequest, pk: int) -> HttpResponse:
     links = confirmations.contacts_confirmation_request(customer=customer, actor=request.user)
     if not links:
         messages.error(request, "Nobody to ask: the customer has no deliverable administrative contact.")
-        response = customer_readiness(request, pk)
-        response.status_code = 409
-        return response
+        return _customer_readiness_page(request, pk, status=409)
     messages.success(request, f"Confirmation requests queued for {len(links)} contact(s).")
     return redirect("contacts:customer_readiness", pk=customer.pk)
