@@ -114,3 +114,26 @@ def test_it_checks_each_transition_s_permission_as_the_table_says(role, personas
             continue
         (permission,) = row["permissions"]
         assert personas[role].has_perm(permission) is row[role], (role, row["what"])
+
+
+@pytest.mark.parametrize("role", ROLE_GROUPS)
+def test_it_refuses_begin_post_mortem_on_the_web_and_the_api_to_the_roles_the_table_does_not_give_it(
+    role, client, make_incident, personas
+):
+    from incidents.models import IncidentState
+
+    row = next(row for row in role_table() if row["what"].startswith("transition `begin_post_mortem`"))
+    incident = make_incident(state="notified")
+    client.force_login(personas[role])
+
+    web = client.post(f"/incidents/{incident.pk}/transitions/begin_post_mortem/")
+    api = client.post(
+        f"/api/incidents/{incident.pk}/transitions/begin_post_mortem/", {}, content_type="application/json"
+    )
+
+    incident.refresh_from_db()
+    if row[role]:
+        assert incident.state == IncidentState.POST_MORTEM
+    else:
+        assert (web.status_code, api.status_code) == (403, 403)
+        assert incident.state == IncidentState.NOTIFIED
