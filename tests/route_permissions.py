@@ -16,7 +16,8 @@ it matches (``audit:*_add``); the most specific one wins. A model registered wit
 takes one line in ``ADMIN_WRITES`` instead.
 
 What "may use" means, checked by the test: an allowed role is never refused (no 401, 403 or
-405, no redirect to a login page, no 5xx); a refused one gets 401, 403, 404 or 405 (or a
+405, no redirect to a login page, no 5xx; and no 404 to a GET unless ``may_answer_404``, since
+the world has every object a URL names); a refused one gets 401, 403, 404 or 405 (or a
 redirect to a login page, or to the admin site's index that refuses it), and nothing is written.
 The roles are those of the README's role table (``tests/test_role_table.py`` checks it).
 """
@@ -61,6 +62,8 @@ class Entry:
     ends_at_login: bool = False
     #: Nothing may be written even by an allowed role (the auditors' read-only site).
     read_only: bool = False
+    #: A GET by an allowed role may answer 404 (a catch-all; a link to a page the model lacks).
+    may_answer_404: bool = False
 
     def allowed(self, method: str) -> frozenset[str]:
         return self.methods.get(method, NOBODY)
@@ -71,16 +74,18 @@ def allow(
     kwargs: dict[str, str] | None = None,
     ends_at_login: bool = False,
     read_only: bool = False,
+    may_answer_404: bool = False,
     **methods: frozenset[str],
 ) -> Entry:
     """An entry: ``allow(GET=READERS, POST=WRITERS, kwargs={"pk": "customer"})``."""
     unknown = set(methods) - set(METHODS)
     assert not unknown, f"unknown methods {unknown}"
     return Entry(
-        {method: frozenset(roles) for method, roles in methods.items()},
-        kwargs or {},
-        ends_at_login,
-        read_only,
+        methods={method: frozenset(roles) for method, roles in methods.items()},
+        kwargs=kwargs or {},
+        ends_at_login=ends_at_login,
+        read_only=read_only,
+        may_answer_404=may_answer_404,
     )
 
 
@@ -237,12 +242,13 @@ ROUTES: dict[str, Entry] = {
     "admin:password_change": allow(GET=SUPERUSERS, POST=SUPERUSERS),
     "admin:password_change_done": allow(GET=SUPERUSERS),
     "admin:jsi18n": allow(GET=SUPERUSERS),
-    "admin:view_on_site": allow(GET=SUPERUSERS, POST=SUPERUSERS),
+    # Our models have no get_absolute_url: 404 ("has no absolute URL") for everyone let in.
+    "admin:view_on_site": allow(GET=SUPERUSERS, POST=SUPERUSERS, may_answer_404=True),
     # Refused (403) without the query naming a model's autocomplete field; none is configured.
     "admin:autocomplete": allow(),
     "admin:auth_user_password_change": allow(GET=SUPERUSERS, POST=SUPERUSERS),
     # Unnamed: <object_id>/ redirects to its change page; the catch-all answers 404 or a login.
-    "admin/*": allow(GET=SUPERUSERS, POST=SUPERUSERS),
+    "admin/*": allow(GET=SUPERUSERS, POST=SUPERUSERS, may_answer_404=True),
     # --- the auditors' read-only site (/audit/): every model read-only, for auditors (and superusers)
     "audit:index": allow(GET=AUDITORS, POST=AUDITORS, read_only=True),
     "audit:app_list": allow(GET=AUDITORS, POST=AUDITORS, read_only=True),
@@ -251,7 +257,7 @@ ROUTES: dict[str, Entry] = {
     "audit:password_change": allow(GET=AUDITORS, POST=AUDITORS),
     "audit:password_change_done": allow(GET=AUDITORS),
     "audit:jsi18n": allow(GET=AUDITORS),
-    "audit:view_on_site": allow(GET=AUDITORS, POST=AUDITORS, read_only=True),
+    "audit:view_on_site": allow(GET=AUDITORS, POST=AUDITORS, read_only=True, may_answer_404=True),
     "audit:verify_audit_trail": allow(GET=AUDITORS),
     "audit:autocomplete": allow(),
     # Django's admin renders a changelist or a history for a POST as for a GET (a changelist POST
@@ -261,7 +267,7 @@ ROUTES: dict[str, Entry] = {
     "audit:*_change": allow(GET=AUDITORS),
     "audit:*_add": allow(),
     "audit:*_delete": allow(),
-    "audit/*": allow(GET=AUDITORS, POST=AUDITORS, read_only=True),
+    "audit/*": allow(GET=AUDITORS, POST=AUDITORS, read_only=True, may_answer_404=True),
     "audit-register-csv": allow(GET=AUDITORS),
     "audit-register-xlsx": allow(GET=AUDITORS),
     "audit-evidence-pack": allow(GET=AUDITORS),

@@ -227,13 +227,25 @@ def build_world(make_incident: Callable[..., Any], personas: dict[str, Any], sup
     WorkerHeartbeat.objects.get_or_create(name="worker", defaults={"beat_at": timezone.now()})
     customer = Customer.objects.get(account_reference="FIXTURE-001")
     contact = Contact.objects.filter(customer=customer).order_by("pk").first()
+    assert contact is not None
     links = confirmations.contacts_confirmation_request(customer=customer, actor=None)
     token, _key = api_token_create(user=manager, name="route matrix", lifetime=timedelta(days=1))
     clock = Clock.objects.filter(incident=incident).order_by("pk").first()
     from incidents.models import ReadLogEntry
     from notifications.models import Delivery
 
-    delivery = Delivery.objects.order_by("pk").first()
+    # Deliveries are made by the worker after an approval; one failed row stands for them here.
+    delivery = Delivery.objects.create(
+        notice=notice,
+        contact=contact,
+        customer=customer,
+        address=contact.email,
+        language="en",
+        subject="Personal data breach notice",
+        message_id="<route-matrix@breachdesk.test>",
+        status=Delivery.Status.FAILED,
+        last_error="550 mailbox unavailable",
+    )
     User = get_user_model()
     return World(
         {
@@ -245,12 +257,12 @@ def build_world(make_incident: Callable[..., Any], personas: dict[str, Any], sup
             "withholding": withholding.pk,
             "affected_customer": affected.pk,
             "customer": customer.pk,
-            "contact": contact.pk if contact else 999_999,
+            "contact": contact.pk,
             "task": task.pk,
             "action_item": action_item.pk,
             "confirmation_token": confirmations.confirmation_token(links[0]) if links else "not-a-token",
             "api_token": token.pk,
-            "delivery": delivery.pk if delivery else 999_999,
+            "delivery": delivery.pk,
             "read_log_entry": ReadLogEntry.objects.order_by("pk").values_list("pk", flat=True).first() or 1,
             "transition": "close",
             "user": User.objects.order_by("pk").values_list("pk", flat=True).first(),

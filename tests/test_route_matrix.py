@@ -66,7 +66,7 @@ def request(client: Any, route: Route, url: str, method: str, body: str = "") ->
     return response, _writes(captured.captured_queries)
 
 
-def verdict(entry: Entry, allowed: bool, response: Any, writes: list[str]) -> str | None:
+def verdict(entry: Entry, method: str, allowed: bool, response: Any, writes: list[str]) -> str | None:
     """What is wrong with ``response`` for this combination, or ``None``."""
     status = response.status_code
     location = urlsplit(response.get("Location", "")).path
@@ -77,6 +77,8 @@ def verdict(entry: Entry, allowed: bool, response: Any, writes: list[str]) -> st
     if allowed:
         if status in (401, 403, 405) or (to_login and not entry.ends_at_login):
             return f"allowed by the table but refused ({status}{' to ' + location if location else ''})"
+        if status == 404 and method == "GET" and not entry.may_answer_404:
+            return "allowed by the table but 404 (does tests/routes.py build the object its URL names?)"
         if entry.read_only and writes:
             return f"read-only but wrote: {writes[0]}"
         return None
@@ -128,7 +130,7 @@ def test_it_answers_every_route_as_the_table_says(role, make_incident, personas,
         for method in METHODS:
             allowed = role in entry.allowed(method)
             response, writes = request(client, route, url, method)
-            problem = verdict(entry, allowed, response, writes)
+            problem = verdict(entry, method, allowed, response, writes)
             if problem:
                 problems.append(f"{method} {url} ({route.key}) as {role}: {problem}")
     assert not problems, (
