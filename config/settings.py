@@ -308,8 +308,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE: int = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", defaul
 DUPLICATE_WINDOW_HOURS: int = env.int("DUPLICATE_WINDOW_HOURS", default=72)
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Content Security Policy (Django 6's built-in middleware): scripts and styles only from our own
@@ -473,6 +471,48 @@ SPECTACULAR_SETTINGS = {
         "TrainingCourseStatusEnum": ["lapsed", "never_completed"],
     },
 }
+
+# ---- Hardening (issue 8.5): HTTPS only, the browsable API only in DEBUG -------------------------
+#: HTTPS_ONLY (default: on whenever DEBUG is off) turns on HSTS, the redirect of plain HTTP to
+#: HTTPS and secure session and CSRF cookies, so that `manage.py check --deploy` is clean with
+#: nothing set but DEBUG=false and a SECRET_KEY. HTTPS_ONLY=false turns all of them off, for a
+#: deployment that runs on plain HTTP (a private network, the compose demo) or whose proxy
+#: terminates TLS and does the redirect and HSTS itself. A proxy that terminates TLS and forwards
+#: plain HTTP with HTTPS_ONLY on needs SECURE_PROXY_SSL_HEADER (the header it sets, e.g.
+#: HTTP_X_FORWARDED_PROTO, overwritten by the proxy on every request), else every request would
+#: be redirected forever.
+HTTPS_ONLY: bool = env.bool("HTTPS_ONLY", default=not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+#: One year: browsers then refuse plain HTTP to this host for that long (0 with HTTPS_ONLY off).
+SECURE_HSTS_SECONDS: int = env.int("HSTS_SECONDS", default=31_536_000) if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=True)
+#: Asking browsers to preload the host into their HSTS lists is a decision for the domain's
+#: owner that is slow to undo; off unless HSTS_PRELOAD=true, and check --deploy's reminder of it
+#: (security.W021) is silenced while off.
+SECURE_HSTS_PRELOAD: bool = env.bool("HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS: list[str] = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+#: SESSION_COOKIE_SECURE and CSRF_COOKIE_SECURE may still be set on their own; they follow
+#: HTTPS_ONLY by default.
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=HTTPS_ONLY)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=HTTPS_ONLY)
+_PROXY_SSL_HEADER: str = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _PROXY_SSL_HEADER:
+    if not _PROXY_SSL_HEADER.startswith("HTTP_"):
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must name a request header as Django sees it, e.g. HTTP_X_FORWARDED_PROTO."
+        )
+    SECURE_PROXY_SSL_HEADER = (_PROXY_SSL_HEADER, "https")
+# Web pages take GET, HEAD and POST only (405 otherwise); an admin action with selected rows
+# that are not ids answers 400 (incidents.hardening).
+MIDDLEWARE += [
+    "incidents.hardening.PageMethodsMiddleware",
+    "incidents.hardening.AdminActionInputMiddleware",
+]
+#: The browsable API (HTML forms over the API) only in DEBUG; otherwise every answer is JSON.
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"] + (
+    ["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []
+)
+# ---- end of hardening ----------------------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

@@ -57,6 +57,7 @@ def _require_incidents(request: HttpRequest) -> None:
 
 
 @login_required
+@require_safe
 def board(request: HttpRequest) -> HttpResponse:
     """The due-next board (``dashboard.board``): filters, search and sort from the query string,
     ``?cursor=`` for the next page. An htmx request (the page's refresh every minute) gets the
@@ -205,6 +206,7 @@ def period_from(request: HttpRequest) -> tuple[MetricsPeriodForm, metrics_module
 
 
 @login_required
+@require_safe
 def metrics_page(request: HttpRequest) -> HttpResponse:
     """Response metrics per month with charts and tables (``dashboard.metrics``);
     ``?format=csv`` downloads the same numbers. ``?from=YYYY-MM&to=YYYY-MM`` (default: the last
@@ -253,6 +255,7 @@ def _customer_for(request: HttpRequest, pk: int) -> Customer:
 
 
 @login_required
+@require_safe
 def customer_list(request: HttpRequest) -> HttpResponse:
     """Customers by name, searched by ``?q=`` (name or account reference), ``?after=`` the last
     name and id of the previous page (keyset, no COUNT). 403 without ``view_customer``."""
@@ -354,6 +357,7 @@ CUSTOMER_HISTORY_SIZE = 50
 
 
 @login_required
+@require_safe
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A customer: its fields, its contacts (with forms to add, edit and deactivate them), the
     incidents it was affected by and the notices sent to it (newest 50 of each; restricted

@@ -28,7 +28,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_fsm import can_proceed
 
 from incidents import services
@@ -113,6 +113,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 @login_required
+@require_safe
 def incident_list(request: HttpRequest) -> HttpResponse:
     """Incidents newest first, filtered by ``state``, ``severity``, ``detection_source``,
     ``drill`` (``real`` or ``drill``) and a text search ``q``; ``?cursor=`` pages to older ones (keyset on ``(created_at, id)``, no
@@ -351,6 +352,7 @@ render_incident_page = _render_detail
 
 
 @login_required
+@require_safe
 def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The incident page: facts, breach fields, scope decision, affected customers, the audit
     trail (UTC) and a form per transition the user may take now. 404 without

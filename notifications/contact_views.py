@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from incidents.models import Contact, Customer
 from incidents.readiness import customers_unconfirmed, customers_unreachable, readiness_figures
@@ -227,6 +227,7 @@ def contact_confirmation(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
+@require_safe
 def contact_confirmation_done(request: HttpRequest) -> HttpResponse:
     """The thank-you page after a link was used up (it names nobody), in ``?language=`` when
     that is one of ``settings.LANGUAGES`` (else English)."""
@@ -312,6 +313,7 @@ def _with_contact_counts(customers: QuerySet[Customer]) -> QuerySet[Customer]:
 
 
 @login_required
+@require_safe
 def readiness(request: HttpRequest) -> HttpResponse:
     """Who could not be reached if a breach were declared today: the counts
     (``incidents.readiness.readiness_figures``), the customers with no deliverable
@@ -348,11 +350,16 @@ def readiness(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def customer_readiness(request: HttpRequest, pk: int) -> HttpResponse:
     """One customer's readiness entry: its contacts and whether email reaches them, its
     confirmation requests with their emails' status, and its audit chain. 404 without
     ``incidents.view_contact_readiness``."""
     _require_readiness(request)
+    return _customer_readiness_page(request, pk)
+
+
+def _customer_readiness_page(request: HttpRequest, pk: int, *, status: int = 200) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk)
     contacts = list(customer.contacts.order_by("-is_active", "role", "name", "id"))
     requests = list(
@@ -374,6 +381,7 @@ def customer_readiness(request: HttpRequest, pk: int) -> HttpResponse:
             "audit_events": list(customer.audit_events.order_by("-sequence")[:100]),
             "can_send": request.user.has_perm(SEND_PERMISSION),
         },
+        status=status,
     )
 
 
@@ -391,8 +399,6 @@ def customer_confirmation_send(request: HttpRequest, pk: int) -> HttpResponse:
     links = confirmations.contacts_confirmation_request(customer=customer, actor=request.user)
     if not links:
         messages.error(request, "Nobody to ask: the customer has no deliverable administrative contact.")
-        response = customer_readiness(request, pk)
-        response.status_code = 409
-        return response
+        return _customer_readiness_page(request, pk, status=409)
     messages.success(request, f"Confirmation requests queued for {len(links)} contact(s).")
     return redirect("contacts:customer_readiness", pk=customer.pk)

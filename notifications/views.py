@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from incidents.exceptions import LifecycleConflict
 from incidents.models import AffectedCustomer, Contact, Customer, Incident
@@ -261,6 +261,7 @@ def _render_notification_page(
 
 
 @login_required
+@require_safe
 def incident_notification(request: HttpRequest, pk: int) -> HttpResponse:
     """The incident's customer-notification page: deadlines with countdowns, notices, withheld
     details and the forms the user may use. 404 without ``incidents.view_incident``."""
@@ -303,6 +304,7 @@ def _panel_url(incident: Incident) -> str:
 
 
 @login_required
+@require_safe
 def clock_manage(request: HttpRequest, pk: int, clock_pk: int) -> HttpResponse:
     """The waive and restart forms of one open clock: the fragment the panel's "Manage the
     deadline" row fetches when opened (htmx), or a page of its own without JavaScript. Needs
@@ -694,6 +696,7 @@ _PREVIEW_POLICY = cast(
 
 @csp_override(_PREVIEW_POLICY)
 @login_required
+@require_safe
 def notice_detail(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """One notice: the message as customers get it in ``?language=`` (en, de, fr, es, ja;
     subject, plain text, and the HTML part in a sandboxed frame), which breach fields are

@@ -70,6 +70,10 @@ def _post_mortem_page(
 ) -> HttpResponse:
     user = request.user
     post_mortem = _post_mortem_or_none(incident)
+    if post_mortem is None:
+        # An action on an incident whose post-mortem has not begun (complete, review, the summary,
+        # an action item) answers with the page that says so, not the post-mortem's own.
+        return render(request, "postmortems/no_post_mortem.html", {"incident": incident}, status=404)
     items = (
         list(
             ActionItem.objects.filter(post_mortem=post_mortem)
@@ -207,6 +211,8 @@ def post_mortem_summary_into_notice(request: HttpRequest, pk: int) -> HttpRespon
     """Take the customer summary into an update or final notice draft
     (``services.post_mortem_summary_into_notice``); then show that notice."""
     incident = _incident_with(request, pk, "postmortems.view_postmortem", "notifications.change_notice")
+    if _post_mortem_or_none(incident) is None:
+        return _post_mortem_page(request, incident)  # the page saying there is none yet (404)
     form = SummaryIntoNoticeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose the notice draft to take the summary into.")
@@ -252,6 +258,15 @@ def action_item_status(request: HttpRequest, pk: int, item_pk: int) -> HttpRespo
     item = get_object_or_404(
         ActionItem.objects.select_related("post_mortem"), pk=item_pk, post_mortem__incident=incident
     )
+    user = request.user
+    may_settle = user.has_perm("postmortems.change_actionitem") or (
+        item.owner_id == user.pk and user.has_perm("incidents.change_incident")
+    )
+    if not may_settle:
+        # Refused before the form is read: a role that may not settle it gets 403, not a form error.
+        raise PermissionDenied(
+            "Your role may not do this (needs postmortems.change_actionitem, or to own the item)."
+        )
     form = ActionItemStatusForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a status.")
