@@ -30,7 +30,12 @@ LOGIN_PATHS = ("/accounts/login/", "/admin/login/", "/audit/login/")
 #: Where the admin sites send a user they refuse (their index then refuses or asks to log in).
 SITE_INDEXES = ("/admin/", "/audit/")
 #: Writes that are not changes: the session (a login, messages) and the auditors' read log.
-HARMLESS_WRITES = ("django_session", "incidents_readlogentry")
+HARMLESS_WRITES = (
+    "django_session",
+    "incidents_readlogentry",
+    # The refusal's own record (issue 8.3: every permission denial is a security audit event).
+    "incidents_securityauditevent",
+)
 
 
 def _writes(queries: list[dict[str, Any]]) -> list[str]:
