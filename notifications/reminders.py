@@ -172,7 +172,8 @@ def _raise(source: ReminderSource, item: DueItem, kind: str, now: datetime) -> b
                 context=context,
                 message_key=f"{source.name}-{item.object_id}.{kind}.{int(item.due_at.timestamp())}",
                 incident=item.incident,
-                now=now,
+                # Due at once, even when the pass looks ahead (a scan "at" a later instant).
+                now=min(now, timezone.now()),
             )
             reminder.save(update_fields=["email"])
     except IntegrityError:

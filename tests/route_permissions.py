@@ -109,16 +109,22 @@ DEFAULT_KWARGS = {
     "content_type_id": "incident_content_type",
     "id": "user",
     "url": "nothing",
+    "file_id": "evidence_file",
+    "delivery_pk": "webhook_delivery",
+    "delivery_id": "webhook_delivery",
 }
 
 _CUSTOMER = {"pk": "customer"}
 _POST_MORTEM = {"pk": "post_mortem_incident"}
 _DRILL = {"pk": "drill_incident"}
 _API_POST_MORTEM = {"incident_pk": "post_mortem_incident"}
+_SUBSCRIBER = {"pk": "webhook_subscriber"}
 
 ROUTES: dict[str, Entry] = {
     # --- dashboard: the board, metrics, customers and contacts -----------------------------------
     "dashboard:board": allow(GET=READERS),
+    # Each signed-in user's own dated items (none for a user in no group).
+    "dashboard:my_work": allow(GET=SIGNED_IN),
     "dashboard:metrics": allow(GET=READERS),
     "dashboard:customer_list": allow(GET=READERS),
     "dashboard:customer_new": allow(GET=WRITERS, POST=WRITERS),
@@ -132,6 +138,17 @@ ROUTES: dict[str, Entry] = {
     "customer_report": allow(GET=EVERYONE, POST=EVERYONE),
     "login": allow(GET=EVERYONE, POST=EVERYONE),
     "logout": allow(POST=EVERYONE, ends_at_login=True),
+    # The second factor: one's own, once signed in with a password (anonymous: to the login page).
+    "two_factor_verify": allow(GET=SIGNED_IN, POST=SIGNED_IN),
+    "two_factor_setup": allow(GET=SIGNED_IN, POST=SIGNED_IN),
+    "otp_webauthn:credential-registration-begin": allow(POST=SIGNED_IN),
+    "otp_webauthn:credential-registration-complete": allow(POST=SIGNED_IN),
+    "otp_webauthn:credential-authentication-begin": allow(POST=SIGNED_IN),
+    "otp_webauthn:credential-authentication-complete": allow(POST=SIGNED_IN),
+    "otp_webauthn:js-i18n-catalog": allow(GET=EVERYONE),
+    # Single sign-on starts for anyone; here (OIDC_ENABLED off, as by default) it answers 404.
+    "oidc_authentication_init": allow(GET=EVERYONE, may_answer_404=True),
+    "oidc_authentication_callback": allow(GET=EVERYONE, may_answer_404=True),
     # --- triage ------------------------------------------------------------------------------
     "triage:assessment_new": allow(GET=WRITERS, POST=WRITERS),
     "triage:triage_transition": allow(POST=WRITERS),
@@ -146,6 +163,23 @@ ROUTES: dict[str, Entry] = {
     "incidents:note_add": allow(POST=WRITERS),
     "incidents:affected_customer_add": allow(POST=WRITERS),
     "incidents:affected_customer_remove": allow(POST=WRITERS),
+    # Need to know: incidents.restrict_incident (incident managers).
+    "incidents:incident_restriction": allow(POST=MANAGERS),
+    # incidents.merge_incident: responders and incident managers.
+    "incidents:incident_merge": allow(POST=WRITERS),
+    # Evidence files: view (every role group), add and delete (responders, incident managers).
+    "incidents:evidence_file_upload": allow(POST=WRITERS),
+    "incidents:evidence_file_download": allow(GET=READERS),
+    "incidents:evidence_file_supersede": allow(POST=WRITERS),
+    # Refused with 409 after declaration (the world's incident is declared): still not a refusal.
+    "incidents:evidence_file_delete": allow(POST=WRITERS),
+    # --- webhooks: subscribers read by incident managers and auditors, changed by managers ----
+    "webhooks:subscriber_list": allow(GET=CONFIDENTIAL_READERS),
+    "webhooks:subscriber_new": allow(GET=MANAGERS, POST=MANAGERS),
+    "webhooks:subscriber_detail": allow(GET=CONFIDENTIAL_READERS, POST=MANAGERS, kwargs=_SUBSCRIBER),
+    "webhooks:subscriber_deactivate": allow(POST=MANAGERS, kwargs=_SUBSCRIBER),
+    "webhooks:subscriber_rotate_secret": allow(POST=MANAGERS, kwargs=_SUBSCRIBER),
+    "webhooks:delivery_redeliver": allow(POST=MANAGERS, kwargs=_SUBSCRIBER),
     # --- customer notification ---------------------------------------------------------------
     "notifications:incident_notification": allow(GET=READERS),
     "notifications:clock_manage": allow(GET=MANAGERS),
@@ -190,6 +224,17 @@ ROUTES: dict[str, Entry] = {
     "api:incident-detail": allow(GET=READERS, PATCH=WRITERS),
     "api:incident-affected-customers": allow(GET=READERS, POST=WRITERS, PATCH=WRITERS, DELETE=WRITERS),
     "api:incident-transition": allow(POST=MANAGERS),
+    "api:incident-merge": allow(POST=WRITERS),
+    "api:incident-files": allow(GET=READERS, POST=WRITERS),
+    "api:incident-file": allow(GET=READERS, DELETE=WRITERS),
+    "api:incident-file-supersede": allow(POST=WRITERS),
+    "api:incident-file-download": allow(GET=READERS),
+    "api:incident-restriction": allow(GET=MANAGERS, PUT=MANAGERS, DELETE=MANAGERS),
+    "api:webhook-subscriber-list": allow(GET=CONFIDENTIAL_READERS, POST=MANAGERS),
+    "api:webhook-subscriber-detail": allow(GET=CONFIDENTIAL_READERS, PATCH=MANAGERS, kwargs=_SUBSCRIBER),
+    "api:webhook-subscriber-deliveries": allow(GET=CONFIDENTIAL_READERS, kwargs=_SUBSCRIBER),
+    "api:webhook-subscriber-redeliver": allow(POST=MANAGERS, kwargs=_SUBSCRIBER),
+    "api:webhook-subscriber-rotate-secret": allow(POST=MANAGERS, kwargs=_SUBSCRIBER),
     "api:customer-list": allow(GET=READERS, POST=WRITERS),
     "api:customer-readiness": allow(GET=CONFIDENTIAL_READERS),
     "api:customer-detail": allow(GET=READERS, PUT=WRITERS, PATCH=WRITERS, kwargs=_CUSTOMER),
@@ -247,6 +292,9 @@ ROUTES: dict[str, Entry] = {
     # Refused (403) without the query naming a model's autocomplete field; none is configured.
     "admin:autocomplete": allow(),
     "admin:auth_user_password_change": allow(GET=SUPERUSERS, POST=SUPERUSERS),
+    # django-otp's TOTP device admin: a device's key as text and as a QR code.
+    "admin:otp_totp_totpdevice_config": allow(GET=SUPERUSERS, POST=SUPERUSERS),
+    "admin:otp_totp_totpdevice_qrcode": allow(GET=SUPERUSERS, POST=SUPERUSERS),
     # Unnamed: <object_id>/ redirects to its change page; the catch-all answers 404 or a login.
     "admin/*": allow(GET=SUPERUSERS, POST=SUPERUSERS, may_answer_404=True),
     # --- the auditors' read-only site (/audit/): every model read-only, for auditors (and superusers)
@@ -300,6 +348,21 @@ ADMIN_WRITES: dict[str, str] = {
     "incidents.apitoken": "",
     "incidents.accountexpiry": "add change delete",
     "incidents.note": "",
+    "incidents.auditcheckpoint": "",
+    "incidents.securityauditevent": "",
+    "incidents.evidencefile": "",
+    "incidents.webhooksubscriber": "",
+    "incidents.webhookevent": "",
+    "incidents.webhookdelivery": "",
+    "incidents.webhookattempt": "",
+    "incidents.incidentrestriction": "",
+    "incidents.incidentrestrictionmember": "",
+    # django-axes: records of sign-in attempts, never added here; deleting one unlocks it.
+    "axes.accessattempt": "change delete",
+    "axes.accesslog": "change delete",
+    "axes.accessfailurelog": "change delete",
+    # django-otp: a superuser may enrol, change and remove anyone's TOTP device.
+    "otp_totp.totpdevice": "add change delete",
     "triage.stakeholdergroup": "add change delete",
     "triage.playbooktemplate": "add change delete",
     "triage.assessment": "",
@@ -329,6 +392,9 @@ for _model, _writes in ADMIN_WRITES.items():
         allow(GET=SUPERUSERS, POST=SUPERUSERS) if "change" in _may else allow(GET=SUPERUSERS)
     )
     ROUTES[f"{_prefix}_delete"] = allow(GET=SUPERUSERS, POST=SUPERUSERS) if "delete" in _may else allow()
+# A playbook that incidents have tasks from is never deleted (403, triage.admin); only unused
+# ones are. The world's first playbook (misdirected_communication's) made the incident's tasks.
+ROUTES["admin:triage_playbooktemplate_delete"] = allow()
 
 
 class MissingEntry(LookupError):

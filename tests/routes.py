@@ -151,14 +151,20 @@ def _admin_object(route: Route) -> Any:
     return first.pk if first is not None else 999_999
 
 
-def build_world(make_incident: Callable[..., Any], personas: dict[str, Any], superuser: Any) -> World:
-    """Every object a URL of the URLconf names, through the real services:
+def build_world(
+    make_incident: Callable[..., Any], personas: dict[str, Any], superuser: Any, settings: Any, tmp_path: Any
+) -> World:
+    """Every object a URL of the URLconf names, through the real services (``settings`` and
+    ``tmp_path``: pytest-django's and pytest's fixtures; evidence files are stored under
+    ``tmp_path``):
 
     - ``incident``: declared (an open clock per affected customer, a draft notice, an active
       withholding, a response task, a note), with affected customer ``FIXTURE-001``;
     - ``post_mortem_incident``: in post-mortem, a draft post-mortem and an open action item;
     - ``drill_incident``: a drill with its record; ``customer`` with a ``contact``;
     - ``confirmation_token``: a contact confirmation link's token; an API token of the manager;
+    - ``evidence_file``: a PDF on ``incident``; ``webhook_subscriber`` (of ``incident.declared``,
+      at http://127.0.0.1:9/hook) with ``webhook_delivery``, the declaration's, failed;
     - a row of every other model (``tests.conftest.second_half_rows`` and ``intake_rows``), so
       each admin has an object to show.
     """
@@ -175,7 +181,28 @@ def build_world(make_incident: Callable[..., Any], personas: dict[str, Any], sup
     from triage.models import ResponseTask
     from triage.services import assessment_record
 
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import override_settings
+
+    from incidents import files, webhooks
+    from incidents.models import WebhookDelivery, WebhookEventType
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "evidence")},
+        },
+    }
     manager, responder = personas["incident_manager"], personas["responder"]
+    # Before the declaration, so that it makes the subscriber a delivery (the receiver: nobody).
+    with override_settings(WEBHOOK_ALLOW_PRIVATE_ADDRESSES=True):
+        subscriber, _secret = webhooks.webhook_subscriber_create(
+            actor=manager,
+            name="Route matrix receiver",
+            url="http://127.0.0.1:9/hook",
+            event_types=[WebhookEventType.INCIDENT_DECLARED],
+        )
     second_half_rows(make_incident, manager)
     intake_rows(manager)
 
@@ -207,6 +234,18 @@ def build_world(make_incident: Callable[..., Any], personas: dict[str, Any], sup
         review_at=timezone.now() + timedelta(days=7),
     )
     services.note_add(incident=incident, actor=responder, text="Checked the mail gateway logs.")
+    evidence = files.evidence_file_upload(
+        incident=incident,
+        actor=responder,
+        upload=SimpleUploadedFile("gateway-log.pdf", b"%PDF-1.7\nMail gateway log extract.\n"),
+        description="Mail gateway log",
+    )
+    # The sender runs after commit (never, in a test's transaction): the delivery stands failed.
+    webhook_delivery = WebhookDelivery.objects.filter(subscriber=subscriber).order_by("pk").first()
+    assert webhook_delivery is not None, "declaring the incident made the subscriber no delivery"
+    WebhookDelivery.objects.filter(pk=webhook_delivery.pk).update(
+        status=WebhookDelivery.Status.FAILED, attempts=1, last_error="Connection refused"
+    )
     task = ResponseTask.objects.filter(incident=incident).order_by("pk").first()
     assert task is not None, "the playbook of misdirected_communication made no response task"
 
@@ -263,6 +302,9 @@ def build_world(make_incident: Callable[..., Any], personas: dict[str, Any], sup
             "confirmation_token": confirmations.confirmation_token(links[0]) if links else "not-a-token",
             "api_token": token.pk,
             "delivery": delivery.pk,
+            "evidence_file": evidence.pk,
+            "webhook_subscriber": subscriber.pk,
+            "webhook_delivery": webhook_delivery.pk,
             "read_log_entry": ReadLogEntry.objects.order_by("pk").values_list("pk", flat=True).first() or 1,
             "transition": "close",
             "user": User.objects.order_by("pk").values_list("pk", flat=True).first(),

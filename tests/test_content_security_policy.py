@@ -90,8 +90,10 @@ def test_it_sets_a_policy_that_allows_no_inline_script_or_style():
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_it_sends_the_policy_and_no_inline_code_on_every_page(role, make_incident, personas, superuser):
-    world = build_world(make_incident, personas, superuser)
+def test_it_sends_the_policy_and_no_inline_code_on_every_page(
+    role, make_incident, personas, superuser, settings, tmp_path
+):
+    world = build_world(make_incident, personas, superuser, settings, tmp_path)
     client = client_for(role, personas, superuser)
     problems, pages = [], 0
     for route in routes_in_order():

@@ -122,8 +122,10 @@ def test_it_has_an_entry_for_every_route():
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_it_answers_every_route_as_the_table_says(role, make_incident, personas, superuser):
-    world: World = build_world(make_incident, personas, superuser)
+def test_it_answers_every_route_as_the_table_says(
+    role, make_incident, personas, superuser, settings, tmp_path
+):
+    world: World = build_world(make_incident, personas, superuser, settings, tmp_path)
     client = client_for(role, personas, superuser)
     problems = []
     for route in routes_in_order():
