@@ -165,14 +165,17 @@ def build_world(
     - ``confirmation_token``: a contact confirmation link's token; an API token of the manager;
     - ``evidence_file``: a PDF on ``incident``; ``webhook_subscriber`` (of ``incident.declared``,
       at http://127.0.0.1:9/hook) with ``webhook_delivery``, the declaration's, failed;
+    - ``totp_device``: a confirmed TOTP device of a user in no group;
     - a row of every other model (``tests.conftest.second_half_rows`` and ``intake_rows``), so
       each admin has an object to show.
     """
     from django.contrib.contenttypes.models import ContentType
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import override_settings
 
-    from incidents import services
+    from incidents import files, services, webhooks
     from incidents.api.authentication import api_token_create
-    from incidents.models import Contact, Customer, Incident
+    from incidents.models import Contact, Customer, Incident, WebhookDelivery, WebhookEventType
     from notifications import confirmations
     from notifications import services as notification_services
     from notifications.models import Clock
@@ -180,12 +183,6 @@ def build_world(
     from tests.conftest import intake_rows, second_half_rows
     from triage.models import ResponseTask
     from triage.services import assessment_record
-
-    from django.core.files.uploadedfile import SimpleUploadedFile
-    from django.test import override_settings
-
-    from incidents import files, webhooks
-    from incidents.models import WebhookDelivery, WebhookEventType
 
     settings.STORAGES = {
         **settings.STORAGES,
@@ -285,7 +282,13 @@ def build_world(
         status=Delivery.Status.FAILED,
         last_error="550 mailbox unavailable",
     )
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     User = get_user_model()
+    # Someone's enrolled authenticator app (django-otp's admin shows its key). Not a persona's:
+    # an enrolled user's unverified session may not enrol another key (WebAuthn answers 403).
+    totp_owner = User.objects.create_user(username="totp.owner", email="totp.owner@breachdesk.test")
+    totp_device = TOTPDevice.objects.create(user=totp_owner, name="Authenticator app", confirmed=True)
     return World(
         {
             "incident": incident.pk,
@@ -305,6 +308,7 @@ def build_world(
             "evidence_file": evidence.pk,
             "webhook_subscriber": subscriber.pk,
             "webhook_delivery": webhook_delivery.pk,
+            "totp_device": totp_device.pk,
             "read_log_entry": ReadLogEntry.objects.order_by("pk").values_list("pk", flat=True).first() or 1,
             "transition": "close",
             "user": User.objects.order_by("pk").values_list("pk", flat=True).first(),
