@@ -395,7 +395,7 @@ for _model, _writes in ADMIN_WRITES.items():
     )
     ROUTES[f"{_prefix}_delete"] = allow(GET=SUPERUSERS, POST=SUPERUSERS) if "delete" in _may else allow()
 # A playbook that incidents have tasks from is never deleted (403, triage.admin); only unused
-# ones are. The world's first playbook (misdirected_communication's) made the incident's tasks.
+# ones are. The world's (its first by pk, which the admin_object kwarg takes) has tasks.
 ROUTES["admin:triage_playbooktemplate_delete"] = allow()
 
 
