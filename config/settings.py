@@ -675,6 +675,9 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATIO
 # lock that combination out for AXES_COOLOFF_MINUTES (the right password is refused too; 429
 # with a page saying when to try again); a successful login resets the count. Superusers unlock
 # early in /admin/ (Access attempts) or with manage.py axes_reset_username.
+# django-otp's admin never shows a device's secret or QR code, superusers included (a copy of
+# someone's second factor).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 AXES_ENABLED: bool = env.bool("AXES_ENABLED", default=True)
 AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = _timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))

@@ -21,7 +21,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from incidents.exceptions import LifecycleConflict
 from incidents.models import WebhookDelivery, WebhookEventType, WebhookSubscriber
@@ -74,6 +74,7 @@ def _add_errors(form: forms.Form, error: ValidationError) -> None:
 
 
 @login_required
+@require_safe
 def subscriber_list(request: HttpRequest) -> HttpResponse:
     """The subscribers (``incidents.view_webhooksubscriber``; 403 without)."""
     _require(request, "incidents.view_webhooksubscriber", "Your role may not see the webhook subscribers.")

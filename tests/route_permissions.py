@@ -175,8 +175,7 @@ ROUTES: dict[str, Entry] = {
     # Refused with 409 after declaration (the world's incident is declared): still not a refusal.
     "incidents:evidence_file_delete": allow(POST=WRITERS),
     # --- webhooks: subscribers read by incident managers and auditors, changed by managers ----
-    # The list answers a POST as a GET (the view takes any method; nothing is written).
-    "webhooks:subscriber_list": allow(GET=CONFIDENTIAL_READERS, POST=CONFIDENTIAL_READERS),
+    "webhooks:subscriber_list": allow(GET=CONFIDENTIAL_READERS),
     "webhooks:subscriber_new": allow(GET=MANAGERS, POST=MANAGERS),
     "webhooks:subscriber_detail": allow(GET=CONFIDENTIAL_READERS, POST=MANAGERS, kwargs=_SUBSCRIBER),
     "webhooks:subscriber_deactivate": allow(POST=MANAGERS, kwargs=_SUBSCRIBER),
@@ -295,8 +294,9 @@ ROUTES: dict[str, Entry] = {
     "admin:autocomplete": allow(),
     "admin:auth_user_password_change": allow(GET=SUPERUSERS, POST=SUPERUSERS),
     # django-otp's TOTP device admin: a device's key as text and as a QR code.
-    "admin:otp_totp_totpdevice_config": allow(GET=SUPERUSERS, POST=SUPERUSERS, kwargs=_TOTP_DEVICE),
-    "admin:otp_totp_totpdevice_qrcode": allow(GET=SUPERUSERS, POST=SUPERUSERS, kwargs=_TOTP_DEVICE),
+    # OTP_ADMIN_HIDE_SENSITIVE_DATA: nobody, superusers included, reads a device's secret.
+    "admin:otp_totp_totpdevice_config": allow(kwargs=_TOTP_DEVICE),
+    "admin:otp_totp_totpdevice_qrcode": allow(kwargs=_TOTP_DEVICE),
     # Unnamed: <object_id>/ redirects to its change page; the catch-all answers 404 or a login.
     "admin/*": allow(GET=SUPERUSERS, POST=SUPERUSERS, may_answer_404=True),
     # --- the auditors' read-only site (/audit/): every model read-only, for auditors (and superusers)

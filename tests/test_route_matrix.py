@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 
+from tests.queries import capture_queries
 from tests.route_permissions import METHODS, ROLES, Entry, MissingEntry, entry_for
 from tests.routes import Route, World, all_routes, build_world, client_for, routes_in_order, url_for
 
@@ -57,7 +57,7 @@ def request(client: Any, route: Route, url: str, method: str, body: str = "") ->
     cookies.load(client.cookies.output(header="", sep=";"))
     # The log keeps 9000 queries; once full, a capture's slice of it would come back empty.
     connection.queries_log.clear()
-    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+    with capture_queries("one request") as captured, transaction.atomic():
         if method in ("GET", "DELETE"):
             response = getattr(client, method.lower())(url)
         elif route.is_api:
@@ -68,7 +68,7 @@ def request(client: Any, route: Route, url: str, method: str, body: str = "") ->
             )
         transaction.set_rollback(True)
     client.cookies = cookies  # a logout must not log the next request out
-    return response, _writes(captured.captured_queries)
+    return response, _writes([{"sql": sql} for sql in captured.statements])
 
 
 def verdict(entry: Entry, method: str, allowed: bool, response: Any, writes: list[str]) -> str | None:
