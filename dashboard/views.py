@@ -110,7 +110,8 @@ def my_work(request: HttpRequest) -> HttpResponse:
     """What is due for the signed-in user (``/my-work/``): every dated item they own (playbook
     tasks, withholding reviews, action items, training expiry; ``settings.REMINDER_SOURCES``)
     that is overdue or falls due within ``?days=`` days (default 30), overdue first, then by due
-    time. Any signed-in user sees only their own items. A bad ``days``: 400 with the reason."""
+    time. Any signed-in user sees only their own items. A bad ``days``: 400 with the reason,
+    above the list for the default 30 days (overdue items are always listed)."""
     form = MyWorkForm(request.GET or None)
     days = 30
     status = 200
@@ -118,9 +119,9 @@ def my_work(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             days = form.cleaned_data["days"] or days
         else:
-            status = 400
+            status = 400  # the error is shown above the default horizon's list
     now = timezone.now()
-    items = due_items_for(request.user, now=now, horizon=timedelta(days=days)) if status == 200 else []
+    items = due_items_for(request.user, now=now, horizon=timedelta(days=days))
     labels = {source.name: source.label for source in reminder_sources()}
     context = {
         "form": form,
