@@ -15,7 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents.api.query import refuse_unknown_query_parameters
-from incidents.api.serializers import ErrorSerializer, IncidentDetailSerializer, incident_representation
+from incidents.api.serializers import (
+    ErrorSerializer,
+    IncidentDetailSerializer,
+    StrictSerializer,
+    incident_representation,
+)
 from incidents.merging import incident_merge
 from incidents.models import MERGE_PERMISSION
 from incidents.selectors import incidents_visible_to
@@ -23,7 +28,7 @@ from incidents.selectors import incidents_visible_to
 _ERROR = OpenApiResponse(ErrorSerializer)
 
 
-class MergeBody(serializers.Serializer):
+class MergeBody(StrictSerializer):
     """``{"into": <id of the surviving incident>}``."""
 
     into = serializers.IntegerField(min_value=1, help_text="The surviving incident's id.")

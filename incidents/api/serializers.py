@@ -483,7 +483,9 @@ class IncidentSerializer(StrictModelSerializer):
     )
     declared_by = username_field()
     merged_into: serializers.PrimaryKeyRelatedField[Incident] = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="The surviving incident this duplicate was merged into (state merged)."
+        read_only=True,
+        allow_null=True,
+        help_text="The surviving incident this duplicate was merged into (state merged); null otherwise.",
     )
     merged_at = serializers.DateTimeField(read_only=True, allow_null=True)
     products = serializers.SlugRelatedField(

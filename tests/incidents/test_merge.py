@@ -198,6 +198,10 @@ def test_the_api_merges_and_answers_with_the_duplicate(api, make_incident, respo
     assert api.post(url, {"into": duplicate.pk}, format="json").status_code == 400
     assert api.post(url, {"into": 999_999}, format="json").status_code == 400
     assert api.post(url, {}, format="json").status_code == 400
+    unknown = api.post(url, {"into": survivor.pk, "surely_unknown": 1}, format="json")
+    assert unknown.status_code == 400 and "surely_unknown" in unknown.json()["errors"]
+    assert Incident.objects.get(pk=duplicate.pk).state == "detected"
+    assert api.get(f"/api/incidents/{survivor.pk}/").json()["merged_into"] is None
     response = api.post(url, {"into": survivor.pk}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
