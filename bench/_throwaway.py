@@ -19,6 +19,11 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The benchmarks serve plain HTTP on loopback and log in with a password: no HTTPS redirect,
+# no second factor (README "Production", "Sign-in"); set them to measure with either on.
+os.environ.setdefault("HTTPS_ONLY", "false")
+os.environ.setdefault("TWO_FACTOR_REQUIRED", "false")
+
 
 def _is_postgres(url: str) -> bool:
     return url.startswith(("postgres://", "postgresql://", "pgsql://"))

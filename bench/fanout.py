@@ -318,6 +318,8 @@ def main() -> int:
     parser.add_argument("--no-web", action="store_true", help="approve through the service, not gunicorn")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the one-process send into FILE")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "bench"))
+    import _throwaway  # noqa: F401 - plain HTTP and no second factor for the benchmark's server
 
     from notifications.mail_sink import free_port
 
