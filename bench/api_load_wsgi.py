@@ -29,8 +29,10 @@ def raw_insert(request: Any) -> Any:
         cursor.execute(
             "INSERT INTO incidents_incident (title, summary, detection_source, detected_at, occurred_on_precision,"
             " reported_by, state, is_drill, nature_of_breach, mitigation_measures, records_affected_is_estimate,"
-            " sub_processor_details, out_of_scope_category, scope_rationale, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, '', '', 'detected', false, '', '', false, '', '', '', %s, %s) RETURNING id",
+            " sub_processor_details, out_of_scope_category, scope_rationale, data_subjects_affected_is_estimate,"
+            " adverse_effect_measures, incident_figures_shareable, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, '', '', 'detected', false, '', '', false, '', '', '', false, '', false, %s, %s)"
+            " RETURNING id",
             [
                 data.get("title", "raw"),
                 data.get("summary", ""),
