@@ -13,6 +13,7 @@ affected by an incident. Every write is also logged in the admin history (``LogE
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models, transaction
@@ -58,6 +59,44 @@ def _references(incidents: list[Incident]) -> str:
     return shown + (f" and {len(incidents) - 5} more" if len(incidents) > 5 else "")
 
 
+def _reference_save[R: models.Model](
+    *,
+    actor: Any,
+    row: R,
+    fields: list[str],
+    incidents: Callable[[], models.QuerySet[Incident]],
+    verb: str,
+    key: str,
+) -> R:
+    """Create ``row`` (unsaved) or save a stored one's changes to ``fields``, in one
+    transaction: the permission ``incidents.add_<model>`` / ``change_<model>``, ``full_clean``,
+    then, for a change, ``verb`` with ``{key: id, "changes": {field: [old, new]}}`` on each of
+    the incidents ``incidents()`` names (locked in id order; called once the row is saved),
+    and the admin history entry."""
+    from django.contrib.admin.models import ADDITION, CHANGE
+
+    creating = row.pk is None
+    model = row._meta.model_name
+    _require(actor, f"incidents.add_{model}" if creating else f"incidents.change_{model}")
+    row.full_clean()
+    with transaction.atomic():
+        before = None if creating else type(row)._default_manager.select_for_update().get(pk=row.pk)
+        changes = _diff(before, row, fields)
+        row.save()
+        if not creating and changes:
+            for incident in _locked_incidents(incidents()):
+                audit_append(
+                    incident=incident, actor=actor, verb=verb, data={key: row.pk, "changes": changes}
+                )
+        _log(
+            actor,
+            row,
+            ADDITION if creating else CHANGE,
+            "Created." if creating else f"Changed {', '.join(changes) or 'nothing'}.",
+        )
+    return row
+
+
 def product_save(*, actor: Any, product: Product) -> Product:
     """Create ``product`` (unsaved) or save a stored one's changes; return it.
 
@@ -67,30 +106,14 @@ def product_save(*, actor: Any, product: Product) -> Product:
     ``incidents.change_product`` (``ActionForbidden``); ``ValidationError`` for a bad value or
     a duplicate name.
     """
-    from django.contrib.admin.models import ADDITION, CHANGE
-
-    creating = product.pk is None
-    _require(actor, "incidents.add_product" if creating else "incidents.change_product")
-    product.full_clean()
-    with transaction.atomic():
-        before = None if creating else Product.objects.select_for_update().get(pk=product.pk)
-        changes = _diff(before, product, ["name", "description"])
-        product.save()
-        if not creating and changes:
-            for incident in _locked_incidents(Incident.objects.filter(products=product)):
-                audit_append(
-                    incident=incident,
-                    actor=actor,
-                    verb="product_changed",
-                    data={"product": product.pk, "changes": changes},
-                )
-        _log(
-            actor,
-            product,
-            ADDITION if creating else CHANGE,
-            "Created." if creating else f"Changed {', '.join(changes) or 'nothing'}.",
-        )
-    return product
+    return _reference_save(
+        actor=actor,
+        row=product,
+        fields=["name", "description"],
+        incidents=lambda: Incident.objects.filter(products=product),
+        verb="product_changed",
+        key="product",
+    )
 
 
 def product_delete(*, actor: Any, product: Product) -> None:
@@ -137,30 +160,14 @@ def supplier_save(*, actor: Any, supplier: Supplier) -> Supplier:
     ``incidents.add_supplier`` / ``incidents.change_supplier`` (``ActionForbidden``);
     ``ValidationError`` for a bad value or a duplicate name.
     """
-    from django.contrib.admin.models import ADDITION, CHANGE
-
-    creating = supplier.pk is None
-    _require(actor, "incidents.add_supplier" if creating else "incidents.change_supplier")
-    supplier.full_clean()
-    with transaction.atomic():
-        before = None if creating else Supplier.objects.select_for_update().get(pk=supplier.pk)
-        changes = _diff(before, supplier, ["name", "services", "country", "contact"])
-        supplier.save()
-        if not creating and changes:
-            for incident in _locked_incidents(Incident.objects.filter(sub_processor=supplier)):
-                audit_append(
-                    incident=incident,
-                    actor=actor,
-                    verb="sub_processor_changed",
-                    data={"supplier": supplier.pk, "changes": changes},
-                )
-        _log(
-            actor,
-            supplier,
-            ADDITION if creating else CHANGE,
-            "Created." if creating else f"Changed {', '.join(changes) or 'nothing'}.",
-        )
-    return supplier
+    return _reference_save(
+        actor=actor,
+        row=supplier,
+        fields=["name", "services", "country", "contact"],
+        incidents=lambda: Incident.objects.filter(sub_processor=supplier),
+        verb="sub_processor_changed",
+        key="supplier",
+    )
 
 
 def supplier_delete(*, actor: Any, supplier: Supplier) -> None:
