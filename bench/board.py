@@ -95,8 +95,10 @@ def seed_reference_data(cursor: Any) -> None:
     )
     cursor.execute(
         """
-        INSERT INTO incidents_contact (customer_id, name, email, language, role, is_active, created_at)
-        SELECT id, 'Admin ' || id, 'admin' || id || '@bench.example', '', 'administrative', true, now()
+        INSERT INTO incidents_contact (customer_id, name, email, language, role, is_active, created_at,
+            pending_confirmation, undeliverable_reason)
+        SELECT id, 'Admin ' || id, 'admin' || id || '@bench.example', '', 'administrative', true, now(),
+               false, ''
         FROM incidents_customer
         """
     )
@@ -113,7 +115,8 @@ def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
             state, scenario, severity, malicious, is_drill, nature_of_breach, mitigation_measures,
             records_affected, records_affected_is_estimate, sub_processor_details, out_of_scope_category,
             scope_rationale, reference, owner_id, triaged_at, declared_at, notified_at, closed_at,
-            created_at, updated_at)
+            created_at, updated_at, adverse_effect_measures, data_subjects_affected_is_estimate,
+            incident_figures_shareable)
         SELECT 'Bench incident ' || n || ' ' || (ARRAY{list(WORDS)})[1 + n %% 8] || ' k' || ((n * 7919) %% 100000),
                'Signal number ' || n || ' about the ' || (ARRAY{list(WORDS)})[1 + (n / 8) %% 8] || '.',
                (ARRAY{list(SOURCES)})[1 + (n * 3) %% 5], '', '', state,
@@ -132,7 +135,7 @@ def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
                CASE WHEN declared AND state <> 'declared'
                     THEN created_at + ((n * 17) %% 60 + 50 + (n * 19) %% 80 + 1) * interval '1 hour' END,
                CASE WHEN state IN ('closed', 'out_of_scope', 'customer_event') THEN created_at + interval '30 days' END,
-               created_at, created_at
+               created_at, created_at, '', false, false
         FROM (
             SELECT n, {STATE_SQL} AS state, r < 400 AND r >= 60 AS declared,
                    now() - interval '2 hours' - n * interval '95 seconds' AS created_at
@@ -144,8 +147,10 @@ def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
     # Two affected customers per declared incident, a clock each; met when notified.
     cursor.execute(
         """
-        INSERT INTO incidents_affectedcustomer (incident_id, customer_id, added_at, records_affected, notes)
-        SELECT i.id, %(first)s + ((i.id + k * 1500) %% %(customers)s), i.declared_at - interval '1 hour', 40, ''
+        INSERT INTO incidents_affectedcustomer (incident_id, customer_id, added_at, records_affected, notes,
+            records_affected_is_estimate, data_subjects_affected_is_estimate)
+        SELECT i.id, %(first)s + ((i.id + k * 1500) %% %(customers)s), i.declared_at - interval '1 hour', 40, '',
+               false, false
         FROM incidents_incident i CROSS JOIN (VALUES (0), (1)) AS pair(k)
         WHERE i.declared_at IS NOT NULL AND i.reference BETWEEN %(low)s AND %(high)s
         """,
@@ -173,9 +178,9 @@ def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
         f"""
         INSERT INTO notifications_notice (incident_id, number, kind, status, contact_point, likely_consequences,
             post_mortem_summary, observation, help_offered, content, withheld, changes, is_automatic,
-            created_at, approved_at)
+            created_at, approved_at, delivery_creation, translations)
         SELECT i.id, 1, 'initial', 'approved', 'privacy@bench.example', '', '', '', '', '{{}}', '{{}}', '[]', false,
-               i.declared_at, i.declared_at + interval '1 hour'
+               i.declared_at, i.declared_at + interval '1 hour', 'done', '{{}}'
         FROM incidents_incident i WHERE i.notified_at IS NOT NULL AND {range_condition}
         """,
         bounds,
@@ -184,11 +189,11 @@ def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
         f"""
         INSERT INTO notifications_delivery (notice_id, contact_id, customer_id, address, language, subject,
             body_text, body_html, message_id, status, attempts, last_error, next_attempt_at, claim_token,
-            sent_at, created_at)
+            sent_at, created_at, "references", in_reply_to)
         SELECT notice.id, contact.id, a.customer_id, contact.email, 'en',
                'Notice about ' || i.reference, 'text', '<p>text</p>',
                '<' || i.reference || '.' || contact.id || '@bench.example>', 'sent', 1, '',
-               i.notified_at, '', i.notified_at, i.declared_at
+               i.notified_at, '', i.notified_at, i.declared_at, '', ''
         FROM incidents_incident i
         JOIN notifications_notice notice ON notice.incident_id = i.id
         JOIN incidents_affectedcustomer a ON a.incident_id = i.id
@@ -200,9 +205,9 @@ def seed_incidents(cursor: Any, start: int, end: int, owner_id: int) -> None:
     cursor.execute(
         f"""
         INSERT INTO incidents_auditevent (incident_id, sequence, occurred_at, actor_username, verb, from_state,
-            to_state, data, previous_hash, hash)
+            to_state, data, previous_hash, hash, key_id)
         SELECT i.id, step.sequence, i.created_at + step.sequence * interval '1 minute', 'bench', step.verb,
-               step.from_state, step.to_state, '{{}}', md5(i.id::text || step.sequence), md5(i.reference || step.sequence)
+               step.from_state, step.to_state, '{{}}', md5(i.id::text || step.sequence), md5(i.reference || step.sequence), ''
         FROM incidents_incident i CROSS JOIN (VALUES (1, 'created', '', 'detected'), (2, 'updated', '', ''))
              AS step(sequence, verb, from_state, to_state)
         WHERE {range_condition}
