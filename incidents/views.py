@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,14 +51,17 @@ from incidents.lifecycle import TRANSITION_NAMES, missing_for
 from incidents.merge_page import merge_context
 from incidents.models import (
     TRANSITION_PERMISSIONS,
+    AffectedCustomer,
+    AuditEvent,
     Customer,
     DataCategory,
     Incident,
     IncidentState,
     Note,
 )
+from incidents.reversing import url_maker
 from incidents.selectors import incidents_visible_to
-from incidents.templatetags.breachdesk import display_zone
+from incidents.templatetags.breachdesk import audit_items, display_zone, humanize, local, utc
 
 #: Incidents per page of the list.
 PAGE_SIZE = 50
@@ -276,11 +280,95 @@ IRREVERSIBLE = {
 }
 
 
+@dataclass(frozen=True)
+class AuditEventRow:
+    """An audit event as the incident page shows it in the timeline and the audit trail, its
+    text computed once in Python (filters on each of many rows were most of the page's
+    rendering time). ``when``: the instant in UTC; ``actor``: who (``system`` when empty);
+    ``verb``: in words; ``states``: ``from → to`` as stored (``""`` without a state change);
+    ``summary``: the timeline's line after the time; ``items``: the data as ``(label, text)``
+    pairs in words (``breachdesk.audit_items``). Plain text: the template escapes it."""
+
+    event: AuditEvent
+    when: str
+    actor: str
+    verb: str
+    states: str
+    summary: str
+    items: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventRow:
+        actor = event.actor_username or "system"
+        verb = humanize(event.verb)
+        summary = f"{actor}: {verb}"
+        if event.to_state and event.from_state:
+            summary += f" ({humanize(event.from_state)} → {humanize(event.to_state)})"
+        states = ""
+        if event.from_state or event.to_state:
+            states = f"{event.from_state or '—'} → {event.to_state or '—'}"
+        return cls(
+            event=event,
+            when=utc(event.occurred_at),
+            actor=actor,
+            verb=verb,
+            states=states,
+            summary=summary,
+            items=[(humanize(label), text) for label, text in audit_items(event.data)],
+        )
+
+
+@dataclass(frozen=True)
+class AffectedCustomerRow:
+    """An affected customer as the incident page lists it, its cells' text computed once:
+    ``records`` and ``data_subjects`` (``—`` when not known, `` (estimate)`` appended),
+    ``added`` (local time and who) and the link that removes it (``""`` when not offered)."""
+
+    affected: AffectedCustomer
+    records: str
+    data_subjects: str
+    added: str
+    remove_url: str
+
+    @staticmethod
+    def figure(value: int | None, is_estimate: bool) -> str:
+        text = "—" if value is None else str(value)
+        return f"{text} (estimate)" if is_estimate else text
+
+
+def _affected_rows(
+    incident: Incident, affected_customers: list[AffectedCustomer], *, removable: bool
+) -> list[AffectedCustomerRow]:
+    remove_url = url_maker("incidents:affected_customer_remove", incident.pk) if removable else None
+    rows = []
+    for affected in affected_customers:
+        added = local(affected.added_at)
+        if affected.added_by:
+            added += f" by {affected.added_by.get_username()}"
+        rows.append(
+            AffectedCustomerRow(
+                affected=affected,
+                records=AffectedCustomerRow.figure(
+                    affected.records_affected, affected.records_affected_is_estimate
+                ),
+                data_subjects=AffectedCustomerRow.figure(
+                    affected.data_subjects_affected, affected.data_subjects_affected_is_estimate
+                ),
+                added=added,
+                remove_url=remove_url(affected.customer_id) if remove_url else "",
+            )
+        )
+    return rows
+
+
 def _timeline(audit_events: list[Any], notes: list[Note]) -> list[dict[str, Any]]:
     """Audit events and notes in one list, in the order they were recorded (UTC). A note's
     ``occurred_at`` (when the thing happened) is shown beside when it was recorded, never used
-    to reorder: the timeline is what we knew when."""
-    entries = [{"kind": "event", "at": event.occurred_at, "event": event} for event in audit_events]
+    to reorder: the timeline is what we knew when. ``audit_events``: ``AuditEventRow``s (each
+    entry's ``event`` is the row's event, its ``row`` the row)."""
+    entries = [
+        {"kind": "event", "at": row.event.occurred_at, "event": row.event, "row": row} for row in audit_events
+    ]
     entries += [{"kind": "note", "at": note.created_at, "note": note} for note in notes]
     entries.sort(key=lambda entry: (entry["at"], entry["kind"] == "event"))
     return entries
@@ -305,31 +393,36 @@ def _render_detail(
     categories = dict(DataCategory.choices)
     products = list(incident.products.all())
     audit_events = list(incident.audit_events.order_by("sequence"))
+    audit_rows = [AuditEventRow.of(event) for event in audit_events]
     notes = list(incident.notes.order_by("created_at", "id")) if user.has_perm("incidents.view_note") else []
     fields = breach_fields(incident, has_products=bool(products))
+    affected_customers = list(
+        incident.affected_customers.select_related("customer", "added_by").order_by("customer__name", "id")
+    )
+    can_remove_customer = (
+        user.has_perm("incidents.change_incident")
+        and user.has_perm("incidents.delete_affectedcustomer")
+        and incident.state in _REMOVABLE_STATES
+    )
     context = {
         "incident": incident,
         "products": products,
         "breach_fields": fields,
         "known_fields": sum(field.known for field in fields),
-        "timeline": _timeline(audit_events, notes),
+        "timeline": _timeline(audit_rows, notes),
         "can_add_note": user.has_perm("incidents.add_note"),
         "note_form": note_form or NoteForm(prefix="note"),
         "data_categories": [categories.get(value, value) for value in incident.data_categories or []],
-        "affected_customers": list(
-            incident.affected_customers.select_related("customer", "added_by").order_by(
-                "customer__name", "id"
-            )
-        ),
+        "affected_customers": affected_customers,
+        "affected_rows": _affected_rows(incident, affected_customers, removable=can_remove_customer),
         "audit_events": audit_events,
+        "audit_rows": audit_rows,
         "transitions": _transition_panels(request, incident, bound or {}),
         "can_edit": user.has_perm("incidents.change_incident") and not is_final,
         "can_add_customer": user.has_perm("incidents.change_incident")
         and user.has_perm("incidents.add_affectedcustomer")
         and not is_final,
-        "can_remove_customer": user.has_perm("incidents.change_incident")
-        and user.has_perm("incidents.delete_affectedcustomer")
-        and incident.state in _REMOVABLE_STATES,
+        "can_remove_customer": can_remove_customer,
         "affected_form": affected_form or AffectedCustomerAddForm(prefix="affected"),
         "display_time_zone": display_zone().key,
     }
