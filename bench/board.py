@@ -248,6 +248,9 @@ class Figure:
     status: int
     rows: int | None = None
     note: str = ""
+    #: Median CPU time of this process per request (``time.process_time``): steadier than the
+    #: wall time on a busy machine, and what rendering and ORM work cost.
+    cpu_ms: float = 0.0
 
 
 @dataclass
@@ -259,14 +262,18 @@ class SizeResult:
     explain: dict[str, str] = field(default_factory=dict)
 
 
-def _timed(run: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+def _timed(run: Callable[[], Any], repeat: int, cpu: list[float] | None = None) -> tuple[list[float], Any]:
+    """Wall milliseconds of ``repeat`` runs after two warm-ups (and, into ``cpu``, their CPU
+    milliseconds)."""
     for _ in range(2):
         result = run()
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = run()
         times.append((time.perf_counter() - started) * 1000)
+        if cpu is not None:
+            cpu.append((time.process_time() - started_cpu) * 1000)
     return times, result
 
 
@@ -281,7 +288,8 @@ def measure(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    times, response = _timed(run, repeat)
+    cpu: list[float] = []
+    times, response = _timed(run, repeat, cpu)
     with CaptureQueriesContext(connection) as captured:
         response = run()
     status = getattr(response, "status_code", 200)
@@ -294,6 +302,7 @@ def measure(
         status=status,
         rows=rows(response) if rows else None,
         note=note,
+        cpu_ms=statistics.median(cpu),
     )
 
 
@@ -649,7 +658,7 @@ def main() -> int:
             for figure in result.figures.values():
                 print(
                     f"  {figure.name:<44} p50 {figure.p50_ms:8.1f} ms  p90 {figure.p90_ms:8.1f} ms  "
-                    f"{figure.queries:3d} queries  {figure.status}"
+                    f"cpu {figure.cpu_ms:6.1f} ms  {figure.queries:3d} queries  {figure.status}"
                     + (f"  rows {figure.rows}" if figure.rows is not None else "")
                     + (f"  {figure.note}" if figure.note else ""),
                     flush=True,

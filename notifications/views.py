@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, Count, Exists, OuterRef, Prefetch, Q, When
+from django.db.models import Case, Count, Exists, OuterRef, Q, When
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -192,11 +192,10 @@ def notification_panel_context(
     bound = bound or {}
     now = now or timezone.now()
     can_change_clock = _may(user, CLOCK_PERMISSION)
-    clocks = (
+    clocks = list(
         Clock.objects.filter(incident=incident)
         .select_related("customer", "waived_by")
         .annotate(has_contact=Exists(_ACTIVE_ADMIN_CONTACT))
-        .prefetch_related(Prefetch("escalations", queryset=Escalation.objects.order_by("raised_at", "id")))
         .order_by("due_at", "customer__name", "id")
     )
     failed = list(
@@ -212,6 +211,12 @@ def notification_panel_context(
     manage_url = url_maker("notifications:clock_manage", incident.pk)
     readiness_url = url_maker("contacts:customer_readiness")
     status_labels = dict(Clock.Status.choices)
+    # The clocks' escalations in one query, grouped here (cheaper than prefetch_related's
+    # ``IN`` list of every clock); none asked for when there is no clock, as before.
+    escalations: dict[int, list[Escalation]] = {}
+    if clocks:
+        for escalation in Escalation.objects.filter(clock__incident=incident).order_by("raised_at", "id"):
+            escalations.setdefault(escalation.clock_id, []).append(escalation)
     rows = []
     for clock in clocks:
         status = clock.status_at(now)
@@ -228,7 +233,7 @@ def notification_panel_context(
                 countdown=countdown(clock.remaining_at(now)),
                 has_contact=clock.has_contact,
                 has_failed_delivery=clock.customer_id in failed_customer_ids,
-                escalations=list(clock.escalations.all()),
+                escalations=escalations.get(clock.pk, []),
                 **forms,
                 party=(clock.customer.name if clock.customer else "") or str(clock.get_kind_display()),
                 due_utc=utc(clock.due_at),

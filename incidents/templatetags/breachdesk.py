@@ -121,3 +121,10 @@ def datalist_options(choices: Any) -> SafeString:
     escaped (``format_html_join``): one filter call instead of a loop of two variables per
     option, for the long suggestion lists of ``<datalist>``."""
     return format_html_join("", '<option value="{}">{}</option>', choices)
+
+
+@register.filter
+def key_value_items(pairs: Any) -> SafeString:
+    """``(label, text)`` pairs as ``<li><span class="key">label</span>: text</li>`` elements,
+    both escaped (``format_html_join``), for the audit trail's details of each event."""
+    return format_html_join("", '<li><span class="key">{}</span>: {}</li>', pairs)
