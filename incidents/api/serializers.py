@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -409,43 +408,6 @@ def user_permissions(user: Any) -> frozenset[str]:
     return frozenset(user.get_all_permissions())
 
 
-@dataclass(frozen=True)
-class ListedRelations:
-    """What a listed incident shows of its relations, read for a whole page in two queries
-    (``attach_list_relations``) instead of prefetching model instances: ``product_names`` in
-    name order, ``customer_references`` (account references) in customer-name order."""
-
-    product_names: list[str]
-    customer_references: list[str]
-
-
-def attach_list_relations(incidents: list[Incident]) -> None:
-    """Read the products and affected customers of a page of ``incidents`` in two queries and
-    attach them (``incident.listed_relations``) for ``IncidentSerializer``'s list path.
-    The representation is the same as with prefetched relations; only fewer objects are built."""
-    ids = [incident.pk for incident in incidents]
-    products: dict[int, list[str]] = {incident_id: [] for incident_id in ids}
-    customers: dict[int, list[str]] = {incident_id: [] for incident_id in ids}
-    if ids:
-        through = Incident.products.through
-        for incident_id, name in (
-            through.objects.filter(incident_id__in=ids)
-            .order_by("incident_id", "product__name")
-            .values_list("incident_id", "product__name")
-        ):
-            products[incident_id].append(name)
-        for incident_id, reference in (
-            AffectedCustomer.objects.filter(incident_id__in=ids)
-            .order_by("incident_id", "customer__name", "id")
-            .values_list("incident_id", "customer__account_reference")
-        ):
-            customers[incident_id].append(reference)
-    for incident in incidents:
-        incident.listed_relations = ListedRelations(  # type: ignore[attr-defined]  # read by the serializer
-            product_names=products[incident.pk], customer_references=customers[incident.pk]
-        )
-
-
 class IncidentSerializer(StrictModelSerializer):
     """An incident as listed, created and edited (``source_record`` only in the detail).
 
@@ -611,25 +573,6 @@ class IncidentSerializer(StrictModelSerializer):
     def get_exposure_duration_hours(self, incident: Incident) -> float | None:
         duration = incident.exposure_duration
         return None if duration is None else duration.total_seconds() / 3600
-
-    def to_representation(self, instance: Incident) -> dict[str, Any]:
-        """The representation; for a listed page (``attach_list_relations`` ran) products and
-        affected customers come from what was attached, with the same values and order as
-        the prefetched relations give."""
-        relations: ListedRelations | None = getattr(instance, "listed_relations", None)
-        if relations is None:
-            return super().to_representation(instance)
-        representation: dict[str, Any] = {}
-        for field in self._readable_fields:
-            name = str(field.field_name)
-            if name == "products":
-                representation[name] = relations.product_names
-            elif name == "affected_customers":
-                representation[name] = relations.customer_references
-            else:
-                attribute = field.get_attribute(instance)
-                representation[name] = None if attribute is None else field.to_representation(attribute)
-        return representation
 
     def get_affected_customers(self, incident: Incident) -> list[str]:
         # Uses the view's prefetch (ordered by customer name) rather than one query per row.

@@ -32,6 +32,7 @@ from rest_framework.serializers import BaseSerializer
 
 from incidents import services
 from incidents.api.filters import ContactFilter, CustomerFilter, IncidentFilter, TextSearchFilter
+from incidents.api.listing import listed_incidents, listed_values
 from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
@@ -53,7 +54,6 @@ from incidents.api.serializers import (
     ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
-    attach_list_relations,
     prime_created_incident,
 )
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
@@ -105,11 +105,16 @@ class IncidentViewSet(
         # incidents_visible_to: a restricted incident is 404 and in no list for a non-member.
         user = self.request.user
         if self.action == "list":
-            # A page's products and affected customers are read by attach_list_relations (two
-            # queries of values, no model instances); source_record is not listed.
-            return incidents_visible_to(
-                user, Incident.objects.select_related("owner", "declared_by").defer("source_record")
-            )
+            # The list reads rows of values (incidents.api.listing.listed_values), not instances.
+            # Built once per request: the permission and query-parameter checks ask for it too
+            # (for its model and filterset) and each build compiles the need-to-know subqueries;
+            # every use filters a clone, none evaluates it.
+            listed = self.__dict__.get("_listed_incidents")
+            if listed is None:
+                listed = self.__dict__["_listed_incidents"] = incidents_visible_to(
+                    user, Incident.objects.all()
+                )
+            return listed
         incidents = incidents_visible_to(
             user, Incident.objects.select_related("owner", "declared_by")
         ).prefetch_related(
@@ -126,14 +131,6 @@ class IncidentViewSet(
             ),
         )
         return incidents
-
-    def paginate_queryset(self, queryset: Any) -> list[Any] | None:
-        """One keyset page; a listed page of incidents gets its products and affected
-        customers attached in two queries (``attach_list_relations``)."""
-        page = super().paginate_queryset(queryset)
-        if page is not None and self.action == "list":
-            attach_list_relations(page)
-        return page
 
     def get_serializer_class(self) -> type[IncidentSerializer]:
         return IncidentSerializer if self.action == "list" else IncidentDetailSerializer
@@ -370,6 +367,18 @@ class IncidentViewSet(
         )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(AffectedCustomerSerializer(page, many=True).data)
+
+    # Last in the class: above it, ``list`` in an annotation would name this method.
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # No docstring: the schema's description of the list stays the class's (above).
+        # One keyset page of the incidents the user may see (incidents_visible_to), filtered
+        # and searched as before; IncidentSerializer's representation built from rows of
+        # values (incidents.api.listing), in the same number of queries for 1 or 200 rows.
+        rows = listed_values(self.filter_queryset(self.get_queryset()))
+        page = self.paginate_queryset(rows)
+        if page is None:
+            return Response(listed_incidents(rows, request.user))
+        return self.get_paginated_response(listed_incidents(page, request.user))
 
 
 class CustomerViewSet(

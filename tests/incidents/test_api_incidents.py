@@ -475,12 +475,12 @@ def test_it_lists_with_a_constant_number_of_queries(api, responder, make_inciden
     as_user(api, responder)
     api.get(LIST)  # warm the session
 
-    # session, user, account facts (auditor? expiry), 2 permission look-ups, the page,
-    # 2 prefetches (products, affected customers)
-    with assert_query_count(7, "the API list with 2 rows"):
+    # session, user, account facts (auditor? expiry), the permissions, the page, its products
+    # and affected customers (one query: incidents.api.listing)
+    with assert_query_count(6, "the API list with 2 rows"):
         small = api.get(LIST)
     add_incidents(10)
-    with assert_query_count(7, "the API list with 12 rows"):
+    with assert_query_count(6, "the API list with 12 rows"):
         large = api.get(LIST)
 
     assert len(small.json()["results"]) == 2
@@ -530,8 +530,8 @@ def test_it_renders_the_openapi_schema(api, responder):
 def test_a_listed_incident_is_its_detail_without_the_source_record(
     api, personas, superuser, make_incident, customer, role
 ):
-    """The list reads products and affected customers for the page in two queries of values
-    (``attach_list_relations``) and each user's permissions once; what it shows must be what
+    """The list reads products and affected customers for the page in one query of values
+    (``incidents.api.listing``) and each user's permissions once; what it shows must be what
     the detail (prefetched model instances, ``has_perm`` per transition) shows."""
     incident = make_incident("triaged", title="Two of each", products=[])
     incident.products.set(
