@@ -24,7 +24,11 @@ It creates and drops its own database (``bench_breachdesk``), starts the sink
 - send, N worker processes (PostgreSQL only; ``--workers 0`` skips): the same deliveries
   reset to pending and sent by N processes running ``deliveries_send_due`` at once.
 
-``--database NAME`` names the throwaway database (default ``bench_breachdesk``).
+``--database NAME`` names the throwaway database (default ``bench_breachdesk``);
+``--smtp-port`` and ``--web-port`` fix the sink's and gunicorn's ports (default: free ones);
+``--profile FILE`` and ``--profile-create FILE`` cProfile the one-process send and the
+delivery creation. The creation, send and baseline lines also give this process's CPU time
+(``time.process_time``), steadier than wall time on a shared machine.
 
 Figures only: nothing here asserts a timing. Exit status 1 if a delivery was lost.
 """

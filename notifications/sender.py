@@ -15,7 +15,8 @@ Algorithm (``outbox_send_due``):
 2. Claim them with one conditional UPDATE ("only if still pending"), stamping a fresh claim
    token, ``claimed_until = now + NOTICE_CLAIM_SECONDS`` and ``attempts + 1``. Two workers never
    claim the same row.
-3. Open one SMTP connection and send each claimed row with its stored Message-ID: a notice
+3. Over the run's SMTP connection (opened by the first chunk and kept for the next ones, checked
+   with ``NOOP`` before each chunk and opened again if the relay dropped it), send each claimed row with its stored Message-ID: a notice
    delivery as the message built once per (customer, language) (``NoticeMessage``) behind
    this contact's headers (``notifications.messages.delivery_bytes``), as bytes; every other
    email (``OutgoingEmail``) likewise as bytes with its subject folded by
@@ -26,11 +27,12 @@ Algorithm (``outbox_send_due``):
    on a row that names a contact also marks that contact undeliverable
    (``incidents.services.contact_mark_undeliverable``). Acceptances are recorded together when
    the chunk ends, in one transaction, each ``sent`` at its own acceptance instant, conditional
-   on the claim token. A killed worker therefore re-sends at most one chunk (the messages in
+   on the claim token (one ``UPDATE ... FROM (VALUES ...)`` for the chunk). A killed worker therefore re-sends at most one chunk (the messages in
    flight), with the same Message-IDs, after the scanner returns its expired claims to
    ``pending``.
 4. In that transaction, the outbox's ``on_sent`` runs: deliveries meet the customers' clocks
-   from the relay's first acceptance time. After the run, incidents whose customers are all
+   from the relay's first acceptance time (one ``SentMessage`` INSERT and one clock UPDATE for
+   the chunk). After the run, incidents whose customers are all
    notified move to ``notified``. Repeat from 1 until nothing is due.
 """
 
