@@ -54,7 +54,10 @@ def header_text(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
-    if any(_is_control(character) for character in text):
+    # Printable text (most values) holds no control character and no line break: every Cc
+    # character and U+2028/U+2029 are unprintable, so only other text is read character by
+    # character.
+    if not text.isprintable() and any(_is_control(character) for character in text):
         text = "".join(" " if _is_control(character) else character for character in text)
     return " ".join(text.split())
 

@@ -46,6 +46,8 @@ def fold_header(name: str, value: str) -> str:
     breaks right after the colon, which readers then show as a subject starting with a space.
     """
     value = header_text(value)
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}\r\n"  # what Header gives for a line that needs no folding
     charset = "us-ascii" if value.isascii() else "utf-8"
     return (
         f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n", maxlinelen=78) + "\r\n"

@@ -1053,10 +1053,17 @@ def _create_chunk(
         counts[recipient.pk] = counts.get(recipient.pk, 0) + 1
     Delivery.objects.bulk_create(rows, batch_size=500)
     SkippedRecipient.objects.bulk_create(skipped_rows, batch_size=500)
+    # One UPDATE per distinct count (a customer has a handful of contacts), not bulk_update's
+    # CASE per row, which cost a fifth of the creation.
+    by_count: dict[int, list[int]] = {}
     for recipient in recipients:
         recipient.deliveries_created_at = now
         recipient.deliveries = counts.get(recipient.pk, 0)
-    NoticeRecipient.objects.bulk_update(recipients, ["deliveries_created_at", "deliveries"], batch_size=500)
+        by_count.setdefault(recipient.deliveries, []).append(recipient.pk)
+    for count, recipient_ids in by_count.items():
+        NoticeRecipient.objects.filter(pk__in=recipient_ids).update(
+            deliveries_created_at=now, deliveries=count
+        )
     return len(rows), len(messages)
 
 

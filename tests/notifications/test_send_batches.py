@@ -1,0 +1,216 @@
+"""The sender's batched recording, against a real SMTP server: a chunk's acceptances are marked
+``sent`` in one statement, their evidence (``SentMessage``) inserted in one, the customers'
+clocks met in one; one SMTP session serves every chunk of a run. A refusal in a batch still
+records the others, a row whose claim another worker took over is left to that worker, and
+nothing accepted goes unrecorded."""
+
+from __future__ import annotations
+
+import socket
+from email.header import Header
+
+import pytest
+from django.utils import timezone
+
+from notifications.mail_sink import MailSink, start_mail_sink
+from notifications.messages import fold_header
+from notifications.models import Clock, Delivery, SentMessage
+from notifications.sender import (
+    OUTBOXES,
+    SendReport,
+    _claim,
+    _record_sent,
+    _relay_open,
+    _Transport,
+    deliveries_send_due,
+)
+from notifications.services import notice_draft
+from tests.notifications.support import approve
+
+
+class CountingSink(MailSink):
+    """A ``MailSink`` that counts SMTP sessions (EHLOs) and answers 451 to the addresses in
+    ``refuse_once`` the first time it sees each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+        self.refuse_once: set[str] = set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse_once:
+            self.refuse_once.discard(address)
+            return "451 4.3.0 Try again later"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+@pytest.fixture
+def counting_smtp_server(settings):
+    sink = CountingSink()
+    controller = start_mail_sink(sink)
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "incidents.mail.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": controller.port, "timeout": 5},
+        }
+    }
+    yield sink
+    controller.stop()
+
+
+def _approved(declare_for, customers, manager):
+    incident = declare_for(customers)
+    approve(notice_draft(incident=incident, actor=manager, kind="initial"), manager)
+    return incident
+
+
+def _received_bytes(sink):
+    return {received.recipients[0]: received.raw for received in sink.received}
+
+
+def test_a_refused_message_in_a_batch_is_retried_and_the_others_are_recorded(
+    counting_smtp_server, declare_for, multilingual_customers, manager
+):
+    incident = _approved(declare_for, multilingual_customers, manager)
+    counting_smtp_server.refuse_once = {"claire@dupont.example"}  # 451, then accepted
+    counting_smtp_server.refuse_permanently = {"taro@yamada.example"}  # 550
+
+    report = deliveries_send_due()
+
+    assert (report.retried, report.failed) == (1, 1)
+    by_address = {d.address: d for d in Delivery.objects.all()}
+    assert {address: d.status for address, d in by_address.items()} == {
+        "anna@acme.example": "sent",
+        "bob@acme.example": "sent",
+        "claire@dupont.example": "pending",
+        "taro@yamada.example": "failed",
+    }
+    retried = by_address["claire@dupont.example"]
+    assert (retried.attempts, retried.sent_at, retried.last_error[:3]) == (1, None, "451")
+    # The evidence of each accepted message is exactly the bytes the relay received.
+    received = _received_bytes(counting_smtp_server)
+    recorded = {m.delivery.address: m for m in SentMessage.objects.select_related("delivery", "shared_body")}
+    assert set(recorded) == {"anna@acme.example", "bob@acme.example"}
+    for address, message in recorded.items():
+        assert message.content == received[address]
+        assert message.shared_body_id == by_address[address].notice_message_id
+        assert message.recorded_at == by_address[address].sent_at
+    # The clock of the reached customer is met at its first acceptance; the others stay open.
+    acme = Clock.objects.get(incident=incident, customer__account_reference="ACME")
+    assert acme.met_at == min(by_address[a].sent_at for a in ("anna@acme.example", "bob@acme.example"))
+    assert Clock.objects.get(incident=incident, customer__account_reference="DUPONT").met_at is None
+
+    Delivery.objects.filter(pk=retried.pk).update(next_attempt_at=timezone.now())  # backoff passed
+    again = deliveries_send_due()
+
+    retried.refresh_from_db()
+    assert (again.retried, retried.status, retried.attempts) == (0, "sent", 2)
+    assert (
+        SentMessage.objects.get(delivery=retried).content
+        == _received_bytes(counting_smtp_server)["claire@dupont.example"]
+    )
+    assert (
+        Clock.objects.get(incident=incident, customer__account_reference="DUPONT").met_at == retried.sent_at
+    )
+
+
+def test_one_smtp_session_serves_every_chunk_of_a_run(
+    counting_smtp_server, declare_for, multilingual_customers, manager, settings
+):
+    settings.NOTICE_SEND_CHUNK_SIZE = 1
+    _approved(declare_for, multilingual_customers, manager)
+
+    deliveries_send_due()
+
+    assert counting_smtp_server.sessions == 1
+    assert Delivery.objects.filter(status="sent").count() == SentMessage.objects.count() == 4
+    sent_at = {d.pk: d.sent_at for d in Delivery.objects.all()}
+    assert {m.delivery_id: m.recorded_at for m in SentMessage.objects.all()} == sent_at
+
+
+def test_a_connection_the_relay_dropped_between_chunks_is_opened_again(counting_smtp_server):
+    from django.core.mail import mailers
+
+    connection = mailers.default
+    _relay_open(connection)
+    session = connection.connection
+    _relay_open(connection)  # still open: NOOP answers, the same session goes on
+    assert connection.connection is session
+
+    session.sock.shutdown(socket.SHUT_RDWR)  # the idle connection is gone
+    _relay_open(connection)
+
+    assert connection.connection is not session
+    assert connection.connection.noop()[0] == 250
+    connection.close()
+
+
+def test_rows_whose_claim_another_worker_took_over_are_left_to_it(
+    counting_smtp_server, declare_for, multilingual_customers, manager
+):
+    from django.core.mail import mailers
+
+    incident = _approved(declare_for, multilingual_customers[:1], manager)  # Acme: Anna and Bob
+    outbox = OUTBOXES[0]
+    rows = _claim(outbox, timezone.now(), 10)
+    assert len(rows) == 2
+    connection = mailers.default
+    _relay_open(connection)
+    transport = _Transport(connection)
+    accepted = [(row, timezone.now(), transport.send(row)) for row in rows]
+    connection.close()
+    # Meanwhile the claim on Bob's row expired and another worker claimed it.
+    taken = next(row for row in rows if row.address == "bob@acme.example")
+    Delivery.objects.filter(pk=taken.pk).update(claim_token="another-worker")
+    report = SendReport()
+
+    _record_sent(outbox, accepted, report)
+
+    assert report.sent == 1
+    statuses = dict(Delivery.objects.values_list("address", "status"))
+    assert statuses == {"anna@acme.example": "sent", "bob@acme.example": "sending"}
+    assert list(SentMessage.objects.values_list("delivery__address", flat=True)) == ["anna@acme.example"]
+    anna = Delivery.objects.get(address="anna@acme.example")
+    assert Clock.objects.get(incident=incident).met_at == anna.sent_at
+
+
+def test_a_message_sent_again_keeps_its_first_recording(
+    counting_smtp_server, declare_for, multilingual_customers, manager
+):
+    _approved(declare_for, multilingual_customers[2:], manager)  # Yamada: one contact
+    deliveries_send_due()
+    first = SentMessage.objects.get()
+    # A worker killed after the relay accepted but whose claim expired: the row is sent again.
+    Delivery.objects.update(status="pending", next_attempt_at=timezone.now(), sent_at=None)
+
+    deliveries_send_due()
+
+    assert Delivery.objects.get().status == "sent"
+    assert [r.recipients for r in counting_smtp_server.received].count(["taro@yamada.example"]) == 2
+    kept = SentMessage.objects.get()
+    assert (kept.pk, kept.sha256, bytes(kept.head)) == (first.pk, first.sha256, bytes(first.head))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "a",
+        "Anna Admin <anna@acme.example>",
+        "x" * 74,
+        "x" * 75,
+        "word " * 14 + "end",
+        '"Bennett, O." <o@b.example>',
+    ],
+)
+def test_a_short_ascii_header_is_written_as_the_email_package_folds_it(value):
+    for name in ("To", "Subject"):
+        expected = f"{name}: " + Header(value, "us-ascii", header_name=name).encode(
+            linesep="\r\n", maxlinelen=78
+        )
+        assert fold_header(name, value) == expected + "\r\n"
