@@ -110,7 +110,15 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
     assert declared.count() == 2
     assert all(incident.clocks.filter(met_at=None).count() == 2 for incident in declared)
     assert Incident.objects.filter(state="detected").count() == 30
-    assert "Declared 2 of them" in output
+    assert "Declared 2 of the imported incidents after a recorded triage assessment" in output
+    # Through the one triage path: each declared incident has an in-scope assessment, its
+    # severity from that assessment, and each customer its own figures.
+    for incident in declared:
+        assessment = incident.assessments.get()
+        assert assessment.scope == "in_scope"
+        assert incident.severity == assessment.band
+        figures = sorted(incident.affected_customers.values_list("records_affected", flat=True))
+        assert len(set(figures)) == 2 and None not in figures
 
 
 def test_it_seeds_a_superuser_for_the_admin(db, var_dir, django_user_model):

@@ -12,7 +12,9 @@ Creates (or finds):
    incidents (through the same import as ``import_veris``).
 
 4. then every other app's demo data: each management command named ``seed_demo_<something>``
-   of an installed app runs in turn (the post-mortems app seeds a completed drill), so this
+   of an installed app runs in turn, in name order (triage's ``seed_demo_declarations``
+   triages two of the imported incidents through a recorded assessment and declares them, so
+   the board shows running deadlines; the post-mortems app seeds a completed drill), so this
    ground-floor command needs to know nothing of the apps above it.
 
 The demo auditor's account expires in a year (every auditor's account carries an expiry date).
@@ -262,46 +264,10 @@ class Command(BaseCommand):
             f"Customers: {imported.customers}. Contacts: {imported.contacts}. Products: {products} created."
         )
         self.stdout.write(f"VERIS Community Database incidents (CC BY-SA 4.0): {summary.line()}.")
-        declared = self._declare_demo_breaches()
-        if declared:
-            self.stdout.write(f"Declared {declared} of them, so the board shows running deadlines.")
         if summary.failed:
             raise CommandError(f"{len(summary.failed)} VCDB sample files failed to import.")
         for name in sorted(name for name in get_commands() if name.startswith("seed_demo_")):
             call_command(name, stdout=self.stdout, stderr=self.stderr)
-
-    def _declare_demo_breaches(self) -> int:
-        """Triage and declare two imported incidents for two demo customers each (through the
-        real services), once: the board then shows running clocks. Returns how many were
-        declared now (0 when a declared incident already exists)."""
-        from incidents import services
-        from incidents.models import Customer, Incident, IncidentState
-
-        if Incident.objects.exclude(declared_at=None).exists():
-            return 0
-        user_model = get_user_model()
-        responder = user_model.objects.filter(username="responder").first()
-        manager = user_model.objects.filter(username="manager").first()
-        customers = list(
-            Customer.objects.filter(account_reference__startswith="DEMO-", is_drill_customer=False).order_by(
-                "account_reference"
-            )
-        )
-        candidates = list(Incident.objects.filter(state=IncidentState.DETECTED).order_by("id")[:2])
-        if responder is None or manager is None or len(customers) < 4 or len(candidates) < 2:
-            return 0
-        plans = [
-            (candidates[0], "high", customers[:2], "Personal data was disclosed to an unauthorised party."),
-            (candidates[1], "medium", customers[2:4], "A device holding customer data was lost."),
-        ]
-        for incident, severity, affected, nature in plans:
-            incident = services.incident_triage(
-                incident=incident, actor=responder, severity=severity, malicious="unknown"
-            )
-            for customer in affected:
-                services.affected_customer_add(incident=incident, customer=customer, actor=responder)
-            services.incident_declare(incident=incident, actor=manager, nature_of_breach=nature)
-        return len(plans)
 
     def _seed_users(self, logins: dict[str, str]) -> int:
         user_model = get_user_model()
