@@ -25,21 +25,36 @@ from incidents.models import AccountExpiry
 AUDITOR_GROUP = "auditor"
 
 
+def account_facts_annotations(user_id: str) -> dict[str, Any]:
+    """Annotations for a query whose rows name a user by the field ``user_id`` (``"pk"`` for
+    the user table itself, ``"user_id"`` for a row pointing at one): ``account_is_auditor``
+    (bool) and ``account_expires_at`` (UTC instant or null). Give them, read from a row, to
+    ``remember_account_facts`` and ``account_refusal`` and ``is_auditor`` ask nothing more."""
+    return {
+        "account_is_auditor": Exists(Group.objects.filter(user=OuterRef(user_id), name=AUDITOR_GROUP)),
+        "account_expires_at": Subquery(
+            AccountExpiry.objects.filter(user=OuterRef(user_id)).values("expires_at")[:1]
+        ),
+    }
+
+
+def remember_account_facts(user: Any, *, is_auditor: Any, expires_at: datetime | None) -> None:
+    """Keep ``user``'s account facts, as read through ``account_facts_annotations``, on the
+    user object for the request (as ``_account_facts`` would after its own query)."""
+    user._breachdesk_account_facts = (bool(is_auditor), expires_at)
+
+
 def _account_facts(user: Any) -> tuple[bool, datetime | None]:
     """``(is an auditor, expires_at or None)`` of ``user`` in one query, cached on the user
-    object for the request (the read log and the expiry check ask on every request)."""
+    object for the request (the read log and the expiry check ask on every request; an API
+    token's authentication reads them with the token: ``remember_account_facts``)."""
     cached = getattr(user, "_breachdesk_account_facts", None)
     if cached is None:
         row = (
             get_user_model()
             .objects.filter(pk=user.pk)
-            .annotate(
-                is_auditor=Exists(Group.objects.filter(user=OuterRef("pk"), name=AUDITOR_GROUP)),
-                expires_at=Subquery(
-                    AccountExpiry.objects.filter(user=OuterRef("pk")).values("expires_at")[:1]
-                ),
-            )
-            .values_list("is_auditor", "expires_at")
+            .annotate(**account_facts_annotations("pk"))
+            .values_list("account_is_auditor", "account_expires_at")  # type: ignore[misc]  # annotations
             .first()
         )
         cached = (bool(row[0]), row[1]) if row else (False, None)

@@ -8,16 +8,21 @@ is accepted after it. ``Bearer`` is accepted as a synonym of ``Token``.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, router
+from django.db.models import Field, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from incidents.accounts import account_refusal
+from incidents.accounts import account_facts_annotations, account_refusal, remember_account_facts
+from incidents.backends import permission_annotations, remember_permissions
 from incidents.models import ApiToken
 
 #: Every key starts with this, so a leaked key is recognisable (secret scanners, logs).
@@ -56,12 +61,53 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
     return token
 
 
+@functools.cache
+def _token_annotation_sql(using: str) -> tuple[tuple[str, str, tuple[Any, ...], Field], ...]:
+    """``(name, SQL, params, output field)`` of the annotations an ``ApiToken`` query reads
+    with the token: the account facts (``account_facts_annotations``) and the permissions
+    (``permission_annotations``) of the token's user, compiled once per database.
+
+    Resolving and compiling those four subqueries took longer than the three queries they
+    replace (3 ms of CPU); their SQL does not change, so they are compiled here once and
+    given to each query as ``RawSQL``. The SQL names the outer row as ``"<table>"."user_id"``,
+    the alias of an ``ApiToken`` query's own table."""
+    expressions = {**account_facts_annotations("user_id"), **permission_annotations("user_id")}
+    query = ApiToken.objects.annotate(**expressions).values(*expressions).query
+    compiler = query.get_compiler(using=using)
+    compiler.setup_query()
+    compiled = []
+    for name in expressions:
+        annotation = query.annotations[name]
+        sql, params = compiler.compile(annotation)
+        compiled.append((name, sql, tuple(params), annotation.output_field))
+    return tuple(compiled)
+
+
+def _tokens_with_user_facts() -> QuerySet[ApiToken]:
+    """``ApiToken`` rows with their user (``select_related``) and the user's account facts
+    and permissions as annotations (``_token_annotation_sql``): one query."""
+    using = router.db_for_read(ApiToken) or DEFAULT_DB_ALIAS
+    annotations = {
+        name: RawSQL(sql, params, output_field=field)  # noqa: S611 - compiled by the ORM; values are parameters
+        for name, sql, params, field in _token_annotation_sql(using)
+    }
+    return ApiToken.objects.using(using).select_related("user").annotate(**annotations)
+
+
 class ApiTokenAuthentication(BaseAuthentication):
     """``Authorization: Token <key>`` (or ``Bearer <key>``) for an ``ApiToken``.
 
     Errors (401): a malformed header, an unknown, expired or revoked key, an inactive user, an
     account that ``incidents.accounts.account_refusal`` refuses (expired).
     Sets ``request.auth`` to the ``ApiToken`` (the per-token throttle reads it).
+
+    One query reads the token, its user, the account's expiry facts
+    (``incidents.accounts.account_facts_annotations``) and the user's permissions
+    (``incidents.backends.permission_annotations``), which are kept on the user object for
+    this request only, as Django's backend keeps them after its own queries: the permission
+    check and the account check of the same request then ask nothing more, and the next
+    request reads them again (a permission revoked or an account expired is refused from the
+    next request on, as before).
     """
 
     keywords = (b"token", b"bearer")
@@ -76,7 +122,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
+        token = _tokens_with_user_facts().filter(key_hash=ApiToken.hash_key(key)).first()
         now = timezone.now()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
@@ -86,6 +132,11 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("This token has expired.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This account is inactive.")
+        remember_account_facts(
+            token.user,
+            is_auditor=token.account_is_auditor,  # type: ignore[attr-defined]  # annotations
+            expires_at=token.account_expires_at,  # type: ignore[attr-defined]
+        )
         refusal = account_refusal(token.user, now)
         if refusal is not None:
             # An expired account (every auditor's has an expiry date): incidents.accounts.
@@ -93,6 +144,11 @@ class ApiTokenAuthentication(BaseAuthentication):
         if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+        remember_permissions(
+            token.user,
+            user_names=token.user_permission_names,  # type: ignore[attr-defined]  # annotations
+            group_names=token.group_permission_names,  # type: ignore[attr-defined]
+        )
         return token.user, token
 
     def authenticate_header(self, request: Any) -> str:

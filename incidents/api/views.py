@@ -95,6 +95,8 @@ class IncidentViewSet(
     """
 
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    #: The model of get_queryset's querysets, for ModelPermissions.
+    permission_model = Incident
     filter_backends = [DjangoFilterBackend, TextSearchFilter]
     filterset_class = IncidentFilter
     #: ``DELETE .../affected-customers/?customer=`` (incidents.api.query).

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents.api.authentication import api_token_create
-from incidents.models import ApiToken
+from incidents.models import AccountExpiry, ApiToken
 
 
 def with_token(key: str) -> APIClient:
@@ -59,6 +59,75 @@ def test_a_token_of_an_inactive_user_answers_401(responder):
     type(responder).objects.filter(pk=responder.pk).update(is_active=False)
 
     assert with_token(key).get("/api/incidents/").status_code == 401
+
+
+NEW_INCIDENT = {"title": "Laptop stolen from a car", "detection_source": "staff_escalation"}
+
+
+def test_a_permission_revoked_or_granted_applies_from_the_next_request(responder, django_user_model):
+    """The token's query reads the user's permissions (own and groups') for that request only:
+    a revoked one is refused at once, a granted one (to the user or their group) allowed."""
+    from django.contrib.auth.models import Group, Permission
+
+    _token, key = api_token_create(user=responder, name="t", lifetime=timedelta(days=1))
+    client = with_token(key)
+    assert client.post("/api/incidents/", NEW_INCIDENT, format="json").status_code == 201
+
+    responder.groups.clear()
+    refused = client.post("/api/incidents/", NEW_INCIDENT, format="json")
+
+    assert refused.status_code == 403
+    add = Permission.objects.get(content_type__app_label="incidents", codename="add_incident")
+    view = Permission.objects.get(content_type__app_label="incidents", codename="view_incident")
+    responder.user_permissions.add(add, view)
+    assert client.post("/api/incidents/", NEW_INCIDENT, format="json").status_code == 201
+    responder.user_permissions.clear()
+    outsiders = Group.objects.create(name="outsiders")
+    outsiders.permissions.add(view)
+    responder.groups.add(outsiders)
+    assert client.get("/api/incidents/").status_code == 200
+    assert client.post("/api/incidents/", NEW_INCIDENT, format="json").status_code == 403
+
+
+def test_an_account_that_expires_is_refused_from_the_next_request(responder):
+    _token, key = api_token_create(user=responder, name="t", lifetime=timedelta(days=1))
+    client = with_token(key)
+    expiry = AccountExpiry.objects.create(user=responder, expires_at=timezone.now() + timedelta(days=1))
+    assert client.get("/api/incidents/").status_code == 200
+
+    AccountExpiry.objects.filter(pk=expiry.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    refused = client.post("/api/incidents/", NEW_INCIDENT, format="json")
+
+    assert refused.status_code == 401 and "This account expired at" in refused.json()["detail"]
+
+
+def test_an_auditor_token_needs_an_account_expiry(auditor):
+    _token, key = api_token_create(user=auditor, name="t", lifetime=timedelta(days=1))
+    client = with_token(key)
+    assert client.get("/api/incidents/").status_code == 200
+
+    AccountExpiry.objects.filter(user=auditor).delete()
+    refused = client.get("/api/incidents/")
+
+    assert refused.status_code == 401 and "Auditor accounts need an expiry date" in refused.json()["detail"]
+
+
+def test_a_revoked_token_answers_401_at_once(responder):
+    from incidents.api.authentication import api_token_revoke
+
+    token, key = api_token_create(user=responder, name="t", lifetime=timedelta(days=1))
+    client = with_token(key)
+    assert client.get("/api/incidents/").status_code == 200
+
+    api_token_revoke(token=token)
+
+    assert client.get("/api/incidents/").json()["detail"] == "This token was revoked."
+
+
+def test_a_superusers_token_has_every_permission(superuser):
+    _token, key = api_token_create(user=superuser, name="t", lifetime=timedelta(days=1))
+
+    assert with_token(key).post("/api/incidents/", NEW_INCIDENT, format="json").status_code == 201
 
 
 def test_nobody_sees_or_revokes_another_users_tokens(responder, manager):
