@@ -100,6 +100,19 @@ class ExpiringModelBackend(ModelBackend):
             return None
         return user
 
+    def get_user(self, user_id: Any) -> Any:
+        """The session's user (``ModelBackend.get_user``: ``None`` when missing or inactive),
+        read with its account facts (auditor, expiry) in the same query, so the expiry check
+        and the read log that every page runs ask nothing more (one query fewer per page)."""
+        user_model = get_user_model()
+        try:
+            user = user_model._default_manager.annotate(**account_facts_annotations("pk")).get(pk=user_id)
+        except user_model.DoesNotExist:
+            return None
+        facts: Any = user  # carries the two annotations
+        remember_account_facts(user, is_auditor=facts.account_is_auditor, expires_at=facts.account_expires_at)
+        return user if self.user_can_authenticate(user) else None
+
 
 class ExpiryAwareAuthenticationForm(AuthenticationForm):
     """The login form, saying why a refused account is refused (it has expired, or an auditor
