@@ -141,12 +141,12 @@ def test_external_reference_cannot_be_changed_later(api):
 
 
 def test_a_create_answers_without_rereading_the_incident(api):
-    """Session, user, account expiry, permissions (one query); then, in the request's savepoint
+    """Session, user with its account facts, permissions (one query); then, in the request's savepoint
     (a transaction outside tests; the service takes no savepoint of its own inside it), the
     INSERT, the reference UPDATE and the first audit event (no lookup of a previous one), the
     active webhook subscribers (one query: none here, so no event row); no re-read for the
     answer."""
-    with assert_query_count(10, "a create"):
+    with assert_query_count(9, "a create"):
         response = api.post("/api/incidents/", NEW, format="json")
 
     assert response.status_code == 201

@@ -475,12 +475,12 @@ def test_it_lists_with_a_constant_number_of_queries(api, responder, make_inciden
     as_user(api, responder)
     api.get(LIST)  # warm the session
 
-    # session, user, account facts (auditor? expiry), the permissions, the page, its products
+    # session, user with its account facts (auditor? expiry), the permissions, the page, its products
     # and affected customers (one query: incidents.api.listing)
-    with assert_query_count(6, "the API list with 2 rows"):
+    with assert_query_count(5, "the API list with 2 rows"):
         small = api.get(LIST)
     add_incidents(10)
-    with assert_query_count(6, "the API list with 12 rows"):
+    with assert_query_count(5, "the API list with 12 rows"):
         large = api.get(LIST)
 
     assert len(small.json()["results"]) == 2

@@ -200,14 +200,14 @@ def test_it_keeps_filters_on_the_older_link(responder, make_incident, monkeypatc
 def test_it_lists_incidents_in_a_fixed_number_of_queries(responder, make_incident):
     client = _client_for(responder)
     make_incident()
-    # session, user, user permissions, group permissions, heartbeat, incidents,
-    # account facts (auditor? expiry: the navigation and the expiry check share it)
-    with assert_query_count(6, "the incident list with 1 row"):
+    # session, user with its account facts (auditor? expiry: the navigation and the expiry
+    # check share it), the permissions (one query), heartbeat, incidents
+    with assert_query_count(5, "the incident list with 1 row"):
         client.get(reverse("incidents:incident_list"))
     for _ in range(10):
         make_incident()
     client = _client_for(responder)
-    with assert_query_count(6, "the incident list with 11 rows"):
+    with assert_query_count(5, "the incident list with 11 rows"):
         response = client.get(reverse("incidents:incident_list"))
     assert len(response.context["incidents"]) == 11
 

@@ -858,12 +858,12 @@ def test_the_deliveries_list_runs_a_fixed_number_of_queries(
     api.force_login(responder)
     api.get("/api/deliveries/")  # warm the session
 
-    # Session, user, account facts (auditor? expiry), the user's two permission sets, the page.
-    with assert_query_count(5, "the deliveries list with 2 rows"):
+    # Session, user with its account facts (auditor? expiry), the user's permissions, the page.
+    with assert_query_count(4, "the deliveries list with 2 rows"):
         small = api.get("/api/deliveries/")
     second = declare_for(multilingual_customers[1:])
     approve(services.notice_draft(incident=second, actor=manager, kind="initial"), manager)
-    with assert_query_count(5, "the deliveries list with 4 rows"):
+    with assert_query_count(4, "the deliveries list with 4 rows"):
         large = api.get("/api/deliveries/")
 
     assert len(small.json()["results"]) == 2 and len(large.json()["results"]) == 4
@@ -875,9 +875,9 @@ def test_the_clocks_list_runs_a_fixed_number_of_queries(api, declare_for, multil
         services.escalation_raise(clock=clock, threshold=Escalation.Threshold.HOURS_48, notify=False)
     api.force_login(responder)
 
-    # Session, user, account facts (auditor? expiry), the user's two permission sets, the
+    # Session, user with its account facts (auditor? expiry), the user's permissions, the
     # incident, the page, its escalations.
-    with assert_query_count(7, "the clocks list"):
+    with assert_query_count(6, "the clocks list"):
         response = api.get(clocks_url(incident))
 
     assert all(len(row["escalations"]) == 1 for row in response.json()["results"])

@@ -125,11 +125,11 @@ def test_the_page_runs_as_many_queries_for_many_people_as_for_few(make_course, r
 
     assert len(response.context["people"]) == 63
     assert_same_query_count(few, many)
-    # Session, user, account facts (auditor? expiry: also the navigation's audit-site check),
+    # Session, user with its account facts (auditor? expiry: also the navigation's audit-site check),
     # the permissions (one query), mandatory courses, the manager's own standing, 2 candidate
     # queries, the page's accounts and their completions, accounts without an email, and the
     # yearly-drill banner's check.
-    with assert_query_count(12, "the overdue page"):
+    with assert_query_count(11, "the overdue page"):
         client.get(PAGE)
 
 
