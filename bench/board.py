@@ -869,7 +869,9 @@ def main() -> int:
             )
         session = SessionStore()
         session["_auth_user_id"] = str(manager.pk)
-        session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[0]
+        session["_auth_user_backend"] = (
+            "incidents.backends.ModelBackendOneQuery"  # axes comes first, without get_user
+        )
         session["_auth_user_hash"] = manager.get_session_auth_hash()
         session.create()
 
