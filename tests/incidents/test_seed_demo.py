@@ -117,8 +117,8 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
         assessment = incident.assessments.get()
         assert assessment.scope == "in_scope"
         assert incident.severity == assessment.band
-        figures = sorted(incident.affected_customers.values_list("records_affected", flat=True))
-        assert len(set(figures)) == 2 and None not in figures
+        figures = list(incident.affected_customers.values_list("records_affected", flat=True))
+        assert None not in figures and len(set(figures)) == 2
 
 
 def test_it_seeds_a_superuser_for_the_admin(db, var_dir, django_user_model):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from email.header import Header
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -102,7 +103,8 @@ def test_a_refused_message_in_a_batch_is_retried_and_the_others_are_recorded(
         assert message.recorded_at == by_address[address].sent_at
     # The clock of the reached customer is met at its first acceptance; the others stay open.
     acme = Clock.objects.get(incident=incident, customer__account_reference="ACME")
-    assert acme.met_at == min(by_address[a].sent_at for a in ("anna@acme.example", "bob@acme.example"))
+    acme_sent = [by_address[a].sent_at for a in ("anna@acme.example", "bob@acme.example")]
+    assert acme.met_at == min(instant for instant in acme_sent if instant is not None)
     assert Clock.objects.get(incident=incident, customer__account_reference="DUPONT").met_at is None
 
     Delivery.objects.filter(pk=retried.pk).update(next_attempt_at=timezone.now())  # backoff passed
@@ -136,7 +138,7 @@ def test_one_smtp_session_serves_every_chunk_of_a_run(
 def test_a_connection_the_relay_dropped_between_chunks_is_opened_again(counting_smtp_server):
     from django.core.mail import mailers
 
-    connection = mailers.default
+    connection: Any = mailers.default  # the SMTP backend: it has .connection
     _relay_open(connection)
     session = connection.connection
     _relay_open(connection)  # still open: NOOP answers, the same session goes on
@@ -159,7 +161,7 @@ def test_rows_whose_claim_another_worker_took_over_are_left_to_it(
     outbox = OUTBOXES[0]
     rows = _claim(outbox, timezone.now(), 10)
     assert len(rows) == 2
-    connection = mailers.default
+    connection: Any = mailers.default  # the SMTP backend: it has .connection
     _relay_open(connection)
     transport = _Transport(connection)
     accepted = [(row, timezone.now(), transport.send(row)) for row in rows]
