@@ -122,13 +122,16 @@ class RenderedMessage:
     (the plain-text part) and ``html`` (the HTML part); ``untranslated``: names
     (``TRANSLATABLE_TEXTS``) of the free texts that go out in
     ``settings.NOTICE_SOURCE_LANGUAGE`` because no translation into ``language`` was given
-    (empty for the source language)."""
+    (empty for the source language). ``figures``: the customer's own figures the message
+    states (``customer_figures``' shape), set by ``notifications.services.notice_preview``;
+    ``None`` elsewhere."""
 
     subject: str
     text: str
     html: str
     language: str
     untranslated: tuple[str, ...] = field(default=())
+    figures: dict[str, Any] | None = None
 
 
 # Content -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ incident's hash chain, outside effects queued on commit through ``config.celery.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -631,7 +631,8 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     A draft renders from the incident's facts now; an approved notice from its snapshot (and
     the customer's figures as approved). ``customer`` defaults to the first affected customer
     (or a placeholder with unknown figures). Returns a ``RenderedMessage`` whose
-    ``untranslated`` names the free texts that would go out in the source language.
+    ``untranslated`` names the free texts that would go out in the source language and whose
+    ``figures`` are the shown customer's own figures (``{}`` for the placeholder).
     """
     incident = Incident.objects.get(pk=notice.incident_id)
     content, withheld, changes, translations = _draft_state(notice)
@@ -658,7 +659,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     shown_customer = (
         first.customer if first else Customer(name="Example Customer", preferred_language=language)
     )
-    return render_notice(
+    rendered = render_notice(
         notice=notice,
         content=content,
         withheld=withheld,
@@ -671,6 +672,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
         previous_figures=previous_figures,
         update_number=notice_update_number(notice),
     )
+    return replace(rendered, figures=figures or {})
 
 
 def _may_notify(incident: Incident, customer: Customer) -> bool:

@@ -532,18 +532,26 @@ def _audience(notice: Notice) -> Audience:
     )
 
 
-def _field_rows(notice: Notice) -> list[dict[str, Any]]:
+def _field_rows(notice: Notice, figures: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Per breach field: its label, whether it is known, withheld (and why), and whether it
     changed since the previous approved notice. An approved notice answers from its snapshot;
     a draft from the incident's facts and withholdings now (what approval would snapshot).
-    The per-customer figures are known when the incident-wide or any customer's is."""
+    A per-customer figure (``CUSTOMER_FIGURE_FIELDS``) is known as the previewed customer's
+    message states it: from ``figures``, that customer's own (``RenderedMessage.figures``),
+    when given; else from the incident-wide figure."""
     content, withheld, changes, _translations = services._draft_state(notice)
     reasons = dict(Withholding.Reason.choices)
+
+    def known(name: str) -> bool:
+        if figures is not None and name in CUSTOMER_FIGURE_FIELDS:
+            return figures.get(name) is not None
+        return content.get(name) is not None
+
     return [
         {
             "name": name,
             "label": str(FIELD_LABELS[name]),
-            "known": content.get(name) is not None,
+            "known": known(name),
             "per_customer": name in CUSTOMER_FIGURE_FIELDS,
             "withheld": reasons.get(withheld[name], withheld[name]) if name in withheld else None,
             "changed": name in changes and name not in withheld,
@@ -688,7 +696,7 @@ def _render_notice_page(
         ),
         "untranslated": [services.TRANSLATABLE_LABELS[name] for name in preview.untranslated],
         "untranslated_fields": {TEXT_FIELD[name] for name in preview.untranslated},
-        "field_rows": _field_rows(notice),
+        "field_rows": _field_rows(notice, preview.figures),
         "previous_number": previous,
         "deliveries": deliveries,
         "deliveries_shown": DELIVERIES_SHOWN,

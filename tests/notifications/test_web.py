@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents.models import AuditEvent, Contact, Customer
+from incidents.models import AffectedCustomer, AuditEvent, Contact, Customer
 from notifications import services, views
 from notifications.models import Clock, Delivery, Notice, Withholding
 from notifications.sender import deliveries_send_due
@@ -840,3 +840,28 @@ def test_the_incident_page_needs_as_many_queries_for_30_customers_as_for_3(decla
     with assert_query_count(6, "the notification panel with 30 customers"):
         context = views.notification_panel_context(large, manager)
     assert len(context["clock_rows"]) == 30 and len(context["customers_without_contact"]) == 6
+
+
+def test_the_fields_table_says_what_the_previewed_customers_own_message_states(
+    declare_for, multilingual_customers, manager
+):
+    """A per-customer figure is "known" in the fields table exactly when the previewed
+    customer's own message states it (found by a new-user trial: the table said "not yet
+    known" for data subjects while the preview beside it stated the customer's 35)."""
+    incident = declare_for(multilingual_customers)
+    AffectedCustomer.objects.filter(incident=incident, customer__account_reference="ACME").update(
+        records_affected=240, data_subjects_affected=180
+    )
+    notice = _draft(incident, manager)
+    client = _client_for(manager)
+
+    def rows_for(reference: str) -> dict[str, dict]:
+        response = client.get(f"{_notice_page(notice)}?customer={reference}")
+        assert response.status_code == 200
+        return {row["name"]: row for row in response.context["field_rows"]}
+
+    acme, dupont = rows_for("ACME"), rows_for("DUPONT")
+    assert acme["records_affected"]["known"] and acme["data_subjects_affected"]["known"]
+    assert not dupont["records_affected"]["known"] and not dupont["data_subjects_affected"]["known"]
+    # The incident-wide fields do not depend on the customer shown.
+    assert acme["nature_of_breach"] == dupont["nature_of_breach"]
