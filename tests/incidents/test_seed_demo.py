@@ -117,6 +117,11 @@ def test_it_seeds_customers_with_contacts_in_five_languages_and_the_vcdb_sample(
         assessment = incident.assessments.get()
         assert assessment.scope == "in_scope"
         assert incident.severity == assessment.band
+        # The triage fits the imported record: its own data categories, and its own summary
+        # as the nature of the breach.
+        if incident.data_categories:
+            assert set((assessment.severity_inputs or {})["data_categories"]) == set(incident.data_categories)
+        assert incident.nature_of_breach == (incident.summary.strip() or incident.title)
         figures = list(incident.affected_customers.values_list("records_affected", flat=True))
         assert None not in figures and len(set(figures)) == 2
 

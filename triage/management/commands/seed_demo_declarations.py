@@ -4,10 +4,12 @@ safe to run again: does nothing once any incident has been declared).
 
 It takes the same path a responder takes in the browser or the API (one triage path, issue 12):
 ``triage.services.assessment_record`` records an in-scope assessment (ENISA severity from its
-inputs, the GDPR Art. 33/34 notification assessment, data categories carried into the
-incident's facts), then the demo incident manager declares. Each affected customer gets its own
-figures (records and data subjects), different per customer, as a notice tells each controller
-only its own.
+inputs, the GDPR Art. 33/34 notification assessment), then the demo incident manager declares.
+The assessment takes what the imported VERIS record says of the incident (its data categories,
+scenario and whether it was malicious; the plan's values only where the record says nothing),
+and the nature of the breach is the record's own summary, so the triage fits the incident it
+describes. Each affected customer gets its own figures (records and data subjects), different
+per customer, as a notice tells each controller only its own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from incidents import services
 from incidents.models import Customer, Incident, IncidentState
 from triage.services import assessment_record
 
-#: (severity band's inputs, nature of the breach, per-customer (records, data subjects)).
+#: Fallbacks where the imported record says nothing, the severity inputs, and per-customer
+#: (records, data subjects).
 PLANS: tuple[dict[str, Any], ...] = (
     {
         "scenario": "misdirected_communication",
@@ -76,9 +79,9 @@ class Command(BaseCommand):
                 actor=responder,
                 scope="in_scope",
                 scope_rationale="Customer personal data is involved (demo).",
-                malicious=plan["malicious"],
-                scenario=plan["scenario"],
-                data_categories=plan["data_categories"],
+                malicious=incident.malicious or plan["malicious"],
+                scenario=incident.scenario or plan["scenario"],
+                data_categories=list(incident.data_categories or plan["data_categories"]),
                 severity_inputs=plan["severity_inputs"],
                 notification_facts={"breach_types": plan["breach_types"]},
             )
@@ -91,8 +94,9 @@ class Command(BaseCommand):
                     records_affected=records,
                     data_subjects_affected=data_subjects,
                 )
+            nature = (incident.summary or "").strip() or incident.title or plan["nature"]
             services.incident_declare(
-                incident=Incident.objects.get(pk=incident.pk), actor=manager, nature_of_breach=plan["nature"]
+                incident=Incident.objects.get(pk=incident.pk), actor=manager, nature_of_breach=nature
             )
         self.stdout.write(
             f"Declared {len(PLANS)} of the imported incidents after a recorded triage assessment,"
