@@ -114,6 +114,12 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(15 * 2 ** max(attempts - 1, 0), 600))
 
 
+def _smtp_text(message: bytes | str) -> str:
+    """A relay's reply text as people read it (``5.1.1 No such user``, not ``b'5.1.1 ...'``):
+    smtplib gives it as bytes; invalid UTF-8 is replaced, never raised."""
+    return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+
+
 def classify(error: Exception) -> Exception:
     """A ``TemporaryFailure`` or ``PermanentFailure`` for an SMTP or network error. A relay
     without SMTPUTF8 for an internationalised address fails the row for good without blaming
@@ -123,12 +129,12 @@ def classify(error: Exception) -> Exception:
         return PermanentFailure(str(error))
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
-        text = "; ".join(f"{code} {message!r}" for code, message in error.recipients.values())
+        text = "; ".join(f"{code} {_smtp_text(message)}" for code, message in error.recipients.values())
         if codes and min(codes) >= 500:
             return PermanentFailure(text, recipient_refused=True)
         return TemporaryFailure(text)
     if isinstance(error, smtplib.SMTPResponseException):
-        text = f"{error.smtp_code} {error.smtp_error!r}"
+        text = f"{error.smtp_code} {_smtp_text(error.smtp_error)}"
         return PermanentFailure(text) if error.smtp_code >= 500 else TemporaryFailure(text)
     if isinstance(error, (smtplib.SMTPException, OSError)):
         return TemporaryFailure(f"{type(error).__name__}: {error}")

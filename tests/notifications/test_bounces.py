@@ -177,8 +177,12 @@ class _Fake:
 
 
 def test_only_a_refused_recipient_blames_the_address():
-    refused = classify(smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"No such user")}))
+    refused = classify(smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"5.1.1 No such user")}))
     assert isinstance(refused, PermanentFailure) and refused.recipient_refused
+    assert str(refused) == "550 5.1.1 No such user"  # the relay's words, not a bytes repr
+    assert (
+        str(classify(smtplib.SMTPDataError(554, b"Content rejected \xff"))) == "554 Content rejected \ufffd"
+    )
     greylisted = classify(smtplib.SMTPRecipientsRefused({"x@example.com": (451, b"Later")}))
     assert isinstance(greylisted, TemporaryFailure)
     for ours in (
