@@ -31,9 +31,16 @@ def skip_or_fail(reason: str) -> None:
 def smtp_server(settings):
     """A real SMTP server on 127.0.0.1 that the application sends to; yields its ``MailSink``
     (``.received``, ``.refuse_permanently``, ``.refuse_temporarily``)."""
-    from notifications.mail_sink import MailSink, start_mail_sink
+    from notifications.mail_sink import MailSink
 
-    sink = MailSink()
+    yield from serve_mail_sink(settings, MailSink())
+
+
+def serve_mail_sink(settings, sink):
+    """Start ``sink`` (a ``MailSink``) on 127.0.0.1, point the default mailer at it, yield it
+    and stop it afterwards: the body of a mail-server fixture."""
+    from notifications.mail_sink import start_mail_sink
+
     controller = start_mail_sink(sink)
     settings.MAILERS = {
         "default": {

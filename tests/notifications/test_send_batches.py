@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from notifications.mail_sink import MailSink, start_mail_sink
+from notifications.mail_sink import MailSink
 from notifications.messages import fold_header
 from notifications.models import Clock, Delivery, SentMessage
 from notifications.sender import (
@@ -26,6 +26,7 @@ from notifications.sender import (
     deliveries_send_due,
 )
 from notifications.services import notice_draft
+from tests.conftest import serve_mail_sink
 from tests.notifications.support import approve
 
 
@@ -52,16 +53,7 @@ class CountingSink(MailSink):
 
 @pytest.fixture
 def counting_smtp_server(settings):
-    sink = CountingSink()
-    controller = start_mail_sink(sink)
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "incidents.mail.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": controller.port, "timeout": 5},
-        }
-    }
-    yield sink
-    controller.stop()
+    yield from serve_mail_sink(settings, CountingSink())
 
 
 def _approved(declare_for, customers, manager):
