@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,6 +20,24 @@ import pytest
 
 REQUIRE_ALL = os.environ.get("BREACHDESK_REQUIRE_ALL") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def shared_data_dir() -> Path:
+    """The team's shared test data (``shared/data``, read-only): beside this checkout
+    (``../shared``), else beside the local repository it was cloned from (a clean clone of
+    ``/work/main`` made elsewhere). Returns the first candidate even when neither exists, so a
+    test can name the path it looked for."""
+    repository = Path(__file__).resolve().parents[1]
+    candidates = [repository.parent / "shared" / "data"]
+    origin = subprocess.run(
+        ["git", "-C", str(repository), "remote", "get-url", "origin"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and "://" not in origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "data")
+    return next((candidate for candidate in candidates if candidate.is_dir()), candidates[0])
 
 
 def skip_or_fail(reason: str) -> None:

@@ -24,11 +24,11 @@ from incidents.veris import (
     map_veris_record,
     scenario_from_record,
 )
-from tests.conftest import skip_or_fail
+from tests.conftest import shared_data_dir, skip_or_fail
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SHIPPED_SAMPLE = REPOSITORY / "incidents" / "fixtures" / "vcdb"
-SHARED_SAMPLE = REPOSITORY.parent / "shared" / "data" / "vcdb"
+SHARED_SAMPLE = shared_data_dir() / "vcdb"
 # The shared copy when it sits beside the checkout; otherwise the byte-identical shipped copy.
 SAMPLE = SHARED_SAMPLE if SHARED_SAMPLE.is_dir() else SHIPPED_SAMPLE
 TEST_DATA = REPOSITORY / "tests" / "data" / "veris"

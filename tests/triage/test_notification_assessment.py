@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import shared_data_dir, skip_or_fail
 from triage.notification_assessment import (
     PERMANENT_LOSS,
     BreachFacts,
@@ -28,7 +27,7 @@ from triage.notification_assessment import (
     assess_notification,
 )
 
-CASES_PATH = Path(__file__).resolve().parents[3] / "shared" / "data" / "edpb" / "cases.json"
+CASES_PATH = shared_data_dir() / "edpb" / "cases.json"
 
 
 # --- Translation of the JSON facts into BreachFacts -------------------------------------------
