@@ -675,16 +675,6 @@ class IncidentCreateSerializer(IncidentDetailSerializer):
         return value
 
 
-def prime_created_incident(incident: Incident, *, products: list[Product]) -> None:
-    """Fill the relation caches of an incident just created, so that serializing it costs no
-    query: its ``products`` are those given and it has no affected customers yet."""
-    for name, rows in (("products", products), ("affected_customers", [])):
-        related = getattr(incident, name).all()
-        related._result_cache = list(rows)
-        related._prefetch_done = True
-        incident.__dict__.setdefault("_prefetched_objects_cache", {})[name] = related
-
-
 # Transition bodies -----------------------------------------------------------------------------
 
 
