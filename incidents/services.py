@@ -221,13 +221,15 @@ _RELATIONS = ("owner", "sub_processor", "created_by", "declared_by")
 
 
 def _validate(incident: Incident) -> None:
-    """``full_clean`` without the queries that repeat work: a relation given as a saved
+    """``full_clean`` without the checks that repeat work: a relation given as a saved
     instance is not looked up again (the database's foreign key still backs it), and the
     exposure check constraint is checked here in Python instead of by a query (the constraint
     itself still backs it under concurrent edits). Raises ``ValidationError``."""
     exclude = ["products", "reference", "source_record", "state"]
     exclude += [name for name in _RELATIONS if getattr(incident, f"{name}_id") is not None]
-    incident.full_clean(exclude=exclude, validate_constraints=False)
+    # No unique check either: the only unique columns are the id and the reference (which the
+    # service assigns); listing the checks alone cost 0.4 ms per create.
+    incident.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
     started, ended = incident.exposure_started_at, incident.exposure_ended_at
     if started is not None and ended is not None and ended < started:
         raise ValidationError({"exposure_ended_at": "The exposure cannot end before it started."})

@@ -151,3 +151,11 @@ def test_a_refused_create_stores_nothing(api, catalogue):
 
     assert refused.status_code == 400
     assert (Incident.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_the_incident_has_no_unique_column_that_validation_would_have_to_check():
+    # incidents.services._validate skips full_clean's unique checks: the id and the reference
+    # (assigned by the service) are the only unique columns. A new one must be checked again.
+    unique = {field.name for field in Incident._meta.concrete_fields if field.unique}
+    assert unique == {"id", "reference"}
+    assert not Incident._meta.unique_together
