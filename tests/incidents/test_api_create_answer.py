@@ -125,7 +125,8 @@ def test_every_writable_field_is_stored_as_given(api, catalogue):
     assert answer["detected_at"] == "2026-03-29T01:30:00.123456Z"  # converted to UTC
     assert answer["exposure_ended_at"] == "2026-03-29T13:00:00.500000Z"
     assert answer["exposure_duration_hours"] == pytest.approx(37.000138888888891)
-    assert incident.sub_processor_id == catalogue.supplier.pk and incident.owner.username == "max.manager"
+    assert incident.sub_processor_id == catalogue.supplier.pk
+    assert incident.owner is not None and incident.owner.username == "max.manager"
     assert incident.external_reference == "TICKET-4711" and incident.records_affected == 120
     assert incident.reference == answer["reference"]
 
