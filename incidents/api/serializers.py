@@ -96,7 +96,11 @@ class StrictFieldsMixin(serializers.Serializer):
             errors: dict[str, list[str]] = {}
             for key in data:
                 field = fields.get(key)
-                if field is None:
+                if field is None and key in type(self).__dict__.get("_read_only_field_names", ()):
+                    # A read-only field an input-only serializer does not build (FieldsCacheMixin).
+                    message = self.read_only_messages.get(key, "This field is read-only.")
+                    errors[str(key)] = [message]
+                elif field is None:
                     message = self.read_only_messages.get(key, "Unknown field.")
                     errors[str(key)] = [message]
                 elif field.read_only:
@@ -208,11 +212,23 @@ class FieldsCacheMixin:
     per serializer. Fields depend only on the class (``Meta``, declared fields), never on the
     instance, data or context, so the copy is the same as a fresh build."""
 
+    #: A serializer that only reads input (a create's body) builds no read-only field: their
+    #: names are kept (``_read_only_field_names``) so that a body naming one is still told
+    #: "This field is read-only." (``StrictFieldsMixin``), and the schema of a request body
+    #: (``COMPONENT_SPLIT_REQUEST``) lists writable fields only anyway.
+    input_only = False
+
     def get_fields(self) -> dict[str, Any]:
         cls = type(self)
         cached = cls.__dict__.get("_fields_blueprint")
         if cached is None:
-            cached = super().get_fields()  # type: ignore[misc]
+            built = super().get_fields()  # type: ignore[misc]
+            cls._read_only_field_names = frozenset(  # type: ignore[attr-defined]
+                name for name, field in built.items() if field.read_only
+            )
+            cached = {
+                name: field for name, field in built.items() if not (self.input_only and field.read_only)
+            }
             cls._fields_blueprint = cached  # type: ignore[attr-defined]
         return {name: fresh_field(field) for name, field in cached.items()}
 
@@ -663,6 +679,7 @@ class IncidentCreateSerializer(IncidentDetailSerializer):
     twice (a taken one answers 409 naming the incident that has it)."""
 
     external_reference = serializers.CharField(max_length=100, required=False, allow_null=True)
+    input_only = True
 
     class Meta(IncidentDetailSerializer.Meta):
         read_only_fields = [

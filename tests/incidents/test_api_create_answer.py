@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from incidents.api.serializers import IncidentDetailSerializer
 from incidents.audit import verify_chain
 from incidents.models import AuditEvent, Incident, Product, Supplier
+from tests.conftest import errors as response_errors
 
 CREATE = "/api/incidents/"
 
@@ -160,3 +161,27 @@ def test_the_incident_has_no_unique_column_that_validation_would_have_to_check()
     unique = {field.name for field in Incident._meta.concrete_fields if field.unique}
     assert unique == {"id", "reference"}
     assert not Incident._meta.unique_together
+
+
+def test_a_create_naming_read_only_fields_is_told_they_are_read_only(api):
+    # The create's body serializer builds writable fields only (input_only); read-only names
+    # are still recognised as such, not called unknown.
+    body = {
+        "title": "x",
+        "detection_source": "staff_escalation",
+        "reference": "BD-1999-00001",
+        "declared_at": "2026-03-01T10:00:00Z",
+        "affected_customers": ["ACME-001"],
+        "id": 12,
+        "colour": "red",
+    }
+
+    response = api.post(CREATE, body, format="json")
+
+    assert response.status_code == 400
+    errors = response_errors(response)
+    assert {
+        name: errors[name] for name in ("reference", "declared_at", "affected_customers", "id")
+    } == dict.fromkeys(("reference", "declared_at", "affected_customers", "id"), ["This field is read-only."])
+    assert errors["colour"] == ["Unknown field."]
+    assert not Incident.objects.exists()
