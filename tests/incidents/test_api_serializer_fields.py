@@ -95,7 +95,6 @@ def test_validating_a_relation_leaves_the_shared_queryset_unevaluated():
 
     assert serializer.is_valid(), serializer.errors
     assert [product.name for product in serializer.validated_data["products"]] == ["Webmail"]
-    assert (
-        IncidentCreateSerializer._fields_blueprint["products"].child_relation.queryset._result_cache is None
-    )
+    blueprint: Any = IncidentCreateSerializer
+    assert blueprint._fields_blueprint["products"].child_relation.queryset._result_cache is None
     assert serializer.fields["products"].child_relation.queryset._result_cache is None
