@@ -26,12 +26,66 @@ logger = logging.getLogger("breachdesk.throttle")
 
 
 class _FailOpen(SimpleRateThrottle):
+    """A rate ``N/period`` kept as two counters in the cache, not as a list of instants.
+
+    DRF's ``SimpleRateThrottle`` keeps every allowed request's instant of the last period in one
+    cache entry, read, trimmed and written back on every request: its cost grows with the rate
+    (at 200 alerts a second, 12,000 instants pickled twice per request, about 2 ms of CPU).
+    Here a request is allowed when the requests counted in the current fixed window (the
+    period, aligned to the epoch) plus the previous window's count weighted by the share of it
+    still inside the last period stay under ``N`` (a sliding window estimated from two
+    counters); an allowed request adds one to the current window's counter (``cache.add``,
+    then ``cache.incr``, atomic in Redis); a refused one counts nothing, as in DRF. Like DRF's,
+    the check and the count are two steps, so concurrent requests at the limit may pass it by
+    a few. Retry-After (``wait``): seconds until the estimate falls under ``N`` again.
+    If the cache is unreachable, the request goes through and it is logged.
+    """
+
     def allow_request(self, request: Any, view: Any) -> bool:
         try:
-            return super().allow_request(request, view)
+            return self._allow(request, view)
         except Exception:  # noqa: BLE001 - a cache outage lets requests through
             logger.warning("Throttle cache unreachable; %s not applied.", self.scope, exc_info=True)
             return True
+
+    def _allow(self, request: Any, view: Any) -> bool:
+        self._wait = 0.0
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        now = self.timer()
+        # Set by SimpleRateThrottle.__init__ from the rate ("N/period").
+        limit, duration = int(self.num_requests), float(self.duration)  # type: ignore[attr-defined]
+        window = int(now // duration)
+        current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
+        counts = self.cache.get_many([current_key, previous_key])
+        current, previous = int(counts.get(current_key, 0)), int(counts.get(previous_key, 0))
+        elapsed = now - window * duration
+        weight = 1.0 - elapsed / duration  # the previous window's share still in the last period
+        if current + previous * weight >= limit:
+            self._wait = self._until_allowed(limit, current, previous, elapsed, duration)
+            return False
+        if not self.cache.add(current_key, 1, int(2 * duration) + 1):
+            try:
+                self.cache.incr(current_key)
+            except ValueError:  # expired between add and incr
+                self.cache.add(current_key, 1, int(2 * duration) + 1)
+        return True
+
+    @staticmethod
+    def _until_allowed(limit: int, current: int, previous: int, elapsed: float, duration: float) -> float:
+        """Seconds until ``current + previous * weight`` drops under ``limit``."""
+        room = limit - current
+        if room <= 0 or previous == 0:
+            # Not before this window ends; then this window's count is the weighted one.
+            return duration - elapsed
+        # previous * (1 - e / duration) < room  <=>  e > duration * (1 - room / previous)
+        return max(0.0, duration * (1 - room / previous) - elapsed)
+
+    def wait(self) -> float | None:
+        return max(1.0, self._wait)
 
 
 class UserThrottle(_FailOpen):
