@@ -26,13 +26,13 @@ def clock(monkeypatch, settings):
     cache.clear()
 
 
-def asks(clock, at: float, count: int = 1, user_id: int = 7) -> list[bool]:
+def asks(clock, at: float, count: int = 1, user_id: int = 7) -> list[bool | float | None]:
     clock.value = 6_000_000.0 + at
     request = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, pk=user_id))
-    answers = []
+    answers: list[bool | float | None] = []
     for _ in range(count):
         throttle = UserThrottle()
-        throttle.timer = lambda: clock.value  # type: ignore[method-assign]
+        throttle.timer = lambda: clock.value
         allowed = throttle.allow_request(request, None)
         answers.append(allowed if allowed else throttle.wait())
     return answers
