@@ -8,15 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.db.models.signals import post_save
-from django.test.utils import CaptureQueriesContext
 
 from incidents.api.authentication import api_token_create
 from incidents.models import ApiToken, Incident, Supplier
 from incidents.statements import CompiledQuery, insert_instance
+from tests.queries import assert_query_count
 
 COLUMNS = [
     field.attname for field in Incident._meta.concrete_fields if field.attname not in ("id", "reference")
@@ -40,10 +39,9 @@ def test_a_compiled_query_gives_what_its_queryset_gives_for_each_value(responder
     compiled = CompiledQuery(tokens_named, names=("name",))
 
     for name in ("siem", "importer", "nobody"):
-        with CaptureQueriesContext(connection) as queries:
+        with assert_query_count(1, "the token with its user (select_related)"):
             got = compiled.run(name=name)
         expected = list(tokens_named(name))
-        assert len(queries) == 1  # the user came with the token (select_related)
         assert [token.pk for token in got] == [token.pk for token in expected]
         for mine, theirs in zip(got, expected, strict=True):
             assert {f.attname: getattr(mine, f.attname) for f in ApiToken._meta.concrete_fields} == {
@@ -79,10 +77,10 @@ def test_an_inserted_row_is_the_row_save_stores():
     saved, inserted = incident(sub_processor=supplier), incident(sub_processor=supplier)
 
     saved.save()
-    with CaptureQueriesContext(connection) as queries:
+    with assert_query_count(1, "one INSERT") as log:
         insert_instance(inserted)
 
-    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT")
+    assert log.statements[0].startswith("INSERT")
     assert inserted.pk is not None and inserted.pk != saved.pk and not inserted._state.adding
     stored = Incident.objects.filter(pk__in=[saved.pk, inserted.pk]).values(*COLUMNS, "id")
     rows = {row.pop("id"): row for row in stored}
