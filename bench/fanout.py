@@ -90,6 +90,7 @@ def run_sink(port: int) -> None:
     stopped = []
     signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
     print("ready", flush=True)
+    ready_cpu = time.process_time()
     while not stopped:
         time.sleep(0.05)
     controller.stop()
@@ -100,6 +101,7 @@ def run_sink(port: int) -> None:
                 "received": len(sink.received),
                 "recipients": len(set(recipients)),
                 "message_ids": len({message.message_id for message in sink.received}),
+                "cpu": time.process_time() - ready_cpu,
             }
         ),
         flush=True,
@@ -699,7 +701,7 @@ def main() -> int:
         f"Send, one process: {send_seconds:.2f} s (CPU {send_cpu:.2f} s), {report.sent / send_seconds:,.0f} notices/s "
         f"(sent {report.sent:,}, retried {report.retried}, failed {report.failed}; sink received "
         f"{received['received']:,} for {received['recipients']:,} addresses, {received['message_ids']:,} "
-        f"Message-IDs); incident now {incident.state}"
+        f"Message-IDs; the relay's CPU {received['cpu']:.2f} s); incident now {incident.state}"
     )
     print(
         f"10,000-notice time (approval + creation + one-process send): {approve_seconds + create_seconds + send_seconds:.1f} s "
@@ -710,7 +712,7 @@ def main() -> int:
         f"(CPU {baseline_cpu:.2f} s), "
         f"{len(messages) / baseline_seconds:,.0f} messages/s (sink received "
         f"{baseline_received['received']:,} for {baseline_received['recipients']:,} addresses, "
-        f"{baseline_received['message_ids']:,} Message-IDs)"
+        f"{baseline_received['message_ids']:,} Message-IDs; the relay's CPU {baseline_received['cpu']:.2f} s)"
     )
     print(f"Ratio baseline / outbox send, one process: {baseline_seconds / send_seconds:.2f} (target >= 0.6)")
     if workers_result is not None:

@@ -19,8 +19,8 @@ leading dot removed (dot-unstuffing, section 4.5.2), then ``250``; ``RSET`` and 
 
 Run as its own process (``python -m notifications.lean_relay --port N``): it prints ``ready``
 once listening and, on SIGTERM, one JSON line ``{"received", "recipients", "message_ids",
-"bytes"}`` (messages, distinct recipients, distinct Message-IDs, message bytes after
-unstuffing), the keys ``bench/fanout.py`` reads from either relay.
+"bytes", "cpu"}`` (messages, distinct recipients, distinct Message-IDs, message bytes after
+unstuffing, the process's CPU seconds since it was ready), the keys ``bench/fanout.py`` reads from either relay.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import asyncio
 import json
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 #: The line that ends a message's data, with the CRLF before it (RFC 5321 section 4.1.1.4).
@@ -267,9 +268,11 @@ def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
         server = await start_lean_relay(counts, host=args.host, port=args.port)
         print("ready", flush=True)  # noqa: T201 - the parent process reads it
+        ready_cpu = time.process_time()
         await stopped.wait()
         server.close()
-        print(json.dumps(counts.summary()), flush=True)  # noqa: T201
+        cpu = time.process_time() - ready_cpu
+        print(json.dumps({**counts.summary(), "cpu": cpu}), flush=True)  # noqa: T201
 
     asyncio.run(serve())
 
