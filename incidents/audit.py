@@ -47,6 +47,7 @@ from incidents.models import (
     HashChainedEvent,
     Incident,
 )
+from incidents.statements import insert_instance
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ def chain_append[E: HashChainedEvent](
         **fields,
     )
     event.hash = event.compute_hash(key)
-    event.save()
+    # A new row (append-only models refuse only updates in save()): one INSERT compiled once.
+    insert_instance(event)
     return event
 
 

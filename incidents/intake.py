@@ -38,6 +38,7 @@ from incidents.addresses import header_text
 from incidents.exceptions import AlertRefused, ReportThrottled
 from incidents.models import Alert, AlertSource, AlertThread, CustomerReport, Incident, OutgoingEmail
 from incidents.services import FINAL_STATES, incident_create
+from incidents.statements import CompiledQuery, insert_instance
 
 SIGNATURE_HEADER = "X-Breachdesk-Signature"
 TIMESTAMP_HEADER = "X-Breachdesk-Timestamp"
@@ -126,6 +127,11 @@ def signature_for(*, secret: str | bytes, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
+#: The active alert sources, read on every alert: compiled once (``incidents.statements``),
+#: run anew each time (a source deactivated or rotated counts from the next alert on).
+_active_sources = CompiledQuery(lambda: AlertSource.objects.filter(is_active=True))
+
+
 def alert_source_verify(
     *, timestamp: str | None, signature: str | None, body: bytes
 ) -> tuple[AlertSource, str]:
@@ -151,7 +157,7 @@ def alert_source_verify(
         raise AlertRefused(f"{SIGNATURE_HEADER} must be sha256=<64 hex digits>.", code="bad_signature")
     now = timezone.now()
     given = signature.encode()
-    for source in AlertSource.objects.filter(is_active=True):
+    for source in _active_sources.run():
         current, previous = _secrets(source)
         candidates = [current]
         if previous and source.previous_secret_expires_at and now < source.previous_secret_expires_at:
@@ -214,9 +220,10 @@ def _receive_once(
             )
             if thread is None:
                 # A concurrent first alert of this key makes this INSERT fail; the caller retries.
-                thread = AlertThread.objects.create(
+                thread = AlertThread(
                     source=source, dedupe_key=dedupe_key, incident=incident, last_alert_at=now
                 )
+                insert_instance(thread)
             else:
                 thread.incident = incident
                 thread.alert_count = 1
@@ -227,7 +234,7 @@ def _receive_once(
             incident = thread.incident
             thread.alert_count += 1
             AlertThread.objects.filter(pk=thread.pk).update(alert_count=thread.alert_count, last_alert_at=now)
-        alert = Alert.objects.create(
+        alert = Alert(
             source=source,
             dedupe_key=dedupe_key,
             incident=incident,
@@ -239,6 +246,7 @@ def _receive_once(
             received_at=now,
             replay_key=fingerprint,
         )
+        insert_instance(alert)  # one INSERT compiled once (a replay's unique key refuses it)
     count = thread.alert_count if thread is not None else 1
     return AlertOutcome(alert=alert, incident=incident, opened=opened, alert_count=count)
 

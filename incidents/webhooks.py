@@ -54,6 +54,7 @@ from incidents.models import (
     WebhookSubscriber,
 )
 from incidents.selectors import incident_is_restricted
+from incidents.statements import CompiledQuery
 
 #: Header names (a contract; README "Webhooks").
 EVENT_HEADER = "Breachdesk-Event"
@@ -284,6 +285,11 @@ def webhook_payload(event: WebhookEvent) -> dict[str, Any]:
 # Raising events -------------------------------------------------------------------------------
 
 
+#: The active subscribers: read on every change that raises an event (each API create), so
+#: compiled once (``incidents.statements``); run anew each time, so a new subscriber counts at once.
+_active_subscribers = CompiledQuery(lambda: WebhookSubscriber.objects.filter(is_active=True))
+
+
 def webhook_event_raise(
     *,
     type: str,  # noqa: A002 - the event's "type", as in the payload
@@ -306,11 +312,7 @@ def webhook_event_raise(
         raise ValueError(f"Unknown webhook event type {type!r}.")
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("webhook_event_raise must run in the transaction that makes the change.")
-    subscribers = [
-        subscriber
-        for subscriber in WebhookSubscriber.objects.filter(is_active=True)
-        if type in subscriber.event_types
-    ]
+    subscribers = [subscriber for subscriber in _active_subscribers.run() if type in subscriber.event_types]
     if not subscribers:
         return None
     at = at or timezone.now()

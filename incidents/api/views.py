@@ -32,7 +32,7 @@ from rest_framework.serializers import BaseSerializer
 
 from incidents import services
 from incidents.api.filters import ContactFilter, CustomerFilter, IncidentFilter, TextSearchFilter
-from incidents.api.listing import listed_incidents, listed_values
+from incidents.api.listing import created_incident_representation, listed_incidents, listed_values
 from incidents.api.pagination import AddedAtKeysetPagination, KeysetPagination
 from incidents.api.serializers import (
     TRANSITION_BODIES,
@@ -54,7 +54,6 @@ from incidents.api.serializers import (
     ReadLogEntrySerializer,
     RuleOutOfScopeBody,
     TriageBody,
-    prime_created_incident,
 )
 from incidents.api.writes import IDEMPOTENCY_KEY, idempotent_create
 from incidents.lifecycle import TRANSITION_NAMES
@@ -184,9 +183,10 @@ class IncidentViewSet(
         incident = services.incident_create(
             actor=request.user, fields=fields, external_reference=external_reference
         )
-        products = sorted(fields.get("products", []), key=lambda product: product.name)
-        prime_created_incident(incident, products=products)
-        data = IncidentDetailSerializer(incident, context=self.get_serializer_context()).data
+        # Built from what was written, as IncidentDetailSerializer would (incidents.api.listing).
+        data = created_incident_representation(
+            incident, products=fields.get("products", []), user=request.user
+        )
         return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -78,6 +78,23 @@ def test_each_serializer_instance_has_its_own_fields():
         products = serializer.fields["products"]
         assert products.parent is serializer and products.child_relation.parent is products
         assert serializer.fields["data_categories"].child.parent is serializer.fields["data_categories"]
-    assert (
-        one.fields["products"].child_relation.queryset is not other.fields["products"].child_relation.queryset
-    )
+    # A relation's queryset is shared, never evaluated: DRF reads it through get_queryset(),
+    # a fresh .all() each time, so no copy sees another's result cache.
+    relation = one.fields["products"].child_relation
+    assert relation.get_queryset() is not relation.get_queryset()
+    assert relation.get_queryset() is not relation.queryset
+
+
+@pytest.mark.django_db
+def test_validating_a_relation_leaves_the_shared_queryset_unevaluated():
+    from incidents.models import Product
+
+    Product.objects.create(name="Webmail")
+    body = {"title": "x", "detection_source": "staff_escalation", "products": ["Webmail"]}
+    serializer: Any = IncidentCreateSerializer(data=body)
+
+    assert serializer.is_valid(), serializer.errors
+    assert [product.name for product in serializer.validated_data["products"]] == ["Webmail"]
+    blueprint: Any = IncidentCreateSerializer
+    assert blueprint._fields_blueprint["products"].child_relation.queryset._result_cache is None
+    assert serializer.fields["products"].child_relation.queryset._result_cache is None

@@ -1,0 +1,214 @@
+"""SQL compiled once per process for the statements that run on every API write.
+
+The ORM compiles a queryset or an INSERT into SQL anew each time it runs: for the token check
+(a join with four permission and account subqueries), the webhook subscribers' lookup and the
+incident's 45-column INSERT that was about 4 ms of a create's 13 ms of CPU (bench/api_load.py),
+against microseconds to run the same SQL again with new values. Here each statement is compiled
+by the ORM itself, once per database alias, and then run with the values of the moment:
+
+- ``CompiledQuery``: a queryset whose only varying inputs are text values named when it is
+  built; run again, it gives the model instances the queryset gives (``select_related``
+  objects and annotations included, with the ORM's own converters).
+- ``insert_instance``: ``Model.save()`` for a new row, for models without save signal receivers:
+  the same values (each field's ``pre_save`` and ``get_db_prep_save``), one INSERT whose SQL is
+  kept per model and column set.
+
+Nothing is cached but SQL text and the compiler's description of its columns: every run reads
+the database, so a revoked token or a new subscriber counts on the next request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, QuerySet, signals
+from django.db.models.query import get_related_populators
+
+#: Stands in for a named text value while the queryset is compiled (never sent to a database).
+_MARKER = "\x1fcompiled-query-value:{name}\x1f"
+
+
+class CompiledQuery[M: Model]:
+    """A SELECT of model ``M`` compiled once per database alias.
+
+    ``build(**values) -> QuerySet[M]``: makes the queryset from text values (the names in
+    ``names``); it is called once per alias with stand-ins, and the positions of the stand-ins
+    among the compiled parameters are where each run's values go. Every named value must reach
+    the SQL as a parameter unchanged (a ``CharField`` equality does; a value that a lookup
+    transforms, such as ``__icontains``, does not: ``ValueError`` at the first run).
+
+    ``run(using=None, **values) -> list[M]``: the instances, as ``list(build(**values))`` gives
+    them (``tests/incidents/test_statements.py`` compares both).
+    """
+
+    def __init__(self, build: Callable[..., QuerySet[M]], names: tuple[str, ...] = ()) -> None:
+        self.build = build
+        self.names = names
+        self._compiled: dict[str, tuple[str, list[Any], dict[str, list[int]], Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, using: str) -> tuple[str, list[Any], dict[str, list[int]], Any, Any]:
+        markers = {name: _MARKER.format(name=name) for name in self.names}
+        queryset = self.build(**markers).using(using)
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        positions = {
+            name: [index for index, value in enumerate(params) if value == marker]
+            for name, marker in markers.items()
+        }
+        transformed = [
+            value
+            for value in params
+            if isinstance(value, str)
+            and "\x1fcompiled-query-value:" in value
+            and value not in markers.values()
+        ]
+        missing = [name for name, found in positions.items() if not found]
+        if missing or transformed:
+            raise ValueError(
+                f"CompiledQuery: the values {sorted(markers)} do not all reach the SQL as parameters unchanged."
+            )
+        return sql, list(params), positions, compiler, queryset._fetch_mode  # type: ignore[attr-defined]
+
+    def run(self, using: str | None = None, **values: str) -> list[M]:
+        """The instances for ``values`` (each name given at construction), read from the
+        database ``using`` (default: ``default``)."""
+        alias = using or DEFAULT_DB_ALIAS
+        compiled = self._compiled.get(alias)
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled.get(alias) or self._compile(alias)
+                self._compiled[alias] = compiled
+        sql, template, positions, compiler, fetch_mode = compiled
+        params = list(template)
+        for name, indexes in positions.items():
+            for index in indexes:
+                params[index] = values[name]
+        with connections[alias].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        # What django.db.models.query.ModelIterable does with the compiler's rows.
+        select, klass_info, annotation_col_map = (
+            compiler.select,
+            compiler.klass_info,
+            compiler.annotation_col_map,
+        )
+        model_class = klass_info["model"]
+        select_fields = klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        init_list = [column[0].target.attname for column in select[start:end]]
+        populators = get_related_populators(klass_info, select, alias, fetch_mode)
+        instances = []
+        for row in compiler.results_iter([rows]):
+            instance = model_class.from_db(alias, init_list, row[start:end], fetch_mode=fetch_mode)
+            for populator in populators:
+                populator.populate(row, instance)
+            for name, position in annotation_col_map.items():
+                setattr(instance, name, row[position])
+            instances.append(instance)
+        return instances
+
+
+_insert_sql: dict[tuple[type[Model], str, tuple[str, ...]], tuple[str, bool]] = {}
+
+
+def _insertable(instance: Model) -> bool:
+    model = type(instance)
+    meta = model._meta
+    return (
+        instance._state.adding
+        and not meta.parents
+        and not signals.pre_save.has_listeners(model)
+        and not signals.post_save.has_listeners(model)
+    )
+
+
+def insert_instance(
+    instance: Model,
+    *,
+    using: str | None = None,
+    derived: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> None:
+    """Insert the new ``instance`` as ``instance.save()`` would, through one INSERT compiled
+    once per model and column set; afterwards ``instance.pk`` is set and the instance counts
+    as saved (``_state``). ``derived``: attribute name -> function of the instance giving that
+    attribute's value once the others are final (``auto_now_add`` instants included), for a
+    column computed from them (an incident's reference from its id and creation year).
+
+    For a model with ``pre_save``/``post_save`` receivers, a parent model, or an instance
+    already saved, and for a value that is an expression (a database default), it calls
+    ``instance.save()`` instead. The model's own ``save()`` override is not called: use it
+    for models whose override only refuses updates (the append-only audit events) or only
+    guards updates (django-fsm's concurrent transitions). Raises what the INSERT raises
+    (``IntegrityError`` for a constraint).
+    """
+    alias = using or DEFAULT_DB_ALIAS
+    if not _insertable(instance) or (derived and instance.pk is None):
+        # A derived value that needs the id waits for the INSERT: save, then UPDATE it.
+        _save(instance, alias, derived)
+        return
+    meta = type(instance)._meta
+    connection = connections[alias]
+    instance._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
+    fields = [
+        field
+        for field in meta.local_concrete_fields
+        if not getattr(field, "generated", False) and (field is not meta.pk or instance.pk is not None)
+    ]
+    values = [field.pre_save(instance, True) for field in fields]
+    if derived:
+        for name, compute in derived.items():
+            setattr(instance, name, compute(instance))
+        for index, field in enumerate(fields):
+            if field.attname in derived:
+                values[index] = getattr(instance, field.attname)
+    prepared = [
+        field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)
+    ]
+    if any(hasattr(value, "resolve_expression") for value in prepared):
+        _save(instance, alias, None)
+        return
+    columns = tuple(str(field.column) for field in fields)
+    key = (type(instance), alias, columns)
+    statement = _insert_sql.get(key)
+    if statement is None:
+        quote = connection.ops.quote_name
+        returns = instance.pk is None and connection.features.can_return_columns_from_insert
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column) for column in columns)})"  # noqa: S608 - identifiers from model metadata
+            f" VALUES ({', '.join(['%s'] * len(fields))})"
+        )
+        if returns:
+            sql += f" RETURNING {quote(str(meta.pk.column))}"
+        statement = _insert_sql[key] = (sql, returns)
+    sql, returns = statement
+    with connection.cursor() as cursor:
+        cursor.execute(sql, prepared)
+        if instance.pk is None:
+            if returns:
+                row_id = cursor.fetchone()[0]
+            else:
+                row_id = connection.ops.last_insert_id(cursor, meta.db_table, str(meta.pk.column))
+            for converter in meta.pk.get_db_converters(connection):
+                row_id = converter(row_id, meta.pk, connection)
+            instance.pk = row_id
+    instance._state.adding = False
+    instance._state.db = alias
+    remember = getattr(instance, "_update_initial_state", None)  # django-fsm's concurrency guard
+    if callable(remember):
+        remember()
+
+
+def _save(instance: Model, alias: str, derived: Mapping[str, Callable[[Any], Any]] | None) -> None:
+    instance.save(using=alias)
+    if derived:
+        for name, compute in derived.items():
+            setattr(instance, name, compute(instance))
+        type(instance)._default_manager.using(alias).filter(pk=instance.pk).update(
+            **{name: getattr(instance, name) for name in derived}
+        )
