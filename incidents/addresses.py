@@ -64,6 +64,8 @@ def header_text(value: object) -> str:
 
 def has_line_break(value: str) -> bool:
     """Whether ``value`` holds a line break or another control character (tab excepted)."""
+    if value.isprintable():  # no Cc character, no U+2028/U+2029: nothing to read one by one
+        return False
     return any(_is_control(character) and character != "\t" for character in value)
 
 

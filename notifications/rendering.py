@@ -311,9 +311,16 @@ def _localised(
 # Formatting (Babel) ----------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=64)
+def babel_locale(language: str) -> Locale:
+    """The Babel ``Locale`` of ``language``, parsed once: Babel's formatters parse a locale
+    given by name on every call (12 us each, twice per customer in a fan-out)."""
+    return Locale.parse(language)
+
+
 def format_count(count: int, language: str) -> str:
     """``count`` with the language's digit grouping ("1,200", "1.200", "1 200")."""
-    return format_decimal(count, locale=language)
+    return format_decimal(count, locale=babel_locale(language))
 
 
 @lru_cache(maxsize=4096)  # the declaration instant, once per language for a whole fan-out
@@ -321,19 +328,19 @@ def format_instant(instant: datetime, language: str) -> str:
     """An instant as a localised date and time in UTC, always naming the zone
     ("20. November 2026, 10:00 UTC", "2026年11月20日 10:00 UTC")."""
     instant = instant.astimezone(UTC)
-    pattern = get_datetime_format("medium", locale=language)
+    pattern = get_datetime_format("medium", locale=babel_locale(language))
     text = (
         str(pattern)
-        .replace("{1}", format_date(instant.date(), "long", locale=language))
-        .replace("{0}", format_time(instant, "short", tzinfo=UTC, locale=language))
+        .replace("{1}", format_date(instant.date(), "long", locale=babel_locale(language)))
+        .replace("{0}", format_time(instant, "short", tzinfo=UTC, locale=babel_locale(language)))
     )
     return f"{text} UTC"
 
 
 def _unit(count: int, unit: str, language: str) -> str:
-    text = format_unit(count, unit, length="long", locale=language)
+    text = format_unit(count, unit, length="long", locale=babel_locale(language))
     if unit in text:  # CLDR lacks the long form in this language (Japanese): use the short one
-        text = format_unit(count, unit, length="short", locale=language)
+        text = format_unit(count, unit, length="short", locale=babel_locale(language))
     return text
 
 
@@ -349,17 +356,17 @@ def format_duration(seconds: int, language: str) -> str:
         parts.append(_unit(hours, "duration-hour", language))
     if minutes or not parts:
         parts.append(_unit(minutes, "duration-minute", language))
-    return format_list(parts, locale=language)
+    return format_list(parts, locale=babel_locale(language))
 
 
 def format_items(items: list[str], language: str) -> str:
     """A list joined the language's way ("a, b, and c", "a, b und c", "a、b、c")."""
-    return format_list(items, locale=language) if items else ""
+    return format_list(items, locale=babel_locale(language)) if items else ""
 
 
 def country_name(code: str, language: str) -> str:
     """The country's name in ``language`` (ISO 3166-1 alpha-2 code), or the code if unknown."""
-    return Locale.parse(language).territories.get(code.upper(), code) if code else ""
+    return babel_locale(language).territories.get(code.upper(), code) if code else ""
 
 
 def salutation(customer_name: str, language: str) -> str:

@@ -199,7 +199,9 @@ def _deliveries_attach_shared(rows: list[OutboxMessage]) -> None:
     only where a failure needs it."""
     deliveries = [row for row in rows if isinstance(row, Delivery)]
     notices = Notice.objects.in_bulk({row.notice_id for row in deliveries})
-    shared = NoticeMessage.objects.in_bulk(
+    # The parts' text is read only where a delivery goes through Django's mail API (``_message``,
+    # a rare fallback): left unloaded, it would double what a chunk reads of each message.
+    shared = NoticeMessage.objects.defer("body_text", "body_html").in_bulk(
         {row.notice_message_id for row in deliveries if row.notice_message_id}
     )
     for row in deliveries:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from config.celery import enqueue
 from incidents.audit import audit_append
+from incidents.bulk import insert_rows
 from incidents.exceptions import ActionForbidden, GuardFailed, LifecycleConflict, TransitionNotAvailable
 from incidents.lifecycle import NOTICE_APPROVED, HookContext, run_hooks
 from incidents.models import (
@@ -976,7 +977,6 @@ def _create_chunk(
         notice, [contact.pk for contacts in contacts_by_customer.values() for contact in contacts]
     )
     domain = _message_domain()
-    messages: dict[tuple[int, str], NoticeMessage] = {}
     planned: list[tuple[NoticeRecipient, Contact, str]] = []
     wanted: dict[str, list[NoticeRecipient]] = {}  # language -> customers to render it for
     seen: set[tuple[int, str]] = set()
@@ -1004,6 +1004,10 @@ def _create_chunk(
                 seen.add((recipient.customer_id, language))
                 wanted.setdefault(language, []).append(recipient)
             planned.append((recipient, contact, language))
+    # Plain rows written by COPY on PostgreSQL (``incidents.bulk.insert_rows``): model instances
+    # and bulk_create's statements cost half of the creation's CPU.
+    message_rows: list[dict[str, Any]] = []
+    keys: list[tuple[int, str]] = []
     for language, customers in wanted.items():
         rendered_all = render_notice_for_customers(
             notice=notice,
@@ -1020,40 +1024,48 @@ def _create_chunk(
             subject_header, mime = build_body(
                 subject=rendered.subject, text=rendered.text, html=rendered.html
             )
-            messages[(recipient.customer_id, language)] = NoticeMessage(
-                notice=notice,
-                customer_id=recipient.customer_id,
-                language=language,
-                subject=rendered.subject,
-                body_text=rendered.text,
-                body_html=rendered.html,
-                subject_header=subject_header,
-                mime=mime,
+            keys.append((recipient.customer_id, language))
+            message_rows.append(
+                {
+                    "notice_id": notice.pk,
+                    "customer_id": recipient.customer_id,
+                    "language": language,
+                    "subject": rendered.subject,
+                    "body_text": rendered.text,
+                    "body_html": rendered.html,
+                    "subject_header": subject_header,
+                    "mime": mime,
+                }
             )
-    NoticeMessage.objects.bulk_create(list(messages.values()), batch_size=200)
+    message_ids = insert_rows(NoticeMessage, message_rows, with_ids=True)
+    messages = {
+        key: (message_id, row["subject"])
+        for key, message_id, row in zip(keys, message_ids, message_rows, strict=True)
+    }
     rows = []
     counts: dict[int, int] = {}
+    prefix = f"<{notice.incident.reference}.n{notice.number}.c"
     for recipient, contact, language in planned:
-        message = messages[(recipient.customer_id, language)]
+        message_id, subject = messages[(recipient.customer_id, language)]
         threads = earlier.get(contact.pk, [])
         rows.append(
-            Delivery(
-                notice=notice,
-                contact=contact,
-                customer_id=recipient.customer_id,
-                address=contact.email,
-                language=language,
-                subject=message.subject,
-                notice_message=message,
-                message_id=f"<{notice.incident.reference}.n{notice.number}.c{contact.pk}@{domain}>",
-                in_reply_to=threads[-1] if threads else "",
-                references=" ".join(threads),
-                next_attempt_at=now,
-                created_at=now,
-            )
+            {
+                "notice_id": notice.pk,
+                "contact_id": contact.pk,
+                "customer_id": recipient.customer_id,
+                "address": contact.email,
+                "language": language,
+                "subject": subject,
+                "notice_message_id": message_id,
+                "message_id": f"{prefix}{contact.pk}@{domain}>",
+                "in_reply_to": threads[-1] if threads else "",
+                "references": " ".join(threads),
+                "next_attempt_at": now,
+                "created_at": now,
+            }
         )
         counts[recipient.pk] = counts.get(recipient.pk, 0) + 1
-    Delivery.objects.bulk_create(rows, batch_size=500)
+    insert_rows(Delivery, rows)
     SkippedRecipient.objects.bulk_create(skipped_rows, batch_size=500)
     # One UPDATE per distinct count (a customer has a handful of contacts), not bulk_update's
     # CASE per row, which cost a fifth of the creation.

@@ -6,15 +6,30 @@ from __future__ import annotations
 
 import email
 import email.policy
+import unicodedata
 
 import pytest
 from django.core.exceptions import ValidationError
 
 from incidents import services
-from incidents.addresses import header_text, normalise_email, recipient
+from incidents.addresses import has_line_break, header_text, normalise_email, recipient
 from incidents.models import Contact, Customer
 
 # --- Units --------------------------------------------------------------------------------------
+
+
+def test_has_line_break_flags_exactly_the_line_breaks_and_control_characters():
+    """Its shortcut for printable text gives the character-by-character answer for every
+    character of the Basic Multilingual Plane: CR, LF, NEL, U+2028/U+2029 and every other
+    control character (Unicode category Cc) but the tab."""
+    breaks = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+    for code in range(0x10000):
+        character = chr(code)
+        if unicodedata.category(character) == "Cs":
+            continue  # lone surrogates are not text
+        expected = character != "\t" and (character in breaks or unicodedata.category(character) == "Cc")
+        assert has_line_break(f"a{character}b") is expected, hex(code)
+    assert has_line_break("admin0@bench-00001.example") is False
 
 
 @pytest.mark.parametrize(
