@@ -185,6 +185,21 @@ class AlertOutcome:
     alert_count: int
 
 
+#: The (source, dedupe key) thread under a row lock, with its incident's state and reference:
+#: compiled once (``incidents.statements``; the ORM compiling it was a sixth of an alert's CPU).
+_thread_of = CompiledQuery(
+    lambda source_id, dedupe_key: (
+        AlertThread.objects.select_for_update(of=("self",))
+        .select_related("incident")
+        .only("id", "alert_count", "incident__id", "incident__state", "incident__reference")
+        .filter(source_id=source_id, dedupe_key=dedupe_key)
+        .order_by("pk")[:1]
+    ),
+    names=("dedupe_key",),
+    integers=("source_id",),
+)
+
+
 def _receive_once(
     *,
     source: AlertSource,
@@ -197,13 +212,8 @@ def _receive_once(
 ) -> AlertOutcome:
     now = timezone.now()
     with transaction.atomic():
-        thread = (
-            AlertThread.objects.select_for_update(of=("self",))
-            .select_related("incident")
-            .only("id", "alert_count", "incident__id", "incident__state", "incident__reference")
-            .filter(source=source, dedupe_key=dedupe_key)
-            .first()
-        )
+        found = _thread_of.run(source_id=source.pk, dedupe_key=dedupe_key)
+        thread = found[0] if found else None
         opened = thread is None or thread.incident.state in FINAL_STATES
         if opened:
             incident = incident_create(

@@ -27,36 +27,46 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet, signals
 from django.db.models.query import get_related_populators
 
-#: Stands in for a named text value while the queryset is compiled (never sent to a database).
+#: Stand in for a named text or integer value while the queryset is compiled (never sent to a
+#: database).
 _MARKER = "\x1fcompiled-query-value:{name}\x1f"
+_INTEGER_MARKER = -(2**62)
 
 
 class CompiledQuery[M: Model]:
     """A SELECT of model ``M`` compiled once per database alias.
 
     ``build(**values) -> QuerySet[M]``: makes the queryset from text values (the names in
-    ``names``); it is called once per alias with stand-ins, and the positions of the stand-ins
-    among the compiled parameters are where each run's values go. Every named value must reach
-    the SQL as a parameter unchanged (a ``CharField`` equality does; a value that a lookup
-    transforms, such as ``__icontains``, does not: ``ValueError`` at the first run).
+    ``names``) and integers (``integers``: ids, foreign keys); it is called once per alias with
+    stand-ins, and the positions of the stand-ins among the compiled parameters are where each
+    run's values go. Every named value must reach the SQL as a parameter unchanged (an
+    equality on a text field or an id does; a value that a lookup transforms, such as
+    ``__icontains``, does not: ``ValueError`` at the first run).
 
     ``run(using=None, **values) -> list[M]``: the instances, as ``list(build(**values))`` gives
     them (``tests/incidents/test_statements.py`` compares both).
     """
 
-    def __init__(self, build: Callable[..., QuerySet[M]], names: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, build: Callable[..., QuerySet[M]], names: tuple[str, ...] = (), integers: tuple[str, ...] = ()
+    ) -> None:
         self.build = build
         self.names = names
+        self.integers = integers
         self._compiled: dict[str, tuple[str, list[Any], dict[str, list[int]], Any, Any]] = {}
         self._lock = threading.Lock()
 
     def _compile(self, using: str) -> tuple[str, list[Any], dict[str, list[int]], Any, Any]:
-        markers = {name: _MARKER.format(name=name) for name in self.names}
+        markers: dict[str, Any] = {name: _MARKER.format(name=name) for name in self.names}
+        # Integer stand-ins: values no id takes (an id or foreign key equality passes them as given).
+        markers.update({name: _INTEGER_MARKER - index for index, name in enumerate(self.integers)})
         queryset = self.build(**markers).using(using)
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         positions = {
-            name: [index for index, value in enumerate(params) if value == marker]
+            name: [
+                index for index, value in enumerate(params) if type(value) is type(marker) and value == marker
+            ]
             for name, marker in markers.items()
         }
         transformed = [
@@ -73,7 +83,7 @@ class CompiledQuery[M: Model]:
             )
         return sql, list(params), positions, compiler, queryset._fetch_mode  # type: ignore[attr-defined]
 
-    def run(self, using: str | None = None, **values: str) -> list[M]:
+    def run(self, using: str | None = None, **values: str | int) -> list[M]:
         """The instances for ``values`` (each name given at construction), read from the
         database ``using`` (default: ``default``)."""
         alias = using or DEFAULT_DB_ALIAS

@@ -118,3 +118,19 @@ def test_a_model_with_save_receivers_is_saved_by_the_orm():
 
     assert heard == [(supplier.pk, True)]
     assert Supplier.objects.get(pk=supplier.pk).name == "MailCo"
+
+
+@pytest.mark.django_db
+def test_a_compiled_query_takes_integer_values_too(responder, manager):
+    api_token_create(user=responder, name="siem", lifetime=timedelta(days=1))
+    api_token_create(user=manager, name="siem", lifetime=timedelta(days=2))
+    compiled = CompiledQuery(
+        lambda user_id, name: ApiToken.objects.filter(user_id=user_id, name=name).order_by("pk"),
+        names=("name",),
+        integers=("user_id",),
+    )
+
+    for user in (responder, manager):
+        got = compiled.run(user_id=user.pk, name="siem")
+        assert [token.user_id for token in got] == [user.pk]
+    assert compiled.run(user_id=responder.pk, name="importer") == []
