@@ -545,8 +545,10 @@ NOTICE_CONTACT_POINT: str = env.str(
     "NOTICE_CONTACT_POINT", default="Data Protection Incident Response Team, privacy@localhost"
 )
 # Deliveries: how many the sender claims at once, and how long a claim lasts before the scanner
-# hands it to another worker (a killed worker delays a notice; it never loses it).
-NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=50)
+# hands it to another worker (a killed worker delays a notice; it never loses it). The chunk is
+# also the most a killed worker re-sends (same Message-IDs): 100 halves the per-chunk database
+# work of 50 (claim, records, two commits) for at most 100 duplicates after a crash.
+NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=100)
 NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
 # The pages show the background worker as down (red) when its last heartbeat (every 30 s) is
 # older than this many seconds (incidents.heartbeat).
