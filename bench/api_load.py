@@ -3,7 +3,8 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/breachdesk .venv/bin/python bench/api_load.py
 
-In one run, against one gunicorn (``--workers`` processes, sync workers) on a throwaway
+In one run, against one gunicorn (``--workers`` sync workers; default 2 x cores + 1, gunicorn's
+guidance and docker-compose.yml's) on a throwaway
 database (``bench_breachdesk_api`` next to the one ``DATABASE_URL`` names, dropped afterwards):
 
 1. ``profile``: 200 creates in-process (Django's test client): queries and CPU milliseconds per
@@ -249,7 +250,12 @@ def main() -> int:
     )
     parser.add_argument("--database", default="bench_breachdesk_api")
     parser.add_argument("--port", type=int, default=8304)
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1) + 1,
+        help="gunicorn sync workers (default: gunicorn's guidance, 2 x cores + 1, as docker-compose.yml)",
+    )
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--incident-rate", type=float, default=100)
     parser.add_argument("--alert-rate", type=float, default=200)
