@@ -317,3 +317,23 @@ def test_a_sender_with_a_backlog_wakes_one_more_sender(
     assert woken == ["notifications.tasks.send_due_deliveries"]
     assert (first["sent"], second["sent"]) == (4, 4)
     assert len(smtp_server.received) == 8
+
+
+@pytest.mark.postgresql
+def test_the_planner_knows_the_deliveries_as_soon_as_they_are_created(
+    declare_for, multilingual_customers, manager
+):
+    # notice_deliveries_create ends with ANALYZE of the delivery table: without statistics the
+    # sender's first claims of a large fan-out were planned for an empty table (bench/fanout.py:
+    # one-process send of 10,000 notices 25.2 s without, 16.3 s with).
+    from django.db import connection
+
+    incident = declare_for(multilingual_customers)
+
+    notice = _approve(incident, manager)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Delivery._meta.db_table])
+        (estimated,) = cursor.fetchone()
+    assert Delivery.objects.filter(notice=notice).count() == 4
+    assert estimated == Delivery.objects.count()  # analysed: an exact count for a small table
