@@ -1,12 +1,13 @@
 """Inserting many rows of one model at once, for the fan-out's ten thousand delivery rows.
 
 ``bulk_create`` builds a model instance per row, prepares every value through its field, writes
-an ``INSERT`` with one placeholder per value, and psycopg (client-side binding, Django's
-default) then splits and quotes that statement in Python again, every batch: on the fan-out's
+an ``INSERT`` with one placeholder per value, and psycopg then splits that statement in Python
+again (and, with client-side binding, quotes every value), every batch: on the fan-out's
 10,000 deliveries and messages about half of the creating worker's CPU time
 (docs/performance.md, run H). ``insert_rows`` writes plain rows instead: on PostgreSQL one
 ``COPY ... FROM STDIN`` (psycopg's C dumpers, no statement to build or parse), elsewhere
-``bulk_create`` as before. The rows are the same either way (``tests/incidents/test_bulk.py``).
+``bulk_create`` as before. The rows are the same either way
+(``tests/notifications/test_bulk_rows.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,19 @@ _AS_IS = frozenset(
         models.BinaryField,  # bytes: psycopg writes them as bytea
     }
 )
+
+
+def sequence_ids(model: type[models.Model], count: int, *, using: str) -> list[int]:
+    """``count`` new ids for ``model`` from its table's sequence (PostgreSQL), in one query:
+    for rows written with their id, or with columns derived from it."""
+    meta = model._meta
+    assert meta.pk is not None
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def insert_rows(
@@ -75,14 +89,10 @@ def insert_rows(
     ]
     columns: list[str] = [str(field.column) for field in fields]
     ids: list[int] = []
+    if with_ids:
+        ids = sequence_ids(model, len(rows), using=alias)
+        columns.insert(0, str(pk.column))
     with connection.cursor() as cursor:
-        if with_ids:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [meta.db_table, pk.column, len(rows)],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
-            columns.insert(0, str(pk.column))
         quote = connection.ops.quote_name
         statement = f"COPY {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
         with cursor.cursor.copy(statement) as copy:  # the psycopg cursor under Django's wrapper

@@ -23,6 +23,7 @@ from django_fsm import ConcurrentTransition, can_proceed
 from incidents.accounts import is_auditor
 from incidents.addresses import normalise_email
 from incidents.audit import audit_append, customer_audit_append
+from incidents.bulk import sequence_ids
 from incidents.exceptions import (
     ActionForbidden,
     DuplicateExternalReference,
@@ -328,12 +329,7 @@ def _insert_incident(incident: Incident) -> None:
     """
     connection = transaction.get_connection()
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            table = Incident._meta.db_table
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s))", [table, Incident._meta.pk.column]
-            )
-            incident.pk = cursor.fetchone()[0]
+        (incident.pk,) = sequence_ids(Incident, 1, using=connection.alias)
     insert_instance(incident, derived={"reference": _reference})
 
 

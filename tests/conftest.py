@@ -93,6 +93,27 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture
+def shared_redis_cache(settings):
+    """Django's cache in the Redis of ``CELERY_BROKER_URL`` (as several server processes share
+    it), under a key prefix of this test's own; cleared afterwards. For ``redis``-marked tests."""
+    import time
+
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CELERY_BROKER_URL"],
+            "KEY_PREFIX": f"test-cache-{os.getpid()}-{time.time_ns()}",
+        }
+    }
+    try:
+        yield caches["default"]
+    finally:
+        caches["default"].clear()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_tasks_run_in_process():
     """Tasks queued on commit run in the test process; tests that need a real worker start one

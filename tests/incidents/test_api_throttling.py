@@ -69,19 +69,6 @@ def test_the_cache_holds_two_counters_whatever_the_rate(clock, monkeypatch):
 
 
 @pytest.mark.redis
-def test_the_counters_live_in_a_shared_redis_cache(clock, settings):
-    import os
-    import time
-
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["CELERY_BROKER_URL"],
-            "KEY_PREFIX": f"test-api-throttle-{os.getpid()}-{time.time_ns()}",
-        }
-    }
-    try:
-        assert asks(clock, at=0, count=11) == [True] * 10 + [60.0]
-        assert cache.get("throttle_user_7:100000") == 10  # incremented in Redis
-    finally:
-        cache.clear()
+def test_the_counters_live_in_a_shared_redis_cache(clock, shared_redis_cache):
+    assert asks(clock, at=0, count=11) == [True] * 10 + [60.0]
+    assert shared_redis_cache.get("throttle_user_7:100000") == 10  # incremented in Redis

@@ -416,24 +416,11 @@ def test_it_throttles_per_token_and_per_address(acme, settings):
 
 
 @pytest.mark.redis
-def test_the_throttle_counts_in_a_shared_redis_cache(acme, settings):
-    import os
-
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["CELERY_BROKER_URL"],
-            "KEY_PREFIX": f"test-throttle-{os.getpid()}-{time.time_ns()}",
-        }
-    }
-    from django.core.cache import caches
-
+def test_the_throttle_counts_in_a_shared_redis_cache(acme, settings, shared_redis_cache):
     settings.CONTACT_CONFIRMATION_REQUESTS_PER_TOKEN = 2
     path = _path(_link_of(acme, "bob@acme.example"))
-    try:
-        assert [Client().get(path).status_code for _ in range(3)] == [200, 200, 429]
-    finally:
-        caches["default"].clear()
+
+    assert [Client().get(path).status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_the_round_asks_customers_when_due_and_marks_those_that_do_not_answer(acme, other, settings):
