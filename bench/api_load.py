@@ -249,7 +249,8 @@ def alert_requests(secret: str, duplicates: float, seed: int = 7) -> Any:
 
 def profile_in_process(token_key: str, secret: str, count: int) -> dict:
     """Queries and CPU per request, in-process (no HTTP): the product's create, the raw view's
-    insert, and the product's signed alert (20% duplicates, as in the load)."""
+    insert, and the product's signed alert (20% duplicates, as in the load). Returns, per kind,
+    ``{"queries": n, "cpu_ms": ms, "statements": [the SQL of one request]}``."""
     from django.conf import settings
     from django.db import connection
     from django.test import Client
@@ -257,27 +258,16 @@ def profile_in_process(token_key: str, secret: str, count: int) -> dict:
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()
     token = {"Authorization": f"Token {token_key}"}
-    alert_request = alert_requests(secret, 0.2, seed=11)
 
-    def create(index: int) -> tuple[str, bytes, dict[str, str]]:
-        return "/api/incidents/", incident_body(index), token
-
-    def raw(index: int) -> tuple[str, bytes, dict[str, str]]:
-        return "/bench/raw-insert/", incident_body(index), token
-
-    results = {}
-    for name, make_request in (("create", create), ("raw", raw), ("alert", alert_request)):
-
-        def post(index: int, make_request: Any = make_request) -> Any:
+    def measure(make_request: Any) -> dict:
+        def post(index: int) -> Any:
             path, body, headers = make_request(index)
             return client.post(path, body, content_type="application/json", headers=headers)
 
         post(10**6)  # warm up
         statements: list[str] = []
 
-        def record(
-            execute: Any, sql: str, params: Any, many: bool, context: Any, statements: list = statements
-        ) -> Any:
+        def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
             statements.append(sql)
             return execute(sql, params, many, context)
 
@@ -290,8 +280,15 @@ def profile_in_process(token_key: str, secret: str, count: int) -> dict:
             response = post(index)
             assert response.status_code in (200, 201), response.content[:300]
         cpu_ms = (time.process_time() - started) * 1000 / count
-        results[name] = {"queries": len(statements), "cpu_ms": round(cpu_ms, 2)}
-    print(f"profile (in-process, {count} each): {json.dumps(results)}", flush=True)
+        return {"queries": len(statements), "cpu_ms": round(cpu_ms, 2), "statements": statements}
+
+    results = {
+        "create": measure(lambda index: ("/api/incidents/", incident_body(index), token)),
+        "raw": measure(lambda index: ("/bench/raw-insert/", incident_body(index), token)),
+        "alert": measure(alert_requests(secret, 0.2, seed=11)),
+    }
+    figures = {name: {"queries": r["queries"], "cpu_ms": r["cpu_ms"]} for name, r in results.items()}
+    print(f"profile (in-process, {count} each): {json.dumps(figures)}", flush=True)
     return results
 
 
@@ -316,7 +313,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10)
     parser.add_argument("--retries", type=int, default=3, help="resends of a timed-out create (same key)")
     parser.add_argument("--profile-count", type=int, default=200)
-    parser.add_argument("--show-queries", action="store_true", help="print the SQL of one create")
+    parser.add_argument(
+        "--show-queries", action="store_true", help="print the SQL of one create and one alert"
+    )
     parser.add_argument("--profile-only", action="store_true", help="stop after the in-process profile")
     parser.add_argument("--cprofile", help="write a cProfile of the in-process creates to this file")
     options = parser.parse_args()
@@ -364,18 +363,10 @@ def main() -> int:
             )
         profile = profile_in_process(key, secret, options.profile_count)
         if options.show_queries:
-            from django.test import Client
-            from django.test.utils import CaptureQueriesContext
-
-            with CaptureQueriesContext(connection) as queries:
-                Client().post(
-                    "/api/incidents/",
-                    incident_body(9),
-                    content_type="application/json",
-                    HTTP_AUTHORIZATION=f"Token {key}",
-                )
-            for query in queries.captured_queries:
-                print("  ", query["sql"][:200])
+            for name in ("create", "alert"):
+                print(f"the statements of one {name}:")
+                for sql in profile[name]["statements"]:
+                    print("  ", sql[:200])
         if options.profile_only:
             return 0
         with connection.cursor() as cursor:
@@ -450,7 +441,10 @@ def main() -> int:
         print(
             json.dumps(
                 {
-                    "profile": profile,
+                    "profile": {
+                        name: {"queries": kind["queries"], "cpu_ms": kind["cpu_ms"]}
+                        for name, kind in profile.items()
+                    },
                     "incidents_p99_ms": figures["incidents"]["report"]["p99_ms"],
                     "alerts_p99_ms": figures["alerts"]["report"]["p99_ms"],
                     "saturation_create_per_s": figures["saturation"]["create_per_s"],
