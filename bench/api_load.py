@@ -333,6 +333,9 @@ def main() -> int:
         "API_THROTTLE_ALERT_SOURCE": "1000000/minute",
     }
     os.environ.update(rates)
+    # As the server runs (and bench/fanout.py, bench/board.py): DEBUG on would log every
+    # statement of the in-process profile with its values interpolated.
+    os.environ["DEBUG"] = "false"
     with throwaway_database(options.database):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group

@@ -208,3 +208,76 @@ def test_a_short_ascii_header_is_written_as_the_email_package_folds_it(value):
             linesep="\r\n", maxlinelen=78
         )
         assert fold_header(name, value) == expected + "\r\n"
+
+
+@pytest.mark.postgresql
+def test_a_claim_on_postgresql_is_one_statement_in_id_order_and_only_of_due_rows(
+    declare_for, multilingual_customers, manager
+):
+    from datetime import timedelta
+
+    from tests.queries import assert_query_count
+
+    _approved(declare_for, multilingual_customers, manager)  # 4 deliveries
+    outbox = OUTBOXES[0]
+    later = Delivery.objects.order_by("pk").last()
+    assert later is not None
+    Delivery.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    before = timezone.now()
+
+    # One statement claims; attach_shared then reads the notice and the shared messages.
+    with assert_query_count(3, "a claim of deliveries"):
+        rows = _claim(outbox, timezone.now(), 2)
+    second = _claim(outbox, timezone.now(), 10)
+
+    assert [row.pk for row in rows] == sorted(row.pk for row in rows)
+    assert len(rows) == 2 and len(second) == 1  # the fourth is not due yet
+    assert later.pk not in {row.pk for row in [*rows, *second]}
+    stored = {delivery.pk: delivery for delivery in Delivery.objects.all()}
+    for row in [*rows, *second]:
+        assert row.status == stored[row.pk].status == "sending"
+        assert row.claim_token == stored[row.pk].claim_token
+        assert row.attempts == stored[row.pk].attempts == 1
+        assert row.claimed_until == stored[row.pk].claimed_until and row.claimed_until > before
+        assert row.notice.pk == row.notice_id  # attach_shared ran on the returned rows
+    assert len({rows[0].claim_token, second[0].claim_token}) == 2
+    assert stored[later.pk].status == "pending" and stored[later.pk].attempts == 0
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_skips_rows_another_worker_holds_locked(declare_for, multilingual_customers, manager):
+    """Two senders claiming at the same moment take different rows: a row another
+    transaction holds locked is skipped, not waited for and not claimed twice."""
+    import threading
+
+    from django.db import connection, transaction
+
+    _approved(declare_for, multilingual_customers, manager)
+    # Committed here, so the approval's send task ran at once: make the rows due again.
+    Delivery.objects.update(status="pending", claim_token="", claimed_until=None, sent_at=None)
+    held = Delivery.objects.order_by("pk").first()
+    assert held is not None
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        try:
+            with transaction.atomic():
+                Delivery.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=30)
+        rows = _claim(OUTBOXES[0], timezone.now(), 10)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+    assert len(rows) == Delivery.objects.count() - 1
+    assert held.pk not in {row.pk for row in rows}
+    assert Delivery.objects.get(pk=held.pk).status == "pending"
