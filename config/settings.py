@@ -550,6 +550,9 @@ NOTICE_CONTACT_POINT: str = env.str(
 # work of 50 (claim, records, two commits) for at most 100 duplicates after a crash.
 NOTICE_SEND_CHUNK_SIZE: int = env.int("NOTICE_SEND_CHUNK_SIZE", default=100)
 NOTICE_CLAIM_SECONDS: int = env.int("NOTICE_CLAIM_SECONDS", default=300)
+# On PostgreSQL the sender claims and records on a second connection while a chunk goes over
+# SMTP (notifications.sender.outbox_send_due); off: one step after the other.
+NOTICE_SEND_OVERLAP: bool = env.bool("NOTICE_SEND_OVERLAP", default=True)
 # The pages show the background worker as down (red) when its last heartbeat (every 30 s) is
 # older than this many seconds (incidents.heartbeat).
 WORKER_HEARTBEAT_STALE_SECONDS: int = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=120)

@@ -34,6 +34,11 @@ Algorithm (``outbox_send_due``):
    from the relay's first acceptance time (one ``SentMessage`` INSERT and one clock UPDATE for
    the chunk). After the run, incidents whose customers are all
    notified move to ``notified``. Repeat from 1 until nothing is due.
+
+On PostgreSQL a worker's run overlaps steps 1, 2 and 4 with step 3: a database thread claims
+the next chunk and records the last one while the current chunk goes over SMTP
+(``outbox_send_due``; ``NOTICE_SEND_OVERLAP``). Envelopes are sent pipelined where the relay
+offers PIPELINING (``incidents.mail.send_envelope``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import logging
 import smtplib
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -56,7 +62,7 @@ from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connection as db_connection
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -434,11 +440,18 @@ def _relay_close(connection: BaseEmailBackend) -> None:
 
 
 def _send_chunk(
-    outbox: Outbox, rows: list[OutboxMessage], report: SendReport, connection: BaseEmailBackend
+    outbox: Outbox,
+    rows: list[OutboxMessage],
+    report: SendReport,
+    connection: BaseEmailBackend,
+    record: Callable[[Outbox, list[tuple[OutboxMessage, datetime, Sent]], SendReport], object] | None = None,
 ) -> None:
     """Send ``rows`` over ``connection`` (opened here if needed, left open for the next chunk:
     one SMTP session per run, as a plain loop has, instead of a connect, EHLO and QUIT per
-    chunk) and record the results."""
+    chunk) and record the results: refusals at once, the acceptances by ``record`` (default
+    ``_record_sent``; ``outbox_send_due`` passes its database worker's, which records them
+    while the next chunk is sent), even when sending stops half-way through the chunk."""
+    record = record or _record_sent
     try:
         _relay_open(connection)
     except Exception as error:  # noqa: BLE001 - the relay is unreachable: retry them all later
@@ -470,7 +483,7 @@ def _send_chunk(
         _relay_close(connection)  # in an unknown state: the next run opens a new one
         raise
     finally:
-        _record_sent(outbox, accepted, report)
+        record(outbox, accepted, report)
 
 
 def _columns(model: type[Any], *names: str) -> tuple[str, dict[str, str]]:
@@ -686,29 +699,118 @@ OUTBOXES: tuple[Outbox, ...] = (
 )
 
 
+class _DatabaseWork:
+    """Where ``outbox_send_due`` runs its claims and records: on a thread of its own with its own
+    database connection (``overlap``), so that claiming the next chunk and recording the last
+    one happen while the current chunk goes over SMTP; or at once, in the caller's thread.
+
+    Jobs run one at a time in the order submitted. ``submit(job, *args) -> Future``; ``check()``
+    raises the error of a finished job, if any; ``finish()`` waits for every job, closes the
+    thread's connection and raises the first error."""
+
+    def __init__(self, overlap: bool) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-db") if overlap else None
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
+        if self.executor is not None:
+            future = self.executor.submit(job, *args)
+        else:
+            future = Future()
+            try:
+                future.set_result(job(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(error)
+        self.futures.append(future)
+        return future
+
+    def check(self) -> None:
+        for future in self.futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        self.futures = [future for future in self.futures if not future.done()]
+
+    def finish(self) -> None:
+        if self.executor is not None:
+            self.executor.submit(connections.close_all)  # the thread's own connection
+            self.executor.shutdown(wait=True)
+        errors = [future.exception() for future in self.futures if future.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+
+
+def _claim_next(now: datetime | None = None) -> tuple[Outbox, list[OutboxMessage]] | None:
+    """The next chunk: claimed rows of the first outbox (in ``OUTBOXES`` order) that has any
+    due, or ``None`` when nothing is due."""
+    for outbox in OUTBOXES:
+        rows = _claim(outbox, now or timezone.now(), settings.NOTICE_SEND_CHUNK_SIZE)
+        if rows:
+            return outbox, rows
+    return None
+
+
+def _release(claimed: tuple[Outbox, list[OutboxMessage]] | None) -> None:
+    """Give a chunk claimed but never sent (the run stopped first) back at once: ``pending``,
+    its attempt not counted, instead of waiting for its claim to expire."""
+    if not claimed:
+        return
+    outbox, rows = claimed
+    outbox.model._default_manager.filter(
+        claim_token=rows[0].claim_token, status=OutboxMessage.Status.SENDING
+    ).update(
+        status=OutboxMessage.Status.PENDING,
+        claim_token="",
+        claimed_until=None,
+        attempts=F("attempts") - 1,
+    )
+
+
 def outbox_send_due(*, max_chunks: int | None = None) -> SendReport:
     """Send every outbox row that is due, chunk by chunk, notice deliveries before other emails
     (see the module docstring).
+
+    On PostgreSQL, outside a transaction (a worker's run), the database work overlaps the
+    sending: while a chunk goes over SMTP, a second thread with its own connection records the
+    chunk before it and claims the one after it (``_DatabaseWork``). A run stopped by an error
+    has recorded every acceptance and given back a chunk it claimed but did not send; a killed
+    worker still re-sends at most one chunk (the one in flight: its acceptances not yet
+    recorded), after the scanner returns expired claims. Elsewhere (SQLite, or inside a
+    caller's transaction, which a second connection could not see) the same steps run one
+    after the other. ``NOTICE_SEND_OVERLAP`` (default on) switches the overlap off.
 
     Returns a ``SendReport``. Safe to run in several workers at once and to run twice.
     """
     report = SendReport()
     chunks = 0
     connection = mailers.default  # opened by the first chunk, closed after the last
+    overlap = (
+        settings.NOTICE_SEND_OVERLAP
+        and db_connection.vendor == "postgresql"
+        and not db_connection.in_atomic_block
+    )
+    database = _DatabaseWork(overlap)
+    next_chunk: Future[Any] | None = database.submit(_claim_next)
     try:
-        while max_chunks is None or chunks < max_chunks:
+        while next_chunk is not None:
             # Ask every outbox again after each chunk: a notice approved while confirmation
             # requests are going out waits for at most one chunk of them.
-            for outbox in OUTBOXES:
-                rows = _claim(outbox, timezone.now(), settings.NOTICE_SEND_CHUNK_SIZE)
-                if rows:
-                    break
-            else:
+            pending, next_chunk = next_chunk, None
+            claimed = pending.result()
+            if claimed is None:
                 break
             chunks += 1
-            _send_chunk(outbox, rows, report, connection)
+            if max_chunks is None or chunks < max_chunks:
+                next_chunk = database.submit(_claim_next)
+            outbox, rows = claimed
+            _send_chunk(outbox, rows, report, connection, lambda *args: database.submit(_record_sent, *args))
+            database.check()
     finally:
         _relay_close(connection)
+        if next_chunk is not None:
+            # Claimed but not sent: give it back (after the records, in the same order).
+            unsent = next_chunk
+            database.submit(lambda: _release(unsent.result()))
+        database.finish()
     for incident_id in sorted(report.incidents):
         incident_settle_if_notified(incident_id=incident_id)
     return report

@@ -281,3 +281,99 @@ def test_a_claim_skips_rows_another_worker_holds_locked(declare_for, multilingua
     assert len(rows) == Delivery.objects.count() - 1
     assert held.pk not in {row.pk for row in rows}
     assert Delivery.objects.get(pk=held.pk).status == "pending"
+
+
+@pytest.fixture
+def nothing_queued(monkeypatch):
+    """Committed approvals queue no worker task (the test runs the sender itself)."""
+    from notifications import services
+
+    monkeypatch.setattr(services, "enqueue", lambda *args, **kwargs: None)
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_run_outside_a_transaction_claims_and_records_on_a_second_connection(
+    smtp_server, declare_for, multilingual_customers, manager, settings, monkeypatch, nothing_queued
+):
+    """Overlapped (a worker's run on PostgreSQL): every chunk is claimed and recorded by the
+    database thread while the main thread sends, and the result is the one-step-at-a-time
+    result: each message once, each recorded ``sent`` with its evidence, the clocks met."""
+    import threading
+
+    from notifications import sender
+
+    settings.NOTICE_SEND_CHUNK_SIZE = 1
+    incident = _approved(declare_for, multilingual_customers, manager)
+    threads: dict[str, set[str]] = {"claim": set(), "record": set(), "send": set()}
+    for name, function in (("claim", "_claim"), ("record", "_record_sent")):
+        original = getattr(sender, function)
+
+        def watched(*args, _original=original, _name=name):
+            threads[_name].add(threading.current_thread().name)
+            return _original(*args)
+
+        monkeypatch.setattr(sender, function, watched)
+    original_send = sender._Transport.send
+
+    def send(self, row):
+        threads["send"].add(threading.current_thread().name)
+        return original_send(self, row)
+
+    monkeypatch.setattr(sender._Transport, "send", send)
+
+    report = deliveries_send_due()
+
+    count = Delivery.objects.count()
+    assert report.sent == count == 4
+    addresses = set(Delivery.objects.values_list("address", flat=True))
+    notices = [m for m in smtp_server.received if m.recipients[0] in addresses]  # not staff emails
+    assert sorted(m.recipients[0] for m in notices) == sorted(addresses)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+    assert SentMessage.objects.count() == count
+    assert all(clock.met_at is not None for clock in Clock.objects.filter(incident=incident))
+    assert threads["send"] == {threading.current_thread().name}
+    assert len(threads["claim"]) == len(threads["record"]) == 1
+    assert threads["claim"] == threads["record"] != threads["send"]
+    assert next(iter(threads["claim"])).startswith("outbox-db")
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_run_stopped_while_sending_records_what_went_and_gives_back_the_next_chunk(
+    smtp_server, declare_for, multilingual_customers, manager, settings, monkeypatch, nothing_queued
+):
+    """Stopped half-way (the worker told to shut down): the chunk before is recorded, the chunk
+    in flight keeps its claim (re-sent after it expires, the same Message-IDs), and the chunk
+    already claimed for later is pending again at once, its attempt not counted."""
+    from notifications import sender
+
+    settings.NOTICE_SEND_CHUNK_SIZE = 1
+    _approved(declare_for, multilingual_customers, manager)
+    original_send = sender._Transport.send
+    calls = []
+
+    def send(self, row):
+        calls.append(row.pk)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a worker's warm shutdown does mid-chunk
+        return original_send(self, row)
+
+    monkeypatch.setattr(sender._Transport, "send", send)
+
+    with pytest.raises(KeyboardInterrupt):
+        deliveries_send_due()
+
+    rows = {delivery.pk: delivery for delivery in Delivery.objects.all()}
+    first, in_flight = calls
+    assert rows[first].status == "sent" and SentMessage.objects.filter(delivery_id=first).exists()
+    assert rows[in_flight].status == "sending" and rows[in_flight].attempts == 1
+    others = [delivery for pk, delivery in rows.items() if pk not in calls]
+    assert len(others) == 2
+    assert {(delivery.status, delivery.attempts, delivery.claim_token) for delivery in others} == {
+        ("pending", 0, "")
+    }
+    addresses = {delivery.address for delivery in rows.values()}
+    assert [m.recipients[0] for m in smtp_server.received if m.recipients[0] in addresses] == [
+        rows[first].address
+    ]
