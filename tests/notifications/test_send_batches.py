@@ -235,10 +235,12 @@ def test_a_claim_on_postgresql_is_one_statement_in_id_order_and_only_of_due_rows
     assert later.pk not in {row.pk for row in [*rows, *second]}
     stored = {delivery.pk: delivery for delivery in Delivery.objects.all()}
     for row in [*rows, *second]:
+        assert isinstance(row, Delivery)
         assert row.status == stored[row.pk].status == "sending"
         assert row.claim_token == stored[row.pk].claim_token
         assert row.attempts == stored[row.pk].attempts == 1
-        assert row.claimed_until == stored[row.pk].claimed_until and row.claimed_until > before
+        assert row.claimed_until is not None and row.claimed_until > before
+        assert row.claimed_until == stored[row.pk].claimed_until
         assert row.notice.pk == row.notice_id  # attach_shared ran on the returned rows
     assert len({rows[0].claim_token, second[0].claim_token}) == 2
     assert stored[later.pk].status == "pending" and stored[later.pk].attempts == 0
