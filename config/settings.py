@@ -616,10 +616,6 @@ CONTACT_CONFIRMATION_REQUESTS_PER_ADDRESS: int = env.int(
 # client's address; empty: REMOTE_ADDR (no proxy, or one that hides clients behind one address).
 CLIENT_IP_HEADER: str = env.str("CLIENT_IP_HEADER", default="") or "REMOTE_ADDR"
 
-# Django's cache holds the throttle counters. Default: local memory (one process, the embedded
-# run); with several web processes use a shared one, e.g. CACHE_URL=redis://host:6379/1 (Django's
-# own Redis backend).
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 # API writes: an Idempotency-Key's first answer is kept this long (hours) for retries.
 IDEMPOTENCY_KEY_HOURS: int = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 # API tokens: lifetime of a token created without one (days; at most 366).
