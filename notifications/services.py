@@ -626,6 +626,21 @@ def _previous_figures(notice: Notice, customer_ids: list[int]) -> dict[int, dict
     return found
 
 
+def customer_notice_languages(customer: Customer) -> list[str]:
+    """The languages ``customer``'s notices go out in: one per active administrative contact
+    (``rendering.choose_language``), most contacts first, then by code; the customer's own
+    preferred language alone when it has no such contact. What a preview shows first."""
+    counts: dict[str, int] = {}
+    for contact in Contact.objects.filter(
+        customer=customer, is_active=True, role=Contact.Role.ADMINISTRATIVE
+    ).only("language"):
+        language = choose_language(contact, customer)
+        counts[language] = counts.get(language, 0) + 1
+    if not counts:
+        return [choose_language(None, customer)]
+    return sorted(counts, key=lambda code: (-counts[code], code))
+
+
 def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None) -> RenderedMessage:
     """Render ``notice`` as ``customer`` would receive it, in ``language``.
 

@@ -560,11 +560,11 @@ def _field_rows(notice: Notice, figures: dict[str, Any] | None = None) -> list[d
     ]
 
 
-def _language_choice(request: HttpRequest) -> tuple[str, str | None]:
-    """The preview language from ``?language=`` and an error for an unknown one (then
-    English)."""
+def _language_choice(request: HttpRequest, default: str = "en") -> tuple[str, str | None]:
+    """The preview language from ``?language=`` (absent: ``default``) and an error for an
+    unknown one (then English)."""
     codes = [code for code, _name in settings.LANGUAGES]
-    language = request.GET.get("language") or "en"
+    language = request.GET.get("language") or default
     if language not in codes:
         return "en", f"No preview language “{language}”; choose one of {', '.join(codes)}."
     return language, None
@@ -572,6 +572,17 @@ def _language_choice(request: HttpRequest) -> tuple[str, str | None]:
 
 #: How many deliveries the notice page lists (failed first); the API lists them all.
 DELIVERIES_SHOWN = 200
+
+
+def _first_preview_customer(incident: Incident) -> Customer | None:
+    """The customer a preview shows when none is named (as ``services.notice_preview``
+    chooses it: the first affected customer of the incident's kind, drill or real)."""
+    first = (
+        AffectedCustomer.objects.filter(incident=incident, customer__is_drill_customer=incident.is_drill)
+        .select_related("customer")
+        .first()
+    )
+    return first.customer if first else None
 
 
 def _preview_customer(request: HttpRequest, incident: Incident) -> tuple[Customer | None, str | None]:
@@ -600,8 +611,13 @@ def _render_notice_page(
 ) -> HttpResponse:
     bound = bound or {}
     user = request.user
-    language, language_error = _language_choice(request)
     preview_customer, customer_error = _preview_customer(request, incident)
+    shown = preview_customer or _first_preview_customer(incident)
+    # Without ?language=, the language the previewed customer's contacts receive.
+    customer_languages = services.customer_notice_languages(shown) if shown else []
+    language, language_error = _language_choice(
+        request, customer_languages[0] if customer_languages else "en"
+    )
     if language_error or customer_error:
         status = 400
     notice = Notice.objects.select_related("incident", "created_by", "approved_by").get(pk=notice.pk)
@@ -689,6 +705,7 @@ def _render_notice_page(
         "source_language": settings.NOTICE_SOURCE_LANGUAGE,
         "preview": preview,
         "preview_customer_reference": preview_customer.account_reference if preview_customer else "",
+        "customer_languages": customer_languages,
         "preview_customers": list(
             AffectedCustomer.objects.filter(incident=incident)
             .order_by("customer__name")

@@ -304,12 +304,10 @@ class NoticeChangeBody(StrictSerializer):
 
 class NoticePreviewQuery(StrictSerializer):
     """Query string of ``GET .../preview/``: ``language``, a code of ``settings.LANGUAGES``
-    (default ``settings.LANGUAGE_CODE``); ``customer``, an affected customer's id or account
-    reference (default: the first affected customer)."""
+    (default: the language most of the customer's contacts receive); ``customer``, an affected
+    customer's id or account reference (default: the first affected customer)."""
 
-    language = serializers.ChoiceField(
-        choices=settings.LANGUAGES, required=False, default=settings.LANGUAGE_CODE
-    )
+    language = serializers.ChoiceField(choices=settings.LANGUAGES, required=False)
     customer = CustomerReferenceField(required=False)
 
     def validate_customer(self, customer: Any) -> Any:

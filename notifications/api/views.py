@@ -23,6 +23,7 @@ from functools import cached_property
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
@@ -343,8 +344,8 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     pagination_class = NoticeKeysetPagination
     filter_backends: list[Any] = []
     lookup_field = "number"
-    #: ``GET .../preview/?language=`` (incidents.api.query).
-    extra_query_parameters = {"GET": ["language"]}
+    #: ``GET .../preview/?language=&customer=`` (incidents.api.query).
+    extra_query_parameters = {"GET": ["language", "customer"]}
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     @property
@@ -420,7 +421,8 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def preview(self, request: Request, incident_pk: str, number: str) -> Response:
-        """The notice as a customer would receive it in ``?language=`` (default ``en``), as
+        """The notice as a customer would receive it in ``?language=`` (default: the language
+        most of that customer's contacts receive, ``services.customer_notice_languages``), as
         received by ``?customer=`` (an affected customer's id or account reference; default the
         first affected customer), with that customer's own figures: a draft from the incident's
         facts now, an approved notice from its snapshot; withheld fields left out
@@ -434,9 +436,10 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
         if customer is None:
             first = self.incident.affected_customers.select_related("customer").first()
             customer = first.customer if first else None
-        message = services.notice_preview(
-            notice=notice, language=query.validated_data["language"], customer=customer
-        )
+        language = query.validated_data.get("language")
+        if language is None:  # the language the customer's contacts receive
+            language = services.customer_notice_languages(customer)[0] if customer else settings.LANGUAGE_CODE
+        message = services.notice_preview(notice=notice, language=language, customer=customer)
         return Response(
             NoticePreviewSerializer(
                 {

@@ -677,10 +677,20 @@ def test_it_refuses_a_preview_language_not_offered(api, scene, responder, langua
     assert "language" in errors(response)
 
 
-def test_a_preview_defaults_to_english_and_refuses_unknown_parameters(api, scene, responder):
+def test_a_preview_is_by_customer_in_its_contacts_language_and_refuses_unknown_parameters(
+    api, scene, responder
+):
     api.force_login(responder)
+    url = notices_url(scene["incident"], 1, "preview")
 
-    assert api.get(notices_url(scene["incident"], 1, "preview")).json()["language"] == "en"
+    first = api.get(url).json()  # Acme, the first affected: one contact in de, one in en
+    assert (first["customer"], first["language"]) == ("ACME", "de")
+    dupont = api.get(url, {"customer": "DUPONT"})
+    assert dupont.status_code == 200, dupont.json()
+    assert (dupont.json()["customer"], dupont.json()["language"]) == ("DUPONT", "fr")
+    assert "Dupont & Fils SA" in dupont.json()["text"]
+    chosen = api.get(url, {"customer": "YAMADA", "language": "en"}).json()
+    assert (chosen["customer"], chosen["language"]) == ("YAMADA", "en")
     refused = api.get(notices_url(scene["incident"], 1, "preview"), {"lang": "de"})
     assert refused.status_code == 400
     assert list(errors(refused)) == ["lang"]

@@ -381,6 +381,28 @@ def test_the_notice_page_previews_each_language(declare_for, multilingual_custom
     assert pages["en"].context["preview"].subject != german.subject
 
 
+def test_the_notice_page_opens_in_the_language_the_previewed_customers_contacts_receive(
+    declare_for, multilingual_customers, responder
+):
+    incident = declare_for(multilingual_customers)
+    notice = _draft(incident, responder)
+    client = _client_for(responder)
+    url = reverse("notifications:notice_detail", args=[incident.pk, notice.number])
+
+    for reference, language, named in (
+        ("DUPONT", "fr", "fr"),
+        ("YAMADA", "ja", "ja"),
+        ("ACME", "de", "de, en"),
+    ):
+        response = client.get(url, {"customer": reference})
+        assert response.status_code == 200
+        assert response.context["preview"].language == language
+        page = response.content.decode()
+        assert f"This customer’s contacts receive it in: {named} (the preview opens in the first)." in page
+    # A language chosen on the page still wins.
+    assert client.get(url, {"customer": "DUPONT", "language": "en"}).context["preview"].language == "en"
+
+
 def test_an_unknown_preview_language_is_a_clear_400(declare_for, multilingual_customers, responder):
     incident = declare_for(multilingual_customers)
     notice = _draft(incident, responder)
