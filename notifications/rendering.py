@@ -480,6 +480,7 @@ def render_notice(
     previous_content: dict[str, Any] | None = None,
     previous_figures: dict[str, Any] | None = None,
     update_number: int | None = None,
+    previous_translations: dict[str, dict[str, str]] | None = None,
 ) -> RenderedMessage:
     """Render ``notice`` for one customer in ``language`` (a code from ``settings.LANGUAGES``).
 
@@ -488,7 +489,9 @@ def render_notice(
     fields to leave out (their values never reach the templates); ``changes``: fields changed
     since the previous notice (the customer's own figures are compared with
     ``previous_figures``, the figures of the customer's previous notice); each changed field
-    shows its previous value from ``previous_content`` / ``previous_figures``.
+    shows its previous value from ``previous_content`` / ``previous_figures``, a free text in
+    the words the previous notice gave it in ``language`` (``previous_translations``: that
+    notice's per-language texts), as the customer received it.
     ``translations``: ``{text name: {language: text}}``; a text without one goes out in the
     source language and is listed in ``RenderedMessage.untranslated``. ``update_number``:
     the number an update carries (update 1, 2, ...).
@@ -504,6 +507,7 @@ def render_notice(
         previous_content=previous_content,
         update_number=update_number,
         batch=False,
+        previous_translations=previous_translations,
     )
     return message
 
@@ -529,6 +533,7 @@ def render_notice_for_customers(
     previous_content: dict[str, Any] | None = None,
     update_number: int | None = None,
     batch: bool = True,
+    previous_translations: dict[str, dict[str, str]] | None = None,
 ) -> list[RenderedMessage]:
     """``render_notice`` for many customers in one language: ``customers`` holds
     ``(customer, figures, previous_figures)``; returns one message each, in order.
@@ -570,6 +575,7 @@ def render_notice_for_customers(
                 translations=translations or {},
                 previous_content=previous_content or {},
                 update_number=update_number,
+                previous_translations=previous_translations or {},
             )
             for index, parts in members:
                 own_text, own_html = text, html
@@ -603,11 +609,15 @@ def _render_parts(
     translations: dict[str, dict[str, str]],
     previous_content: dict[str, Any],
     update_number: int | None,
+    previous_translations: dict[str, dict[str, str]],
 ) -> tuple[str, str, str, tuple[str, ...]]:
     """The subject, text and HTML (before tidying) and the untranslated text names, with the
     per-customer ``parts`` (``customer_parts``) as given. Runs in the active translation."""
     incident = notice.incident
     localised, untranslated_texts = _localised(content, translations, language)
+    # The previous values in the words the customer received them (the previous notice's own
+    # translations), not in the source language.
+    previous_localised, _previous_untranslated = _localised(previous_content, previous_translations, language)
     shareable = bool(content.get("incident_figures_shareable"))
     labels = FIELD_LABELS | LABELS_BY_KIND.get(notice.kind, {})
     untranslated_fields = {TEXT_FIELD[name] for name in untranslated_texts}
@@ -621,7 +631,7 @@ def _render_parts(
         else:
             value = display_value(name, localised.get(name), language)
             changed = name in changes and not is_withheld
-            previous = display_value(name, previous_content.get(name), language) if changed else None
+            previous = display_value(name, previous_localised.get(name), language) if changed else None
         incident_wide = None
         if shareable and name in ("records_affected", "data_subjects_affected") and not is_withheld:
             overall = content.get(name)

@@ -559,6 +559,13 @@ def notice_previous_content(notice: Notice) -> dict[str, Any] | None:
     return _masked(_previous_notice(notice))
 
 
+def notice_previous_translations(notice: Notice) -> dict[str, dict[str, str]]:
+    """The per-language texts of the approved notice before ``notice`` (``{}`` for the
+    first): the words its customers received, shown as an update's previous values."""
+    previous = _previous_notice(notice)
+    return dict(previous.translations or {}) if previous is not None else {}
+
+
 def notice_update_number(notice: Notice) -> int | None:
     """The number an update carries (1 for the first update of the incident, 2, ...), or
     ``None`` for another kind. An approved update keeps the number it was approved with."""
@@ -687,6 +694,7 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
         previous_content=notice_previous_content(notice),
         previous_figures=previous_figures,
         update_number=notice_update_number(notice),
+        previous_translations=notice_previous_translations(notice),
     )
     return replace(rendered, figures=figures or {})
 
@@ -1034,6 +1042,7 @@ def _create_chunk(
             translations=notice.translations,
             previous_content=context["previous_content"],
             update_number=notice.update_number,
+            previous_translations=context["previous_translations"],
         )
         for recipient, rendered in zip(customers, rendered_all, strict=True):
             subject_header, mime = build_body(
@@ -1120,7 +1129,10 @@ def notice_deliveries_create(*, notice_id: int, max_chunks: int | None = None) -
     if notice is None or notice.delivery_creation != DeliveryCreation.PENDING:
         report.done = notice is not None and notice.delivery_creation == DeliveryCreation.DONE
         return report
-    context = {"previous_content": notice_previous_content(notice)}
+    context = {
+        "previous_content": notice_previous_content(notice),
+        "previous_translations": notice_previous_translations(notice),
+    }
     chunks = 0
     while max_chunks is None or chunks < max_chunks:
         with transaction.atomic():

@@ -314,6 +314,48 @@ def test_updates_thread_with_the_initial_notice_number_from_one_and_show_old_and
     ]
 
 
+def test_an_updates_previous_value_of_a_translated_text_is_what_the_customer_was_sent(
+    smtp_server, declared, manager, two_customers
+):
+    """A free text given in German for the initial notice, then changed (its translation now
+    outdated, so the new text goes out in the source language): the update's "previously"
+    is the German words the customer received, not the source text (a new-user trial)."""
+    incident_services.incident_update(
+        incident=declared, actor=manager, changes={"mitigation_measures": "The clerk's access was revoked."}
+    )
+    translation_set(
+        incident=declared,
+        actor=manager,
+        field="mitigation_measures",
+        language="de",
+        text="Der Zugang des Sachbearbeiters wurde gesperrt.",
+    )
+    approve(notice_draft(incident=declared, actor=manager, kind="initial"), manager)
+    deliveries_send_due()
+    assert (
+        "Der Zugang des Sachbearbeiters wurde gesperrt."
+        in _by_address(smtp_server)["anna@acme.example"].text()
+    )
+    smtp_server.received.clear()
+    incident_services.incident_update(
+        incident=declared,
+        actor=manager,
+        changes={"mitigation_measures": "Every clerk's access was reviewed."},
+    )
+
+    update = approve(notice_draft(incident=declared, actor=manager, kind="update"), manager)
+    deliveries_send_due()
+
+    german = _by_address(smtp_server)["anna@acme.example"].text()
+    assert "Bisher: Der Zugang des Sachbearbeiters wurde gesperrt." in german
+    assert "The clerk's access was revoked." not in german
+    assert "Every clerk's access was reviewed." in german  # the new text, untranslated yet
+    french = _by_address(smtp_server)["claire@atelier.example"].text()
+    assert "The clerk's access was revoked." in french  # never translated: sent in English
+    preview = notice_preview(notice=update, language="de", customer=two_customers[0]).text
+    assert "Bisher: Der Zugang des Sachbearbeiters wurde gesperrt." in preview
+
+
 def test_salutations_follow_each_languages_grammar():
     from django.utils import translation
 
