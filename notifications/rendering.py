@@ -123,8 +123,9 @@ class RenderedMessage:
     (``TRANSLATABLE_TEXTS``) of the free texts that go out in
     ``settings.NOTICE_SOURCE_LANGUAGE`` because no translation into ``language`` was given
     (empty for the source language). ``figures``: the customer's own figures the message
-    states (``customer_figures``' shape), set by ``notifications.services.notice_preview``;
-    ``None`` elsewhere."""
+    states (``customer_figures``' shape), and ``changed_figures`` those of them (names of
+    ``CUSTOMER_FIGURE_FIELDS``) that differ from the customer's previous notice, both set by
+    ``notifications.services.notice_preview``; ``None`` and ``()`` elsewhere."""
 
     subject: str
     text: str
@@ -132,6 +133,7 @@ class RenderedMessage:
     language: str
     untranslated: tuple[str, ...] = field(default=())
     figures: dict[str, Any] | None = None
+    changed_figures: tuple[str, ...] = field(default=())
 
 
 # Content -----------------------------------------------------------------------------------

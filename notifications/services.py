@@ -696,7 +696,8 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
         update_number=notice_update_number(notice),
         previous_translations=notice_previous_translations(notice),
     )
-    return replace(rendered, figures=figures or {})
+    own_changes = [name for name in changed_figures(previous_figures, figures or {}) if name not in withheld]
+    return replace(rendered, figures=figures or {}, changed_figures=tuple(own_changes))
 
 
 def _may_notify(incident: Incident, customer: Customer) -> bool:

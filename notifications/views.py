@@ -532,13 +532,16 @@ def _audience(notice: Notice) -> Audience:
     )
 
 
-def _field_rows(notice: Notice, figures: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _field_rows(
+    notice: Notice, figures: dict[str, Any] | None = None, changed_figures: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Per breach field: its label, whether it is known, withheld (and why), and whether it
     changed since the previous approved notice. An approved notice answers from its snapshot;
     a draft from the incident's facts and withholdings now (what approval would snapshot).
     A per-customer figure (``CUSTOMER_FIGURE_FIELDS``) is known as the previewed customer's
     message states it: from ``figures``, that customer's own (``RenderedMessage.figures``),
-    when given; else from the incident-wide figure."""
+    when given; else from the incident-wide figure. Such a figure is "changed" when it changed
+    for that customer (``changed_figures``, ``RenderedMessage.changed_figures``)."""
     content, withheld, changes, _translations = services._draft_state(notice)
     reasons = dict(Withholding.Reason.choices)
 
@@ -554,7 +557,11 @@ def _field_rows(notice: Notice, figures: dict[str, Any] | None = None) -> list[d
             "known": known(name),
             "per_customer": name in CUSTOMER_FIGURE_FIELDS,
             "withheld": reasons.get(withheld[name], withheld[name]) if name in withheld else None,
-            "changed": name in changes and name not in withheld,
+            "changed": (
+                name in changed_figures
+                if figures is not None and name in CUSTOMER_FIGURE_FIELDS
+                else name in changes and name not in withheld
+            ),
         }
         for name in NOTICE_FIELDS
     ]
@@ -713,7 +720,7 @@ def _render_notice_page(
         ),
         "untranslated": [services.TRANSLATABLE_LABELS[name] for name in preview.untranslated],
         "untranslated_fields": {TEXT_FIELD[name] for name in preview.untranslated},
-        "field_rows": _field_rows(notice, preview.figures),
+        "field_rows": _field_rows(notice, preview.figures, preview.changed_figures),
         "previous_number": previous,
         "deliveries": deliveries,
         "deliveries_shown": DELIVERIES_SHOWN,

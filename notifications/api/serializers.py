@@ -28,6 +28,7 @@ from incidents.api.serializers import (
 )
 from incidents.models import Customer, Incident
 from notifications.models import (
+    CUSTOMER_FIGURE_FIELDS,
     NOTICE_FIELDS,
     TRANSLATABLE_TEXTS,
     Clock,
@@ -322,7 +323,7 @@ class NoticePreviewQuery(StrictSerializer):
 class NoticePreviewSerializer(serializers.Serializer):
     """A notice rendered as the customer would receive it: one-line ``subject``, the plain
     ``text`` part, the (escaped) ``html`` part, the ``language`` rendered in, the ``customer``
-    shown and the free texts left ``untranslated``."""
+    shown, the free texts left ``untranslated`` and the customer's ``changed_figures``."""
 
     subject = serializers.CharField()
     text = serializers.CharField()
@@ -332,6 +333,13 @@ class NoticePreviewSerializer(serializers.Serializer):
     untranslated = serializers.ListField(
         child=serializers.ChoiceField(choices=[(name, name) for name in TRANSLATABLE_TEXTS]),
         help_text="Free texts that go out in NOTICE_SOURCE_LANGUAGE: no translation into this language.",
+    )
+    changed_figures = serializers.ListField(
+        child=serializers.ChoiceField(choices=[(name, name) for name in CUSTOMER_FIGURE_FIELDS]),
+        help_text=(
+            "This customer's own figures that changed since its previous notice (the notice's "
+            "`changes` names the incident's facts)."
+        ),
     )
 
 

@@ -449,6 +449,7 @@ class IncidentNoticeViewSet(IncidentScopedMixin, viewsets.GenericViewSet):
                     "language": message.language,
                     "customer": customer.account_reference if customer else "",
                     "untranslated": list(message.untranslated),
+                    "changed_figures": list(message.changed_figures),
                 }
             ).data
         )

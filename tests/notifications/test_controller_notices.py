@@ -356,6 +356,33 @@ def test_an_updates_previous_value_of_a_translated_text_is_what_the_customer_was
     assert "Bisher: Der Zugang des Sachbearbeiters wurde gesperrt." in preview
 
 
+def test_staff_see_which_of_a_customers_own_figures_an_update_changes(
+    smtp_server, declared, manager, responder, two_customers, client
+):
+    """The preview (web table and API answer) marks a per-customer figure changed for the
+    customer whose figure changed, not for the others (a new-user trial saw none marked)."""
+    german, french = two_customers
+    approve(notice_draft(incident=declared, actor=manager, kind="initial"), manager)
+    affected = AffectedCustomer.objects.get(incident=declared, customer=german)
+    incident_services.affected_customer_update(
+        affected=affected, actor=responder, changes={"records_affected": 210}
+    )
+    update = notice_draft(incident=declared, actor=manager, kind="update")
+
+    assert notice_preview(notice=update, language="de", customer=german).changed_figures == ("records_affected",)
+    assert notice_preview(notice=update, language="fr", customer=french).changed_figures == ()
+    client.force_login(manager)
+    url = f"/incidents/{declared.pk}/notices/{update.number}/"
+    for customer, expected in ((german, {"records_affected"}), (french, set())):
+        rows = client.get(url, {"customer": customer.account_reference}).context["field_rows"]
+        assert {row["name"] for row in rows if row["changed"] and row["per_customer"]} == expected
+        answer = client.get(
+            f"/api/incidents/{declared.pk}/notices/{update.number}/preview/",
+            {"customer": customer.account_reference},
+        ).json()
+        assert set(answer["changed_figures"]) == expected
+
+
 def test_salutations_follow_each_languages_grammar():
     from django.utils import translation
 
