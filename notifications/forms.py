@@ -64,7 +64,10 @@ class NoticeForm(forms.Form):
         required=False,
         max_length=8000,
         label="Likely consequences",
-        help_text="GDPR Art. 33(3)(c). Empty: “not yet known”.",
+        help_text=(
+            "GDPR Art. 33(3)(c). A description added to the consequences recorded in triage; "
+            "with neither, the notice says “not yet known”."
+        ),
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 

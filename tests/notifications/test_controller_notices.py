@@ -369,7 +369,9 @@ def test_staff_see_which_of_a_customers_own_figures_an_update_changes(
     )
     update = notice_draft(incident=declared, actor=manager, kind="update")
 
-    assert notice_preview(notice=update, language="de", customer=german).changed_figures == ("records_affected",)
+    assert notice_preview(notice=update, language="de", customer=german).changed_figures == (
+        "records_affected",
+    )
     assert notice_preview(notice=update, language="fr", customer=french).changed_figures == ()
     client.force_login(manager)
     url = f"/incidents/{declared.pk}/notices/{update.number}/"
