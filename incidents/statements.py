@@ -20,7 +20,7 @@ the database, so a revoked token or a new subscriber counts on the next request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -87,21 +87,53 @@ class CompiledQuery[M: Model]:
         """The instances for ``values`` (each name given at construction), read from the
         database ``using`` (default: ``default``)."""
         alias = using or DEFAULT_DB_ALIAS
+        sql, params = self._statement(alias, values)
+        with connections[alias].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return self._instances(alias, rows)
+
+    def run_with_next_id(
+        self, model: type[Model], using: str | None = None, **values: str | int
+    ) -> tuple[int, list[M]]:
+        """``(a new id from model's table's sequence, the instances run() gives)`` in one
+        statement (PostgreSQL only): the sequence's ``nextval`` once (a materialised CTE),
+        left-joined to this SELECT, so no instance still gives one row. For a caller that needs
+        both before writing (the incident create: its id and the active webhook subscribers).
+        The instances come in the SELECT's order (a nested loop over the one id row keeps it).
+        The SELECT's columns must have distinct names (no ``select_related``)."""
+        alias = using or DEFAULT_DB_ALIAS
+        sql, params = self._statement(alias, values)
+        meta = model._meta
+        assert meta.pk is not None
+        next_id = "WITH next_id AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence(%s, %s)) AS id)"
+        statement = (
+            f"{next_id} SELECT next_id.id, selected.* FROM next_id LEFT JOIN ({sql}) AS selected ON TRUE"  # noqa: S608 - the ORM's compiled SQL
+        )
+        with connections[alias].cursor() as cursor:
+            cursor.execute(statement, [meta.db_table, str(meta.pk.column), *params])
+            rows = cursor.fetchall()
+        new_id = rows[0][0]
+        selected = [row[1:] for row in rows if any(value is not None for value in row[1:])]
+        return new_id, self._instances(alias, selected)
+
+    def _statement(self, alias: str, values: Mapping[str, str | int]) -> tuple[str, list[Any]]:
         compiled = self._compiled.get(alias)
         if compiled is None:
             with self._lock:
                 compiled = self._compiled.get(alias) or self._compile(alias)
                 self._compiled[alias] = compiled
-        sql, template, positions, compiler, fetch_mode = compiled
+        sql, template, positions, _compiler, _fetch_mode = compiled
         params = list(template)
         for name, indexes in positions.items():
             for index in indexes:
                 params[index] = values[name]
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        return sql, params
+
+    def _instances(self, alias: str, rows: list[Any]) -> list[M]:
         if not rows:
             return []
+        _sql, _template, _positions, compiler, fetch_mode = self._compiled[alias]
         # What django.db.models.query.ModelIterable does with the compiler's rows.
         select, klass_info, annotation_col_map = (
             compiler.select,
@@ -158,10 +190,80 @@ def insert_instance(
     (``IntegrityError`` for a constraint).
     """
     alias = using or DEFAULT_DB_ALIAS
+    statement = _insert_statement(instance, alias, derived)
+    if statement is None:
+        return
+    sql, returns, prepared = statement
+    meta = type(instance)._meta
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, prepared)
+        if instance.pk is None:
+            if returns:
+                row_id = cursor.fetchone()[0]
+            else:
+                row_id = connection.ops.last_insert_id(cursor, meta.db_table, str(meta.pk.column))
+            for converter in meta.pk.get_db_converters(connection):
+                row_id = converter(row_id, meta.pk, connection)
+            instance.pk = row_id
+    _mark_saved(instance, alias)
+
+
+def insert_together(
+    instances: Sequence[tuple[Model, Mapping[str, Callable[[Any], Any]] | None]],
+    *,
+    using: str | None = None,
+) -> None:
+    """Insert several new instances, each ``(instance, derived)`` as for ``insert_instance``,
+    in ONE statement on PostgreSQL when every instance but the last has its id already (the
+    last's INSERT returns its id) and each would be one plain INSERT: ``WITH w1 AS (INSERT ...), w2 AS (INSERT ...) INSERT ...`` (a
+    data-modifying CTE; the sub-statements run in the order given, and foreign keys between
+    them hold, Django's being checked at commit). Otherwise (SQLite, an instance without its
+    id, a model with save receivers) one ``insert_instance`` each, in order. Raises what the
+    INSERTs raise (``IntegrityError``)."""
+    alias = using or DEFAULT_DB_ALIAS
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or any(
+        (instance.pk is None and index < len(instances) - 1) or not _insertable(instance)
+        for index, (instance, _derived) in enumerate(instances)
+    ):
+        for instance, derived in instances:
+            insert_instance(instance, using=alias, derived=derived)
+        return
+    prepared_statements = []
+    for instance, derived in instances:
+        statement = _insert_statement(instance, alias, derived, execute_fallback=False)
+        if statement is None:  # a database default among the values: one save() each
+            for each, each_derived in instances:
+                insert_instance(each, using=alias, derived=each_derived)
+            return
+        prepared_statements.append(statement)
+    *leading, (last_sql, last_returns, last_values) = prepared_statements
+    parts = [f"w{index} AS ({sql})" for index, (sql, _returns, _values) in enumerate(leading, start=1)]
+    sql = (f"WITH {', '.join(parts)} " if parts else "") + last_sql
+    params = [value for _sql, _returns, values in leading for value in values] + list(last_values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if last_returns:  # the last instance had no id: its INSERT returns it
+            instances[-1][0].pk = cursor.fetchone()[0]
+    for instance, _derived in instances:
+        _mark_saved(instance, alias)
+
+
+def _insert_statement(
+    instance: Model,
+    alias: str,
+    derived: Mapping[str, Callable[[Any], Any]] | None,
+    *,
+    execute_fallback: bool = True,
+) -> tuple[str, bool, list[Any]] | None:
+    """``(INSERT sql, whether it returns the id, its values)`` for ``instance``; or ``None``
+    when it takes a ``save()`` instead (done here when ``execute_fallback``)."""
     if not _insertable(instance) or (derived and instance.pk is None):
         # A derived value that needs the id waits for the INSERT: save, then UPDATE it.
-        _save(instance, alias, derived)
-        return
+        if execute_fallback:
+            _save(instance, alias, derived)
+        return None
     meta = type(instance)._meta
     connection = connections[alias]
     instance._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
@@ -181,8 +283,9 @@ def insert_instance(
         field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)
     ]
     if any(hasattr(value, "resolve_expression") for value in prepared):
-        _save(instance, alias, None)
-        return
+        if execute_fallback:
+            _save(instance, alias, None)
+        return None
     columns = tuple(str(field.column) for field in fields)
     key = (type(instance), alias, columns)
     statement = _insert_sql.get(key)
@@ -197,16 +300,10 @@ def insert_instance(
             sql += f" RETURNING {quote(str(meta.pk.column))}"
         statement = _insert_sql[key] = (sql, returns)
     sql, returns = statement
-    with connection.cursor() as cursor:
-        cursor.execute(sql, prepared)
-        if instance.pk is None:
-            if returns:
-                row_id = cursor.fetchone()[0]
-            else:
-                row_id = connection.ops.last_insert_id(cursor, meta.db_table, str(meta.pk.column))
-            for converter in meta.pk.get_db_converters(connection):
-                row_id = converter(row_id, meta.pk, connection)
-            instance.pk = row_id
+    return sql, returns, prepared
+
+
+def _mark_saved(instance: Model, alias: str) -> None:
     instance._state.adding = False
     instance._state.db = alias
     remember = getattr(instance, "_update_initial_state", None)  # django-fsm's concurrency guard
