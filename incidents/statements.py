@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet, signals
+from django.db.models import NOT_PROVIDED, Model, QuerySet, signals
 from django.db.models.query import get_related_populators
 
 #: Stand in for a named text or integer value while the queryset is compiled (never sent to a
@@ -286,6 +286,19 @@ def _insert_statement(
         if execute_fallback:
             _save(instance, alias, None)
         return None
+    # A NULL for a nullable column without a database default is left out: the column's
+    # default is NULL, so the row is the same, and the statement has fewer values (a new
+    # incident leaves about 20 of its 45 columns NULL). That keeps the incident create's
+    # incident-and-audit statement within the 50 values up to which psycopg caches a
+    # statement's conversion (past that it re-parses the SQL in Python: 0.5 ms a create).
+    kept = [
+        index
+        for index, (field, value) in enumerate(zip(fields, prepared, strict=True))
+        if value is not None or not field.null or field.db_default is not NOT_PROVIDED
+    ]
+    if kept and len(kept) < len(fields):
+        fields = [fields[index] for index in kept]
+        prepared = [prepared[index] for index in kept]
     columns = tuple(str(field.column) for field in fields)
     key = (type(instance), alias, columns)
     statement = _insert_sql.get(key)

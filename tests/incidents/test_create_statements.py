@@ -132,3 +132,31 @@ def test_insert_together_writes_each_row_and_marks_it_saved(responder):
 
     assert incident.pk is not None and not incident._state.adding
     assert Incident.objects.get(pk=incident.pk).title == "Together"
+
+
+@pytest.mark.postgresql
+def test_the_incident_and_event_statement_stays_within_psycopgs_cached_conversions(responder):
+    """psycopg caches a statement's conversion (its ``%s`` placeholders to ``$n``) only up to
+    50 values; past that it parses the SQL again in Python on every create. The NULL columns a
+    new incident leaves out keep the incident-and-audit statement under that."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_PARAMS
+
+    seen: list[tuple[str, int]] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        _create(responder)
+
+    (count,) = [count for sql, count in seen if 'INSERT INTO "incidents_auditevent"' in sql]
+    assert count <= MAX_CACHED_STATEMENT_PARAMS
+
+
+def test_null_columns_left_out_of_the_insert_read_back_as_null(responder):
+    incident = _create(responder)
+    stored = Incident.objects.get(pk=incident.pk)
+
+    assert stored.owner_id is None and stored.severity is None and stored.exposure_started_at is None
+    assert stored.reference == incident.reference and stored.created_by_id == responder.pk
