@@ -54,6 +54,7 @@ class CompiledQuery[M: Model]:
         self.names = names
         self.integers = integers
         self._compiled: dict[str, tuple[str, list[Any], dict[str, list[int]], Any, Any]] = {}
+        self._row_plans: dict[str, tuple[Any, ...]] = {}
         self._lock = threading.Lock()
 
     def _compile(self, using: str) -> tuple[str, list[Any], dict[str, list[int]], Any, Any]:
@@ -133,27 +134,46 @@ class CompiledQuery[M: Model]:
     def _instances(self, alias: str, rows: list[Any]) -> list[M]:
         if not rows:
             return []
-        _sql, _template, _positions, compiler, fetch_mode = self._compiled[alias]
-        # What django.db.models.query.ModelIterable does with the compiler's rows.
-        select, klass_info, annotation_col_map = (
-            compiler.select,
-            compiler.klass_info,
-            compiler.annotation_col_map,
-        )
-        model_class = klass_info["model"]
-        select_fields = klass_info["select_fields"]
-        start, end = select_fields[0], select_fields[-1] + 1
-        init_list = [column[0].target.attname for column in select[start:end]]
-        populators = get_related_populators(klass_info, select, alias, fetch_mode)
+        plan = self._row_plans.get(alias)
+        if plan is None:
+            plan = self._row_plans[alias] = self._row_plan(alias)
+        model_class, init_list, start, end, converters, composite, populators, annotations, fetch_mode = plan
+        _sql, _template, _positions, compiler, _fetch_mode = self._compiled[alias]
+        if converters:
+            rows = list(compiler.apply_converters(rows, converters))
+        if composite is not None:  # as results_iter: a composite key's columns as one tuple
+            rows = list(compiler.composite_fields_to_tuples(rows, composite))
         instances = []
-        for row in compiler.results_iter([rows]):
+        for row in rows:
             instance = model_class.from_db(alias, init_list, row[start:end], fetch_mode=fetch_mode)
             for populator in populators:
                 populator.populate(row, instance)
-            for name, position in annotation_col_map.items():
+            for name, position in annotations:
                 setattr(instance, name, row[position])
             instances.append(instance)
         return instances
+
+    def _row_plan(self, alias: str) -> tuple[Any, ...]:
+        """How rows become instances, worked out once per alias from the compiler's description
+        of its columns (what ``ModelIterable`` and ``results_iter`` work out per run): the
+        model, its attribute names, the columns' converters, the ``select_related`` populators
+        (which keep no instance) and the annotations' positions."""
+        _sql, _template, _positions, compiler, fetch_mode = self._compiled[alias]
+        select, klass_info = compiler.select, compiler.klass_info
+        columns = [column[0] for column in select[: compiler.col_count]]
+        select_fields = klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        return (
+            klass_info["model"],
+            [column[0].target.attname for column in select[start:end]],
+            start,
+            end,
+            compiler.get_converters(columns),
+            columns if compiler.has_composite_fields(columns) else None,
+            get_related_populators(klass_info, select, alias, fetch_mode),
+            tuple(compiler.annotation_col_map.items()),
+            fetch_mode,
+        )
 
 
 _insert_sql: dict[tuple[type[Model], str, tuple[str, ...]], tuple[str, bool]] = {}
