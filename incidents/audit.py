@@ -136,13 +136,16 @@ def chain_append[E: HashChainedEvent](
     at: datetime | None,
     *,
     first: bool = False,
+    write: bool = True,
     **fields: Any,
 ) -> E:
     """Append one event to ``subject``'s chain of ``model`` and return it, sealed under the
     current audit key. The shared append behind ``audit_append``, ``customer_audit_append``
     and ``postmortems.training_audit.training_audit_append`` (their docstrings give the rules:
-    inside the transaction, under the subject's row lock). Raises ``RuntimeError`` outside a
-    transaction."""
+    inside the transaction, under the subject's row lock). ``write=False``: the sealed event
+    is returned unsaved, for the caller to INSERT in this transaction before anything else
+    appends to the chain (``incidents.statements.insert_together``). Raises ``RuntimeError``
+    outside a transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction that makes the change.")
     subject_field = model.SUBJECT_FIELD
@@ -169,8 +172,9 @@ def chain_append[E: HashChainedEvent](
         **fields,
     )
     event.hash = event.compute_hash(key)
-    # A new row (append-only models refuse only updates in save()): one INSERT compiled once.
-    insert_instance(event)
+    if write:
+        # A new row (append-only models refuse only updates in save()): one INSERT compiled once.
+        insert_instance(event)
     return event
 
 
@@ -184,6 +188,7 @@ def audit_append(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
     first: bool = False,
+    write: bool = True,
 ) -> AuditEvent:
     """Append one event to ``incident``'s audit chain and return it.
 
@@ -192,7 +197,9 @@ def audit_append(
     appends to one chain. ``actor`` is a user, or ``None`` for the system. ``data`` must be
     JSON-serialisable; instants in it should be ISO 8601 strings in UTC. ``at`` defaults to now
     (aware, UTC). ``first``: the incident was created in this transaction, so this is its first
-    event (no lookup of the previous one). Raises ``RuntimeError`` outside a transaction.
+    event (no lookup of the previous one). ``write=False``: return the sealed event unsaved,
+    for the caller to INSERT next (the incident create writes it with the incident, in one
+    statement). Raises ``RuntimeError`` outside a transaction.
     """
     return chain_append(
         AuditEvent,
@@ -200,6 +207,7 @@ def audit_append(
         actor,
         at,
         first=first,
+        write=write,
         verb=verb,
         from_state=from_state,
         to_state=to_state,

@@ -23,7 +23,6 @@ from django_fsm import ConcurrentTransition, can_proceed
 from incidents.accounts import is_auditor
 from incidents.addresses import normalise_email
 from incidents.audit import audit_append, customer_audit_append
-from incidents.bulk import sequence_ids
 from incidents.exceptions import (
     ActionForbidden,
     DuplicateExternalReference,
@@ -51,8 +50,8 @@ from incidents.models import (
 )
 from incidents.outbox import declaration_alerts_queue
 from incidents.selectors import incident_visible
-from incidents.statements import insert_instance
-from incidents.webhooks import webhook_event_raise
+from incidents.statements import insert_instance, insert_together
+from incidents.webhooks import next_incident_id_with_subscribers, webhook_event_raise
 
 #: Incident fields that intake and editing may set, in the order forms show them. ``state`` is
 #: never among them: it changes only through the transition services below.
@@ -288,28 +287,50 @@ def incident_create(
     diff = _apply_changes(incident, fields)
     if external_reference is not None:
         _refuse_duplicate_reference(incident)
+    created_data = {"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})}
     with transaction.atomic(savepoint=external_reference is not None):
-        if external_reference is None:
-            _insert_incident(incident)
+        connection = transaction.get_connection()
+        subscribers = None
+        if connection.vendor == "postgresql":
+            # The id first (with the webhook subscribers, one statement), so the first audit
+            # event is sealed here and written with the incident in one more statement.
+            incident.pk, subscribers = next_incident_id_with_subscribers(using=connection.alias)
+            event = audit_append(
+                incident=incident,
+                actor=actor,
+                verb="created",
+                to_state=incident.state,
+                data=created_data,
+                first=True,
+                write=False,
+            )
+            rows: list[tuple[Any, Any]] = [(incident, {"reference": _reference}), (event, None)]
+            if external_reference is None:
+                insert_together(rows, using=connection.alias)
+            else:
+                _insert_refusing_duplicate(incident, lambda: insert_together(rows, using=connection.alias))
+            _save_products(incident, fields)
         else:
-            try:
-                with transaction.atomic():
-                    _insert_incident(incident)
-            except IntegrityError:
-                # A concurrent create took the reference between the check and the INSERT.
-                _refuse_duplicate_reference(incident)
-                raise
-        _save_products(incident, fields)
-        audit_append(
-            incident=incident,
-            actor=actor,
-            verb="created",
-            to_state=incident.state,
-            data={"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})},
-            first=True,
-        )
+            if external_reference is None:
+                _insert_incident(incident)
+            else:
+                _insert_refusing_duplicate(incident, lambda: _insert_incident(incident))
+            _save_products(incident, fields)
+            audit_append(
+                incident=incident,
+                actor=actor,
+                verb="created",
+                to_state=incident.state,
+                data=created_data,
+                first=True,
+            )
         _announce_owner(incident, actor)
-        webhook_event_raise(type=WebhookEventType.INCIDENT_CREATED, incident=incident, at=incident.created_at)
+        webhook_event_raise(
+            type=WebhookEventType.INCIDENT_CREATED,
+            incident=incident,
+            at=incident.created_at,
+            subscribers=subscribers,
+        )
     return incident
 
 
@@ -319,18 +340,25 @@ def _reference(incident: Incident) -> str:
 
 
 def _insert_incident(incident: Incident) -> None:
-    """INSERT the new ``incident`` with its reference (``_reference``) in the same row.
-
-    On PostgreSQL the id is taken from the table's sequence first, so the row is written once
-    with its reference (``incidents.statements.insert_instance``). An INSERT followed by an
-    UPDATE of the reference, as before, wrote every one of the table's 19 indexes twice,
-    three of them trigram indexes (the UPDATE changes an indexed column, so it is no in-page
-    "HOT" update). Elsewhere (SQLite) the row is inserted, then its reference updated.
+    """INSERT the new ``incident`` (SQLite), then UPDATE its reference (``_reference``, which
+    needs the id). On PostgreSQL ``incident_create`` takes the id first and writes the row once
+    with its reference, together with its first audit event (``insert_together``): an INSERT
+    and an UPDATE of the reference wrote every one of the table's 19 indexes twice, three of
+    them trigram indexes (the UPDATE changes an indexed column, so it is no "HOT" update).
     """
-    connection = transaction.get_connection()
-    if connection.vendor == "postgresql":
-        (incident.pk,) = sequence_ids(Incident, 1, using=connection.alias)
     insert_instance(incident, derived={"reference": _reference})
+
+
+def _insert_refusing_duplicate(incident: Incident, insert: Callable[[], None]) -> None:
+    """Run ``insert`` in a savepoint; when a concurrent create took the external reference
+    between the check and the INSERT (``IntegrityError``), raise
+    ``DuplicateExternalReference`` naming the incident that has it (else re-raise)."""
+    try:
+        with transaction.atomic():
+            insert()
+    except IntegrityError:
+        _refuse_duplicate_reference(incident)
+        raise
 
 
 def _refuse_duplicate_reference(incident: Incident) -> None:

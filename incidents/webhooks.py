@@ -290,12 +290,21 @@ def webhook_payload(event: WebhookEvent) -> dict[str, Any]:
 _active_subscribers = CompiledQuery(lambda: WebhookSubscriber.objects.filter(is_active=True))
 
 
+def next_incident_id_with_subscribers(*, using: str) -> tuple[int, list[WebhookSubscriber]]:
+    """``(a new incident id from the table's sequence, the active webhook subscribers)`` in one
+    statement (PostgreSQL only; ``CompiledQuery.run_with_next_id``): for the create, which
+    needs the id before its INSERT and the subscribers for ``webhook_event_raise``
+    (``subscribers=``). Read anew on every call, in the caller's transaction."""
+    return _active_subscribers.run_with_next_id(Incident, using=using)
+
+
 def webhook_event_raise(
     *,
     type: str,  # noqa: A002 - the event's "type", as in the payload
     incident: Incident,
     data: Mapping[str, Any] | None = None,
     at: datetime | None = None,
+    subscribers: list[WebhookSubscriber] | None = None,
 ) -> WebhookEvent | None:
     """Record event ``type`` (a ``WebhookEventType`` value) about ``incident`` for every active
     subscriber of that type; return the event, or ``None`` when nobody subscribes to it (then
@@ -303,7 +312,9 @@ def webhook_event_raise(
 
     Must run inside the transaction that makes the change (so the event exists if and only if
     the change does). ``data``: the event's own JSON-ready details (``payload["data"]``; no
-    contact's personal data). ``at``: the event's instant (aware; default now). Writes one
+    contact's personal data). ``at``: the event's instant (aware; default now).
+    ``subscribers``: the active subscribers as read earlier in this transaction
+    (``next_incident_id_with_subscribers``); by default they are read here. Writes one
     ``WebhookEvent`` and one ``WebhookDelivery`` per subscriber; after commit wakes the sender
     (``incidents.tasks.send_webhooks``, by name). Raises ``ValueError`` for an unknown type and
     ``RuntimeError`` outside a transaction.
@@ -312,7 +323,9 @@ def webhook_event_raise(
         raise ValueError(f"Unknown webhook event type {type!r}.")
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("webhook_event_raise must run in the transaction that makes the change.")
-    subscribers = [subscriber for subscriber in _active_subscribers.run() if type in subscriber.event_types]
+    if subscribers is None:
+        subscribers = _active_subscribers.run()
+    subscribers = [subscriber for subscriber in subscribers if type in subscriber.event_types]
     if not subscribers:
         return None
     at = at or timezone.now()

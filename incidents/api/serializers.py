@@ -93,7 +93,11 @@ class StrictFieldsMixin(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
-            fields = self.fields
+            # An input-only serializer checks the keys against its unbound blueprints (only
+            # their kind and options are read), so it need not copy every field (FieldsCacheMixin).
+            input_blueprint = getattr(self, "_input_blueprint", None)
+            blueprint = input_blueprint() if input_blueprint is not None else None
+            fields = blueprint if blueprint is not None else self.fields
             errors: dict[str, list[str]] = {}
             for key in data:
                 field = fields.get(key)
@@ -248,6 +252,40 @@ class FieldsCacheMixin:
     input_only = False
 
     def get_fields(self) -> dict[str, Any]:
+        return {name: fresh_field(field) for name, field in self._blueprint().items()}
+
+    def _input_blueprint(self) -> Mapping[str, Any] | None:
+        """The unbound fields, for an input-only serializer (``None`` otherwise)."""
+        return self._blueprint() if self.input_only else None
+
+    @property
+    def _writable_fields(self) -> Any:
+        """DRF's writable fields; for an input-only serializer reading a JSON body, without
+        the optional fields the body leaves out. DRF would copy and bind each of them only
+        for it to skip them: a missing key gives ``empty``, and an optional field without a
+        default skips ``empty`` (``SkipField``: no value, no ``validate_<name>``). A field
+        whose class reads its value or its absence another way is kept."""
+        data = getattr(self, "initial_data", None)
+        if not self.input_only or not isinstance(data, dict) or "fields" in self.__dict__:
+            yield from super()._writable_fields  # type: ignore[misc]
+            return
+        for name, blueprint in self._blueprint().items():
+            if blueprint.read_only:
+                continue
+            if name not in data and _skipped_when_missing(blueprint):
+                continue
+            field = fresh_field(blueprint)
+            field.bind(field_name=name, parent=self)  # type: ignore[arg-type]
+            yield field
+
+    def _read_only_defaults(self) -> dict[str, Any]:
+        # An input-only serializer builds no read-only field, so it has no read-only default
+        # (DRF's version builds every field to find that out).
+        if self.input_only and "fields" not in self.__dict__:
+            return {}
+        return super()._read_only_defaults()  # type: ignore[misc]
+
+    def _blueprint(self) -> dict[str, Any]:
         cls = type(self)
         cached = cls.__dict__.get("_fields_blueprint")
         if cached is None:
@@ -259,7 +297,28 @@ class FieldsCacheMixin:
                 name: field for name, field in built.items() if not (self.input_only and field.read_only)
             }
             cls._fields_blueprint = cached  # type: ignore[attr-defined]
-        return {name: fresh_field(field) for name, field in cached.items()}
+        return cached
+
+
+#: ``get_value`` implementations that give ``empty`` for a key a JSON body leaves out.
+_PLAIN_GET_VALUE = (
+    serializers.Field.get_value,
+    serializers.ListField.get_value,
+    serializers.ManyRelatedField.get_value,
+)
+
+
+def _skipped_when_missing(field: serializers.Field) -> bool:
+    """Whether DRF skips ``field`` (``SkipField``) when a JSON body leaves its key out: not
+    required, no default, and DRF's own reading of a value and of its absence."""
+    kind = type(field)
+    return (
+        not field.required
+        and field.default is serializers.empty
+        and kind.get_value in _PLAIN_GET_VALUE
+        and kind.validate_empty_values is serializers.Field.validate_empty_values
+        and kind.get_default is serializers.Field.get_default
+    )
 
 
 class StrictModelSerializer(

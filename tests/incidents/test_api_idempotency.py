@@ -140,13 +140,19 @@ def test_external_reference_cannot_be_changed_later(api):
     assert response.status_code == 400 and "external_reference" in errors(response)
 
 
+#: The statements of a create between the request's savepoint and its release: on PostgreSQL
+#: the new id with the active webhook subscribers (one statement), then the incident with its
+#: first audit event (one statement); on SQLite the INSERT, the reference UPDATE, the first
+#: audit event (no lookup of a previous one) and the subscribers. None subscribe here, so no
+#: event row.
+CREATE_WRITES = {"postgresql": 2, "sqlite": 4}
+
+
 def test_a_create_answers_without_rereading_the_incident(api):
     """Session, user with its account facts, permissions (one query); then, in the request's savepoint
     (a transaction outside tests; the service takes no savepoint of its own inside it), the
-    INSERT, the reference UPDATE and the first audit event (no lookup of a previous one), the
-    active webhook subscribers (one query: none here, so no event row); no re-read for the
-    answer."""
-    with assert_query_count(9, "a create"):
+    create's writes (``CREATE_WRITES``); no re-read for the answer."""
+    with assert_query_count(5 + CREATE_WRITES[connection.vendor], "a create"):
         response = api.post("/api/incidents/", NEW, format="json")
 
     assert response.status_code == 201
@@ -154,9 +160,9 @@ def test_a_create_answers_without_rereading_the_incident(api):
 
 def test_a_create_with_a_token_reads_token_user_expiry_and_permissions_in_one_query(responder):
     """An API token's create: one query for the token, its user, the account's expiry facts and
-    the user's permissions; then the request's savepoint (a transaction outside tests), the
-    INSERT, the reference UPDATE, the first audit event, the active webhook subscribers; with
-    an Idempotency-Key also the lookup of a stored answer and the record of this one. (The
+    the user's permissions; then the request's savepoint (a transaction outside tests) and the
+    create's writes (``CREATE_WRITES``); with an Idempotency-Key also the lookup of a stored
+    answer and the record of this one. (The
     token's first use also writes its last_used_at, at most once a minute: done beforehand.)"""
     _token, key = api_token_create(
         user=responder, name="t", lifetime=__import__("datetime").timedelta(days=1)
@@ -165,9 +171,10 @@ def test_a_create_with_a_token_reads_token_user_expiry_and_permissions_in_one_qu
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.post("/api/incidents/", NEW, format="json").status_code == 201
 
-    with assert_query_count(7, "a create with a token") as log:
+    writes = CREATE_WRITES[connection.vendor]
+    with assert_query_count(3 + writes, "a create with a token") as log:
         response = client.post("/api/incidents/", NEW, format="json")
-    with assert_query_count(9, "a create with a token and an Idempotency-Key"):
+    with assert_query_count(5 + writes, "a create with a token and an Idempotency-Key"):
         keyed = client.post("/api/incidents/", NEW, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
     assert response.status_code == keyed.status_code == 201
