@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -288,42 +289,37 @@ def incident_create(
     if external_reference is not None:
         _refuse_duplicate_reference(incident)
     created_data = {"fields": {name: change[1] for name, change in diff.items()}, **(audit_data or {})}
+    record_created = partial(
+        audit_append,
+        incident=incident,
+        actor=actor,
+        verb="created",
+        to_state=incident.state,
+        data=created_data,
+        first=True,
+    )
     with transaction.atomic(savepoint=external_reference is not None):
         connection = transaction.get_connection()
         subscribers = None
-        if connection.vendor == "postgresql":
+        together = connection.vendor == "postgresql"
+        if together:
             # The id first (with the webhook subscribers, one statement), so the first audit
             # event is sealed here and written with the incident in one more statement.
             incident.pk, subscribers = next_incident_id_with_subscribers(using=connection.alias)
-            event = audit_append(
-                incident=incident,
-                actor=actor,
-                verb="created",
-                to_state=incident.state,
-                data=created_data,
-                first=True,
-                write=False,
-            )
-            rows: list[tuple[Any, Any]] = [(incident, {"reference": _reference}), (event, None)]
-            if external_reference is None:
-                insert_together(rows, using=connection.alias)
-            else:
-                _insert_refusing_duplicate(incident, lambda: insert_together(rows, using=connection.alias))
-            _save_products(incident, fields)
+            rows: list[tuple[Any, Any]] = [
+                (incident, {"reference": _reference}),
+                (record_created(write=False), None),
+            ]
+            insert: Callable[[], None] = partial(insert_together, rows, using=connection.alias)
         else:
-            if external_reference is None:
-                _insert_incident(incident)
-            else:
-                _insert_refusing_duplicate(incident, lambda: _insert_incident(incident))
-            _save_products(incident, fields)
-            audit_append(
-                incident=incident,
-                actor=actor,
-                verb="created",
-                to_state=incident.state,
-                data=created_data,
-                first=True,
-            )
+            insert = partial(_insert_incident, incident)
+        if external_reference is None:
+            insert()
+        else:
+            _insert_refusing_duplicate(incident, insert)
+        _save_products(incident, fields)
+        if not together:
+            record_created()
         _announce_owner(incident, actor)
         webhook_event_raise(
             type=WebhookEventType.INCIDENT_CREATED,

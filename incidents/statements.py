@@ -243,21 +243,22 @@ def insert_together(
     INSERTs raise (``IntegrityError``)."""
     alias = using or DEFAULT_DB_ALIAS
     connection = connections[alias]
-    if connection.vendor != "postgresql" or any(
-        (instance.pk is None and index < len(instances) - 1) or not _insertable(instance)
-        for index, (instance, _derived) in enumerate(instances)
-    ):
+    statements = (
+        [
+            _insert_statement(instance, alias, derived, execute_fallback=False)
+            for instance, derived in instances
+        ]
+        if connection.vendor == "postgresql"
+        and all(instance.pk is not None for instance, _ in instances[:-1])
+        else [None]
+    )
+    if any(statement is None for statement in statements):
+        # Not one plain INSERT each (save receivers, a database default among the values, a
+        # derived value that needs the id), or not PostgreSQL: one insert_instance each.
         for instance, derived in instances:
             insert_instance(instance, using=alias, derived=derived)
         return
-    prepared_statements = []
-    for instance, derived in instances:
-        statement = _insert_statement(instance, alias, derived, execute_fallback=False)
-        if statement is None:  # a database default among the values: one save() each
-            for each, each_derived in instances:
-                insert_instance(each, using=alias, derived=each_derived)
-            return
-        prepared_statements.append(statement)
+    prepared_statements = [statement for statement in statements if statement is not None]
     *leading, (last_sql, last_returns, last_values) = prepared_statements
     parts = [f"w{index} AS ({sql})" for index, (sql, _returns, _values) in enumerate(leading, start=1)]
     sql = (f"WITH {', '.join(parts)} " if parts else "") + last_sql

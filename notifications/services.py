@@ -648,6 +648,23 @@ def customer_notice_languages(customer: Customer) -> list[str]:
     return sorted(counts, key=lambda code: (-counts[code], code))
 
 
+def _preview_affected(incident: Incident) -> AffectedCustomer | None:
+    """The affected customer a preview shows when none is named: the first of those who will
+    receive the notice (a drill's drill customers, never a real one)."""
+    return (
+        AffectedCustomer.objects.filter(incident=incident, customer__is_drill_customer=incident.is_drill)
+        .select_related("customer")
+        .first()
+    )
+
+
+def notice_preview_customer(incident: Incident) -> Customer | None:
+    """The customer ``notice_preview`` shows for ``incident`` when given none (``None``: no
+    affected customer, a placeholder is shown)."""
+    first = _preview_affected(incident)
+    return first.customer if first else None
+
+
 def notice_preview(*, notice: Notice, language: str, customer: Customer | None = None) -> RenderedMessage:
     """Render ``notice`` as ``customer`` would receive it, in ``language``.
 
@@ -660,12 +677,9 @@ def notice_preview(*, notice: Notice, language: str, customer: Customer | None =
     incident = Incident.objects.get(pk=notice.incident_id)
     content, withheld, changes, translations = _draft_state(notice)
     affected = AffectedCustomer.objects.filter(incident=incident).select_related("customer")
-    if customer is not None:
-        affected = affected.filter(customer=customer)
-    else:
-        # Shown as one of those who will receive it (a drill's drill customers, never a real one).
-        affected = affected.filter(customer__is_drill_customer=incident.is_drill)
-    first = affected.first()
+    first = (
+        affected.filter(customer=customer).first() if customer is not None else _preview_affected(incident)
+    )
     figures: dict[str, Any] | None = None
     previous_figures: dict[str, Any] | None = None
     if first is not None:

@@ -581,17 +581,6 @@ def _language_choice(request: HttpRequest, default: str = "en") -> tuple[str, st
 DELIVERIES_SHOWN = 200
 
 
-def _first_preview_customer(incident: Incident) -> Customer | None:
-    """The customer a preview shows when none is named (as ``services.notice_preview``
-    chooses it: the first affected customer of the incident's kind, drill or real)."""
-    first = (
-        AffectedCustomer.objects.filter(incident=incident, customer__is_drill_customer=incident.is_drill)
-        .select_related("customer")
-        .first()
-    )
-    return first.customer if first else None
-
-
 def _preview_customer(request: HttpRequest, incident: Incident) -> tuple[Customer | None, str | None]:
     """The affected customer named by ``?customer=`` (account reference) and an error for one
     that is not affected (then the first affected customer)."""
@@ -619,7 +608,7 @@ def _render_notice_page(
     bound = bound or {}
     user = request.user
     preview_customer, customer_error = _preview_customer(request, incident)
-    shown = preview_customer or _first_preview_customer(incident)
+    shown = preview_customer or services.notice_preview_customer(incident)
     # Without ?language=, the language the previewed customer's contacts receive.
     customer_languages = services.customer_notice_languages(shown) if shown else []
     language, language_error = _language_choice(
